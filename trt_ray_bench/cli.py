@@ -1,0 +1,152 @@
+"""``trb``: thin commands over the library. User mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import UserError
+
+
+def _cmd_run(a) -> int:
+    from .cluster import make_plan, run_plan
+    from .spec import load_spec
+
+    spec = load_spec(a.spec, a.set or [])
+    if a.output:
+        spec = spec.model_copy(update={"output": a.output})
+    plan = make_plan(spec, address=a.address, export=not a.dry_run)
+    print(plan.describe())
+    if a.dry_run:
+        print("dry run: nothing measured, nothing written")
+        return 0
+    out = run_plan(plan)
+    runs = out["tables"]["runs"]
+    bad = runs[runs["status"] != "ok"]
+    from .results import alone_vs_together, render
+
+    if set(runs["phase"]) == {"alone", "together"}:
+        print(render(alone_vs_together(runs)))
+    else:
+        cols = ["model", "phase", "repeat", "status", "n", "mean_ms", "p50_ms", "p99_ms", "fps"]
+        print(render(runs[cols]))
+    for _, r in runs.iterrows():
+        for w in r["warnings"]:
+            print(f"warning  {r['model']} {r['phase']} r{r['repeat']}: {w}")
+    if len(bad):
+        for _, r in bad.iterrows():
+            print(f"FAILED   {r['model']} {r['phase']} r{r['repeat']}: {r['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_compare(a) -> int:
+    from .results import alone_vs_together, load, render
+
+    res = load(a.dir, samples=False, telemetry=False)
+    if a.run:
+        if a.run not in res.run_ids:
+            raise UserError("--run", f"{a.run!r} not found under {a.dir} (have {', '.join(res.run_ids)})")
+        res = res.only(a.run)
+    elif not a.all:
+        res = res.latest()
+    if a.format == "md":
+        print(f"runs: {', '.join(res.run_ids)}   latency: host ms per batch; Δ = together vs alone\n")
+    print(render(alone_vs_together(res.runs), a.format))
+    return 0
+
+
+def _cmd_models_make(a) -> int:
+    from .models import export_onnx, yaml_name
+    from .spec import DEFAULT_IMGSZ, split_arch
+
+    arch, task_in_arch = split_arch(a.arch)
+    from .spec._model import _task
+
+    try:
+        task = _task(a.task) or task_in_arch
+    except ValueError as exc:
+        raise UserError("--task", str(exc)) from None
+    if task is None:
+        raise UserError("--task", "needed (classify, detect, pose, segment, obb)")
+    imgsz = a.imgsz or DEFAULT_IMGSZ[task]
+    path, cached = export_onnx(yaml_name(arch, task), task, (imgsz, imgsz), a.batch,
+                               out=Path(a.out) if a.out else None)
+    print(f"{path}  ({'cached' if cached else 'exported'}; random weights: built from {yaml_name(arch, task)})")
+    return 0
+
+
+def _cmd_doctor(a) -> int:
+    from .control import collect_provenance
+    from .engines import backend_versions
+
+    p = collect_provenance()
+    print(f"platform     {p['platform']}{'  ' + p['board'] if p['board'] else ''}")
+    print(f"host         {p['host']}  {p['os']}  {p['machine']}")
+    print(f"cpu          {p['cpu_model']}  x{p['cpu_count']}")
+    print(f"python       {p['python_version']}")
+    print(f"ray          {p['ray_version'] or 'MISSING (pip install ray)'}")
+    for name, v in backend_versions().items():
+        print(f"{name:<12} {v}")
+    try:
+        import onnxruntime as ort
+
+        print(f"ort providers {', '.join(ort.get_available_providers())}")
+    except ImportError:
+        print("onnxruntime  MISSING: the default backend needs it (pip install onnxruntime)")
+    if p["platform"] == "cpu":
+        print("gpu          none found: ONNX Runtime on CPU is what runs here")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="trb", description="Inference latency, alone and together, measured honestly.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run an experiment spec")
+    r.add_argument("spec", help="experiment YAML")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. timing.iterations=50")
+    r.add_argument("--dry-run", action="store_true", help="validate and print the plan; measure nothing")
+    r.add_argument("--address", help="join this Ray cluster (default: start a local one)")
+    r.add_argument("--output", help="results root (overrides the spec's output)")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("compare", help="alone vs together table of a results folder")
+    c.add_argument("dir")
+    c.add_argument("--format", choices=("md", "csv"), default="md")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--run", help="this run id (default: the latest)")
+    g.add_argument("--all", action="store_true", help="average over every run found")
+    c.set_defaults(func=_cmd_compare)
+
+    m = sub.add_parser("models", help="model files")
+    msub = m.add_subparsers(dest="models_cmd", required=True)
+    mk = msub.add_parser("make", help="build a YOLO model from Ultralytics' yaml and export ONNX (random weights)")
+    mk.add_argument("--arch", required=True, help="e.g. yolov8n, yolo11s")
+    mk.add_argument("--task", help="classify|detect|pose|segment|obb (or cls, seg)")
+    mk.add_argument("--imgsz", type=int, help="input size (default: the task's usual one)")
+    mk.add_argument("--batch", type=int, default=1)
+    mk.add_argument("--out", help="folder (default: the cache)")
+    mk.set_defaults(func=_cmd_models_make)
+
+    d = sub.add_parser("doctor", help="what this machine offers")
+    d.set_defaults(func=_cmd_doctor)
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"trb: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The three Ray actors of one experiment on one node. They hold state and expose a few
+coarse methods; the orchestration is in ``node_run`` on the driver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import ray
+
+from ..timing import LoopPlan, run_loop
+
+NAMESPACE = "trb"
+
+
+@ray.remote(num_cpus=0, max_concurrency=2)
+class ModelActor:
+    """One model: loads its engine once, then times it per phase. Threaded (2) so that
+    ``stop`` reaches it while ``run_phase`` is looping."""
+
+    def __init__(self, model, input_spec: dict):
+        self.model = model
+        self.input_spec = input_spec
+        self.runner = None
+        self._stop = threading.Event()
+
+    def load(self) -> dict:
+        from ..engines import load_runner, make_inputs
+
+        t0 = time.perf_counter()
+        m = self.model
+        self.runner = load_runner(m)
+        self.runner.prepare(make_inputs(
+            self.input_spec["kind"], m.hw, m.batch, m.task, seed=self.input_spec.get("seed", 0),
+            path=self.input_spec.get("path"), limit=self.input_spec.get("limit"), dtype=m.input_dtype,
+        ))
+        info = dict(self.runner.describe())
+        info.update(pid=os.getpid(), load_s=time.perf_counter() - t0, n_inputs=self.runner.n_inputs)
+        return info
+
+    def run_phase(self, plan: LoopPlan, coordinator=None, fill: bool = False,
+                  fill_timeout_s: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """Warm up, (together: wait at the coordinator's barrier), time; return raw samples.
+        With ``fill`` the model keeps running after its count until the coordinator stops it."""
+        self._stop.clear()
+        name = self.model.name
+        release = None
+        on_target = None
+        stop = None
+        if coordinator is not None:
+            def release() -> int:
+                return ray.get(coordinator.arrive.remote(name))
+
+            def on_target() -> None:
+                coordinator.reached.remote(name)  # fire and forget: not inside a timed span
+
+            stop = self._stop if fill else None
+        s = run_loop(self.runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s)
+        out = {
+            "t_start_ns": np.asarray(s.t_start_ns, dtype=np.int64),
+            "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
+            "enqueue_ns": np.asarray(s.enqueue_ns, dtype=np.int64),
+            "warmup": np.asarray(s.warmup, dtype=bool),
+            "released_ns": s.released_ns,
+            "n_target": s.n_target,
+        }
+        if s.gpu_ms is not None:
+            out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
+
+@ray.remote(num_cpus=0)
+class Coordinator:
+    """Barrier of a together run: when every expected model has arrived it picks one
+    start instant, ``lead_s`` after the last arrival, on this node's monotonic clock
+    (``perf_counter_ns``), which the models sleep then spin until. Also stops the fill
+    once every model has done its own count. Models that die are withdrawn by the driver."""
+
+    def __init__(self, expected: List[str], lead_s: float, timeout_s: float):
+        self.expected = set(expected)
+        self.lead_ns = int(lead_s * 1e9)
+        self.timeout_s = timeout_s
+        self.arrived: Dict[str, int] = {}
+        self.reached_set: set = set()
+        self.actors: Dict[str, object] = {}
+        self.start_ns: Optional[int] = None
+        self._released = asyncio.Event()
+        self._stopped = False
+
+    def set_actors(self, actors: Dict[str, object]) -> None:
+        self.actors = dict(actors)
+
+    def _check(self) -> None:
+        if self.start_ns is None and self.expected and self.expected <= set(self.arrived):
+            self.start_ns = time.perf_counter_ns() + self.lead_ns
+            self._released.set()
+        if not self._stopped and self.expected and self.expected <= self.reached_set:
+            self._stopped = True
+            for name, actor in self.actors.items():
+                actor.stop.remote()
+
+    async def arrive(self, name: str) -> int:
+        self.arrived[name] = time.perf_counter_ns()
+        self._check()
+        try:
+            await asyncio.wait_for(self._released.wait(), self.timeout_s)
+        except asyncio.TimeoutError:
+            missing = sorted(self.expected - set(self.arrived))
+            raise TimeoutError(
+                f"barrier: {', '.join(missing)} did not arrive within {self.timeout_s:g} s "
+                "(timing.barrier_timeout_s)"
+            ) from None
+        return self.start_ns
+
+    def reached(self, name: str) -> None:
+        self.reached_set.add(name)
+        self._check()
+
+    def withdraw(self, name: str) -> None:
+        self.expected.discard(name)
+        self.actors.pop(name, None)
+        self._check()
+
+    def state(self) -> dict:
+        return {"start_ns": self.start_ns, "arrived": dict(self.arrived), "reached": sorted(self.reached_set)}
+
+
+@ray.remote(num_cpus=0)
+class Monitor:
+    """Telemetry of the node, sampled in a thread, on the same clock as the samples."""
+
+    def __init__(self, interval_s: float, host: bool = True):
+        from ..telemetry import Collector, HostSampler
+
+        samplers = [HostSampler()] if host else []
+        self.collector = Collector(samplers, interval_s)
+
+    def provenance(self) -> dict:
+        from ..control import collect_provenance
+
+        p = collect_provenance()
+        p["node_id"] = ray.get_runtime_context().get_node_id()
+        return p
+
+    def start(self) -> int:
+        self.collector.start()
+        return time.perf_counter_ns()
+
+    def stop(self) -> dict:
+        rows = self.collector.stop()
+        return {"rows": rows, "errors": list(self.collector.errors)}

@@ -1,0 +1,120 @@
+"""The plan of one experiment: what runs where, in what order, written where.
+Preflight checks live here too: everything that can be refused is refused before Ray
+starts or a single inference is timed."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from ..engines import check_model
+from ..engines._inputs import list_images
+from ..errors import UserError
+from ..models import ResolvedModel, resolve_model
+from ..results import check_writable
+from ..spec import ExperimentSpec, spec_to_yaml
+
+
+@dataclass(frozen=True)
+class Phase:
+    repeat: int
+    phase: str  # alone | together
+    models: Tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    spec: ExperimentSpec
+    run_id: str
+    run_dir: Path
+    models: List[ResolvedModel]
+    phases: List[Phase]
+    spec_yaml: str
+    spec_sha256: str
+    address: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        s = self.spec
+        t = s.timing
+        count = f"{t.iterations} iterations" if t.iterations else f"{t.duration_s:g} s"
+        lines = [
+            f"experiment  {s.name}  (run {self.run_id})",
+            f"ray         {self.address or 'local (started for this run, this machine)'}",
+            f"node        the driver's node{'' if self.address else ' (local)'}",
+            f"timing      warm-up {t.warmup} it{f' + {t.warmup_s:g} s' if t.warmup_s else ''}, {count}, "
+            f"gap {t.gap_s:g} s, sync {t.sync}" + (", together fills until all finish" if t.fill and t.iterations else ""),
+            f"input       {s.input.kind}" + (f" from {s.input.path}" if s.input.path else f" (seed {s.input.seed})"),
+            "models",
+        ]
+        for m in self.models:
+            src = m.onnx_path or f"{m.source} -> ONNX (exported on first use, cached)"
+            lines.append(
+                f"  {m.name:<16} {m.task or '?':<8} {m.backend:<12} {m.hw[0]}x{m.hw[1]} b{m.batch}  "
+                f"weights {m.weights:<7} {src}"
+            )
+        lines.append("phases")
+        for p in self.phases:
+            lines.append(f"  repeat {p.repeat}  {p.phase:<8}  {', '.join(p.models)}")
+        lines.append(f"output      {self.run_dir}")
+        lines.extend(f"note        {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def new_run_id() -> str:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def phases_of(spec: ExperimentSpec, names: List[str]) -> List[Phase]:
+    out = []
+    for r in range(spec.repeats):
+        for ph in spec.phases:
+            if ph == "alone":
+                out.extend(Phase(r, "alone", (n,)) for n in names)
+            else:
+                out.append(Phase(r, "together", tuple(names)))
+    return out
+
+
+def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool = True) -> Plan:
+    """Validate everything about ``spec`` that can be checked here; export models if
+    ``export`` (a dry run does not). Raises ``UserError`` before anything is measured."""
+    out_root = Path(spec.output) / spec.name
+    check_writable(out_root, "output")
+    if spec.input.kind == "images":
+        files = list_images(spec.input.path, spec.input.limit)
+        _verify_images(files)
+    models = []
+    for i, m in enumerate(spec.models):
+        r = resolve_model(m, f"models[{i}]", export=export)
+        if r.onnx_path:
+            check_model(r)
+        models.append(r)
+    yaml_text = spec_to_yaml(spec)
+    run_id = new_run_id()
+    plan = Plan(
+        spec=spec, run_id=run_id, run_dir=out_root / run_id, models=models,
+        phases=phases_of(spec, [m.name for m in models]), spec_yaml=yaml_text,
+        spec_sha256=hashlib.sha256(yaml_text.encode()).hexdigest(), address=address,
+    )
+    random = [m.name for m in models if m.weights == "random"]
+    if random:
+        plan.notes.append(f"random weights (built from Ultralytics yaml): {', '.join(random)}; "
+                          "latency is representative, predictions are not")
+    return plan
+
+
+def _verify_images(files) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise UserError(str(f), f"cannot decode the image ({exc.__class__.__name__})") from None

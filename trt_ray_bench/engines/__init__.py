@@ -1,0 +1,47 @@
+"""Backends behind one seam: each module has a loader (``load(model) -> runner``).
+
+A runner satisfies ``trt_ray_bench.timing.Runner``: ``prepare(inputs)``, ``infer(i)``,
+``synchronize(how)``, ``gpu_times_ms()``, ``describe()`` and ``close()``. Adding a backend
+means adding one module here and its name to ``spec.BACKENDS``; nothing else changes.
+Heavy dependencies are imported inside the module that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..spec import BACKENDS
+from ._inputs import load_images, make_inputs
+
+_MODULES = {"onnxruntime": ".onnxruntime"}
+assert set(_MODULES) == set(BACKENDS), "spec.BACKENDS and engines._MODULES disagree"
+
+
+def _module(backend: str):
+    return importlib.import_module(_MODULES[backend], __name__)
+
+
+def check_model(model) -> None:
+    """Validate backend options of a ``models.ResolvedModel`` before anything runs."""
+    _module(model.backend).check(model)
+
+
+def load_runner(model, **kwargs):
+    """Build the runner for a ``models.ResolvedModel`` (in the process that will time it)."""
+    return _module(model.backend).load(model, **kwargs)
+
+
+def backend_versions() -> dict:
+    """Versions of the backends' libraries, read without importing them."""
+    from importlib import metadata
+
+    out = {}
+    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "torch", "ultralytics"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+__all__ = ["check_model", "load_runner", "make_inputs", "load_images", "backend_versions"]

@@ -1,0 +1,82 @@
+"""ONNX Runtime backend: CPU by default, the CUDA execution provider when it is present
+(``options.providers`` chooses explicitly). Options: ``providers``, ``threads``
+(intra-op threads; default ONNX Runtime's), ``graph_optimization`` (all | extended |
+basic | disable)."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+_OPT_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
+_KNOWN = {"providers", "threads", "graph_optimization"}
+
+
+class OnnxRuntimeRunner:
+    """``session.run`` is synchronous, also on the CUDA provider (outputs return to the
+    host), so host time is the latency and there is no separate GPU timer."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, model, providers: Optional[List[str]] = None, threads: Optional[int] = None,
+                 graph_optimization: str = "all"):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise UserError(f"models.{model.name}.options.providers",
+                            f"{', '.join(missing)} not available here (have {', '.join(available)})")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[graph_optimization])
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        self._sess = ort.InferenceSession(model.onnx_path, opts, providers=providers)
+        self._input = model.input_name
+        self.providers = self._sess.get_providers()
+        self._feeds: List[dict] = []
+        self.n_inputs = 0
+
+    def prepare(self, inputs: Sequence[np.ndarray]) -> None:
+        self._feeds = [{self._input: x} for x in inputs]
+        self.n_inputs = len(self._feeds)
+
+    def infer(self, index: int) -> None:
+        self._sess.run(None, self._feeds[index])
+
+    def synchronize(self, how: str) -> None:
+        pass  # run() has returned with the outputs on the host
+
+    def gpu_times_ms(self):
+        return None
+
+    def describe(self) -> dict:
+        return {"providers": ",".join(self.providers), "device": "gpu" if "CUDAExecutionProvider" in self.providers else "cpu"}
+
+    def close(self) -> None:
+        self._sess = None
+
+
+def check(model) -> None:
+    """Refuse bad options before anything runs (called by the driver's preflight)."""
+    unknown = set(model.options) - _KNOWN
+    if unknown:
+        raise UserError(f"models.{model.name}.options", f"unknown onnxruntime option(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
+    go = model.options.get("graph_optimization", "all")
+    if go not in _OPT_LEVELS:
+        raise UserError(f"models.{model.name}.options.graph_optimization", f"{go!r}, expected one of {list(_OPT_LEVELS)}")
+    threads = model.options.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UserError(f"models.{model.name}.options.threads", f"{threads!r}, expected a positive integer")
+
+
+def load(model, **_):
+    check(model)
+    go = model.options.get("graph_optimization", "all")
+    return OnnxRuntimeRunner(model, model.options.get("providers"), model.options.get("threads"), go)

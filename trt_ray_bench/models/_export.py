@@ -1,0 +1,107 @@
+"""ONNX export through Ultralytics, offline, cached by what determines the file.
+
+Models built from a yaml have random weights: they time exactly like trained ones
+(same graph, same shapes) but predict nothing useful. The exported file carries that
+fact in its ONNX metadata (``trb_weights``) so that it is reported wherever it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+from ..errors import UserError, lazy_import
+from ..spec import TASK_SUFFIX
+
+WEIGHTS_KEY = "trb_weights"
+
+
+def cache_dir() -> Path:
+    """``$TRB_CACHE_DIR`` or ``~/.cache/trt_ray_bench``."""
+    root = os.environ.get("TRB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "trt_ray_bench")
+    return Path(root)
+
+
+def yaml_name(arch: str, task: str) -> str:
+    """``yolov8n`` + ``segment`` -> ``yolov8n-seg.yaml`` (a yaml Ultralytics ships)."""
+    return f"{arch}{TASK_SUFFIX[task]}.yaml"
+
+
+@contextlib.contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    # Ultralytics writes an export from a yaml next to the current directory.
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _source_key(source: str) -> str:
+    p = Path(source)
+    if p.is_file():
+        return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    return source  # a yaml name that Ultralytics resolves from its own package
+
+
+def export_onnx(
+    source: str,
+    task: Optional[str],
+    hw: Tuple[int, int],
+    batch: int = 1,
+    out: Optional[Path] = None,
+    name: Optional[str] = None,
+) -> Tuple[Path, bool]:
+    """Export ``source`` (yaml name/file or ``.pt``) to ONNX; returns (path, cached).
+
+    Cached in ``cache_dir()/models`` by source content, task, size, batch and
+    Ultralytics version, so a spec re-run exports nothing.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # never reach for the hub
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    ul = lazy_import("ultralytics", "ultralytics", "exporting a model from a yaml or .pt")
+    version = getattr(ul, "__version__", "unknown")
+    key = hashlib.sha256(
+        f"{_source_key(source)}|{task}|{hw}|{batch}|{version}".encode()
+    ).hexdigest()[:12]
+    stem = name or Path(source).stem
+    target = (Path(out) if out else cache_dir() / "models") / f"{stem}-{hw[0]}x{hw[1]}-b{batch}-{key}.onnx"
+    if target.is_file():
+        return target, True
+    random_weights = not source.endswith(".pt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = str(Path(source).resolve()) if Path(source).is_file() else source
+    with tempfile.TemporaryDirectory(prefix="trb-export-") as tmp:
+        with _chdir(Path(tmp)):
+            try:
+                model = ul.YOLO(src, task=task)
+                if task and model.task != task:
+                    raise UserError(source, f"is a {model.task} model, not {task}")
+                exported = model.export(format="onnx", imgsz=list(hw), batch=batch, verbose=False)
+            except UserError:
+                raise
+            except FileNotFoundError as exc:
+                raise UserError(source, f"Ultralytics cannot find it ({exc})") from None
+            except Exception as exc:  # Ultralytics raises many kinds for a bad yaml/pt
+                raise UserError(source, f"Ultralytics could not build/export it: {exc}".splitlines()[0]) from None
+        exported = Path(tmp) / exported if not Path(exported).is_absolute() else Path(exported)
+        _stamp(exported, {WEIGHTS_KEY: "random" if random_weights else "file", "trb_source": source})
+        partial = target.with_suffix(".part")
+        shutil.move(str(exported), partial)
+        os.replace(partial, target)
+    return target, False
+
+
+def _stamp(path: Path, props: dict) -> None:
+    onnx = lazy_import("onnx", "ultralytics", "stamping exported models")
+    m = onnx.load(str(path))
+    for k, v in props.items():
+        entry = next((p for p in m.metadata_props if p.key == k), None) or m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(m, str(path))

@@ -1,0 +1,145 @@
+"""A model spec resolved to an ONNX file whose inputs are known and checked."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import UserError
+from ..spec import DEFAULT_IMGSZ, ModelSpec, TASKS
+from ._export import WEIGHTS_KEY, export_onnx, yaml_name
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Everything a worker needs to run the model, and everything a result records about it."""
+
+    name: str
+    task: Optional[str]
+    onnx_path: str
+    sha256: str
+    weights: str  # random | file | unknown
+    source: str
+    hw: Tuple[int, int]
+    batch: int
+    backend: str
+    options: Dict = field(default_factory=dict)
+    input_name: str = "images"
+    input_dtype: str = "float32"
+    input_shape: Tuple[int, ...] = ()
+    exported: bool = False
+
+
+def inspect_onnx(path: Path, where: str) -> dict:
+    """Inputs and metadata of an ONNX file, read with ONNX Runtime; clear error if it is not one."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise UserError(where, f"{path}: no such file")
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(where, f"{path} is not a model ONNX Runtime can load ({first[:200]})") from None
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise UserError(where, f"{path} has {len(inputs)} inputs; one image input is expected")
+    meta = sess.get_modelmeta().custom_metadata_map
+    i = inputs[0]
+    return {"input_name": i.name, "input_shape": list(i.shape), "input_type": i.type, "meta": dict(meta)}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_shape(shape: List, batch: int, hw: Tuple[int, int], where: str, path: Path) -> None:
+    """The model's declared input (N, 3, H, W), symbolic dims accepting anything."""
+    if len(shape) != 4:
+        raise UserError(where, f"{path} takes input of shape {shape}; an image batch (N, C, H, W) is expected")
+    want = [batch, None, hw[0], hw[1]]
+    for dim, (have, need) in enumerate(zip(shape, want)):
+        if need is not None and isinstance(have, int) and have > 0 and have != need:
+            field_name = "batch" if dim == 0 else "imgsz"
+            got = "x".join(str(d) for d in shape)
+            raise UserError(
+                f"{where}.{field_name}",
+                f"the model takes input {got}, not batch {batch} at {hw[0]}x{hw[1]}",
+            )
+
+
+def _meta_imgsz(meta: dict) -> Optional[Tuple[int, int]]:
+    try:
+        v = ast.literal_eval(meta.get("imgsz", ""))
+        return (int(v[0]), int(v[1]))
+    except Exception:
+        return None
+
+
+def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedModel:
+    """Find or export the ONNX file of ``m`` and check its input against the spec.
+
+    With ``export=False`` (dry run) a model that would need exporting is not built;
+    its planned export is described instead, with ``onnx_path`` empty.
+    """
+    if m.arch is not None or not m.path.lower().endswith(".onnx"):
+        source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
+        if m.path is not None and not Path(m.path).is_file():
+            raise UserError(f"{where}.path", f"{m.path}: no such file")
+        task = m.task
+        hw = m.hw or (DEFAULT_IMGSZ[task],) * 2 if task else m.hw
+        if hw is None:
+            hw = (640, 640)
+        if not export:
+            return ResolvedModel(m.name, task, "", "", "random" if m.arch or m.path.endswith((".yaml", ".yml")) else "file",
+                                 source, tuple(hw), m.batch, m.backend, dict(m.options))
+        try:
+            path, cached = export_onnx(source, task, tuple(hw), m.batch, name=m.name)
+        except UserError as exc:
+            raise UserError(f"{where}", exc.args[0]) from None
+        exported = not cached
+    else:
+        path, exported, source = Path(m.path), False, m.path
+    info = inspect_onnx(Path(path), f"{where}.path")
+    meta = info["meta"]
+    task = m.task or (meta.get("task") if meta.get("task") in TASKS else None)
+    if m.task and meta.get("task") in TASKS and meta["task"] != m.task:
+        raise UserError(f"{where}.task", f"{path} is a {meta['task']} model (its metadata says so), not {m.task}")
+    shape = info["input_shape"]
+    hw = m.hw or _meta_imgsz(meta)
+    if hw is None:
+        if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
+            hw = (shape[2], shape[3])
+        else:
+            raise UserError(f"{where}.imgsz", f"{path} has a dynamic input size; give imgsz")
+    _check_shape(shape, m.batch, tuple(hw), where, Path(path))
+    dtype = _ORT_DTYPES.get(info["input_type"])
+    if dtype is None:
+        raise UserError(f"{where}.path", f"{path} takes {info['input_type']}; float32/float16/uint8 images expected")
+    return ResolvedModel(
+        name=m.name,
+        task=task,
+        onnx_path=str(Path(path).resolve()),
+        sha256=_sha256(Path(path)),
+        weights=meta.get(WEIGHTS_KEY, "unknown"),
+        source=source,
+        hw=(int(hw[0]), int(hw[1])),
+        batch=m.batch,
+        backend=m.backend,
+        options=dict(m.options),
+        input_name=info["input_name"],
+        input_dtype=dtype,
+        input_shape=tuple(d if isinstance(d, int) else -1 for d in shape),
+        exported=exported,
+    )

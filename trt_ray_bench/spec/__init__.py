@@ -1,0 +1,32 @@
+"""Experiment specs: YAML loading, validation, overrides. Every user-facing spec error."""
+
+from ._load import apply_overrides, load_spec, spec_from_dict, spec_to_yaml
+from ._model import (
+    BACKENDS,
+    DEFAULT_IMGSZ,
+    TASK_SUFFIX,
+    TASKS,
+    ExperimentSpec,
+    InputSpec,
+    ModelSpec,
+    TelemetrySpec,
+    TimingSpec,
+    split_arch,
+)
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_IMGSZ",
+    "TASK_SUFFIX",
+    "TASKS",
+    "ExperimentSpec",
+    "InputSpec",
+    "ModelSpec",
+    "TelemetrySpec",
+    "TimingSpec",
+    "apply_overrides",
+    "load_spec",
+    "spec_from_dict",
+    "spec_to_yaml",
+    "split_arch",
+]

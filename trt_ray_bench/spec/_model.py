@@ -1,0 +1,190 @@
+"""The experiment spec: typed, validated values. Every field a user can write is here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Ultralytics task names, with the short names the users write.
+TASKS = ("classify", "detect", "pose", "segment", "obb")
+TASK_ALIASES = {"cls": "classify", "seg": "segment", "det": "detect"}
+#: Ultralytics yaml suffix of each task: yolov8n-cls.yaml, yolov8n.yaml, ...
+TASK_SUFFIX = {"classify": "-cls", "detect": "", "pose": "-pose", "segment": "-seg", "obb": "-obb"}
+#: The input size each task is usually trained and run at.
+DEFAULT_IMGSZ = {"classify": 224, "detect": 640, "pose": 640, "segment": 640, "obb": 1024}
+#: Backends with an engine in ``trt_ray_bench.engines`` (one module each).
+BACKENDS = ("onnxruntime",)
+MODEL_SUFFIXES = (".onnx", ".pt", ".yaml", ".yml")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _task(v: Optional[str]) -> Optional[str]:
+    if v is None:
+        return None
+    v = TASK_ALIASES.get(str(v).lower(), str(v).lower())
+    if v not in TASKS:
+        raise ValueError(f"unknown task {v!r}, expected one of {', '.join(TASKS)} (or cls, seg)")
+    return v
+
+
+class ModelSpec(_Strict):
+    """One model: where it comes from, how it is run."""
+
+    name: Optional[str] = None
+    path: Optional[str] = Field(None, description=".onnx, Ultralytics .pt or model .yaml")
+    arch: Optional[str] = Field(None, description="Ultralytics architecture, e.g. yolov8n")
+    task: Optional[str] = None
+    imgsz: Optional[Union[int, Tuple[int, int]]] = None
+    batch: int = Field(1, ge=1)
+    backend: str = "onnxruntime"
+    options: Dict[str, Any] = Field(default_factory=dict, description="backend options")
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _t(cls, v):
+        return _task(v)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v):
+        if v not in BACKENDS:
+            raise ValueError(f"unknown backend {v!r}, expected one of {', '.join(BACKENDS)}")
+        return v
+
+    @field_validator("imgsz")
+    @classmethod
+    def _imgsz(cls, v):
+        if v is None:
+            return v
+        dims = (v, v) if isinstance(v, int) else tuple(v)
+        if any(d < 8 for d in dims):
+            raise ValueError("must be at least 8 pixels")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self):
+        if (self.path is None) == (self.arch is None):
+            raise ValueError("give exactly one of 'path' (a model file) and 'arch' (e.g. yolov8n)")
+        if self.path is not None and not self.path.lower().endswith(MODEL_SUFFIXES):
+            raise ValueError(f"path {self.path!r}: expected a file ending in {', '.join(MODEL_SUFFIXES)}")
+        if self.arch is not None:
+            arch, task = split_arch(self.arch)
+            if task and self.task and task != self.task:
+                raise ValueError(f"arch {self.arch!r} is a {task} model but task is {self.task!r}")
+            if not (task or self.task):
+                raise ValueError(f"arch {self.arch!r} needs a task ({', '.join(TASKS)})")
+            object.__setattr__(self, "arch", arch)
+            object.__setattr__(self, "task", self.task or task)
+        if self.name is not None and not _NAME.match(self.name):
+            raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_', '-'")
+        if self.name is None:
+            object.__setattr__(self, "name", self.default_name())
+        return self
+
+    def default_name(self) -> str:
+        if self.arch is not None:
+            return self.arch + TASK_SUFFIX[self.task]
+        return Path(self.path).stem
+
+    @property
+    def hw(self) -> Optional[Tuple[int, int]]:
+        if self.imgsz is None:
+            return None
+        return (self.imgsz, self.imgsz) if isinstance(self.imgsz, int) else tuple(self.imgsz)
+
+
+def split_arch(arch: str) -> Tuple[str, Optional[str]]:
+    """``yolov8n-seg`` -> (``yolov8n``, ``segment``); ``yolov8n`` -> (``yolov8n``, None)."""
+    a = arch.strip()
+    if a.endswith((".yaml", ".yml", ".pt")):
+        raise ValueError(f"arch {arch!r} is a file: use 'path' for files")
+    for task, suffix in TASK_SUFFIX.items():
+        if suffix and a.endswith(suffix):
+            return a[: -len(suffix)], task
+    return a, None
+
+
+class TimingSpec(_Strict):
+    """The measurement loop (see ``trt_ray_bench.timing.run_loop``)."""
+
+    warmup: int = Field(10, ge=0, description="warm-up iterations before every phase")
+    warmup_s: float = Field(0.0, ge=0, description="and/or warm up for at least this long")
+    iterations: Optional[int] = Field(None, gt=0)
+    duration_s: Optional[float] = Field(None, gt=0)
+    gap_s: float = Field(0.0, ge=0, description="sleep between inferences (changes GPU clocks)")
+    sync: Literal["device", "stream", "none"] = "device"
+    fill: bool = Field(True, description="together: keep every model running until all reached their count")
+    start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
+    barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
+    fill_timeout_s: float = Field(600.0, gt=0, description="together: longest a model keeps filling for the others")
+
+    @model_validator(mode="after")
+    def _count(self):
+        if self.iterations is not None and self.duration_s is not None:
+            raise ValueError("give iterations or duration_s, not both")
+        if self.iterations is None and self.duration_s is None:
+            object.__setattr__(self, "iterations", 100)
+        return self
+
+
+class InputSpec(_Strict):
+    """What is fed to the models: one fixed random tensor, or real images from a folder."""
+
+    kind: Literal["dummy", "images"] = "dummy"
+    seed: int = 0
+    path: Optional[str] = None
+    limit: Optional[int] = Field(None, gt=0, description="use at most this many images")
+
+    @model_validator(mode="after")
+    def _path(self):
+        if self.kind == "images" and not self.path:
+            raise ValueError("kind 'images' needs 'path', a folder of images")
+        if self.kind == "dummy" and self.path:
+            raise ValueError("'path' is only for kind 'images'")
+        return self
+
+
+class TelemetrySpec(_Strict):
+    host: bool = Field(True, description="CPU and memory of the node via psutil")
+    interval_s: float = Field(0.1, ge=0.001, le=60)
+
+
+class ExperimentSpec(_Strict):
+    """A whole experiment: models, how they are scheduled and timed, where results go."""
+
+    name: str
+    description: str = ""
+    models: List[ModelSpec] = Field(min_length=1)
+    schedule: Literal["alone", "together", "both"] = "both"
+    repeats: int = Field(1, ge=1)
+    timing: TimingSpec = Field(default_factory=TimingSpec)
+    input: InputSpec = Field(default_factory=InputSpec)
+    telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
+    output: str = "results"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r}: use letters, digits, '.', '_', '-' (it names a folder)")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self):
+        seen = set()
+        for i, m in enumerate(self.models):
+            if m.name in seen:
+                raise ValueError(f"models[{i}].name {m.name!r} is used twice; give each model a unique name")
+            seen.add(m.name)
+        return self
+
+    @property
+    def phases(self) -> Tuple[str, ...]:
+        return ("alone", "together") if self.schedule == "both" else (self.schedule,)

@@ -1,0 +1,37 @@
+"""Host telemetry through psutil: CPU utilization (total and per core), CPU frequency,
+memory. Metric names match the Jetson sampler's where they mean the same thing."""
+
+from __future__ import annotations
+
+from typing import Iterable, List
+
+import psutil
+
+from ._collect import Reading
+
+
+class HostSampler:
+    source = "host"
+
+    def __init__(self):
+        psutil.cpu_percent(percpu=True)  # the first call only starts the interval
+        self._has_freq = True
+
+    def read(self) -> Iterable[Reading]:
+        out: List[Reading] = []
+        per = psutil.cpu_percent(percpu=True)
+        out.append(("cpu_util_pct", sum(per) / max(1, len(per)), "%"))
+        out.extend((f"cpu{i}_util_pct", v, "%") for i, v in enumerate(per))
+        if self._has_freq:
+            try:
+                f = psutil.cpu_freq()
+            except Exception:
+                f = None
+            if f is None or not f.current:
+                self._has_freq = False
+            else:
+                out.append(("cpu_freq_mhz", f.current, "MHz"))
+        vm = psutil.virtual_memory()
+        out.append(("ram_used_mb", (vm.total - vm.available) / 2**20, "MB"))
+        out.append(("ram_total_mb", vm.total / 2**20, "MB"))
+        return out

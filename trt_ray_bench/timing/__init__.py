@@ -1,0 +1,17 @@
+"""The measurement loop and its statistics: plain functions, no Ray, no GPU imports."""
+
+from ._loop import LoopPlan, Runner, Samples, run_loop, wait_until
+from ._stats import Stats, summarize, stability_warnings
+from ._window import common_window
+
+__all__ = [
+    "LoopPlan",
+    "Runner",
+    "Samples",
+    "run_loop",
+    "wait_until",
+    "Stats",
+    "summarize",
+    "stability_warnings",
+    "common_window",
+]

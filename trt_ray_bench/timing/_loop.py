@@ -1,0 +1,180 @@
+"""The timed loop: one function over a runner, with nothing else inside it.
+
+Clock: ``time.perf_counter_ns`` is CLOCK_MONOTONIC on Linux, the same clock in every
+process of a node, so sample times, the coordinator's start instant and telemetry
+timestamps can be compared directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+try:  # Protocol is 3.8+
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    Protocol = object  # type: ignore
+
+SYNC_MODES = ("device", "stream", "none")
+
+
+class Runner(Protocol):
+    """What the loop needs from an engine (see ``trt_ray_bench.engines``)."""
+
+    n_inputs: int
+
+    def infer(self, index: int) -> None:
+        """Launch one inference on prepared input ``index``; may return before it finishes."""
+
+    def synchronize(self, how: str) -> None:
+        """Wait for the launched work: ``device`` (whole device), ``stream``, or ``none``."""
+
+    def gpu_times_ms(self) -> Optional[Sequence[float]]:
+        """GPU times of the ``infer`` calls since the last call, in order, and forget them;
+        ``None`` if the runner has no GPU timer. Read after the loop, so that an
+        unsynchronised loop (``sync: none``) is not synchronised by reading its timer."""
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How one model is timed. ``iterations`` xor ``duration_s``; warm-up by count and/or time."""
+
+    iterations: Optional[int] = 100
+    duration_s: Optional[float] = None
+    warmup: int = 10
+    warmup_s: float = 0.0
+    gap_s: float = 0.0
+    sync: str = "device"
+
+    def __post_init__(self):
+        if (self.iterations is None) == (self.duration_s is None):
+            raise ValueError("exactly one of iterations and duration_s is needed")
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {SYNC_MODES}")
+
+
+@dataclass
+class Samples:
+    """Raw per-inference times of one loop, warm-up included (flagged)."""
+
+    t_start_ns: List[int] = field(default_factory=list)
+    t_end_ns: List[int] = field(default_factory=list)
+    enqueue_ns: List[int] = field(default_factory=list)
+    warmup: List[bool] = field(default_factory=list)
+    gpu_ms: Optional[List[float]] = None
+    #: index of the first measured iteration that the plan did not ask for (together fill)
+    n_target: int = 0
+    #: when the measured part was released (the coordinator's start instant or loop start)
+    released_ns: int = 0
+
+    def __len__(self) -> int:
+        return len(self.t_start_ns)
+
+    @property
+    def host_ns(self) -> List[int]:
+        return [e - s for s, e in zip(self.t_start_ns, self.t_end_ns)]
+
+
+def wait_until(t_ns: int, spin_ns: int = 2_000_000) -> int:
+    """Sleep until ``spin_ns`` before ``t_ns``, then spin; returns the time it woke."""
+    now = time.perf_counter_ns()
+    if t_ns - now > spin_ns:
+        time.sleep((t_ns - now - spin_ns) / 1e9)
+    while True:
+        now = time.perf_counter_ns()
+        if now >= t_ns:
+            return now
+
+
+def run_loop(
+    runner: Runner,
+    plan: LoopPlan,
+    *,
+    release: Optional[Callable[[], int]] = None,
+    stop: Optional[threading.Event] = None,
+    on_target: Optional[Callable[[], None]] = None,
+    max_s: Optional[float] = None,
+) -> Samples:
+    """Warm up, then ask ``release`` (if given) for the start instant and wait for it,
+    then time inferences. ``release`` is the barrier of a "together" run: it blocks
+    until every model has warmed up and returns one ``perf_counter_ns`` instant.
+
+    ``stop``/``on_target`` implement "together" runs with a fill: after its own
+    ``plan.iterations`` the runner calls ``on_target`` once and keeps loading the
+    device until ``stop`` is set (or ``max_s`` passes), so every model is measured
+    under contention for its whole count.
+    """
+    clock = time.perf_counter_ns
+    sleep = time.sleep
+    sync = runner.synchronize
+    infer = runner.infer
+    how = plan.sync
+    gap = plan.gap_s
+    n_inputs = max(1, runner.n_inputs)
+    out = Samples()
+    starts, ends, enq, wflags = out.t_start_ns, out.t_end_ns, out.enqueue_ns, out.warmup
+    runner.gpu_times_ms()  # drop times of calls made before this loop
+
+    # Warm-up: by count, then by time, with the same gap as the measurement so the
+    # device reaches the state the measured iterations will see.
+    i = 0
+    warm_deadline = clock() + int(plan.warmup_s * 1e9)
+    while i < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
+        t0 = clock()
+        infer(i % n_inputs)
+        t1 = clock()
+        sync(how)
+        t2 = clock()
+        starts.append(t0)
+        enq.append(t1 - t0)
+        ends.append(t2)
+        wflags.append(True)
+        i += 1
+        if gap:
+            sleep(gap)
+
+    out.released_ns = wait_until(release()) if release is not None else clock()
+    t_begin = out.released_ns
+    deadline = t_begin + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
+    hard_stop = t_begin + int(max_s * 1e9) if max_s is not None else None
+    target = plan.iterations
+    n = 0
+    reached = False
+    while True:
+        t0 = clock()
+        if deadline is not None and t0 >= deadline:
+            break
+        if target is not None and n >= target:
+            if not reached:
+                reached = True
+                out.n_target = n
+                if on_target is not None:
+                    on_target()
+            if stop is None or stop.is_set() or (hard_stop is not None and t0 >= hard_stop):
+                break
+            t0 = clock()
+        infer(i % n_inputs)
+        t1 = clock()
+        sync(how)
+        t2 = clock()
+        starts.append(t0)
+        enq.append(t1 - t0)
+        ends.append(t2)
+        wflags.append(False)
+        i += 1
+        n += 1
+        if gap:
+            sleep(gap)
+    if not reached:
+        out.n_target = n
+        if on_target is not None:
+            on_target()
+
+    gpu = runner.gpu_times_ms()
+    if gpu is not None:
+        if len(gpu) != len(starts):
+            raise RuntimeError(f"runner reported {len(gpu)} GPU times for {len(starts)} inferences")
+        out.gpu_ms = list(gpu)
+    return out
