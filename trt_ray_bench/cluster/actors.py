@@ -98,6 +98,7 @@ class Coordinator:
         self.start_ns: Optional[int] = None
         self._released = asyncio.Event()
         self._stopped = False
+        self.broken: Optional[str] = None
 
     def set_actors(self, actors: Dict[str, object]) -> None:
         self.actors = dict(actors)
@@ -112,16 +113,21 @@ class Coordinator:
                 actor.stop.remote()
 
     async def arrive(self, name: str) -> int:
+        if self.broken:  # a late arrival must not run "together" with nobody
+            raise TimeoutError(self.broken)
         self.arrived[name] = time.perf_counter_ns()
         self._check()
         try:
             await asyncio.wait_for(self._released.wait(), self.timeout_s)
         except asyncio.TimeoutError:
-            missing = sorted(self.expected - set(self.arrived))
-            raise TimeoutError(
-                f"barrier: {', '.join(missing)} did not arrive within {self.timeout_s:g} s "
-                "(timing.barrier_timeout_s)"
-            ) from None
+            if self.start_ns is None:
+                missing = sorted(self.expected - set(self.arrived))
+                self.broken = (
+                    f"barrier: {', '.join(missing)} did not arrive within {self.timeout_s:g} s "
+                    "(timing.barrier_timeout_s)"
+                )
+            if self.broken:
+                raise TimeoutError(self.broken) from None
         return self.start_ns
 
     def reached(self, name: str) -> None:

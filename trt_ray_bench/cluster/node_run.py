@@ -89,7 +89,7 @@ def execute(plan: Plan, log: Log = print) -> dict:
             if not names:
                 continue
             log(f"repeat {ph.repeat}  {ph.phase:<8} {', '.join(names)}")
-            outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed))
+            outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed, plan.run_id))
     except KeyboardInterrupt:
         log("interrupted: writing what was measured")
         for ph in plan.phases:
@@ -107,7 +107,16 @@ def execute(plan: Plan, log: Log = print) -> dict:
             "started_at": started_at}
 
 
-def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: Dict[str, str]) -> List[dict]:
+def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
+    """The reason of a failed phase; a dead actor is also left out of later phases."""
+    reason = _reason(exc)
+    if isinstance(exc, ray.exceptions.RayActorError):
+        failed[name] = reason
+    return reason
+
+
+def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: Dict[str, str],
+               run_id: str) -> List[dict]:
     t = spec.timing
     if ph.phase == "alone":
         name = names[0]
@@ -115,10 +124,10 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: 
             raw = ray.get(actors[name].run_phase.remote(lp))
             return [{"phase": ph, "model": name, "status": "ok", "raw": raw}]
         except Exception as exc:  # noqa: BLE001
-            failed[name] = _reason(exc)
-            return [{"phase": ph, "model": name, "status": "failed", "error": failed[name]}]
+            return [{"phase": ph, "model": name, "status": "failed", "error": _fail(name, exc, failed)}]
     coord = Coordinator.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
+        name=f"{run_id}/coordinator",
     ).remote(names, t.start_lead_s, t.barrier_timeout_s)
     ray.get(coord.set_actors.remote({n: actors[n] for n in names}))
     fill = t.fill and t.iterations is not None
@@ -132,8 +141,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: 
             raw = ray.get(done[0])
             out.append({"phase": ph, "model": name, "status": "ok", "raw": raw})
         except Exception as exc:  # noqa: BLE001 - a dead model must not hang the others
-            failed[name] = _reason(exc)
-            out.append({"phase": ph, "model": name, "status": "failed", "error": failed[name]})
+            out.append({"phase": ph, "model": name, "status": "failed", "error": _fail(name, exc, failed)})
             coord.withdraw.remote(name)
     ray.kill(coord)
     return out

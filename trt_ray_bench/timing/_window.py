@@ -21,4 +21,4 @@ def common_window(
     if not firsts:
         return None
     lo, hi = min(firsts), min(lasts)
-    return (lo, hi) if hi > lo else None
+    return (lo, hi) if hi > max(firsts) else None

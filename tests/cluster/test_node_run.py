@@ -1,0 +1,120 @@
+"""Whole experiments on a real local Ray, with real ONNX Runtime inference."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from trt_ray_bench import results
+from trt_ray_bench.cluster import make_plan, run_plan
+from trt_ray_bench.spec import spec_from_dict
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _spec(tmp_path, cls_onnx, det_onnx, **over):
+    d = {
+        "name": "t",
+        "output": str(tmp_path / "results"),
+        "models": [
+            {"path": str(cls_onnx), "name": "cls", "options": {"threads": 1}},
+            {"path": str(det_onnx), "name": "det", "options": {"threads": 1}},
+            {"path": str(cls_onnx), "name": "cls2", "options": {"threads": 1}},
+        ],
+        "timing": {"iterations": 15, "warmup": 2},
+        "telemetry": {"interval_s": 0.02},
+    }
+    for k, v in over.items():
+        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) else v
+    return spec_from_dict(d)
+
+
+def test_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
+    plan = make_plan(_spec(tmp_path, cls_onnx, det_onnx))
+    out = run_plan(plan, log=lambda s: None)
+    r = results.load(out["run_dir"])
+    runs = r.runs.set_index(["model", "phase"])
+    assert len(runs) == 6 and set(runs["status"]) == {"ok"}
+    # alone: exactly the count; together: every model measured for at least its count,
+    # inside the window in which all three were running
+    assert all(runs.loc[(m, "alone"), "n"] == 15 for m in ("cls", "det", "cls2"))
+    assert all(runs.loc[(m, "together"), "n"] >= 15 for m in ("cls", "det", "cls2"))
+    tog = runs.xs("together", level="phase")
+    assert tog["window_start_ns"].nunique() == 1 and tog["window_end_ns"].nunique() == 1
+    skew = tog["start_skew_us"].iloc[0]
+    assert 0 <= skew < 20_000  # one start instant; loose bound for a loaded 2-core CI box
+    s = r.samples
+    t = s[(s.phase == "together") & s.in_window]
+    lo, hi = tog["window_start_ns"].iloc[0], tog["window_end_ns"].iloc[0]
+    assert t.t_start_ns.min() >= lo and t.t_end_ns.max() <= hi
+    # the cheap models kept running (fill) while the detector did its 15
+    assert (s[(s.phase == "together") & (s.model == "cls") & ~s.warmup].shape[0]) > 15
+    assert s[s.warmup].groupby(["model", "phase"]).size().eq(2).all()
+    # contention is visible: together is slower than alone for the detector
+    assert runs.loc[("det", "together"), "p50_ms"] > runs.loc[("det", "alone"), "p50_ms"]
+    # statistics are those of the in-window samples
+    det_t = t[t.model == "det"].host_ms
+    assert runs.loc[("det", "together"), "mean_ms"] == pytest.approx(det_t.mean())
+    # provenance and identity travel with every row
+    row = r.runs.iloc[0]
+    assert row.host and row.ray_version and row.onnxruntime_version and row.weights == "random"
+    assert row.onnx_sha256 and row.cpu_count >= 1 and row.device == "cpu"
+    # telemetry on the same clock: samples fall inside the telemetry's time span
+    tel = r.telemetry
+    assert {"cpu_util_pct", "ram_used_mb"} <= set(tel.metric)
+    assert tel.t_ns.min() <= s.t_start_ns.min() and tel.t_ns.max() >= s.t_end_ns.max() - 50_000_000
+    j = results.samples_with_telemetry(t, tel, ["cpu_util_pct"])
+    assert j["cpu_util_pct"].notna().mean() > 0.9
+    assert (out["run_dir"] / "spec.yaml").read_text().startswith("name: t")
+
+
+def test_duration_mode_together_only(tmp_path, cls_onnx, det_onnx, ray_local):
+    spec = _spec(tmp_path, cls_onnx, det_onnx, schedule="together",
+                 timing={"iterations": None, "duration_s": 0.5, "warmup": 1})
+    out = run_plan(make_plan(spec), log=lambda s: None)
+    runs = out["tables"]["runs"]
+    assert list(runs.phase.unique()) == ["together"] and set(runs.status) == {"ok"}
+    assert ((runs.window_s > 0.3) & (runs.window_s < 0.8)).all()
+
+
+def _find(ray, suffix, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for a in ray.util.list_named_actors(all_namespaces=True):
+            if a["name"].endswith(suffix):
+                return ray.get_actor(a["name"], namespace=a["namespace"])
+        time.sleep(0.05)
+    raise AssertionError(f"no actor named *{suffix}")
+
+
+def test_a_killed_model_does_not_hang_the_run(tmp_path, cls_onnx, det_onnx, ray_local):
+    ray = ray_local
+    spec = _spec(tmp_path, cls_onnx, det_onnx, schedule="together", timing={"iterations": 400})
+    plan = make_plan(spec)
+    box = {}
+    th = threading.Thread(target=lambda: box.update(out=run_plan(plan, log=lambda s: None)))
+    th.start()
+    coord = _find(ray, f"{plan.run_id}/coordinator")
+    while ray.get(coord.state.remote())["start_ns"] is None:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    ray.kill(_find(ray, f"{plan.run_id}/det"))
+    th.join(timeout=120)
+    assert not th.is_alive(), "the run hung after a model actor was killed"
+    runs = results.load(box["out"]["run_dir"]).runs.set_index("model")
+    assert runs.loc["det", "status"] == "failed" and "died" in runs.loc["det", "error"]
+    assert runs.loc["cls", "status"] == "ok" and runs.loc["cls", "n"] >= 400
+    assert runs.loc["cls2", "status"] == "ok"
+
+
+def test_barrier_timeout_fails_the_phase_cleanly(tmp_path, cls_onnx, det_onnx, ray_local):
+    # cls warms up in ~30 ms, det in ~100+ ms: with a 5 ms barrier the first to arrive
+    # gives up, and the later arrivals are refused instead of running "together" alone.
+    spec = _spec(tmp_path, cls_onnx, det_onnx, schedule="together",
+                 timing={"warmup": 30, "barrier_timeout_s": 0.005})
+    out = run_plan(make_plan(spec), log=lambda s: None)
+    runs = out["tables"]["runs"]
+    assert set(runs.status) == {"failed"}
+    assert runs.error.str.contains("did not arrive within 0.005 s").all()
+    assert (out["run_dir"] / "runs.parquet").is_file()

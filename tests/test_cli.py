@@ -1,0 +1,75 @@
+"""The commands as a user types them."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trt_ray_bench import results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _trb_exe():
+    exe = shutil.which("trb", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if exe is None:
+        pytest.skip("the trb console script is not installed (pip install -e .)")
+    return exe
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_run_then_compare_as_a_user(tmp_path, cls_onnx, det_onnx):
+    """`trb run` starts its own local Ray in a fresh process, writes a run, and
+    `trb compare` prints the alone vs together table from it."""
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(
+        f"name: clitest\noutput: {tmp_path / 'results'}\n"
+        f"models:\n  - {{path: {cls_onnx}, name: cls}}\n  - {{path: {det_onnx}, name: det}}\n"
+        "timing: {iterations: 200, warmup: 1}\n"
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.run([_trb_exe(), "run", str(spec), "--set", "timing.iterations=8"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "wrote" in p.stdout and "| cls |" in p.stdout
+    r = results.load(tmp_path / "results" / "clitest")
+    assert set(r.runs.n[r.runs.phase == "alone"]) == {8}  # the --set override took effect
+    c = subprocess.run([_trb_exe(), "compare", str(tmp_path / "results" / "clitest"), "--format", "csv"],
+                       capture_output=True, text=True, timeout=120)
+    assert c.returncode == 0, c.stderr
+    lines = c.stdout.strip().splitlines()
+    assert lines[0].startswith("model,alone_mean_ms,together_mean_ms,increase_mean_pct")
+    assert [l.split(",")[0] for l in lines[1:]] == ["cls", "det"]
+
+
+def test_dry_run_of_the_quickstart_spec(trb, tmp_path):
+    code, out, err = trb("run", ROOT / "experiments" / "quickstart.yaml", "--dry-run", "--output", tmp_path / "r")
+    assert code == 0, err
+    for name in ("yolov8n-cls", "yolov8n-pose", "yolov8n-seg", "yolov8n-obb", "1024x1024", "together", "random weights"):
+        assert name in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_compare_errors_are_one_line(trb, tmp_path):
+    code, out, err = trb("compare", tmp_path / "missing")
+    assert code == 2 and err.strip().count("\n") == 0 and "no such results folder" in err
+
+
+def test_doctor_reports_this_machine(trb):
+    code, out, err = trb("doctor")
+    assert code == 0
+    assert "platform" in out and "ray" in out and "onnxruntime" in out
+
+
+@pytest.mark.slow
+def test_models_make(trb, tmp_path):
+    code, out, err = trb("models", "make", "--arch", "yolov8n", "--task", "cls", "--imgsz", "32", "--out", tmp_path)
+    assert code == 0, err
+    made = list(tmp_path.glob("yolov8n-cls-32x32-b1-*.onnx"))
+    assert len(made) == 1 and "random weights" in out
+    code, out, err = trb("models", "make", "--arch", "yolov8n", "--task", "nope")
+    assert code == 2 and "--task" in err
