@@ -73,3 +73,32 @@ def test_models_make(trb, tmp_path):
     assert len(made) == 1 and "random weights" in out
     code, out, err = trb("models", "make", "--arch", "yolov8n", "--task", "nope")
     assert code == 2 and "--task" in err
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_run_joins_an_existing_cluster(tmp_path, cls_onnx):
+    """`--address` joins a running Ray (a real head node started for the test) instead of
+    starting one; the run happens on that cluster's node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        spec = tmp_path / "exp.yaml"
+        spec.write_text(f"name: joined\noutput: {tmp_path / 'results'}\nschedule: alone\n"
+                        f"models:\n  - {{path: {cls_onnx}, name: cls}}\ntiming: {{iterations: 5, warmup: 1}}\n")
+        p = subprocess.run([_trb_exe(), "run", str(spec), "--address", cluster.address], capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert cluster.address in p.stdout
+        runs = results.load(tmp_path / "results").runs
+        assert runs.node_id.iloc[0] == cluster.head_node.node_id
+    finally:
+        cluster.shutdown()
+
+
+def test_unreachable_address_is_refused_fast(trb, tmp_path):
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("name: x\nmodels: [{path: m.onnx}]\n")
+    code, out, err = trb("run", spec, "--address", "127.0.0.1:1")
+    assert code == 2 and "--address: 127.0.0.1:1: no Ray cluster answers there" in err

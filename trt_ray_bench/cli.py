@@ -17,6 +17,10 @@ def _cmd_run(a) -> int:
     spec = load_spec(a.spec, a.set or [])
     if a.output:
         spec = spec.model_copy(update={"output": a.output})
+    if a.address:
+        from .cluster.node_run import check_address
+
+        check_address(a.address)  # before exporting anything
     plan = make_plan(spec, address=a.address, export=not a.dry_run)
     print(plan.describe())
     if a.dry_run:

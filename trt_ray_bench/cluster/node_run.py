@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import socket
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -21,12 +22,27 @@ from .plan import Phase, Plan
 Log = Callable[[str], None]
 
 
+def check_address(address: str, timeout_s: float = 3.0) -> None:
+    """Refuse an address nobody answers at, in seconds (``ray.init`` retries for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError("--address", f"{address!r}: expected HOST:PORT (e.g. 192.168.1.10:6379) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError("--address", f"{address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
 def connect(address: Optional[str]) -> bool:
     """Join the cluster at ``address`` or start a local Ray; True if we started it."""
     if ray.is_initialized():
         return False
     kw = dict(namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False)
     if address:
+        check_address(address)
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as exc:

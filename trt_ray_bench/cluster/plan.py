@@ -93,7 +93,7 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
     for i, m in enumerate(spec.models):
         r = resolve_model(m, f"models[{i}]", export=export)
         if r.onnx_path:
-            check_model(r)
+            check_model(r, f"models[{i}]")
         models.append(r)
     yaml_text = spec_to_yaml(spec)
     run_id = new_run_id()
@@ -110,11 +110,13 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
 
 
 def _verify_images(files) -> None:
-    from PIL import Image, UnidentifiedImageError
+    """Decode every image once (``verify()`` alone does not decode JPEG data), so a bad
+    file is refused here rather than inside a model actor mid-run."""
+    from PIL import Image
 
     for f in files:
         try:
             with Image.open(f) as im:
-                im.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+                im.load()
+        except Exception as exc:  # PIL raises many kinds; plugins (ultralytics' HEIF hook) more
             raise UserError(str(f), f"cannot decode the image ({exc.__class__.__name__})") from None

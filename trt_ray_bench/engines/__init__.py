@@ -21,9 +21,10 @@ def _module(backend: str):
     return importlib.import_module(_MODULES[backend], __name__)
 
 
-def check_model(model) -> None:
-    """Validate backend options of a ``models.ResolvedModel`` before anything runs."""
-    _module(model.backend).check(model)
+def check_model(model, where: str = "") -> None:
+    """Validate backend options of a ``models.ResolvedModel`` before anything runs;
+    errors name the field as ``where`` (e.g. ``models[2]``)."""
+    _module(model.backend).check(model, where)
 
 
 def load_runner(model, **kwargs):

@@ -48,7 +48,7 @@ def _resize_crop(img, hw: Tuple[int, int]) -> np.ndarray:
 
 def load_images(files: Sequence[Path], hw: Tuple[int, int], task: Optional[str]) -> np.ndarray:
     """Decode and preprocess to float32 (N, 3, H, W) in 0..1."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     prep = _resize_crop if task == "classify" else _letterbox
     out = np.empty((len(files), 3, hw[0], hw[1]), dtype=np.float32)
@@ -56,7 +56,7 @@ def load_images(files: Sequence[Path], hw: Tuple[int, int], task: Optional[str])
         try:
             with Image.open(f) as im:
                 arr = prep(im.convert("RGB"), hw)
-        except (UnidentifiedImageError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - PIL and its plugins raise many kinds
             raise UserError(str(f), f"cannot decode the image ({exc.__class__.__name__})") from None
         out[i] = arr.transpose(2, 0, 1) / 255.0
     return out

@@ -28,10 +28,6 @@ class OnnxRuntimeRunner:
         available = ort.get_available_providers()
         if providers is None:
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        missing = [p for p in providers if p not in available]
-        if missing:
-            raise UserError(f"models.{model.name}.options.providers",
-                            f"{', '.join(missing)} not available here (have {', '.join(available)})")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[graph_optimization])
@@ -63,17 +59,29 @@ class OnnxRuntimeRunner:
         self._sess = None
 
 
-def check(model) -> None:
+def check(model, where: str = "") -> None:
     """Refuse bad options before anything runs (called by the driver's preflight)."""
-    unknown = set(model.options) - _KNOWN
+    import onnxruntime as ort
+
+    where = f"{where or 'models.' + model.name}.options"
+    opts = model.options
+    unknown = set(opts) - _KNOWN
     if unknown:
-        raise UserError(f"models.{model.name}.options", f"unknown onnxruntime option(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
-    go = model.options.get("graph_optimization", "all")
+        raise UserError(where, f"unknown onnxruntime option(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
+    go = opts.get("graph_optimization", "all")
     if go not in _OPT_LEVELS:
-        raise UserError(f"models.{model.name}.options.graph_optimization", f"{go!r}, expected one of {list(_OPT_LEVELS)}")
-    threads = model.options.get("threads")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise UserError(f"models.{model.name}.options.threads", f"{threads!r}, expected a positive integer")
+        raise UserError(f"{where}.graph_optimization", f"{go!r}, expected one of {list(_OPT_LEVELS)}")
+    threads = opts.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"{where}.threads", f"{threads!r}, expected a positive integer")
+    providers = opts.get("providers")
+    if providers is not None:
+        if not isinstance(providers, list) or not all(isinstance(p, str) for p in providers) or not providers:
+            raise UserError(f"{where}.providers", f"{providers!r}, expected a list of execution provider names")
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise UserError(f"{where}.providers", f"{', '.join(missing)} not available here (have {', '.join(available)})")
 
 
 def load(model, **_):

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 #: Ultralytics task names, with the short names the users write.
 TASKS = ("classify", "detect", "pose", "segment", "obb")
@@ -41,8 +41,8 @@ class ModelSpec(_Strict):
     path: Optional[str] = Field(None, description=".onnx, Ultralytics .pt or model .yaml")
     arch: Optional[str] = Field(None, description="Ultralytics architecture, e.g. yolov8n")
     task: Optional[str] = None
-    imgsz: Optional[Union[int, Tuple[int, int]]] = None
-    batch: int = Field(1, ge=1)
+    imgsz: Optional[Union[StrictInt, Tuple[StrictInt, StrictInt]]] = None
+    batch: StrictInt = Field(1, ge=1)
     backend: str = "onnxruntime"
     options: Dict[str, Any] = Field(default_factory=dict, description="backend options")
 
@@ -114,9 +114,9 @@ def split_arch(arch: str) -> Tuple[str, Optional[str]]:
 class TimingSpec(_Strict):
     """The measurement loop (see ``trt_ray_bench.timing.run_loop``)."""
 
-    warmup: int = Field(10, ge=0, description="warm-up iterations before every phase")
+    warmup: StrictInt = Field(10, ge=0, description="warm-up iterations before every phase")
     warmup_s: float = Field(0.0, ge=0, description="and/or warm up for at least this long")
-    iterations: Optional[int] = Field(None, gt=0)
+    iterations: Optional[StrictInt] = Field(None, gt=0)
     duration_s: Optional[float] = Field(None, gt=0)
     gap_s: float = Field(0.0, ge=0, description="sleep between inferences (changes GPU clocks)")
     sync: Literal["device", "stream", "none"] = "device"
@@ -138,9 +138,9 @@ class InputSpec(_Strict):
     """What is fed to the models: one fixed random tensor, or real images from a folder."""
 
     kind: Literal["dummy", "images"] = "dummy"
-    seed: int = 0
+    seed: StrictInt = 0
     path: Optional[str] = None
-    limit: Optional[int] = Field(None, gt=0, description="use at most this many images")
+    limit: Optional[StrictInt] = Field(None, gt=0, description="use at most this many images")
 
     @model_validator(mode="after")
     def _path(self):
@@ -163,7 +163,7 @@ class ExperimentSpec(_Strict):
     description: str = ""
     models: List[ModelSpec] = Field(min_length=1)
     schedule: Literal["alone", "together", "both"] = "both"
-    repeats: int = Field(1, ge=1)
+    repeats: StrictInt = Field(1, ge=1)
     timing: TimingSpec = Field(default_factory=TimingSpec)
     input: InputSpec = Field(default_factory=InputSpec)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
