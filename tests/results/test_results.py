@@ -1,0 +1,94 @@
+"""Writing, loading and comparing real Parquet files."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from trt_ray_bench import results
+from trt_ray_bench.errors import UserError
+from trt_ray_bench.results.schema import RUNS, SAMPLES
+
+
+def _runs(run_id, alone, together, model="m"):
+    rows = []
+    for phase, mean in (("alone", alone), ("together", together)):
+        rows.append({"run_id": run_id, "experiment": "e", "model": model, "phase": phase, "repeat": 0,
+                     "status": "ok", "n": 10, "mean_ms": mean, "p50_ms": mean, "p99_ms": 2 * mean, "warnings": []})
+    return pd.DataFrame(rows)
+
+
+def _samples(run_id):
+    return pd.DataFrame({"run_id": run_id, "model": "m", "phase": "alone", "repeat": 0, "iteration": [0, 1, 2],
+                         "warmup": [True, False, False], "in_window": [False, True, True],
+                         "t_start_ns": [100, 200, 300], "t_end_ns": [150, 250, 350],
+                         "host_ms": [5e-5] * 3, "enqueue_ms": [1e-5] * 3, "gpu_ms": [np.nan] * 3})
+
+
+def _telemetry(run_id):
+    return pd.DataFrame({"run_id": run_id, "t_ns": [90, 90, 190, 290], "source": "host",
+                         "metric": ["cpu_util_pct", "ram_used_mb", "cpu_util_pct", "cpu_util_pct"],
+                         "value": [10.0, 1000.0, 50.0, 90.0], "unit": ["%", "MB", "%", "%"]})
+
+
+def _write(root, run_id, alone=10.0, together=15.0):
+    return results.write_run(root / "e" / run_id, {"runs": _runs(run_id, alone, together), "samples": _samples(run_id),
+                                                   "telemetry": _telemetry(run_id)}, "name: e\n")
+
+
+def test_atomic_write_and_schema(tmp_path):
+    d = _write(tmp_path, "20260101-000000-aaaaaa")
+    assert sorted(p.name for p in d.iterdir()) == ["runs.parquet", "samples.parquet", "spec.yaml", "telemetry.parquet"]
+    assert pq.read_schema(d / "runs.parquet").names == RUNS.names
+    assert pq.read_schema(d / "samples.parquet").names == SAMPLES.names
+    assert [p.name for p in (tmp_path / "e").iterdir()] == [d.name]  # no temp folder left
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    bad = {"runs": _runs("r", 1, 2), "samples": pd.DataFrame({"iteration": ["not a number"]})}
+    with pytest.raises(Exception):
+        results.write_run(tmp_path / "e" / "r", bad, "x")
+    assert list((tmp_path / "e").iterdir()) == []
+
+
+def test_load_tree_latest_and_compare(tmp_path):
+    _write(tmp_path, "20260101-000000-aaaaaa", 10.0, 15.0)
+    _write(tmp_path, "20260102-000000-bbbbbb", 20.0, 50.0)
+    (tmp_path / "e" / ".half.tmp").mkdir()  # a crashed write is ignored
+    r = results.load(tmp_path)
+    assert len(r.runs) == 4 and len(r.samples) == 6 and len(r.telemetry) == 8
+    assert r.run_ids == ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]
+    t = results.alone_vs_together(r.latest().runs)
+    assert t.loc[0, "alone_mean_ms"] == 20.0 and t.loc[0, "together_mean_ms"] == 50.0
+    assert t.loc[0, "increase_mean_pct"] == pytest.approx(150.0)
+    md = results.render(t)
+    assert "| m | 20.00ms | 50.00ms | +150.0%" in md
+    csv = results.render(t, "csv")
+    assert csv.splitlines()[0].startswith("model,alone_mean_ms,together_mean_ms,increase_mean_pct")
+    both = results.alone_vs_together(r.runs)  # averaged over the two runs
+    assert both.loc[0, "alone_mean_ms"] == 15.0
+
+
+def test_samples_join_telemetry_at_their_start(tmp_path):
+    _write(tmp_path, "20260101-000000-aaaaaa")
+    r = results.load(tmp_path)
+    j = results.samples_with_telemetry(r.samples, r.telemetry)
+    assert list(j["cpu_util_pct"]) == [10.0, 50.0, 90.0]
+    assert j["ram_used_mb"].iloc[0] == 1000.0
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(UserError, match="no such results folder"):
+        results.load(tmp_path / "nope")
+    with pytest.raises(UserError, match="no runs found"):
+        results.load(tmp_path)
+
+
+def test_check_writable(tmp_path):
+    results.check_writable(tmp_path / "new" / "deeper")
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(UserError, match="not a folder"):
+        results.check_writable(f / "results")

@@ -1,0 +1,24 @@
+"""Results: Arrow schemas, atomic Parquet writes, loading a tree into pandas, comparisons.
+
+>>> from trt_ray_bench import results
+>>> r = results.load("results/quickstart")      # every run under the folder
+>>> r.runs[["model", "phase", "p50_ms", "p99_ms"]]
+>>> results.alone_vs_together(r.latest().runs)
+"""
+
+from .compare import alone_vs_together, pct, render
+from .join import samples_with_telemetry
+from .load import Results, load, run_dirs
+from .write import check_writable, write_run
+
+__all__ = [
+    "Results",
+    "alone_vs_together",
+    "check_writable",
+    "load",
+    "pct",
+    "render",
+    "run_dirs",
+    "samples_with_telemetry",
+    "write_run",
+]

@@ -1,0 +1,56 @@
+"""Arrow schemas of the three tables, declared once. Every writer and reader uses these."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps", "cv"]
+
+PROVENANCE_FIELDS = [
+    ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
+    ("os", pa.string()), ("machine", pa.string()), ("cpu_model", pa.string()), ("cpu_count", pa.int32()),
+    ("python_version", pa.string()), ("trb_version", pa.string()), ("ray_version", pa.string()),
+    ("onnxruntime_version", pa.string()), ("numpy_version", pa.string()), ("ultralytics_version", pa.string()),
+    ("tensorrt_version", pa.string()), ("torch_version", pa.string()),
+]
+
+
+def _stats(prefix: str):
+    return [(prefix + f, pa.int64() if f == "n" else pa.float64()) for f in STAT_FIELDS]
+
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()), ("experiment", pa.string()), ("model", pa.string()), ("phase", pa.string()),
+        ("repeat", pa.int32()), ("status", pa.string()), ("error", pa.string()),
+        ("task", pa.string()), ("backend", pa.string()), ("device", pa.string()), ("providers", pa.string()),
+        ("source", pa.string()), ("onnx_path", pa.string()), ("onnx_sha256", pa.string()), ("weights", pa.string()),
+        ("imgsz_h", pa.int32()), ("imgsz_w", pa.int32()), ("batch", pa.int32()),
+        ("input_kind", pa.string()), ("n_inputs", pa.int32()),
+        ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
+        ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),
+        ("window_start_ns", pa.int64()), ("window_end_ns", pa.int64()), ("window_s", pa.float64()),
+        ("start_skew_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
+        *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
+        ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
+        *PROVENANCE_FIELDS, ("spec_sha256", pa.string()),
+    ]
+)
+
+SAMPLES = pa.schema(
+    [
+        ("run_id", pa.string()), ("model", pa.string()), ("phase", pa.string()), ("repeat", pa.int32()),
+        ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
+        ("t_start_ns", pa.int64()), ("t_end_ns", pa.int64()),
+        ("host_ms", pa.float64()), ("enqueue_ms", pa.float64()), ("gpu_ms", pa.float64()),
+    ]
+)
+
+TELEMETRY = pa.schema(
+    [
+        ("run_id", pa.string()), ("t_ns", pa.int64()), ("source", pa.string()), ("metric", pa.string()),
+        ("value", pa.float64()), ("unit", pa.string()),
+    ]
+)
+
+TABLES = {"runs": RUNS, "samples": SAMPLES, "telemetry": TELEMETRY}
