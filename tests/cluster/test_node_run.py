@@ -42,7 +42,10 @@ def test_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
     assert all(runs.loc[(m, "together"), "n"] >= 15 for m in ("cls", "det", "cls2"))
     tog = runs.xs("together", level="phase")
     assert tog["window_start_ns"].nunique() == 1 and tog["window_end_ns"].nunique() == 1
+    assert tog["start_instant_ns"].nunique() == 1  # one instant, picked by the coordinator
+    assert (tog["start_late_us"] >= 0).all()  # nobody started before it
     skew = tog["start_skew_us"].iloc[0]
+    assert skew == pytest.approx(tog["start_late_us"].max() - tog["start_late_us"].min(), abs=1e-3)
     assert 0 <= skew < 20_000  # one start instant; loose bound for a loaded 2-core CI box
     s = r.samples
     t = s[(s.phase == "together") & s.in_window]

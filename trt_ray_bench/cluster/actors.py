@@ -65,6 +65,7 @@ class ModelActor:
             "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
             "enqueue_ns": np.asarray(s.enqueue_ns, dtype=np.int64),
             "warmup": np.asarray(s.warmup, dtype=bool),
+            "instant_ns": s.instant_ns,
             "released_ns": s.released_ns,
             "n_target": s.n_target,
         }

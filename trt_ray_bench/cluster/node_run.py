@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import socket
@@ -147,6 +148,8 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: 
     ).remote(names, t.start_lead_s, t.barrier_timeout_s)
     ray.get(coord.set_actors.remote({n: actors[n] for n in names}))
     fill = t.fill and t.iterations is not None
+    if len(names) >= (os.cpu_count() or 1):  # more waiters than cores: sleep, do not spin
+        lp = dataclasses.replace(lp, spin_s=0.0)
     refs = {actors[n].run_phase.remote(lp, coord, fill, t.fill_timeout_s): n for n in names}
     out = []
     pending = list(refs)
@@ -226,6 +229,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             row["timer"] = "cuda_event+host" if gpu is not None else "host"
             row["warmup_n"] = int(warm.sum())
             row["n_total"] = int((~warm).sum())
+            first = ts[~warm][0] if (~warm).any() else None
+            row["start_instant_ns"] = int(raw["instant_ns"])
+            row["start_late_us"] = (first - raw["instant_ns"]) / 1e3 if first is not None else np.nan
             if win:
                 row.update(window_start_ns=int(win[0]), window_end_ns=int(win[1]), window_s=(win[1] - win[0]) / 1e9)
             warnings.extend(stability_warnings(sel, "latency"))

@@ -30,7 +30,7 @@ RUNS = pa.schema(
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
         ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),
         ("window_start_ns", pa.int64()), ("window_end_ns", pa.int64()), ("window_s", pa.float64()),
-        ("start_skew_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
+        ("start_skew_us", pa.float64()), ("start_instant_ns", pa.int64()), ("start_late_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
         *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
         ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
         *PROVENANCE_FIELDS, ("spec_sha256", pa.string()),

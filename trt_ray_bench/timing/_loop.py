@@ -47,6 +47,9 @@ class LoopPlan:
     warmup_s: float = 0.0
     gap_s: float = 0.0
     sync: str = "device"
+    #: how long before the start instant to stop sleeping and spin; 0 when more models
+    #: than cores wait at once (spinners would only take the CPU from each other)
+    spin_s: float = 0.002
 
     def __post_init__(self):
         if (self.iterations is None) == (self.duration_s is None):
@@ -66,7 +69,9 @@ class Samples:
     gpu_ms: Optional[List[float]] = None
     #: index of the first measured iteration that the plan did not ask for (together fill)
     n_target: int = 0
-    #: when the measured part was released (the coordinator's start instant or loop start)
+    #: the start instant the loop was given (the coordinator's), or when it began
+    instant_ns: int = 0
+    #: when the loop actually woke up for it (>= instant_ns; the difference is scheduling delay)
     released_ns: int = 0
 
     def __len__(self) -> int:
@@ -78,7 +83,8 @@ class Samples:
 
 
 def wait_until(t_ns: int, spin_ns: int = 2_000_000) -> int:
-    """Sleep until ``spin_ns`` before ``t_ns``, then spin; returns the time it woke."""
+    """Sleep until ``spin_ns`` before ``t_ns``, then spin; returns the time it woke.
+    Spinning absorbs the sleep's wake-up latency (tens of µs) where a core is free."""
     now = time.perf_counter_ns()
     if t_ns - now > spin_ns:
         time.sleep((t_ns - now - spin_ns) / 1e9)
@@ -135,7 +141,11 @@ def run_loop(
         if gap:
             sleep(gap)
 
-    out.released_ns = wait_until(release()) if release is not None else clock()
+    if release is not None:
+        out.instant_ns = release()
+        out.released_ns = wait_until(out.instant_ns, int(plan.spin_s * 1e9))
+    else:
+        out.instant_ns = out.released_ns = clock()
     t_begin = out.released_ns
     deadline = t_begin + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
     hard_stop = t_begin + int(max_s * 1e9) if max_s is not None else None
