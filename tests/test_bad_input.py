@@ -195,8 +195,8 @@ FIELD_CASES = [
     ("imgsz-tiny", "models.0.imgsz", 4, ["models[0].imgsz", "at least 8 pixels"]),
     ("input-limit-zero", "input.limit", 0, ["input.limit", "greater than 0"]),
     # unknown names / choices
-    ("backend-unknown", "models.0.backend", "tensorrt",
-     ["models[0].backend", "unknown backend 'tensorrt'", "expected one of onnxruntime"]),
+    ("backend-unknown", "models.0.backend", "tensorrtx",
+     ["models[0].backend", "unknown backend 'tensorrtx'", "expected one of onnxruntime, tensorrt, torch"]),
     ("schedule-unknown", "schedule", "parallel", [re.compile(r": schedule: .*'alone', 'together' or 'both'")]),
     ("sync-unknown", "timing.sync", "gpu", ["timing.sync", "'device', 'stream' or 'none'"]),
     ("input-kind-unknown", "input.kind", "video", ["input.kind", "'dummy' or 'images'"]),

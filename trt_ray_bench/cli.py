@@ -56,9 +56,17 @@ def _cmd_compare(a) -> int:
         res = res.only(a.run)
     elif not a.all:
         res = res.latest()
+    if a.baseline:
+        from .results import versus
+
+        table = versus(res.runs, a.baseline)
+        note = f"speedup = mean of {a.baseline} / mean of the row; host ms per batch, gpu_p50 from CUDA events"
+    else:
+        table = alone_vs_together(res.runs)
+        note = "latency: host ms per batch; Δ = together vs alone"
     if a.format == "md":
-        print(f"runs: {', '.join(res.run_ids)}   latency: host ms per batch; Δ = together vs alone\n")
-    print(render(alone_vs_together(res.runs), a.format))
+        print(f"runs: {', '.join(res.run_ids)}   {note}\n")
+    print(render(table, a.format))
     return 0
 
 
@@ -79,6 +87,36 @@ def _cmd_models_make(a) -> int:
     path, cached = export_onnx(yaml_name(arch, task), task, (imgsz, imgsz), a.batch,
                                out=Path(a.out) if a.out else None)
     print(f"{path}  ({'cached' if cached else 'exported'}; random weights: built from {yaml_name(arch, task)})")
+    return 0
+
+
+def _cmd_engine_build(a) -> int:
+    from .engines import _cuda
+    from .engines._trt_build import BuildOptions, build_engine, check_build_options
+
+    onnx = Path(a.model)
+    if not onnx.is_file():
+        raise UserError(a.model, "no such file")
+    if onnx.suffix.lower() != ".onnx":
+        raise UserError(a.model, "expected an .onnx file")
+    opts = BuildOptions(precision=a.precision, workspace_gb=a.workspace_gb, opt_level=a.opt_level,
+                        max_batch=a.max_batch, batch=a.batch, tactics=a.tactics,
+                        calib_images=a.calib_images, calib_cache=a.calib_cache)
+    try:
+        check_build_options(opts, "")
+    except UserError as exc:  # name the flag, not the spec field
+        flag = "--" + exc.where.split(".")[-1].replace("_", "-")
+        raise UserError(flag, exc.message) from None
+    from .engines._trt_build import trt_module
+
+    trt_module()  # names the missing extra before CUDA is touched
+    try:
+        gpu = _cuda.load().device_name()
+    except _cuda.CudaError as exc:
+        raise UserError("engine build", f"no usable NVIDIA GPU here ({exc})") from None
+    info = build_engine(onnx, opts, gpu, out=Path(a.out) if a.out else None, where="engine build")
+    how = "cached" if info.cached else f"built in {info.build_s:.1f} s"
+    print(f"{info.path}  ({how}; TensorRT {info.trt_version}, {info.gpu}, {a.precision})")
     return 0
 
 
@@ -120,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
     c.add_argument("dir")
     c.add_argument("--format", choices=("md", "csv"), default="md")
+    c.add_argument("--baseline", metavar="MODEL", help="per-model statistics and speedup over this model "
+                   "(the TensorRT-vs-X table) instead of alone vs together")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--run", help="this run id (default: the latest)")
     g.add_argument("--all", action="store_true", help="average over every run found")
@@ -134,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--batch", type=int, default=1)
     mk.add_argument("--out", help="folder (default: the cache)")
     mk.set_defaults(func=_cmd_models_make)
+
+    e = sub.add_parser("engine", help="TensorRT engines")
+    esub = e.add_subparsers(dest="engine_cmd", required=True)
+    eb = esub.add_parser("build", help="build (or find in the cache) a TensorRT engine from an ONNX file")
+    eb.add_argument("model", help="MODEL.onnx")
+    eb.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    eb.add_argument("--workspace-gb", type=float, default=4.0)
+    eb.add_argument("--opt-level", type=int, help="builder optimization level 0-5 (TensorRT >= 8.6)")
+    eb.add_argument("--batch", type=int, default=1)
+    eb.add_argument("--max-batch", type=int, help="dynamic-batch ONNX: optimization profile (1, batch, max)")
+    eb.add_argument("--tactics", choices=("default", "none"), default="default",
+                    help="none: no cuBLAS/cuDNN tactics")
+    eb.add_argument("--calib-images", help="int8: folder of calibration images")
+    eb.add_argument("--calib-cache", help="int8: calibration cache file (read if present, else written)")
+    eb.add_argument("--out", help="folder (default: the engine cache)")
+    eb.set_defaults(func=_cmd_engine_build)
 
     d = sub.add_parser("doctor", help="what this machine offers")
     d.set_defaults(func=_cmd_doctor)

@@ -13,6 +13,17 @@ class UserError(Exception):
         self.message = message
         super().__init__(f"{where}: {message}" if where else message)
 
+    def __reduce__(self):
+        # Picklable whatever the subclass's arguments: a UserError raised inside a Ray
+        # actor must reach the driver as itself, to be printed in one line.
+        return (_rebuild, (type(self), self.where, self.message))
+
+
+def _rebuild(cls, where: str, message: str) -> "UserError":
+    err = cls.__new__(cls)
+    UserError.__init__(err, where, message)
+    return err
+
 
 class MissingExtra(UserError):
     """An optional dependency is needed for what the user asked for."""

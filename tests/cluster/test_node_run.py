@@ -121,3 +121,34 @@ def test_barrier_timeout_fails_the_phase_cleanly(tmp_path, cls_onnx, det_onnx, r
     assert set(runs.status) == {"failed"}
     assert runs.error.str.contains("did not arrive within 0.005 s").all()
     assert (out["run_dir"] / "runs.parquet").is_file()
+
+
+def test_per_model_timing_overrides(tmp_path, cls_onnx, det_onnx, ray_local):
+    """The seed 004 / seed 001 shape: one model, several ways, in one alone experiment."""
+    spec = spec_from_dict({
+        "name": "variants", "output": str(tmp_path / "results"), "schedule": "alone",
+        "timing": {"iterations": 6, "warmup": 2},
+        "models": [
+            {"path": str(cls_onnx), "name": "cold", "timing": {"warmup": 0}},
+            {"path": str(cls_onnx), "name": "gap", "timing": {"gap_s": 0.02, "sync": "none"}},
+            {"path": str(cls_onnx), "name": "timed", "timing": {"iterations": None, "duration_s": 0.2}},
+        ],
+    })
+    out = run_plan(make_plan(spec), log=lambda s: None)
+    runs = out["tables"]["runs"].set_index("model")
+    assert runs.loc["cold", "warmup_n"] == 0 and runs.loc["gap", "warmup_n"] == 2
+    assert runs.loc["gap", "gap_s"] == 0.02 and runs.loc["gap", "sync"] == "none"
+    assert runs.loc["timed", "duration_s"] == 0.2 and runs.loc["timed", "n"] > 6
+    s = out["tables"]["samples"]
+    starts = s[(s.model == "gap") & ~s.warmup].t_start_ns.diff().dropna()
+    assert starts.min() >= 20_000_000
+
+
+def test_gpu_backend_on_a_node_without_gpu_is_refused_before_anything(tmp_path, cls_onnx, ray_local):
+    from trt_ray_bench.errors import UserError
+
+    spec = spec_from_dict({"name": "nogpu", "output": str(tmp_path / "results"),
+                           "models": [{"path": str(cls_onnx), "backend": "tensorrt", "precision": "fp16"}]})
+    with pytest.raises(UserError, match=r"models\[0\]\.backend: tensorrt needs a GPU"):
+        run_plan(make_plan(spec), log=lambda s: None)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.parquet"))

@@ -22,7 +22,10 @@ def test_host_sampler_collects_on_the_loop_clock():
     assert 5 <= len(stamps) <= 15  # ~10 polls at 20 ms
     assert t0 <= stamps[0] and stamps[-1] <= t1
     assert all(0 <= v <= 100 for m, v in zip(rows["metric"], rows["value"]) if m.endswith("util_pct"))
-    assert max(v for m, v in zip(rows["metric"], rows["value"]) if m == "cpu_util_pct") > 20
+    # the busiest core shows the busy process (the total is diluted on a many-core node)
+    per_core = [v for m, v in zip(rows["metric"], rows["value"]) if m.startswith("cpu") and m.endswith("_util_pct")
+                and m != "cpu_util_pct"]
+    assert max(per_core) > 50
 
 
 def test_a_failing_sampler_is_recorded_not_fatal():

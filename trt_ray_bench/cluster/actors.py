@@ -66,6 +66,7 @@ class ModelActor:
             "enqueue_ns": np.asarray(s.enqueue_ns, dtype=np.int64),
             "warmup": np.asarray(s.warmup, dtype=bool),
             "instant_ns": s.instant_ns,
+            "stages": {k: np.asarray(v, dtype=np.float64) for k, v in s.stages.items()},
             "released_ns": s.released_ns,
             "n_target": s.n_target,
         }
@@ -80,6 +81,15 @@ class ModelActor:
         if self.runner is not None:
             self.runner.close()
             self.runner = None
+
+
+@ray.remote(num_cpus=0)
+def prepare_models(models: list, wheres: list) -> list:
+    """On the node that will run them (its GPU, its TensorRT): build or check what each
+    backend needs, before the node's clocks or MPS are touched."""
+    from ..engines import prepare_model
+
+    return [prepare_model(m, w) for m, w in zip(models, wheres)]
 
 
 @ray.remote(num_cpus=0)
@@ -146,13 +156,32 @@ class Coordinator:
 
 @ray.remote(num_cpus=0)
 class Monitor:
-    """Telemetry of the node, sampled in a thread, on the same clock as the samples."""
+    """Telemetry of the node, sampled in a thread, on the same clock as the samples; and
+    the node's controls (clock mode, MPS), applied and restored in this one process."""
 
-    def __init__(self, interval_s: float, host: bool = True):
+    def __init__(self, interval_s: float, host: bool = True, nvml_gpus: tuple = ()):
         from ..telemetry import Collector, HostSampler
 
         samplers = [HostSampler()] if host else []
+        if nvml_gpus:
+            from ..telemetry import NvmlSampler
+
+            samplers += [NvmlSampler(i) for i in nvml_gpus]
         self.collector = Collector(samplers, interval_s)
+        self.controls = None
+
+    def check_controls(self, spec: dict) -> dict:
+        """Refuse (UserError) what this node cannot apply; changes nothing."""
+        from ..control import MachineControls
+
+        self.controls = MachineControls.from_spec(spec)
+        return self.controls.check()
+
+    def apply_controls(self) -> dict:
+        return self.controls.apply()
+
+    def restore_controls(self) -> dict:
+        return self.controls.restore() if self.controls is not None else {}
 
     def provenance(self) -> dict:
         from ..control import collect_provenance

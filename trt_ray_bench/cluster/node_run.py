@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -17,7 +19,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ..errors import UserError
 from ..results import write_run
 from ..timing import LoopPlan, common_window, stability_warnings, summarize
-from .actors import NAMESPACE, Coordinator, ModelActor, Monitor
+from ..engines import needs_gpu
+from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
 from .plan import Phase, Plan
 
 Log = Callable[[str], None]
@@ -49,15 +52,51 @@ def connect(address: Optional[str]) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError("--address", f"{address}: no Ray cluster answers there ({str(exc).splitlines()[0]})") from None
         return True
-    # Actors ask for no CPU: on a 2-core board five models must still fit at once.
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kw)
+    # Actors ask for no CPU: on a 2-core board five models must still fit at once. GPUs
+    # are counted by us: Ray does not see a Jetson's integrated GPU.
+    from ..control import detect_gpus
+
+    ray.init(num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(), include_dashboard=False, **kw)
     return True
 
 
-def _loop_plan(plan: Plan) -> LoopPlan:
-    t = plan.spec.timing
-    return LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
-                    warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync)
+def _loop_plans(plan: Plan) -> Dict[str, LoopPlan]:
+    """Each model's loop: the experiment's timing with the model's own overrides."""
+    out = {}
+    for ms in plan.spec.models:
+        t = plan.spec.timing_for(ms)
+        out[ms.name] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
+                                warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync)
+    return out
+
+
+def _node_gpus(node_id: str) -> float:
+    for n in ray.nodes():
+        if n.get("NodeID") == node_id:
+            return float(n.get("Resources", {}).get("GPU", 0))
+    return 0.0
+
+
+def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log) -> None:
+    """Build engines / check engine files where they will run; UserError before anything
+    on the node changes. Models without such a step are left as they are."""
+    wanted = [(i, m) for i, m in enumerate(plan.models) if m.backend == "tensorrt"]
+    gpu_models = [m.name for m in plan.models if needs_gpu(m)]
+    if gpu_models and node_gpus <= 0:
+        i = next(i for i, m in enumerate(plan.models) if needs_gpu(m))
+        raise UserError(f"models[{i}].backend", f"{plan.models[i].backend} needs a GPU; the node running "
+                        "this experiment has none (ray start --num-gpus=1 on a Jetson)")
+    if not wanted:
+        return
+    t0 = time.perf_counter()
+    opts = {"scheduling_strategy": place, "num_gpus": min(1.0, node_gpus) * 0.01}
+    done = _get(prepare_models.options(**opts).remote([m for _, m in wanted], [f"models[{i}]" for i, _ in wanted]))
+    for (i, _), m in zip(wanted, done):
+        plan.models[i] = m
+        e = m.engine or {}
+        how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
+        log(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, {e.get('gpu')})")
+    log(f"prepared engines in {time.perf_counter() - t0:.1f} s")
 
 
 def _reason(exc: BaseException) -> str:
@@ -70,13 +109,75 @@ def _reason(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"[:500]
 
 
+#: What the node's tools need from the driver's environment. A local Ray's workers keep
+#: the environment of the moment Ray started; the experiment runs on the driver's node,
+#: so the nvidia-smi the user's shell finds is the one the Monitor must run.
+CONTROL_ENV = ("PATH", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")
+
+
+def _get(ref, timeout: Optional[float] = None):
+    """``ray.get`` that re-raises a UserError raised inside an actor as itself, so the CLI
+    prints its one line (not a remote traceback) and exits 2."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(getattr(exc, "cause", None), UserError):
+            raise exc.cause from None
+        raise
+
+
+def _start_monitor(spec, place, node_gpus: float):
+    """The Monitor, with the node's controls checked (UserError before anything changes)."""
+    opts = {"scheduling_strategy": place}
+    if spec.clocks != "default" or spec.mps:
+        opts["runtime_env"] = {"env_vars": {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}}
+    nvml = spec.telemetry.nvml if spec.telemetry.nvml is not None else node_gpus > 0
+    if nvml and node_gpus <= 0:
+        raise UserError("telemetry.nvml", "true, but the node running this experiment has no GPU")
+    monitor = Monitor.options(**opts).remote(spec.telemetry.interval_s, spec.telemetry.host,
+                                              (0,) if nvml else ())
+    try:
+        provenance = ray.get(monitor.provenance.remote())
+        controls = _get(monitor.check_controls.remote(spec.model_dump(mode="json", include={"clocks", "mps"})))
+    except BaseException:
+        ray.kill(monitor)
+        raise
+    return monitor, provenance, controls
+
+
+def _log_controls(rec: dict, log: Log) -> None:
+    f = rec.get("clocks_in_force")
+    if f:
+        mem = f.get("locked_mem_mhz")
+        mem = f", memory {mem[0]} MHz" if isinstance(mem, list) else (f", memory lock {mem}" if mem else "")
+        log(f"clocks   {rec['clocks_mode']}: graphics locked at {f['locked_gpu_mhz'][0]} MHz{mem} "
+            f"(reads sm {f.get('sm_mhz')} / mem {f.get('mem_mhz')} MHz)")
+    if rec.get("mps") or rec.get("mps_state") not in (None, "off"):
+        log(f"mps      {rec.get('mps_state')}")
+
+
+def _restore_controls(monitor, controls: dict, log: Log) -> dict:
+    """Restore before the Monitor is killed: ``ray.kill`` ends it without exit hooks."""
+    try:
+        after = _get(monitor.restore_controls.remote(), timeout=120)
+    except Exception as exc:  # noqa: BLE001 - the run's own outcome still gets written
+        after = {**controls, "warnings": list(controls.get("warnings", [])) + [f"not restored: {_reason(exc)}"]}
+    for w in after.get("warnings", []):
+        if w.startswith("not restored"):
+            log(f"WARNING  machine controls {w}")
+    return after
+
+
 def execute(plan: Plan, log: Log = print) -> dict:
-    """Run every phase of ``plan`` on this node's actors; return the raw outcome."""
+    """Run every phase of ``plan`` on this node's actors; return the raw outcome. The
+    node's controls (clock mode, MPS) are applied before the models load (MPS clients must
+    start after the daemon) and restored whatever happens."""
     node_id = ray.get_runtime_context().get_node_id()
     place = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
     spec = plan.spec
-    monitor = Monitor.options(scheduling_strategy=place).remote(spec.telemetry.interval_s, spec.telemetry.host)
-    provenance = ray.get(monitor.provenance.remote())
+    node_gpus = _node_gpus(node_id)
+    _prepare_on_node(plan, place, node_gpus, log)
+    monitor, provenance, controls = _start_monitor(spec, place, node_gpus)
     ray.get(monitor.start.remote())
     started_at = _dt.datetime.now(_dt.timezone.utc)
     input_spec = spec.input.model_dump()
@@ -85,9 +186,14 @@ def execute(plan: Plan, log: Log = print) -> dict:
     info: Dict[str, dict] = {}
     outcomes: List[dict] = []
     try:
+        controls = _get(monitor.apply_controls.remote())
+        _log_controls(controls, log)
+        # GPU models share the node's GPU: a fraction each, so all of them fit at once.
+        share = min(1.0, node_gpus) / max(1, sum(needs_gpu(m) for m in plan.models))
         for m in plan.models:
             actors[m.name] = ModelActor.options(
-                scheduling_strategy=place, name=f"{plan.run_id}/{m.name}"
+                scheduling_strategy=place, name=f"{plan.run_id}/{m.name}",
+                num_gpus=share if needs_gpu(m) and node_gpus > 0 else 0,
             ).remote(m, input_spec)
         loads = {name: a.load.remote() for name, a in actors.items()}
         for name, ref in loads.items():
@@ -97,7 +203,7 @@ def execute(plan: Plan, log: Log = print) -> dict:
             except Exception as exc:  # noqa: BLE001 - recorded, the others go on
                 failed[name] = f"load: {_reason(exc)}"
                 log(f"FAILED   {name}: {failed[name]}")
-        lp = _loop_plan(plan)
+        lp = _loop_plans(plan)
         for ph in plan.phases:
             names = [n for n in ph.models if n not in failed]
             skipped = [n for n in ph.models if n in failed]
@@ -114,14 +220,16 @@ def execute(plan: Plan, log: Log = print) -> dict:
                 if not any(o["phase"] == ph and o["model"] == n for o in outcomes):
                     outcomes.append({"phase": ph, "model": n, "status": "interrupted", "error": "Ctrl-C"})
     finally:
+        for a in actors.values():  # the GPU's (and MPS's) clients go first
+            ray.kill(a)
+        controls = _restore_controls(monitor, controls, log)
         try:
             telemetry = ray.get(monitor.stop.remote(), timeout=30)
         except Exception as exc:  # noqa: BLE001
             telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc)}"]}
-        for a in list(actors.values()) + [monitor]:
-            ray.kill(a)
+        ray.kill(monitor)
     return {"outcomes": outcomes, "info": info, "provenance": provenance, "telemetry": telemetry,
-            "started_at": started_at}
+            "started_at": started_at, "controls": controls}
 
 
 def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
@@ -132,13 +240,13 @@ def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
     return reason
 
 
-def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: Dict[str, str],
+def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spec, failed: Dict[str, str],
                run_id: str) -> List[dict]:
     t = spec.timing
     if ph.phase == "alone":
         name = names[0]
         try:
-            raw = ray.get(actors[name].run_phase.remote(lp))
+            raw = ray.get(actors[name].run_phase.remote(lp[name]))
             return [{"phase": ph, "model": name, "status": "ok", "raw": raw}]
         except Exception as exc:  # noqa: BLE001
             return [{"phase": ph, "model": name, "status": "failed", "error": _fail(name, exc, failed)}]
@@ -149,8 +257,8 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: 
     ray.get(coord.set_actors.remote({n: actors[n] for n in names}))
     fill = t.fill and t.iterations is not None
     if len(names) >= (os.cpu_count() or 1):  # more waiters than cores: sleep, do not spin
-        lp = dataclasses.replace(lp, spin_s=0.0)
-    refs = {actors[n].run_phase.remote(lp, coord, fill, t.fill_timeout_s): n for n in names}
+        lp = {n: dataclasses.replace(p, spin_s=0.0) for n, p in lp.items()}
+    refs = {actors[n].run_phase.remote(lp[n], coord, fill, t.fill_timeout_s): n for n in names}
     out = []
     pending = list(refs)
     while pending:
@@ -166,10 +274,19 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: LoopPlan, spec, failed: 
     return out
 
 
+#: per-stage GPU times a runner may report (sample columns, p50 in runs)
+STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
+
+
+def _json(state: Optional[dict]) -> Optional[str]:
+    return None if state is None else json.dumps(state, sort_keys=True)
+
+
 def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     """Samples, runs (statistics over the right window) and telemetry of one run."""
     spec, t = plan.spec, plan.spec.timing
     by_name = {m.name: m for m in plan.models}
+    timing = {ms.name: spec.timing_for(ms) for ms in spec.models}
     sample_frames, run_rows = [], []
     # Together phases: the window in which every successful model was running.
     windows, skews = {}, {}
@@ -190,10 +307,17 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             windows[key] = (int(measured[0][0][0]), int(measured[0][1][-1])) if ok and len(measured[0][0]) else None
             skews[key] = float("nan")
     prov = dict(result["provenance"])
+    ctl = result.get("controls") or {}
+    machine = {
+        "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
+        "mps_state": ctl.get("mps_state"),
+        **{k: _json(ctl.get(k)) for k in ("clocks_before", "clocks_in_force", "clocks_after")},
+    }
     for o in result["outcomes"]:
         ph: Phase = o["phase"]
         key = (ph.repeat, ph.phase, ph.models)
         m = by_name[o["model"]]
+        mt = timing[m.name]
         info = result["info"].get(m.name, {})
         row = {
             "run_id": plan.run_id, "experiment": spec.name, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
@@ -201,11 +325,13 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "device": info.get("device"), "providers": info.get("providers"), "source": m.source,
             "onnx_path": m.onnx_path, "onnx_sha256": m.sha256, "weights": m.weights,
             "imgsz_h": m.hw[0], "imgsz_w": m.hw[1], "batch": m.batch, "input_kind": spec.input.kind,
-            "n_inputs": info.get("n_inputs"), "sync": t.sync, "gap_s": t.gap_s, "iterations": t.iterations,
-            "duration_s": t.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
-            "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov,
+            "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
+            "duration_s": mt.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
+            "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
+            "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
+            "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
         }
-        warnings: List[str] = []
+        warnings: List[str] = list(ctl.get("warnings", []))
         if o["status"] == "ok":
             raw = o["raw"]
             win = windows.get(key)
@@ -219,12 +345,16 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
                 "iteration": np.arange(len(ts)), "warmup": warm, "in_window": inwin,
                 "t_start_ns": ts, "t_end_ns": te, "host_ms": host_ms, "enqueue_ms": raw["enqueue_ns"] / 1e6,
                 "gpu_ms": gpu if gpu is not None else np.full(len(ts), np.nan),
+                **{k: v for k, v in raw.get("stages", {}).items() if k in STAGES},
             })
             sample_frames.append(frame)
             sel = host_ms[inwin]
             row.update(summarize(sel, m.batch).as_dict())
             if gpu is not None:
                 row.update(summarize(gpu[inwin], m.batch).as_dict("gpu_"))
+            for k, v in raw.get("stages", {}).items():
+                if k in STAGES and inwin.any():
+                    row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
             row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if inwin.any() else np.nan
             row["timer"] = "cuda_event+host" if gpu is not None else "host"
             row["warmup_n"] = int(warm.sum())
@@ -235,8 +365,8 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             if win:
                 row.update(window_start_ns=int(win[0]), window_end_ns=int(win[1]), window_s=(win[1] - win[0]) / 1e9)
             warnings.extend(stability_warnings(sel, "latency"))
-            if ph.phase == "together" and t.iterations and row["n"] < t.iterations:
-                warnings.append(f"together window holds {row['n']} of the {t.iterations} requested inferences")
+            if ph.phase == "together" and mt.iterations and row["n"] < mt.iterations:
+                warnings.append(f"together window holds {row['n']} of the {mt.iterations} requested inferences")
         row["warnings"] = warnings
         run_rows.append(row)
     tel = result["telemetry"].get("rows") or {}

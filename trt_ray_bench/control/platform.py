@@ -45,12 +45,39 @@ def detect_platform() -> Dict[str, str]:
     return {"kind": "cpu", "board": ""}
 
 
+def detect_gpus() -> int:
+    """How many GPUs this node has, for Ray's ``num_gpus`` (Ray does not see a Jetson's
+    integrated GPU by itself)."""
+    if detect_platform()["kind"] == "jetson":
+        return 1
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML: no desktop GPU we can use
+        return 0
+
+
 def collect_provenance() -> Dict[str, object]:
     """Host, OS, CPU and the versions of everything that can change a number."""
     from .. import __version__
 
     plat = detect_platform()
+    gpu = {}
+    if plat["kind"] == "dgpu":
+        try:
+            from ..telemetry.nvml import gpu_info
+
+            gpu = gpu_info(0) or {}
+        except Exception:  # noqa: BLE001 - provenance must not fail a run
+            gpu = {}
     return {
+        "gpu_name": gpu.get("name") or "",
+        "gpu_driver": gpu.get("driver_version") or "",
         "host": socket.gethostname(),
         "platform": plat["kind"],
         "board": plat["board"],

@@ -13,7 +13,7 @@ import importlib
 from ..spec import BACKENDS
 from ._inputs import load_images, make_inputs
 
-_MODULES = {"onnxruntime": ".onnxruntime"}
+_MODULES = {"onnxruntime": ".onnxruntime", "tensorrt": ".tensorrt", "torch": ".torch"}
 assert set(_MODULES) == set(BACKENDS), "spec.BACKENDS and engines._MODULES disagree"
 
 
@@ -25,6 +25,22 @@ def check_model(model, where: str = "") -> None:
     """Validate backend options of a ``models.ResolvedModel`` before anything runs;
     errors name the field as ``where`` (e.g. ``models[2]``)."""
     _module(model.backend).check(model, where)
+
+
+def prepare_model(model, where: str = ""):
+    """On the node that will run it (GPU present): build or check what the backend
+    needs (a TensorRT engine); returns the model with that recorded."""
+    mod = _module(model.backend)
+    return mod.prepare(model, where) if hasattr(mod, "prepare") else model
+
+
+def needs_gpu(model) -> bool:
+    """Whether the model's actor should hold a share of the node's GPU."""
+    if model.backend == "tensorrt":
+        return True
+    if model.backend == "torch":
+        return model.options.get("device", "auto") != "cpu"
+    return "CUDAExecutionProvider" in (model.options.get("providers") or [])
 
 
 def load_runner(model, **kwargs):
@@ -45,4 +61,4 @@ def backend_versions() -> dict:
     return out
 
 
-__all__ = ["check_model", "load_runner", "make_inputs", "load_images", "backend_versions"]
+__all__ = ["check_model", "load_runner", "needs_gpu", "prepare_model", "make_inputs", "load_images", "backend_versions"]

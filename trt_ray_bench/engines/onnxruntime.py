@@ -63,7 +63,10 @@ def check(model, where: str = "") -> None:
     """Refuse bad options before anything runs (called by the driver's preflight)."""
     import onnxruntime as ort
 
-    where = f"{where or 'models.' + model.name}.options"
+    where = where or f"models.{model.name}"
+    if model.precision != "fp32":
+        raise UserError(f"{where}.precision", "onnxruntime runs the ONNX file as exported (fp32); use tensorrt for fp16/int8")
+    where = f"{where}.options"
     opts = model.options
     unknown = set(opts) - _KNOWN
     if unknown:

@@ -57,23 +57,27 @@ def export_onnx(
     batch: int = 1,
     out: Optional[Path] = None,
     name: Optional[str] = None,
+    dynamic: bool = False,
 ) -> Tuple[Path, bool]:
     """Export ``source`` (yaml name/file or ``.pt``) to ONNX; returns (path, cached).
 
-    Cached in ``cache_dir()/models`` by source content, task, size, batch and
-    Ultralytics version, so a spec re-run exports nothing.
+    Cached in ``cache_dir()/models`` by source content, task, size and batch; a file
+    exported by another Ultralytics version than the installed one is exported again.
     """
+    key = hashlib.sha256(
+        f"{_source_key(source)}|{task}|{hw}|{batch}{'|dynamic' if dynamic else ''}".encode()
+    ).hexdigest()[:12]
+    stem = name or Path(source).stem
+    tag = "dyn" if dynamic else f"b{batch}"
+    target = (Path(out) if out else cache_dir() / "models") / f"{stem}-{hw[0]}x{hw[1]}-{tag}-{key}.onnx"
+    installed = _installed("ultralytics")
+    if target.is_file() and (installed is None or _exported_by(target) in (installed, None)):
+        # Re-exported when another Ultralytics is installed; used as is where none is
+        # (a GPU node that only runs the ONNX it was given).
+        return target, True
     os.environ.setdefault("YOLO_OFFLINE", "1")  # never reach for the hub
     os.environ.setdefault("YOLO_VERBOSE", "False")
     ul = lazy_import("ultralytics", "ultralytics", "exporting a model from a yaml or .pt")
-    version = getattr(ul, "__version__", "unknown")
-    key = hashlib.sha256(
-        f"{_source_key(source)}|{task}|{hw}|{batch}|{version}".encode()
-    ).hexdigest()[:12]
-    stem = name or Path(source).stem
-    target = (Path(out) if out else cache_dir() / "models") / f"{stem}-{hw[0]}x{hw[1]}-b{batch}-{key}.onnx"
-    if target.is_file():
-        return target, True
     random_weights = not source.endswith(".pt")
     target.parent.mkdir(parents=True, exist_ok=True)
     src = str(Path(source).resolve()) if Path(source).is_file() else source
@@ -83,7 +87,7 @@ def export_onnx(
                 model = ul.YOLO(src, task=task)
                 if task and model.task != task:
                     raise UserError(source, f"is a {model.task} model, not {task}")
-                exported = model.export(format="onnx", imgsz=list(hw), batch=batch, verbose=False)
+                exported = model.export(format="onnx", imgsz=list(hw), batch=batch, dynamic=dynamic, verbose=False)
             except UserError:
                 raise
             except FileNotFoundError as exc:
@@ -96,6 +100,28 @@ def export_onnx(
         shutil.move(str(exported), partial)
         os.replace(partial, target)
     return target, False
+
+
+def _installed(dist: str) -> Optional[str]:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _exported_by(path: Path) -> Optional[str]:
+    """The Ultralytics version recorded in an exported file's metadata."""
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        meta = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_modelmeta()
+        return meta.custom_metadata_map.get("version")
+    except Exception:  # noqa: BLE001 - unreadable: re-export
+        return "unreadable"
 
 
 def _stamp(path: Path, props: dict) -> None:

@@ -33,6 +33,10 @@ class ResolvedModel:
     input_dtype: str = "float32"
     input_shape: Tuple[int, ...] = ()
     exported: bool = False
+    precision: str = "fp32"
+    #: tensorrt: the engine file (built on the node), and what built it
+    engine_path: str = ""
+    engine: Optional[Dict] = None
 
 
 def inspect_onnx(path: Path, where: str) -> dict:
@@ -87,25 +91,43 @@ def _meta_imgsz(meta: dict) -> Optional[Tuple[int, int]]:
         return None
 
 
+def _default_hw(m: ModelSpec, where: str) -> Tuple[int, int]:
+    if m.hw:
+        return m.hw
+    if m.task:
+        return (DEFAULT_IMGSZ[m.task],) * 2
+    raise UserError(f"{where}.imgsz", "needed (or a task, whose usual size is taken)")
+
+
+def _file_sha(path: str) -> str:
+    return _sha256(Path(path)) if Path(path).is_file() else ""
+
+
 def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedModel:
     """Find or export the ONNX file of ``m`` and check its input against the spec.
 
     With ``export=False`` (dry run) a model that would need exporting is not built;
-    its planned export is described instead, with ``onnx_path`` empty.
+    its planned export is described instead, with ``onnx_path`` empty. The torch
+    backend runs the Ultralytics model itself; ``.engine`` files are checked on the node.
     """
+    if m.path is not None and not Path(m.path).is_file():
+        raise UserError(f"{where}.path", f"{m.path}: no such file")
+    common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=m.precision)
+    yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
+    if m.backend == "torch" or (m.path or "").lower().endswith((".engine", ".plan")):
+        source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
+        weights = "random" if yaml_src else ("unknown" if source.endswith((".engine", ".plan")) else "file")
+        return ResolvedModel(task=m.task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
+                             hw=tuple(_default_hw(m, where)), **common)
     if m.arch is not None or not m.path.lower().endswith(".onnx"):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
-        if m.path is not None and not Path(m.path).is_file():
-            raise UserError(f"{where}.path", f"{m.path}: no such file")
-        task = m.task
-        hw = m.hw or (DEFAULT_IMGSZ[task],) * 2 if task else m.hw
-        if hw is None:
-            hw = (640, 640)
+        hw = tuple(m.hw or ((DEFAULT_IMGSZ[m.task],) * 2 if m.task else (640, 640)))
         if not export:
-            return ResolvedModel(m.name, task, "", "", "random" if m.arch or m.path.endswith((".yaml", ".yml")) else "file",
-                                 source, tuple(hw), m.batch, m.backend, dict(m.options))
+            return ResolvedModel(task=m.task, onnx_path="", sha256="", weights="random" if yaml_src else "file",
+                                 source=source, hw=hw, **common)
+        dynamic = m.backend == "tensorrt" and "max_batch" in m.options
         try:
-            path, cached = export_onnx(source, task, tuple(hw), m.batch, name=m.name)
+            path, cached = export_onnx(source, m.task, hw, m.batch, dynamic=dynamic)
         except UserError as exc:
             raise UserError(f"{where}", exc.args[0]) from None
         exported = not cached
@@ -128,18 +150,15 @@ def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedMode
     if dtype is None:
         raise UserError(f"{where}.path", f"{path} takes {info['input_type']}; float32/float16/uint8 images expected")
     return ResolvedModel(
-        name=m.name,
         task=task,
         onnx_path=str(Path(path).resolve()),
         sha256=_sha256(Path(path)),
         weights=meta.get(WEIGHTS_KEY, "unknown"),
         source=source,
         hw=(int(hw[0]), int(hw[1])),
-        batch=m.batch,
-        backend=m.backend,
-        options=dict(m.options),
         input_name=info["input_name"],
         input_dtype=dtype,
         input_shape=tuple(d if isinstance(d, int) else -1 for d in shape),
         exported=exported,
+        **common,
     )

@@ -6,7 +6,7 @@
 >>> results.alone_vs_together(r.latest().runs)
 """
 
-from .compare import alone_vs_together, pct, render
+from .compare import alone_vs_together, pct, render, versus
 from .join import samples_with_telemetry
 from .load import Results, load, run_dirs
 from .write import check_writable, write_run
@@ -20,5 +20,6 @@ __all__ = [
     "render",
     "run_dirs",
     "samples_with_telemetry",
+    "versus",
     "write_run",
 ]

@@ -39,12 +39,40 @@ def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS) -> pd.Da
     return pd.DataFrame(rows)
 
 
+#: run conditions that, when they differ between the runs compared, split the rows
+CONDITIONS = ("phase", "clocks_mode", "mps")
+VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "fps", "gpu_p50_ms")
+
+
+def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS) -> pd.DataFrame:
+    """One row per model (and condition that varies): seed 003's table, mean/std/min/max/
+    P95/P99/FPS, plus the speedup of each over ``baseline`` (its mean over theirs)."""
+    ok = runs[runs["status"] == "ok"]
+    if baseline not in set(ok["model"]):
+        from ..errors import UserError
+
+        raise UserError("--baseline", f"{baseline!r} has no successful run here (have {', '.join(dict.fromkeys(runs['model']))})")
+    keys = [c for c in CONDITIONS if c in ok.columns and ok[c].astype(str).nunique() > 1]
+    stats = [c for c in stats if c in ok.columns and ok[c].notna().any()]
+    agg = {c: ("sum" if c == "n" else "mean") for c in stats}
+    g = ok.groupby(keys + ["model"], sort=False).agg(agg).reset_index()
+    base = g[g["model"] == baseline].set_index(keys)["mean_ms"] if keys else g.loc[g["model"] == baseline, "mean_ms"].iloc[0]
+    if keys:
+        b = g.set_index(keys).index.map(lambda k: base.get(k, np.nan))
+        g["speedup"] = np.asarray(b, dtype=float) / g["mean_ms"]
+    else:
+        g["speedup"] = base / g["mean_ms"]
+    return g
+
+
 def _fmt(v, col: str) -> str:
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "-"
         if col.endswith("_pct"):
             return f"{v:+.1f}%"
+        if col == "speedup":
+            return f"{v:.2f}x"
         return f"{v:.2f}ms" if col.endswith("_ms") else f"{v:.3g}"
     return str(v)
 

@@ -8,10 +8,19 @@ STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms",
 
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
+    ("gpu_name", pa.string()), ("gpu_driver", pa.string()),
     ("os", pa.string()), ("machine", pa.string()), ("cpu_model", pa.string()), ("cpu_count", pa.int32()),
     ("python_version", pa.string()), ("trb_version", pa.string()), ("ray_version", pa.string()),
     ("onnxruntime_version", pa.string()), ("numpy_version", pa.string()), ("ultralytics_version", pa.string()),
     ("tensorrt_version", pa.string()), ("torch_version", pa.string()),
+]
+
+#: The node's controls during the run (``trt_ray_bench.control``): the clock mode asked
+#: for, the clock state (JSON) read before it was applied, right after, and after it was
+#: restored; MPS asked for and found: ``off``, ``started`` or ``running (not ours)``.
+MACHINE_CONTROL_FIELDS = [
+    ("clocks_mode", pa.string()), ("clocks_before", pa.string()), ("clocks_in_force", pa.string()),
+    ("clocks_after", pa.string()), ("mps", pa.bool_()), ("mps_state", pa.string()),
 ]
 
 
@@ -27,13 +36,16 @@ RUNS = pa.schema(
         ("source", pa.string()), ("onnx_path", pa.string()), ("onnx_sha256", pa.string()), ("weights", pa.string()),
         ("imgsz_h", pa.int32()), ("imgsz_w", pa.int32()), ("batch", pa.int32()),
         ("input_kind", pa.string()), ("n_inputs", pa.int32()),
+        ("precision", pa.string()), ("engine_path", pa.string()), ("gpu", pa.string()),
+        ("transfers", pa.bool_()), ("cuda_graph", pa.bool_()),
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
         ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),
         ("window_start_ns", pa.int64()), ("window_end_ns", pa.int64()), ("window_s", pa.float64()),
         ("start_skew_us", pa.float64()), ("start_instant_ns", pa.int64()), ("start_late_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
         *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
+        ("h2d_p50_ms", pa.float64()), ("compute_p50_ms", pa.float64()), ("d2h_p50_ms", pa.float64()),
         ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
-        *PROVENANCE_FIELDS, ("spec_sha256", pa.string()),
+        *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS,
     ]
 )
 
@@ -43,6 +55,7 @@ SAMPLES = pa.schema(
         ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
         ("t_start_ns", pa.int64()), ("t_end_ns", pa.int64()),
         ("host_ms", pa.float64()), ("enqueue_ms", pa.float64()), ("gpu_ms", pa.float64()),
+        ("h2d_ms", pa.float64()), ("compute_ms", pa.float64()), ("d2h_ms", pa.float64()),
     ]
 )
 

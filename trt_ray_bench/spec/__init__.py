@@ -3,6 +3,8 @@
 from ._load import apply_overrides, load_spec, spec_from_dict, spec_to_yaml
 from ._model import (
     BACKENDS,
+    PRECISIONS,
+    ClockSpec,
     DEFAULT_IMGSZ,
     TASK_SUFFIX,
     TASKS,
@@ -16,6 +18,8 @@ from ._model import (
 
 __all__ = [
     "BACKENDS",
+    "PRECISIONS",
+    "ClockSpec",
     "DEFAULT_IMGSZ",
     "TASK_SUFFIX",
     "TASKS",

@@ -16,8 +16,9 @@ TASK_SUFFIX = {"classify": "-cls", "detect": "", "pose": "-pose", "segment": "-s
 #: The input size each task is usually trained and run at.
 DEFAULT_IMGSZ = {"classify": 224, "detect": 640, "pose": 640, "segment": 640, "obb": 1024}
 #: Backends with an engine in ``trt_ray_bench.engines`` (one module each).
-BACKENDS = ("onnxruntime",)
-MODEL_SUFFIXES = (".onnx", ".pt", ".yaml", ".yml")
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
+PRECISIONS = ("fp32", "fp16", "int8")
+MODEL_SUFFIXES = (".onnx", ".pt", ".yaml", ".yml", ".engine", ".plan")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -34,6 +35,18 @@ def _task(v: Optional[str]) -> Optional[str]:
     return v
 
 
+class TimingOverride(_Strict):
+    """Per-model changes to ``timing`` (e.g. the same model with and without warm-up or
+    sync, or at several gaps, in one ``schedule: alone`` experiment)."""
+
+    warmup: Optional[StrictInt] = Field(None, ge=0)
+    warmup_s: Optional[float] = Field(None, ge=0)
+    iterations: Optional[StrictInt] = Field(None, gt=0)
+    duration_s: Optional[float] = Field(None, gt=0)
+    gap_s: Optional[float] = Field(None, ge=0)
+    sync: Optional[Literal["device", "stream", "none"]] = None
+
+
 class ModelSpec(_Strict):
     """One model: where it comes from, how it is run."""
 
@@ -44,7 +57,9 @@ class ModelSpec(_Strict):
     imgsz: Optional[Union[StrictInt, Tuple[StrictInt, StrictInt]]] = None
     batch: StrictInt = Field(1, ge=1)
     backend: str = "onnxruntime"
+    precision: Literal["fp32", "fp16", "int8"] = Field("fp32", description="tensorrt, torch: numeric precision")
     options: Dict[str, Any] = Field(default_factory=dict, description="backend options")
+    timing: Optional[TimingOverride] = Field(None, description="per-model changes to the experiment's timing")
 
     @field_validator("task", mode="before")
     @classmethod
@@ -82,6 +97,8 @@ class ModelSpec(_Strict):
                 raise ValueError(f"arch {self.arch!r} needs a task ({', '.join(TASKS)})")
             object.__setattr__(self, "arch", arch)
             object.__setattr__(self, "task", self.task or task)
+        if self.path is not None and self.path.lower().endswith((".engine", ".plan")) and self.backend != "tensorrt":
+            raise ValueError(f"path {self.path!r} is a TensorRT engine: backend must be tensorrt")
         if self.name is not None and not _NAME.match(self.name):
             raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_', '-'")
         if self.name is None:
@@ -153,7 +170,19 @@ class InputSpec(_Strict):
 
 class TelemetrySpec(_Strict):
     host: bool = Field(True, description="CPU and memory of the node via psutil")
+    nvml: Optional[bool] = Field(None, description="NVIDIA GPU via NVML; default: where a GPU answers")
     interval_s: float = Field(0.1, ge=0.001, le=60)
+
+
+class ClockSpec(_Strict):
+    """A fixed clock: the GPU (SM) clock, and optionally the memory clock, in MHz."""
+
+    gpu_mhz: StrictInt = Field(gt=0)
+    mem_mhz: Optional[StrictInt] = Field(None, gt=0)
+
+
+#: ``default`` leaves the clocks alone, ``max`` locks the highest supported ones.
+Clocks = Union[Literal["default", "max"], ClockSpec]
 
 
 class ExperimentSpec(_Strict):
@@ -167,7 +196,16 @@ class ExperimentSpec(_Strict):
     timing: TimingSpec = Field(default_factory=TimingSpec)
     input: InputSpec = Field(default_factory=InputSpec)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
+    clocks: Clocks = Field("default", description="GPU clock mode during the run; restored afterwards")
+    mps: bool = Field(False, description="run under the CUDA MPS daemon (started and stopped if not running)")
     output: str = "results"
+
+    @field_validator("clocks", mode="before")
+    @classmethod
+    def _clocks(cls, v):
+        if isinstance(v, str) and v not in ("default", "max"):
+            raise ValueError(f"{v!r}: expected default, max or {{gpu_mhz: N}} / {{gpu_mhz: N, mem_mhz: M}}")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -184,6 +222,17 @@ class ExperimentSpec(_Strict):
                 raise ValueError(f"models[{i}].name {m.name!r} is used twice; give each model a unique name")
             seen.add(m.name)
         return self
+
+    def timing_for(self, model: "ModelSpec") -> TimingSpec:
+        """The experiment's timing with the model's overrides applied."""
+        if model.timing is None:
+            return self.timing
+        over = model.timing.model_dump(exclude_none=True)
+        if "iterations" in over:
+            over.setdefault("duration_s", None)
+        if "duration_s" in over:
+            over.setdefault("iterations", None)
+        return self.timing.model_copy(update=over)
 
     @property
     def phases(self) -> Tuple[str, ...]:

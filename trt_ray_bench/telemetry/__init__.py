@@ -2,5 +2,6 @@
 
 from ._collect import Collector, Sampler
 from .host import HostSampler
+from .nvml import NvmlSampler, decode_throttle_reasons, gpu_info
 
-__all__ = ["Collector", "Sampler", "HostSampler"]
+__all__ = ["Collector", "Sampler", "HostSampler", "NvmlSampler", "decode_throttle_reasons", "gpu_info"]

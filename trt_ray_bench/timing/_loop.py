@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 try:  # Protocol is 3.8+
     from typing import Protocol
@@ -67,6 +67,8 @@ class Samples:
     enqueue_ns: List[int] = field(default_factory=list)
     warmup: List[bool] = field(default_factory=list)
     gpu_ms: Optional[List[float]] = None
+    #: per-stage GPU times (e.g. h2d_ms, compute_ms, d2h_ms) where the runner has stages
+    stages: Dict[str, List[float]] = field(default_factory=dict)
     #: index of the first measured iteration that the plan did not ask for (together fill)
     n_target: int = 0
     #: the start instant the loop was given (the coordinator's), or when it began
@@ -187,4 +189,7 @@ def run_loop(
         if len(gpu) != len(starts):
             raise RuntimeError(f"runner reported {len(gpu)} GPU times for {len(starts)} inferences")
         out.gpu_ms = list(gpu)
+        stages = getattr(runner, "stage_times_ms", None)
+        if stages is not None:
+            out.stages = {k: list(v) for k, v in stages().items() if len(v) == len(starts)}
     return out

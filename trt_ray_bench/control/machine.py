@@ -1,0 +1,145 @@
+"""The machine state one experiment asks for (clock mode, MPS), applied as one unit and
+always restored: in ``finally``, at interpreter exit, and on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+from typing import Dict, List, Optional, Union
+
+from .clocks import NvidiaSmiClocks
+from .mps import MpsDaemon
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def clocks_text(clocks) -> str:
+    """The requested mode as the runs table shows it: ``default``, ``max``, ``gpu_mhz=1410``
+    or ``gpu_mhz=1410,mem_mhz=2619``."""
+    if isinstance(clocks, str):
+        return clocks
+    d = clocks.model_dump() if hasattr(clocks, "model_dump") else dict(clocks)
+    return ",".join(f"{k}={d[k]}" for k in ("gpu_mhz", "mem_mhz") if d.get(k) is not None)
+
+
+class MachineControls:
+    """``check()`` refuses (UserError) before anything changes; ``apply()`` changes;
+    ``restore()`` undoes what was changed, once, whatever happened in between. ``record``
+    holds what a run stores: the mode asked for, the state before, in force and after.
+
+    Nothing is executed for ``clocks: default`` with ``mps: false`` (a /proc read only,
+    to notice someone else's MPS daemon)."""
+
+    def __init__(self, clocks: Union[str, dict, object] = "default", mps: bool = False, gpu_index: int = 0):
+        self.clocks_mode = clocks
+        self.clocks: Optional[NvidiaSmiClocks] = None if clocks == "default" else NvidiaSmiClocks(gpu_index)
+        self.mps = bool(mps)
+        self.daemon = MpsDaemon()
+        self.record: Dict[str, object] = {
+            "clocks_mode": clocks_text(clocks), "clocks_before": None, "clocks_in_force": None,
+            "clocks_after": None, "mps": self.mps, "mps_state": None, "warnings": [],
+        }
+        self._checked = False
+        self._armed = False
+        self._previous: Dict[int, object] = {}
+
+    @classmethod
+    def from_spec(cls, spec, gpu_index: int = 0) -> "MachineControls":
+        """From an ExperimentSpec or a mapping with its ``clocks`` and ``mps``."""
+        get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
+        return cls(get("clocks", "default"), get("mps", False), gpu_index)
+
+    def _controls(self) -> List[object]:
+        return [c for c in (self.clocks, self.daemon) if c is not None]
+
+    def check(self) -> Dict[str, object]:
+        if self.clocks is not None:
+            self.clocks.check(self.clocks_mode)
+        self.daemon.check(self.mps)
+        self._checked = True
+        return dict(self.record)
+
+    def apply(self) -> Dict[str, object]:
+        """Apply the clock mode, then MPS; on any failure undo what was done and re-raise."""
+        if not self._checked:
+            self.check()
+        if self.clocks is not None or self.mps:
+            self._arm()  # before the first change: a kill from here on still restores
+        try:
+            if self.clocks is not None:
+                self.record["clocks_before"] = self.clocks.read()
+                self.record["clocks_in_force"] = self.clocks.apply(self.clocks_mode)
+            self.record["mps_state"] = self.daemon.apply(self.mps)
+        except BaseException:
+            self.restore()
+            raise
+        finally:
+            self._collect_notes()
+        return dict(self.record)
+
+    def restore(self) -> Dict[str, object]:
+        """Undo in reverse order; idempotent. Failures become warnings (and keep the exit
+        hooks armed so they are retried) rather than hiding the run's own outcome."""
+        if not self._armed:
+            return dict(self.record)
+        problems = []
+        for control in reversed(self._controls()):
+            try:
+                control.restore()
+            except Exception as exc:  # noqa: BLE001 - every control gets its chance
+                problems.append(f"{control.name}: {exc}")
+        if self.clocks is not None:
+            try:
+                self.record["clocks_after"] = self.clocks.read()
+            except Exception as exc:  # noqa: BLE001
+                self.record["clocks_after"] = {"error": str(exc)}
+        self._collect_notes()
+        if problems:
+            self.record["warnings"].extend(f"not restored: {p}" for p in problems)
+        else:
+            self._disarm()
+        return dict(self.record)
+
+    def __enter__(self) -> "MachineControls":
+        self.check()
+        self.apply()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+    def _collect_notes(self) -> None:
+        for control in self._controls():
+            self.record["warnings"].extend(control.notes)
+            control.notes.clear()
+
+    # The process that applied the controls restores them even when it is told to stop.
+    # Ray's workers turn SIGTERM into SystemExit (atexit runs); ``ray.kill`` exits at once,
+    # which is why the driver restores before killing the Monitor.
+    def _arm(self) -> None:
+        if self._armed:
+            return
+        self._armed = True
+        atexit.register(self.restore)
+        if threading.current_thread() is threading.main_thread():
+            for sig in _SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _disarm(self) -> None:
+        self._armed = False
+        atexit.unregister(self.restore)
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            self._previous.clear()
+
+    def _on_signal(self, signum, frame) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        self.restore()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)

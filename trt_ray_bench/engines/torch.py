@@ -1,0 +1,138 @@
+"""PyTorch backend: the Ultralytics model's ``nn.Module`` run eagerly (or replayed from a
+captured CUDA graph), on the GPU when there is one, timed with CUDA events on its own
+stream. The baseline of the users' "TensorRT vs X" study.
+
+Options: ``device`` (auto | cuda | cpu), ``cuda_graph`` (false)."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import UserError, lazy_import
+
+_KNOWN = {"device", "cuda_graph"}
+
+
+def check(model, where: str = "") -> None:
+    where = where or f"models.{model.name}"
+    unknown = set(model.options) - _KNOWN
+    if unknown:
+        raise UserError(f"{where}.options", f"unknown torch option(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
+    if model.options.get("device", "auto") not in ("auto", "cuda", "cpu"):
+        raise UserError(f"{where}.options.device", f"{model.options['device']!r}, expected auto, cuda or cpu")
+    if str(model.source).endswith((".onnx", ".engine", ".plan")):
+        raise UserError(f"{where}.path", "the torch backend runs an Ultralytics .pt or .yaml (or arch), not "
+                        f"{model.source}")
+    if model.precision == "int8":
+        raise UserError(f"{where}.precision", "the torch backend runs fp32 or fp16")
+    if model.options.get("cuda_graph") and model.options.get("device") == "cpu":
+        raise UserError(f"{where}.options.cuda_graph", "CUDA graphs need device cuda")
+
+
+def prepare(model, where: str = ""):
+    return model
+
+
+class TorchRunner:
+    backend = "torch"
+
+    def __init__(self, model):
+        torch = lazy_import("torch", "torch", "the torch backend")
+        ul = lazy_import("ultralytics", "ultralytics", "building the model for the torch backend")
+        self.torch = torch
+        want = model.options.get("device", "auto")
+        if want == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"models.{model.name}.options.device", "cuda requested but torch sees no GPU")
+        self.device = torch.device("cuda" if (want != "cpu" and torch.cuda.is_available()) else "cpu")
+        self.dtype = torch.float16 if model.precision == "fp16" else torch.float32
+        if self.dtype == torch.float16 and self.device.type == "cpu":
+            raise UserError(f"models.{model.name}.precision", "fp16 needs a GPU for the torch backend")
+        net = ul.YOLO(model.source, task=model.task).model
+        net = net.fuse() if hasattr(net, "fuse") else net
+        self.net = net.eval().to(self.device, self.dtype)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.cuda = self.device.type == "cuda"
+        self.stream = torch.cuda.Stream() if self.cuda else None
+        self.graph_wanted = bool(model.options.get("cuda_graph", False))
+        self._graph = None
+        self._events: List[tuple] = []
+        self._n = 0
+        self.n_inputs = 0
+        self.model = model
+
+    def prepare(self, inputs: Sequence[np.ndarray]) -> None:
+        t = self.torch
+        self._inputs = [t.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype) for x in inputs]
+        self.n_inputs = len(self._inputs)
+        with t.inference_mode():
+            self.net(self._inputs[0])
+        if self.graph_wanted:
+            self._static = self._inputs[0].clone()
+            side = t.cuda.Stream()
+            side.wait_stream(t.cuda.current_stream())
+            with t.cuda.stream(side), t.inference_mode():
+                for _ in range(3):
+                    self.net(self._static)
+            t.cuda.current_stream().wait_stream(side)
+            self._graph = t.cuda.CUDAGraph()
+            with t.cuda.graph(self._graph, stream=self.stream), t.inference_mode():
+                self._static_out = self.net(self._static)
+        if self.cuda:
+            t.cuda.synchronize()
+
+    def _next_events(self) -> tuple:
+        if self._n == len(self._events):
+            E = self.torch.cuda.Event
+            self._events.append((E(enable_timing=True), E(enable_timing=True)))
+        ev = self._events[self._n]
+        self._n += 1
+        return ev
+
+    def infer(self, index: int) -> None:
+        t = self.torch
+        if not self.cuda:
+            with t.inference_mode():
+                self.net(self._inputs[index])
+            return
+        start, end = self._next_events()
+        with t.cuda.stream(self.stream), t.inference_mode():
+            start.record(self.stream)
+            if self._graph is not None:
+                self._static.copy_(self._inputs[index], non_blocking=True)
+                self._graph.replay()
+            else:
+                self.net(self._inputs[index])
+            end.record(self.stream)
+
+    def synchronize(self, how: str) -> None:
+        if not self.cuda:
+            return
+        if how == "device":
+            self.torch.cuda.synchronize()  # cudaDeviceSynchronize on the current device
+        elif how == "stream":
+            self.stream.synchronize()
+
+    def gpu_times_ms(self) -> Optional[List[float]]:
+        if not self.cuda:
+            return None
+        evs = self._events[: self._n]
+        if evs:
+            evs[-1][1].synchronize()
+        self._n = 0
+        return [a.elapsed_time(b) for a, b in evs]
+
+    def describe(self) -> dict:
+        return {"device": "gpu" if self.cuda else "cpu",
+                "providers": f"torch {self.torch.__version__} {self.device.type}"
+                             + (" cuda_graph" if self._graph is not None else "")}
+
+    def close(self) -> None:
+        self.net = None
+
+
+def load(model, **_):
+    check(model)
+    return TorchRunner(model)
