@@ -172,6 +172,8 @@ class TelemetrySpec(_Strict):
     host: bool = Field(True, description="CPU and memory of the node via psutil")
     nvml: Optional[bool] = Field(None, description="NVIDIA GPU via NVML; default: where a GPU answers")
     interval_s: float = Field(0.1, ge=0.001, le=60)
+    tegrastats: Optional[bool] = Field(None, description="Jetson: run tegrastats; default: on a Jetson")
+    tegrastats_interval_ms: StrictInt = Field(100, ge=10, le=60000)
 
 
 class ClockSpec(_Strict):
@@ -198,6 +200,7 @@ class ExperimentSpec(_Strict):
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     clocks: Clocks = Field("default", description="GPU clock mode during the run; restored afterwards")
     mps: bool = Field(False, description="run under the CUDA MPS daemon (started and stopped if not running)")
+    power_mode: Optional[StrictInt] = Field(None, ge=0, description="Jetson: nvpmodel mode during the run; restored afterwards")
     output: str = "results"
 
     @field_validator("clocks", mode="before")
