@@ -49,13 +49,20 @@ class Plan:
             f"timing      warm-up {t.warmup} it{f' + {t.warmup_s:g} s' if t.warmup_s else ''}, {count}, "
             f"gap {t.gap_s:g} s, sync {t.sync}" + (", together fills until all finish" if t.fill and t.iterations else ""),
             f"input       {s.input.kind}" + (f" from {s.input.path}" if s.input.path else f" (seed {s.input.seed})"),
+            f"machine     clocks {_clocks_text(s.clocks)}, mps {'on' if s.mps else 'off'}"
+            + (f", power mode {s.power_mode}" if s.power_mode is not None else "")
+            + ("  (checked on the node; applied before the models load, restored after)"
+               if s.clocks != "default" or s.mps or s.power_mode is not None else ""),
             "models",
         ]
         for m in self.models:
             src = m.onnx_path or f"{m.source} -> ONNX (exported on first use, cached)"
+            prec = f" {m.precision}" if m.backend != "onnxruntime" else ""
+            t = s.timing_for(next(ms for ms in s.models if ms.name == m.name))
+            own = "" if t == s.timing else f"  [timing: warm-up {t.warmup}, gap {t.gap_s:g} s, sync {t.sync}]"
             lines.append(
-                f"  {m.name:<16} {m.task or '?':<8} {m.backend:<12} {m.hw[0]}x{m.hw[1]} b{m.batch}  "
-                f"weights {m.weights:<7} {src}"
+                f"  {m.name:<16} {m.task or '?':<8} {m.backend + prec:<17} {m.hw[0]}x{m.hw[1]} b{m.batch}  "
+                f"weights {m.weights:<7} {src}{own}"
             )
         lines.append("phases")
         for p in self.phases:
@@ -63,6 +70,12 @@ class Plan:
         lines.append(f"output      {self.run_dir}")
         lines.extend(f"note        {n}" for n in self.notes)
         return "\n".join(lines)
+
+
+def _clocks_text(clocks) -> str:
+    if isinstance(clocks, str):
+        return clocks
+    return ", ".join(f"{k} {v}" for k, v in clocks.model_dump(exclude_none=True).items())
 
 
 def new_run_id() -> str:
