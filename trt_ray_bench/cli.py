@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -120,12 +121,46 @@ def _cmd_engine_build(a) -> int:
     return 0
 
 
+def _cmd_tegrastats(a) -> int:
+    from .telemetry.tegrastats import read_log
+
+    out = Path(a.out) if a.out else None
+    kind = out.suffix.lower() if out else ""
+    if out is not None and kind not in (".parquet", ".csv"):
+        what = f"unknown suffix {out.suffix!r}" if out.suffix else "no suffix"
+        raise UserError("--out", f"{a.out}: {what}, expected .parquet or .csv")
+    df = read_log(a.logfile)
+    if df.empty:
+        raise UserError(a.logfile, "no tegrastats line in it (expected lines like "
+                                   "'RAM 1923/3964MB ... GR3D_FREQ 0%@76 ...')")
+    unknown = df.attrs.get("unknown_tokens") or {}
+    if unknown:
+        example = max(unknown, key=unknown.get)
+        print(f"trb: note: {sum(unknown.values())} unknown tokens left out of the table (e.g. {example!r})",
+              file=sys.stderr)
+    if out is None:
+        try:
+            df.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `trb tegrastats LOG | head`: the reader had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    try:
+        if kind == ".parquet":
+            df.to_parquet(out, index=False)
+        else:
+            df.to_csv(out, index=False)
+    except OSError as exc:
+        raise UserError("--out", f"{a.out}: cannot write it ({exc.strerror or exc})") from None
+    print(f"{out}  ({len(df)} rows, {df.attrs.get('lines', 0)} lines)")
+    return 0
+
+
 def _cmd_doctor(a) -> int:
     from .control import collect_provenance
     from .engines import backend_versions
 
     p = collect_provenance()
-    print(f"platform     {p['platform']}{'  ' + p['board'] if p['board'] else ''}")
     print(f"host         {p['host']}  {p['os']}  {p['machine']}")
     print(f"cpu          {p['cpu_model']}  x{p['cpu_count']}")
     print(f"python       {p['python_version']}")
@@ -138,9 +173,26 @@ def _cmd_doctor(a) -> int:
         print(f"ort providers {', '.join(ort.get_available_providers())}")
     except ImportError:
         print("onnxruntime  MISSING: the default backend needs it (pip install onnxruntime)")
-    if p["platform"] == "cpu":
-        print("gpu          none found: ONNX Runtime on CPU is what runs here")
+    from .control.doctor import doctor_lines
+
+    for line in doctor_lines():
+        print(line)
     return 0
+
+
+def _cmd_node_start(a) -> int:
+    import subprocess
+
+    from .cluster.node import ray_start_argv
+
+    argv = ray_start_argv(a.head, a.address, a.node_ip, a.name, a.num_gpus, a.port)
+    print(" ".join(argv))
+    if a.dry_run:
+        return 0
+    try:
+        return subprocess.run(argv).returncode
+    except FileNotFoundError:
+        raise UserError("ray", "the ray command is not on PATH (pip install ray)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--calib-cache", help="int8: calibration cache file (read if present, else written)")
     eb.add_argument("--out", help="folder (default: the engine cache)")
     eb.set_defaults(func=_cmd_engine_build)
+
+    t = sub.add_parser("tegrastats", help="a `tegrastats --logfile` log as the long-form telemetry table")
+    t.add_argument("logfile", help="the log tegrastats wrote")
+    t.add_argument("--out", metavar="FILE", help="FILE.parquet or FILE.csv (default: CSV on stdout)")
+    t.set_defaults(func=_cmd_tegrastats)
+
+    n = sub.add_parser("node", help="this board in the lab's Ray cluster")
+    nsub = n.add_subparsers(dest="node_cmd", required=True)
+    ns = nsub.add_parser("start", help="ray start with the GPU count and resources this project needs "
+                         "(Ray does not see a Jetson's GPU by itself)")
+    g = ns.add_mutually_exclusive_group(required=True)
+    g.add_argument("--head", action="store_true", help="start the cluster here")
+    g.add_argument("--address", help="join the head at HOST:PORT")
+    ns.add_argument("--node-ip", help="this board's address on the lab network (Ray binds to it)")
+    ns.add_argument("--name", help="node name for trb_node_<name> (default: hostname)")
+    ns.add_argument("--num-gpus", type=int, help="default: detected (1 on a Jetson)")
+    ns.add_argument("--port", type=int, default=6379)
+    ns.add_argument("--dry-run", action="store_true", help="print the command only")
+    ns.set_defaults(func=_cmd_node_start)
 
     d = sub.add_parser("doctor", help="what this machine offers")
     d.set_defaults(func=_cmd_doctor)

@@ -111,3 +111,11 @@ def test_versus_baseline_speedup():
     v = results.versus(both, "torch")
     assert len(v) == 4 and set(v.clocks_mode) == {"default", "max"}
     assert v[v.model == "trt"].speedup.tolist() == [4.0, 4.0]
+
+
+def test_join_one_source(tmp_path):
+    _write(tmp_path, "20260101-000000-aaaaaa")
+    r = results.load(tmp_path)
+    tel = pd.concat([r.telemetry, r.telemetry.assign(source="tegrastats", value=r.telemetry.value + 1000)])
+    j = results.samples_with_telemetry(r.samples, tel, ["cpu_util_pct"], source="tegrastats")
+    assert list(j["cpu_util_pct"]) == [1010.0, 1050.0, 1090.0]

@@ -159,7 +159,10 @@ class Monitor:
     """Telemetry of the node, sampled in a thread, on the same clock as the samples; and
     the node's controls (clock mode, MPS), applied and restored in this one process."""
 
-    def __init__(self, interval_s: float, host: bool = True, nvml_gpus: tuple = ()):
+    def __init__(self, interval_s: float, host: bool = True, nvml_gpus: tuple = (),
+                 tegrastats: Optional[bool] = False, tegrastats_ms: int = 100):
+        """``tegrastats``: True runs it (absent: a warning), None runs it if this node is a
+        Jetson, False never; ``tegrastats_ms`` its ``--interval``."""
         from ..telemetry import Collector, HostSampler
 
         samplers = [HostSampler()] if host else []
@@ -167,6 +170,12 @@ class Monitor:
             from ..telemetry import NvmlSampler
 
             samplers += [NvmlSampler(i) for i in nvml_gpus]
+        if tegrastats is not False:
+            from ..control import detect_platform
+            from ..telemetry.tegrastats import TegrastatsSampler, wanted
+
+            if wanted(tegrastats, detect_platform()["kind"]):
+                samplers.append(TegrastatsSampler(tegrastats_ms))
         self.collector = Collector(samplers, interval_s)
         self.controls = None
 
@@ -197,3 +206,8 @@ class Monitor:
     def stop(self) -> dict:
         rows = self.collector.stop()
         return {"rows": rows, "errors": list(self.collector.errors)}
+
+    def __ray_shutdown__(self) -> None:
+        # A graceful exit without stop() (the driver gone, the handle dropped) must not
+        # leave tegrastats running; ray.kill is covered by the child's PR_SET_PDEATHSIG.
+        self.collector.stop()

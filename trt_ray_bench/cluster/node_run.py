@@ -16,6 +16,7 @@ import pandas as pd
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ..control.nvpmodel import mode_text
 from ..errors import UserError
 from ..results import write_run
 from ..timing import LoopPlan, common_window, stability_warnings, summarize
@@ -111,8 +112,10 @@ def _reason(exc: BaseException) -> str:
 
 #: What the node's tools need from the driver's environment. A local Ray's workers keep
 #: the environment of the moment Ray started; the experiment runs on the driver's node,
-#: so the nvidia-smi the user's shell finds is the one the Monitor must run.
-CONTROL_ENV = ("PATH", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")
+#: so the nvidia-smi the user's shell finds is the one the Monitor must run. ``TRB_ROOT``,
+#: ``TRB_SYSFS_ROOT`` and ``TRB_SUDO`` say where the Jetson files are and how root's
+#: tools are run (``trt_ray_bench.control``).
+CONTROL_ENV = ("PATH", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY", "TRB_ROOT", "TRB_SYSFS_ROOT", "TRB_SUDO")
 
 
 def _get(ref, timeout: Optional[float] = None):
@@ -129,16 +132,21 @@ def _get(ref, timeout: Optional[float] = None):
 def _start_monitor(spec, place, node_gpus: float):
     """The Monitor, with the node's controls checked (UserError before anything changes)."""
     opts = {"scheduling_strategy": place}
-    if spec.clocks != "default" or spec.mps:
+    tel = spec.telemetry
+    # tegrastats asked for by name runs from the driver's PATH too (the one the user's
+    # shell finds), like the control tools.
+    if spec.clocks != "default" or spec.mps or spec.power_mode is not None or tel.tegrastats:
         opts["runtime_env"] = {"env_vars": {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}}
-    nvml = spec.telemetry.nvml if spec.telemetry.nvml is not None else node_gpus > 0
+    nvml = tel.nvml if tel.nvml is not None else node_gpus > 0
     if nvml and node_gpus <= 0:
         raise UserError("telemetry.nvml", "true, but the node running this experiment has no GPU")
-    monitor = Monitor.options(**opts).remote(spec.telemetry.interval_s, spec.telemetry.host,
-                                              (0,) if nvml else ())
+    # tegrastats None (the default) is decided in the Monitor, which knows its platform.
+    monitor = Monitor.options(**opts).remote(tel.interval_s, tel.host, (0,) if nvml else (),
+                                              tel.tegrastats, tel.tegrastats_interval_ms)
     try:
         provenance = ray.get(monitor.provenance.remote())
-        controls = _get(monitor.check_controls.remote(spec.model_dump(mode="json", include={"clocks", "mps"})))
+        controls = _get(monitor.check_controls.remote(
+            spec.model_dump(mode="json", include={"clocks", "mps", "power_mode"})))
     except BaseException:
         ray.kill(monitor)
         raise
@@ -146,8 +154,16 @@ def _start_monitor(spec, place, node_gpus: float):
 
 
 def _log_controls(rec: dict, log: Log) -> None:
+    p = rec.get("power_mode_in_force")
+    if p:
+        was = rec.get("power_mode_before") or {}
+        same = was.get("id") == p.get("id")
+        log(f"power    {mode_text(p)}" + (" (already in force)" if same else f", was {mode_text(was)}"))
     f = rec.get("clocks_in_force")
-    if f:
+    if f and "gpu_max_mhz" in f:  # a Jetson: jetson_clocks or the GPU's devfreq node
+        log(f"clocks   {rec['clocks_mode']}: GPU {f.get('gpu_min_mhz'):g}-{f.get('gpu_max_mhz'):g} MHz "
+            f"(reads {f.get('gpu_cur_mhz')} MHz)" + (f", EMC {f['emc_cur_mhz']:g} MHz" if f.get("emc_cur_mhz") else ""))
+    elif f:
         mem = f.get("locked_mem_mhz")
         mem = f", memory {mem[0]} MHz" if isinstance(mem, list) else (f", memory lock {mem}" if mem else "")
         log(f"clocks   {rec['clocks_mode']}: graphics locked at {f['locked_gpu_mhz'][0]} MHz{mem} "
@@ -282,6 +298,19 @@ def _json(state: Optional[dict]) -> Optional[str]:
     return None if state is None else json.dumps(state, sort_keys=True)
 
 
+def _in_force(ctl: dict) -> dict:
+    """Provenance read before the controls were applied, as the run measured it: the
+    power mode and GPU frequency range the controls put in force."""
+    out = {}
+    mode = ctl.get("power_mode_in_force")
+    if mode:
+        out["power_mode"] = mode_text(mode)
+    clocks = ctl.get("clocks_in_force") or {}
+    if clocks.get("gpu_min_mhz") is not None and clocks.get("gpu_max_mhz") is not None:
+        out["gpu_freq_range_mhz"] = f"{clocks['gpu_min_mhz']:g}-{clocks['gpu_max_mhz']:g}"
+    return out
+
+
 def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     """Samples, runs (statistics over the right window) and telemetry of one run."""
     spec, t = plan.spec, plan.spec.timing
@@ -311,7 +340,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     machine = {
         "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
         "mps_state": ctl.get("mps_state"),
-        **{k: _json(ctl.get(k)) for k in ("clocks_before", "clocks_in_force", "clocks_after")},
+        **{k: _json(ctl.get(k)) for k in ("clocks_before", "clocks_in_force", "clocks_after",
+                                          "power_mode_before", "power_mode_after")},
+        **_in_force(ctl),
     }
     for o in result["outcomes"]:
         ph: Phase = o["phase"]

@@ -1,5 +1,12 @@
-"""The machine state one experiment asks for (clock mode, MPS), applied as one unit and
-always restored: in ``finally``, at interpreter exit, and on SIGTERM / SIGINT."""
+"""The machine state one experiment asks for (power mode, clock mode, MPS), applied as
+one unit and always restored: in ``finally``, at interpreter exit, and on SIGTERM / SIGINT.
+
+Which control carries out a mode depends on the platform: on a desktop or datacenter GPU
+the clocks are nvidia-smi's (NvidiaSmiClocks); on a Jetson ``clocks: max`` is
+``jetson_clocks`` (JetsonClocks), ``{gpu_mhz: N}`` the GPU's devfreq node (GpuDevfreq), and
+``power_mode`` is nvpmodel's (NvpModel). The power mode goes first (nvpmodel resets the
+clocks), and is set back last.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,16 @@ import signal
 import threading
 from typing import Dict, List, Optional, Union
 
+from ..errors import UserError
 from .clocks import NvidiaSmiClocks
+from .devfreq import GpuDevfreq
+from .jetson_clocks import JetsonClocks
 from .mps import MpsDaemon
+from .nvpmodel import NvpModel
+from .platform import detect_platform
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_KINDS = {"dgpu": "it has a desktop or datacenter NVIDIA GPU", "cpu": "it has no NVIDIA GPU"}
 
 
 def clocks_text(clocks) -> str:
@@ -27,19 +40,29 @@ def clocks_text(clocks) -> str:
 class MachineControls:
     """``check()`` refuses (UserError) before anything changes; ``apply()`` changes;
     ``restore()`` undoes what was changed, once, whatever happened in between. ``record``
-    holds what a run stores: the mode asked for, the state before, in force and after.
+    holds what a run stores: the modes asked for, the state before, in force and after.
 
-    Nothing is executed for ``clocks: default`` with ``mps: false`` (a /proc read only,
-    to notice someone else's MPS daemon)."""
+    Nothing is executed for ``clocks: default`` with ``mps: false`` and no ``power_mode``
+    (a /proc read only, to notice someone else's MPS daemon)."""
 
-    def __init__(self, clocks: Union[str, dict, object] = "default", mps: bool = False, gpu_index: int = 0):
+    def __init__(self, clocks: Union[str, dict, object] = "default", mps: bool = False, gpu_index: int = 0,
+                 power_mode: Optional[int] = None, kind: Optional[str] = None):
         self.clocks_mode = clocks
-        self.clocks: Optional[NvidiaSmiClocks] = None if clocks == "default" else NvidiaSmiClocks(gpu_index)
+        self.power_mode = power_mode
+        if kind is None and (clocks != "default" or power_mode is not None):
+            kind = detect_platform()["kind"]
+        self.kind = kind
+        self.clocks: Optional[object] = None
+        if clocks != "default":
+            self.clocks = (JetsonClocks() if clocks == "max" else GpuDevfreq()) if kind == "jetson" else \
+                NvidiaSmiClocks(gpu_index)
+        self.nvpmodel: Optional[NvpModel] = NvpModel() if power_mode is not None and kind == "jetson" else None
         self.mps = bool(mps)
         self.daemon = MpsDaemon()
         self.record: Dict[str, object] = {
             "clocks_mode": clocks_text(clocks), "clocks_before": None, "clocks_in_force": None,
-            "clocks_after": None, "mps": self.mps, "mps_state": None, "warnings": [],
+            "clocks_after": None, "mps": self.mps, "mps_state": None, "power_mode_asked": power_mode,
+            "power_mode_before": None, "power_mode_in_force": None, "power_mode_after": None, "warnings": [],
         }
         self._checked = False
         self._armed = False
@@ -47,14 +70,21 @@ class MachineControls:
 
     @classmethod
     def from_spec(cls, spec, gpu_index: int = 0) -> "MachineControls":
-        """From an ExperimentSpec or a mapping with its ``clocks`` and ``mps``."""
+        """From an ExperimentSpec or a mapping with its ``clocks``, ``mps`` and ``power_mode``."""
         get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
-        return cls(get("clocks", "default"), get("mps", False), gpu_index)
+        return cls(get("clocks", "default"), get("mps", False), gpu_index, power_mode=get("power_mode", None))
 
     def _controls(self) -> List[object]:
-        return [c for c in (self.clocks, self.daemon) if c is not None]
+        """In the order they are applied (and restored in reverse)."""
+        return [c for c in (self.nvpmodel, self.clocks, self.daemon) if c is not None]
 
     def check(self) -> Dict[str, object]:
+        if self.power_mode is not None and self.nvpmodel is None:
+            raise UserError("power_mode", f"{self.power_mode}: power modes are a Jetson setting (nvpmodel) and this "
+                                          f"node is not a Jetson ({_KINDS.get(self.kind, self.kind)}); "
+                                          "leave power_mode out")
+        if self.nvpmodel is not None:
+            self.nvpmodel.check(self.power_mode)
         if self.clocks is not None:
             self.clocks.check(self.clocks_mode)
         self.daemon.check(self.mps)
@@ -62,14 +92,20 @@ class MachineControls:
         return dict(self.record)
 
     def apply(self) -> Dict[str, object]:
-        """Apply the clock mode, then MPS; on any failure undo what was done and re-raise."""
+        """Apply the power mode, the clock mode, then MPS; on any failure undo what was done
+        and re-raise. The states before are read first, so "after" compares with them."""
         if not self._checked:
             self.check()
-        if self.clocks is not None or self.mps:
+        if self.clocks is not None or self.mps or self.nvpmodel is not None:
             self._arm()  # before the first change: a kill from here on still restores
         try:
+            if self.nvpmodel is not None:
+                self.record["power_mode_before"] = self.nvpmodel.read()
             if self.clocks is not None:
                 self.record["clocks_before"] = self.clocks.read()
+            if self.nvpmodel is not None:
+                self.record["power_mode_in_force"] = self.nvpmodel.apply(self.power_mode)
+            if self.clocks is not None:
                 self.record["clocks_in_force"] = self.clocks.apply(self.clocks_mode)
             self.record["mps_state"] = self.daemon.apply(self.mps)
         except BaseException:
@@ -90,11 +126,12 @@ class MachineControls:
                 control.restore()
             except Exception as exc:  # noqa: BLE001 - every control gets its chance
                 problems.append(f"{control.name}: {exc}")
-        if self.clocks is not None:
-            try:
-                self.record["clocks_after"] = self.clocks.read()
-            except Exception as exc:  # noqa: BLE001
-                self.record["clocks_after"] = {"error": str(exc)}
+        for control, key in ((self.clocks, "clocks_after"), (self.nvpmodel, "power_mode_after")):
+            if control is not None:
+                try:
+                    self.record[key] = control.read()
+                except Exception as exc:  # noqa: BLE001
+                    self.record[key] = {"error": str(exc)}
         self._collect_notes()
         if problems:
             self.record["warnings"].extend(f"not restored: {p}" for p in problems)

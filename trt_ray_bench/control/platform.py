@@ -1,27 +1,46 @@
-"""What machine a number was taken on: everything about it, collected in one place."""
+"""What machine a number was taken on: everything about it, collected in one place.
+
+On a Jetson: the board (``/proc/device-tree/model``), the Jetson Linux (L4T) release
+(``/etc/nv_tegra_release``, e.g. ``# R36 (release), REVISION: 4.4, GCID: ...`` is 36.4.4;
+else the ``nvidia-l4t-core`` package's version), the JetPack version (the
+``nvidia-jetpack`` package's version, else NVIDIA's L4T-to-JetPack table), the power mode
+and the GPU's frequency range. The Jetson files are read under ``TRB_ROOT``.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import socket
 from importlib import metadata
 from pathlib import Path
 from typing import Dict
 
-JETSON_MODEL = Path("/proc/device-tree/model")
+from ._command import run, which
+from ._paths import read_text, system_path
 
+JETSON_MODEL = "/proc/device-tree/model"
+NV_TEGRA_RELEASE = "/etc/nv_tegra_release"
+NVIDIA_DRIVER = "/proc/driver/nvidia/version"
+_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+(?:\.\d+)*)")
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace").strip("\x00 \n")
-    except OSError:
-        return ""
+#: Jetson Linux (L4T) release -> JetPack, from NVIDIA's JetPack archive
+#: (developer.nvidia.com/embedded/jetpack-archive), for boards without nvidia-jetpack.
+L4T_JETPACK = {
+    "32.7.1": "4.6.1", "32.7.2": "4.6.2", "32.7.3": "4.6.3", "32.7.4": "4.6.4", "32.7.5": "4.6.5",
+    "32.7.6": "4.6.6", "35.1.0": "5.0.2", "35.2.1": "5.1", "35.3.1": "5.1.1", "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3", "35.6.0": "5.1.4", "35.6.1": "5.1.5", "36.2.0": "6.0 DP", "36.3.0": "6.0",
+    "36.4.0": "6.1", "36.4.3": "6.2", "36.4.4": "6.2.1",
+}
+#: a release not in the table: its JetPack series only
+L4T_SERIES = {"32": "4.6.x", "35": "5.1.x", "36": "6.x", "38": "7.x"}
 
 
 def _cpu_model() -> str:
-    for line in _read(Path("/proc/cpuinfo")).splitlines():
+    for line in read_text(Path("/proc/cpuinfo")).splitlines():
         if line.lower().startswith(("model name", "hardware")):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
@@ -37,12 +56,59 @@ def _version(dist: str) -> str:
 def detect_platform() -> Dict[str, str]:
     """``kind``: ``jetson`` (device-tree model names a Jetson), ``dgpu`` (an NVIDIA driver
     answers), or ``cpu``; and the board or GPU name."""
-    model = _read(JETSON_MODEL)
+    model = read_text(system_path(JETSON_MODEL))
     if "jetson" in model.lower() or "nvidia" in model.lower():
         return {"kind": "jetson", "board": model}
-    if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
+    if shutil.which("nvidia-smi") or system_path(NVIDIA_DRIVER).exists():
         return {"kind": "dgpu", "board": ""}
     return {"kind": "cpu", "board": ""}
+
+
+def _dpkg_version(package: str) -> str:
+    if which("dpkg-query") is None:
+        return ""
+    a = run(["dpkg-query", "-W", "-f", "${Version}", package], timeout_s=10.0)
+    return a.out.strip() if a.ok else ""
+
+
+def l4t_release() -> str:
+    """``36.4.4``: the Jetson Linux release, or ""."""
+    m = _RELEASE.search(read_text(system_path(NV_TEGRA_RELEASE)))
+    if m:
+        rev = m.group(2)
+        return f"{m.group(1)}.{rev}" if rev.count(".") else f"{m.group(1)}.{rev}.0"
+    m = _VERSION.match(_dpkg_version("nvidia-l4t-core"))  # 36.4.4-20250616085344
+    return m.group(0) if m else ""
+
+
+def jetpack_version(l4t: str) -> str:
+    """``6.2.1``: the installed nvidia-jetpack (``6.2.1+b38``, ``5.1.1-b56``), else what
+    the L4T release ships with, else its series (``6.x``), else ""."""
+    m = _VERSION.match(_dpkg_version("nvidia-jetpack"))
+    if m:
+        return m.group(0)
+    if not l4t:
+        return ""
+    return L4T_JETPACK.get(l4t) or L4T_SERIES.get(l4t.split(".")[0], "")
+
+
+def jetson_info() -> Dict[str, str]:
+    """L4T, JetPack, the power mode and the GPU frequency range of this Jetson; every
+    field "" where it cannot be read. Runs ``nvpmodel -q`` and ``dpkg-query`` (no root)."""
+    from .devfreq import gpu_range_text
+    from .nvpmodel import current_mode_text
+
+    info = {"l4t": "", "jetpack": "", "power_mode": "", "gpu_freq_range_mhz": ""}
+    for key, get in (("l4t", l4t_release), ("power_mode", current_mode_text), ("gpu_freq_range_mhz", gpu_range_text)):
+        try:
+            info[key] = get() or ""
+        except Exception:  # noqa: BLE001 - provenance must not fail a run
+            info[key] = ""
+    try:
+        info["jetpack"] = jetpack_version(info["l4t"])
+    except Exception:  # noqa: BLE001
+        info["jetpack"] = ""
+    return info
 
 
 def detect_gpus() -> int:
@@ -67,6 +133,7 @@ def collect_provenance() -> Dict[str, object]:
     from .. import __version__
 
     plat = detect_platform()
+    jetson = jetson_info() if plat["kind"] == "jetson" else {}
     gpu = {}
     if plat["kind"] == "dgpu":
         try:
@@ -81,6 +148,10 @@ def collect_provenance() -> Dict[str, object]:
         "host": socket.gethostname(),
         "platform": plat["kind"],
         "board": plat["board"],
+        "l4t": jetson.get("l4t", ""),
+        "jetpack": jetson.get("jetpack", ""),
+        "power_mode": jetson.get("power_mode", ""),
+        "gpu_freq_range_mhz": jetson.get("gpu_freq_range_mhz", ""),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
         "cpu_model": _cpu_model(),

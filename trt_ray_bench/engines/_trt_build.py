@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..errors import UserError, lazy_import
+from ..models._resolve import sha256_file
 
 
 def trt_module():
@@ -74,14 +75,6 @@ def engine_cache_dir() -> Path:
     return cache_dir() / "engines"
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check_build_options(opts: BuildOptions, where: str) -> None:
     """Everything that can be refused without a GPU."""
     if opts.precision == "int8":
@@ -108,8 +101,8 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     """Build (or find in the cache) the engine of ``onnx_path`` for this GPU."""
     trt = trt_module()
     onnx_path = Path(onnx_path)
-    onnx_sha = _sha(onnx_path)
-    calib_sha = _sha(Path(opts.calib_cache)) if opts.calib_cache and Path(opts.calib_cache).is_file() else None
+    onnx_sha = sha256_file(onnx_path)
+    calib_sha = sha256_file(Path(opts.calib_cache)) if opts.calib_cache and Path(opts.calib_cache).is_file() else None
     key_src = json.dumps({"onnx": onnx_sha, "trt": trt.__version__, "gpu": gpu_name, "opts": opts.key(),
                           "calib": calib_sha}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]

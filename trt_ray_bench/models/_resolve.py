@@ -60,7 +60,7 @@ def inspect_onnx(path: Path, where: str) -> dict:
     return {"input_name": i.name, "input_shape": list(i.shape), "input_type": i.type, "meta": dict(meta)}
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -100,7 +100,7 @@ def _default_hw(m: ModelSpec, where: str) -> Tuple[int, int]:
 
 
 def _file_sha(path: str) -> str:
-    return _sha256(Path(path)) if Path(path).is_file() else ""
+    return sha256_file(Path(path)) if Path(path).is_file() else ""
 
 
 def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedModel:
@@ -152,7 +152,7 @@ def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedMode
     return ResolvedModel(
         task=task,
         onnx_path=str(Path(path).resolve()),
-        sha256=_sha256(Path(path)),
+        sha256=sha256_file(Path(path)),
         weights=meta.get(WEIGHTS_KEY, "unknown"),
         source=source,
         hw=(int(hw[0]), int(hw[1])),

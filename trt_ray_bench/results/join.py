@@ -12,10 +12,13 @@ def samples_with_telemetry(
     telemetry: pd.DataFrame,
     metrics: Optional[Sequence[str]] = None,
     tolerance_ns: Optional[int] = None,
+    source: Optional[str] = None,
 ) -> pd.DataFrame:
     """``samples`` with one column per telemetry metric: the latest reading at or before
-    each inference's ``t_start_ns`` on the same run (``pandas.merge_asof``)."""
-    tel = telemetry if metrics is None else telemetry[telemetry["metric"].isin(list(metrics))]
+    each inference's ``t_start_ns`` on the same run (``pandas.merge_asof``). ``source``
+    keeps one sampler's rows (host and tegrastats share names such as ``ram_used_mb``)."""
+    tel = telemetry if source is None else telemetry[telemetry["source"] == source]
+    tel = tel if metrics is None else tel[tel["metric"].isin(list(metrics))]
     wide = (
         tel.pivot_table(index=["run_id", "t_ns"], columns="metric", values="value", aggfunc="last")
         .reset_index()

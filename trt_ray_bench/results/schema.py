@@ -9,6 +9,9 @@ STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms",
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
     ("gpu_name", pa.string()), ("gpu_driver", pa.string()),
+    # Jetson: Jetson Linux release, JetPack, the power mode the run measured under
+    # (``MAXN (0)``) and the GPU's devfreq min-max in MHz during the run (``306-1300.5``)
+    ("l4t", pa.string()), ("jetpack", pa.string()), ("power_mode", pa.string()), ("gpu_freq_range_mhz", pa.string()),
     ("os", pa.string()), ("machine", pa.string()), ("cpu_model", pa.string()), ("cpu_count", pa.int32()),
     ("python_version", pa.string()), ("trb_version", pa.string()), ("ray_version", pa.string()),
     ("onnxruntime_version", pa.string()), ("numpy_version", pa.string()), ("ultralytics_version", pa.string()),
@@ -17,10 +20,13 @@ PROVENANCE_FIELDS = [
 
 #: The node's controls during the run (``trt_ray_bench.control``): the clock mode asked
 #: for, the clock state (JSON) read before it was applied, right after, and after it was
-#: restored; MPS asked for and found: ``off``, ``started`` or ``running (not ours)``.
+#: restored; MPS asked for and found: ``off``, ``started`` or ``running (not ours)``; on a
+#: Jetson with ``power_mode``, nvpmodel's mode (JSON ``{"id": 0, "name": "MAXN"}``) before
+#: and after the run (the mode in force is the ``power_mode`` column).
 MACHINE_CONTROL_FIELDS = [
     ("clocks_mode", pa.string()), ("clocks_before", pa.string()), ("clocks_in_force", pa.string()),
     ("clocks_after", pa.string()), ("mps", pa.bool_()), ("mps_state", pa.string()),
+    ("power_mode_before", pa.string()), ("power_mode_after", pa.string()),
 ]
 
 

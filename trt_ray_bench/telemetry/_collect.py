@@ -1,10 +1,13 @@
-"""A background thread that polls samplers at an interval and keeps long-form rows."""
+"""A background thread that polls samplers at an interval and keeps long-form rows; and
+streaming samplers (a command whose output is read line by line) that push their rows
+from their own reader thread."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from typing import Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple, Union
 
 try:
     from typing import Protocol
@@ -12,6 +15,7 @@ except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore
 
 Reading = Tuple[str, float, str]  # metric, value, unit
+Emit = Callable[[int, Iterable[Reading]], None]  # (t_ns, readings)
 
 
 class Sampler(Protocol):
@@ -21,40 +25,71 @@ class Sampler(Protocol):
         """Current values; called from the collector's thread."""
 
 
-class Collector:
-    """Polls every sampler each ``interval_s`` until ``stop()``; rows use ``perf_counter_ns``
-    (CLOCK_MONOTONIC), the clock of the timing loop, so they join to samples."""
+class StreamingSampler(Protocol):
+    source: str
 
-    def __init__(self, samplers: List[Sampler], interval_s: float = 0.1):
+    def start(self, emit: Emit) -> None:
+        """Begin pushing ``emit(t_ns, readings)`` from the sampler's own thread, ``t_ns``
+        from ``perf_counter_ns``. A missing tool is a warning for ``stop``, not an error."""
+
+    def stop(self) -> Iterable[str]:
+        """End the stream and wait for it; the run's warnings (one line each)."""
+
+
+def _streams(s) -> bool:
+    return callable(getattr(s, "start", None)) and not callable(getattr(s, "read", None))
+
+
+class Collector:
+    """Polls every polled sampler each ``interval_s`` until ``stop()``, and runs the
+    streaming ones; rows use ``perf_counter_ns`` (CLOCK_MONOTONIC), the clock of the timing
+    loop, so they join to samples."""
+
+    def __init__(self, samplers: List[Union[Sampler, StreamingSampler]], interval_s: float = 0.1):
         self.samplers = samplers
+        self.polled = [s for s in samplers if not _streams(s)]
+        self.streaming = [s for s in samplers if _streams(s)]
         self.interval_s = interval_s
         self.rows: Dict[str, list] = {"t_ns": [], "source": [], "metric": [], "value": [], "unit": []}
         self.errors: List[str] = []
+        self._lock = threading.Lock()  # the polling thread and the streams append rows
         self._stop = threading.Event()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="trb-telemetry", daemon=True)
 
     def start(self) -> "Collector":
+        for s in self.streaming:
+            try:
+                s.start(functools.partial(self._append, s.source))
+            except Exception as exc:  # noqa: BLE001 - a sampler failing must not stop the run
+                self._error(f"{s.source}: {exc.__class__.__name__}: {exc}")
         self._thread.start()
         return self
+
+    def _error(self, msg: str) -> None:
+        if msg not in self.errors:
+            self.errors.append(msg)
+
+    def _append(self, source: str, t: int, readings: Iterable[Reading]) -> None:
+        r = self.rows
+        with self._lock:
+            for metric, value, unit in readings:
+                r["t_ns"].append(t)
+                r["source"].append(source)
+                r["metric"].append(metric)
+                r["value"].append(float(value))
+                r["unit"].append(unit)
 
     def _run(self) -> None:
         nxt = time.perf_counter_ns()
         step = int(self.interval_s * 1e9)
-        r = self.rows
-        while not self._stop.is_set():
+        while self.polled and not self._stop.is_set():
             t = time.perf_counter_ns()
-            for s in self.samplers:
+            for s in self.polled:
                 try:
-                    for metric, value, unit in s.read():
-                        r["t_ns"].append(t)
-                        r["source"].append(s.source)
-                        r["metric"].append(metric)
-                        r["value"].append(float(value))
-                        r["unit"].append(unit)
+                    self._append(s.source, t, list(s.read()))
                 except Exception as exc:  # a sampler failing must not stop the run
-                    msg = f"{s.source}: {exc.__class__.__name__}: {exc}"
-                    if msg not in self.errors:
-                        self.errors.append(msg)
+                    self._error(f"{s.source}: {exc.__class__.__name__}: {exc}")
             nxt += step
             delay = (nxt - time.perf_counter_ns()) / 1e9
             if delay < 0:  # fell behind: do not burst to catch up
@@ -63,7 +98,17 @@ class Collector:
             self._stop.wait(delay)
 
     def stop(self) -> Dict[str, list]:
+        """Stop polling and every stream (idempotent); the rows."""
+        if self._stopped:
+            return self.rows
+        self._stopped = True
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        for s in self.streaming:
+            try:
+                for msg in s.stop() or ():
+                    self._error(msg)
+            except Exception as exc:  # noqa: BLE001
+                self._error(f"{s.source}: {exc.__class__.__name__}: {exc}")
         return self.rows

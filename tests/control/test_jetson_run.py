@@ -1,0 +1,112 @@
+"""Power mode and clock modes of a Jetson through the real run path: a local Ray, the
+Monitor actor applying and restoring them on the node, real ONNX Runtime models,
+runs.parquet.
+
+``nvpmodel``, ``jetson_clocks`` and ``sudo`` are hardware-only (or root-only) commands:
+stand-in scripts (``standins/``) are put first on the driver's PATH, and TRB_ROOT /
+TRB_SYSFS_ROOT point at a fake Jetson AGX Orin; the run hands all of it to the Monitor
+actor (CONTROL_ENV), which therefore believes it runs on that Jetson.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from trt_ray_bench import results
+from trt_ray_bench.cluster import make_plan, run_plan
+from trt_ray_bench.errors import UserError
+from trt_ray_bench.spec import spec_from_dict
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _spec(tmp_path, onnx, **over):
+    d = {
+        "name": "jetson",
+        "output": str(tmp_path / "results"),
+        "models": [{"path": str(onnx), "name": "cls", "options": {"threads": 1}},
+                   {"path": str(onnx), "name": "cls2", "options": {"threads": 1}}],
+        "timing": {"iterations": 5, "warmup": 1},
+        "telemetry": {"interval_s": 0.05, "tegrastats": False},
+        **over,
+    }
+    return spec_from_dict(d)
+
+
+def _find(ray, suffix, timeout=60):
+    t_end = time.time() + timeout
+    while time.time() < t_end:
+        for a in ray.util.list_named_actors(all_namespaces=True):
+            if a["name"].endswith(suffix):
+                return ray.get_actor(a["name"], namespace=a["namespace"])
+        time.sleep(0.05)
+    raise AssertionError(f"no actor named *{suffix}")
+
+
+def _changes(fake):
+    return [s for s in fake.sequence() if not s.startswith(("sudo -l", "nvpmodel -q", "jetson_clocks --show"))]
+
+
+def test_a_model_that_dies_mid_run_still_gets_power_mode_and_clocks_restored(tmp_path, cls_onnx, ray_local,
+                                                                             fake_jetson):
+    ray = ray_local
+    plan = make_plan(_spec(tmp_path, cls_onnx, schedule="together", clocks="max", power_mode=0,
+                           timing={"iterations": 3000, "warmup": 1}))
+    box = {}
+    th = threading.Thread(target=lambda: box.update(out=run_plan(plan, log=lambda s: None)))
+    th.start()
+    coord = _find(ray, f"{plan.run_id}/coordinator")
+    while ray.get(coord.state.remote())["start_ns"] is None:
+        time.sleep(0.02)
+    assert fake_jetson.state()["mode"] == 0 and fake_jetson.gpu() == (1300500000, 1300500000)  # while measuring
+    ray.kill(_find(ray, f"{plan.run_id}/cls2"))
+    th.join(timeout=120)
+    assert not th.is_alive()
+    assert _changes(fake_jetson) == ["nvpmodel -m 0", "jetson_clocks --store", "jetson_clocks",
+                                     "jetson_clocks --restore", "nvpmodel -m 3"]
+    assert fake_jetson.state()["mode"] == 3 and fake_jetson.gpu() == (306000000, 816000000)
+    runs = results.load(box["out"]["run_dir"]).runs.set_index("model")
+    assert runs.loc["cls2", "status"] == "failed" and runs.loc["cls", "status"] == "ok"
+    row = runs.loc["cls"]
+    assert (row.platform, row.board, row.l4t) == ("jetson", "NVIDIA Jetson AGX Orin Developer Kit", "35.4.1")
+    assert (row.power_mode, row.gpu_freq_range_mhz) == ("MAXN (0)", "1300.5-1300.5")  # as measured
+    assert json.loads(row.power_mode_before) == {"id": 3, "name": "MODE_50W"} == json.loads(row.power_mode_after)
+    assert row.clocks_mode == "max" and json.loads(row.clocks_in_force)["emc_override"] == 1
+    assert json.loads(row.clocks_after)["gpu_max_mhz"] == 816.0
+
+
+def test_a_fixed_gpu_clock_through_the_run_path(tmp_path, cls_onnx, ray_local, fake_jetson):
+    out = run_plan(make_plan(_spec(tmp_path, cls_onnx, schedule="alone", clocks={"gpu_mhz": 612})), log=lambda s: None)
+    assert _changes(fake_jetson) == ["write max_freq 612000000", "write min_freq 612000000",
+                                     "write max_freq 816000000", "write min_freq 306000000"]
+    runs = out["tables"]["runs"]
+    assert set(runs.status) == {"ok"} and (runs.gpu_freq_range_mhz == "612-612").all()
+    assert (runs.power_mode == "MODE_50W (3)").all() and runs.power_mode_before.isna().all()
+
+
+@pytest.mark.parametrize("over, configure, where", [
+    ({"power_mode": 5}, {}, "power_mode"),
+    ({"clocks": {"gpu_mhz": 900}}, {}, "clocks.gpu_mhz"),
+    ({"clocks": "max", "power_mode": 0}, {"sudo": "password"}, "power_mode"),
+])
+def test_refused_on_the_node_before_measuring_nothing_written(tmp_path, cls_onnx, ray_local, fake_jetson,
+                                                              over, configure, where):
+    fake_jetson.configure(**configure)
+    with pytest.raises(UserError) as e:
+        run_plan(make_plan(_spec(tmp_path, cls_onnx, **over)), log=lambda s: None)
+    assert type(e.value) is UserError and e.value.where == where and "\n" not in str(e.value)
+    assert _changes(fake_jetson) == []  # nothing was set
+    assert fake_jetson.state()["mode"] == 3 and not (tmp_path / "results").exists()
+
+
+def test_without_sudo_rights_clocks_default_still_runs(tmp_path, cls_onnx, ray_local, fake_jetson):
+    fake_jetson.configure(sudo="password")
+    out = run_plan(make_plan(_spec(tmp_path, cls_onnx, schedule="alone")), log=lambda s: None)
+    runs = out["tables"]["runs"]
+    assert set(runs.status) == {"ok"} and (runs.clocks_mode == "default").all()
+    assert not any(c["tool"] in ("sudo", "jetson_clocks") for c in fake_jetson.calls())
+    assert not any(c["argv"][:1] == ["-m"] for c in fake_jetson.calls())

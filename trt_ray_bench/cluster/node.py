@@ -1,0 +1,47 @@
+"""Joining a board to the lab's Ray cluster with what this project needs of it.
+
+Ray does not detect a Jetson's integrated GPU, so a board must say ``--num-gpus=1``
+itself; each node also advertises ``trb_node_<name>`` (to place an experiment on a
+named board) and one ``trb_slot`` (one experiment owns a node's GPU at a time). Ray has
+no authentication: the node binds to the lab network address given, and the dashboard
+stays off."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from typing import List, Optional
+
+from ..errors import UserError
+
+DEFAULT_PORT = 6379
+_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def node_resources(name: str) -> dict:
+    return {f"trb_node_{_NAME.sub('_', name)}": 1, "trb_slot": 1}
+
+
+def ray_start_argv(
+    head: bool,
+    address: Optional[str] = None,
+    node_ip: Optional[str] = None,
+    name: Optional[str] = None,
+    num_gpus: Optional[int] = None,
+    port: int = DEFAULT_PORT,
+) -> List[str]:
+    """The ``ray start`` command line for this node (an argv list, never a shell string)."""
+    from ..control import detect_gpus
+
+    if head == bool(address):
+        raise UserError("node start", "give --head (the first board) or --address HEAD:PORT (the others)")
+    name = name or socket.gethostname()
+    gpus = detect_gpus() if num_gpus is None else num_gpus
+    argv = ["ray", "start"]
+    argv += ["--head", f"--port={port}", "--include-dashboard=false"] if head else [f"--address={address}"]
+    if node_ip:
+        argv.append(f"--node-ip-address={node_ip}")
+    argv += [f"--num-gpus={gpus}", f"--resources={json.dumps(node_resources(name), separators=(',', ':'))}",
+             "--disable-usage-stats"]
+    return argv

@@ -1,0 +1,31 @@
+"""Where the machine's own files are read: ``/``, or a stand-in tree.
+
+The Jetson files (``/proc/device-tree/model``, ``/etc/nv_tegra_release``,
+``/etc/nvpmodel.conf``) are read under ``TRB_ROOT`` and the GPU's devfreq node under
+``TRB_SYSFS_ROOT`` (default: ``TRB_ROOT``). Both default to ``/``; the tests point them at
+a fake board in a temporary folder, which is how a desktop runner checks Jetson code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def system_path(path: str) -> Path:
+    """``path`` (absolute, e.g. ``/etc/nv_tegra_release``) under ``TRB_ROOT``."""
+    return Path(os.environ.get("TRB_ROOT") or "/") / path.lstrip("/")
+
+
+def sysfs_path(path: str) -> Path:
+    """``path`` (absolute, e.g. ``/sys/class/devfreq``) under ``TRB_SYSFS_ROOT``."""
+    root = os.environ.get("TRB_SYSFS_ROOT") or os.environ.get("TRB_ROOT") or "/"
+    return Path(root) / path.lstrip("/")
+
+
+def read_text(path: Path) -> str:
+    """A small system file's text without the device tree's trailing NUL; "" if unreadable."""
+    try:
+        return path.read_text(errors="replace").strip("\x00 \n")
+    except OSError:
+        return ""
