@@ -102,3 +102,38 @@ def test_unreachable_address_is_refused_fast(trb, tmp_path):
     spec.write_text("name: x\nmodels: [{path: m.onnx}]\n")
     code, out, err = trb("run", spec, "--address", "127.0.0.1:1")
     assert code == 2 and "--address: 127.0.0.1:1: no Ray cluster answers there" in err
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_validates(trb, tmp_path, spec):
+    """Each study's spec is valid as shipped (a dry run exports and writes nothing)."""
+    code, out, err = trb("run", spec, "--dry-run", "--output", tmp_path / "r")
+    assert code == 0, err
+    assert "phases" in out and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_models_share_a_node_gpu(tmp_path):
+    """A node that advertises one GPU (what `trb node start` does on a Jetson, whose GPU
+    Ray cannot see) runs several GPU-backend models at once, each with a share of it.
+    The torch backend falls back to the CPU here, so this runs without a GPU."""
+    pytest.importorskip("torch")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1,
+                                                            "include_dashboard": False})
+    try:
+        spec = tmp_path / "exp.yaml"
+        spec.write_text(
+            f"name: shared\noutput: {tmp_path / 'results'}\nschedule: together\ntelemetry: {{nvml: false}}\n"
+            "timing: {iterations: 3, warmup: 1}\nmodels:\n"
+            "  - {arch: yolov8n, task: classify, imgsz: 64, backend: torch, name: a}\n"
+            "  - {arch: yolov8n, task: classify, imgsz: 64, backend: torch, name: b}\n")
+        p = subprocess.run([_trb_exe(), "run", str(spec), "--address", cluster.address], capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr + p.stdout
+        runs = results.load(tmp_path / "results").runs
+        assert set(runs.status) == {"ok"} and len(runs) == 2
+    finally:
+        cluster.shutdown()
