@@ -57,7 +57,12 @@ def _cmd_compare(a) -> int:
         res = res.only(a.run)
     elif not a.all:
         res = res.latest()
-    if a.baseline:
+    if a.by == "mode":
+        from .results import by_mode
+
+        table = by_mode(res.runs)
+        note = "ms per image (host) of each mode and phase; % vs inference alone; metrics of the last run"
+    elif a.baseline:
         from .results import versus
 
         table = versus(res.runs, a.baseline)
@@ -210,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
     c.add_argument("dir")
     c.add_argument("--format", choices=("md", "csv"), default="md")
+    c.add_argument("--by", choices=("phase", "mode"), default="phase",
+                   help="mode: the seed 002 table (inference vs validation vs without_val, alone and together)")
     c.add_argument("--baseline", metavar="MODEL", help="per-model statistics and speedup over this model "
                    "(the TensorRT-vs-X table) instead of alone vs together")
     g = c.add_mutually_exclusive_group()

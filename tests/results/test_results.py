@@ -119,3 +119,18 @@ def test_join_one_source(tmp_path):
     tel = pd.concat([r.telemetry, r.telemetry.assign(source="tegrastats", value=r.telemetry.value + 1000)])
     j = results.samples_with_telemetry(r.samples, tel, ["cpu_util_pct"], source="tegrastats")
     assert list(j["cpu_util_pct"]) == [1010.0, 1050.0, 1090.0]
+
+
+def test_by_mode_is_seed_002s_table():
+    rows = []
+    for mode, phase, ms in [("inference", "alone", 8.0), ("validation", "alone", 12.0), ("without_val", "alone", 10.0),
+                            ("validation", "together", 16.0), ("without_val", "together", 12.0)]:
+        rows.append({"run_id": "r", "model": "cls", "mode": mode, "phase": phase, "status": "ok", "mean_ms": ms,
+                     "batch": 1, "top1": 0.5 if mode == "validation" else np.nan})
+    t = results.by_mode(pd.DataFrame(rows)).iloc[0]
+    assert list(k for k in t.index if k.endswith("_ms")) == [
+        "inference_alone_ms", "validation_alone_ms", "without_val_alone_ms", "validation_together_ms",
+        "without_val_together_ms"]
+    assert t["validation_alone_vs_inference_pct"] == pytest.approx(50.0)
+    assert t["without_val_together_vs_inference_pct"] == pytest.approx(50.0)
+    assert t["top1"] == 0.5

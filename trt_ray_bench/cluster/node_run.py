@@ -227,7 +227,8 @@ def execute(plan: Plan, log: Log = print) -> dict:
                 outcomes.append({"phase": ph, "model": n, "status": "failed", "error": failed[n]})
             if not names:
                 continue
-            log(f"repeat {ph.repeat}  {ph.phase:<8} {', '.join(names)}")
+            mode = f"{ph.mode} " if ph.mode != "inference" else ""
+            log(f"repeat {ph.repeat}  {mode}{ph.phase:<8} {', '.join(names)}")
             outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed, plan.run_id))
     except KeyboardInterrupt:
         log("interrupted: writing what was measured")
@@ -321,14 +322,14 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     windows, skews = {}, {}
     groups: Dict[tuple, List[dict]] = {}
     for o in result["outcomes"]:
-        groups.setdefault((o["phase"].repeat, o["phase"].phase, o["phase"].models), []).append(o)
+        groups.setdefault((o["phase"].repeat, o["phase"].mode, o["phase"].phase, o["phase"].models), []).append(o)
     for key, os_ in groups.items():
         ok = [o for o in os_ if o["status"] == "ok"]
         measured = []
         for o in ok:
             w = ~o["raw"]["warmup"]
             measured.append((o["raw"]["t_start_ns"][w], o["raw"]["t_end_ns"][w]))
-        if key[1] == "together":
+        if key[2] == "together":
             windows[key] = common_window(measured)
             firsts = [s[0] for s, _ in measured if len(s)]
             skews[key] = (max(firsts) - min(firsts)) / 1e3 if len(firsts) > 1 else float("nan")
@@ -346,12 +347,13 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     }
     for o in result["outcomes"]:
         ph: Phase = o["phase"]
-        key = (ph.repeat, ph.phase, ph.models)
+        key = (ph.repeat, ph.mode, ph.phase, ph.models)
         m = by_name[o["model"]]
         mt = timing[m.name]
         info = result["info"].get(m.name, {})
         row = {
             "run_id": plan.run_id, "experiment": spec.name, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
+            "mode": ph.mode,
             "status": o["status"], "error": o.get("error"), "task": m.task, "backend": m.backend,
             "device": info.get("device"), "providers": info.get("providers"), "source": m.source,
             "onnx_path": m.onnx_path, "onnx_sha256": m.sha256, "weights": m.weights,
@@ -372,7 +374,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             inwin = (~warm) & ((ts >= win[0]) & (te <= win[1]) if win else False)
             gpu = raw.get("gpu_ms")
             frame = pd.DataFrame({
-                "run_id": plan.run_id, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
+                "run_id": plan.run_id, "model": m.name, "phase": ph.phase, "repeat": ph.repeat, "mode": ph.mode,
                 "iteration": np.arange(len(ts)), "warmup": warm, "in_window": inwin,
                 "t_start_ns": ts, "t_end_ns": te, "host_ms": host_ms, "enqueue_ms": raw["enqueue_ns"] / 1e6,
                 "gpu_ms": gpu if gpu is not None else np.full(len(ts), np.nan),

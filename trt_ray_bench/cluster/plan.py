@@ -24,6 +24,7 @@ class Phase:
     repeat: int
     phase: str  # alone | together
     models: Tuple[str, ...]
+    mode: str = "inference"  # inference | pipeline | validation | without_val
 
 
 @dataclass
@@ -66,7 +67,8 @@ class Plan:
             )
         lines.append("phases")
         for p in self.phases:
-            lines.append(f"  repeat {p.repeat}  {p.phase:<8}  {', '.join(p.models)}")
+            mode = f"{p.mode:<12}" if len(s.modes) > 1 or p.mode != "inference" else ""
+            lines.append(f"  repeat {p.repeat}  {mode}{p.phase:<8}  {', '.join(p.models)}")
         lines.append(f"output      {self.run_dir}")
         lines.extend(f"note        {n}" for n in self.notes)
         return "\n".join(lines)
@@ -86,11 +88,12 @@ def new_run_id() -> str:
 def phases_of(spec: ExperimentSpec, names: List[str]) -> List[Phase]:
     out = []
     for r in range(spec.repeats):
-        for ph in spec.phases:
-            if ph == "alone":
-                out.extend(Phase(r, "alone", (n,)) for n in names)
-            else:
-                out.append(Phase(r, "together", tuple(names)))
+        for mode in spec.modes:
+            for ph in spec.phases:
+                if ph == "alone":
+                    out.extend(Phase(r, "alone", (n,), mode) for n in names)
+                else:
+                    out.append(Phase(r, "together", tuple(names), mode))
     return out
 
 

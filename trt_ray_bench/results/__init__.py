@@ -6,7 +6,7 @@
 >>> results.alone_vs_together(r.latest().runs)
 """
 
-from .compare import alone_vs_together, pct, render, versus
+from .compare import alone_vs_together, by_mode, pct, render, versus
 from .join import samples_with_telemetry
 from .load import Results, load, run_dirs
 from .write import check_writable, write_run
@@ -14,6 +14,7 @@ from .write import check_writable, write_run
 __all__ = [
     "Results",
     "alone_vs_together",
+    "by_mode",
     "check_writable",
     "load",
     "pct",

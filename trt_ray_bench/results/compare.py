@@ -18,6 +18,8 @@ def pct(new, base):
 def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS) -> pd.DataFrame:
     """One row per model: alone and together values of each statistic (mean over
     repeats of successful runs) and the % increase, as in the users' seed 002 tables."""
+    if "mode" in runs.columns and runs["mode"].nunique() > 1:  # one mode at a time here
+        runs = runs[runs["mode"] == ("inference" if "inference" in set(runs["mode"]) else runs["mode"].iloc[0])]
     ok = runs[runs["status"] == "ok"]
     order = list(dict.fromkeys(runs["model"]))
     g = ok.groupby(["model", "phase"])[list(stats)].mean()
@@ -40,7 +42,7 @@ def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS) -> pd.Da
 
 
 #: run conditions that, when they differ between the runs compared, split the rows
-CONDITIONS = ("phase", "clocks_mode", "mps")
+CONDITIONS = ("mode", "phase", "clocks_mode", "mps")
 VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "fps", "gpu_p50_ms")
 
 
@@ -63,6 +65,37 @@ def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS) -> 
     else:
         g["speedup"] = base / g["mean_ms"]
     return g
+
+
+#: seed 002's columns, in its order: (mode, phase)
+BY_MODE = (("inference", "alone"), ("inference", "together"), ("pipeline", "alone"), ("pipeline", "together"),
+           ("validation", "alone"), ("without_val", "alone"), ("validation", "together"),
+           ("without_val", "together"))
+
+
+def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone")) -> pd.DataFrame:
+    """Seed 002's tables in one: per model, ms per image of each (mode, phase) measured,
+    and the % increase of each over ``base`` (InferenceTime alone by default)."""
+    ok = runs[runs["status"] == "ok"].copy()
+    if "mode" not in ok.columns:
+        ok["mode"] = "inference"
+    ok["per_image"] = ok[stat] / ok["batch"].fillna(1)
+    g = ok.groupby(["model", "mode", "phase"])["per_image"].mean()
+    present = [k for k in BY_MODE if any((m, k[0], k[1]) in g.index for m in ok["model"].unique())]
+    rows = []
+    for model in dict.fromkeys(runs["model"]):
+        row = {"model": model}
+        for mode, phase in present:
+            row[f"{mode}_{phase}_ms"] = g.get((model, mode, phase), np.nan)
+        b = g.get((model,) + tuple(base), np.nan)
+        for mode, phase in present:
+            if (mode, phase) != tuple(base):
+                row[f"{mode}_{phase}_vs_{base[0]}_pct"] = float(pct(row[f"{mode}_{phase}_ms"], b))
+        for k in ("top1", "top5", "map50", "map50_95", "box_map50_95", "mask_map50_95", "pose_map50_95"):
+            if k in ok.columns and ok.loc[ok["model"] == model, k].notna().any():
+                row[k] = float(ok.loc[ok["model"] == model, k].dropna().iloc[-1])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _fmt(v, col: str) -> str:

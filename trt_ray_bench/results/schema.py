@@ -37,7 +37,7 @@ def _stats(prefix: str):
 RUNS = pa.schema(
     [
         ("run_id", pa.string()), ("experiment", pa.string()), ("model", pa.string()), ("phase", pa.string()),
-        ("repeat", pa.int32()), ("status", pa.string()), ("error", pa.string()),
+        ("repeat", pa.int32()), ("mode", pa.string()), ("status", pa.string()), ("error", pa.string()),
         ("task", pa.string()), ("backend", pa.string()), ("device", pa.string()), ("providers", pa.string()),
         ("source", pa.string()), ("onnx_path", pa.string()), ("onnx_sha256", pa.string()), ("weights", pa.string()),
         ("imgsz_h", pa.int32()), ("imgsz_w", pa.int32()), ("batch", pa.int32()),
@@ -58,7 +58,7 @@ RUNS = pa.schema(
 SAMPLES = pa.schema(
     [
         ("run_id", pa.string()), ("model", pa.string()), ("phase", pa.string()), ("repeat", pa.int32()),
-        ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
+        ("mode", pa.string()), ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
         ("t_start_ns", pa.int64()), ("t_end_ns", pa.int64()),
         ("host_ms", pa.float64()), ("enqueue_ms", pa.float64()), ("gpu_ms", pa.float64()),
         ("h2d_ms", pa.float64()), ("compute_ms", pa.float64()), ("d2h_ms", pa.float64()),

@@ -3,6 +3,8 @@
 from ._load import apply_overrides, load_spec, spec_from_dict, spec_to_yaml
 from ._model import (
     BACKENDS,
+    MODES,
+    DataSpec,
     PRECISIONS,
     ClockSpec,
     DEFAULT_IMGSZ,
@@ -18,6 +20,8 @@ from ._model import (
 
 __all__ = [
     "BACKENDS",
+    "MODES",
+    "DataSpec",
     "PRECISIONS",
     "ClockSpec",
     "DEFAULT_IMGSZ",

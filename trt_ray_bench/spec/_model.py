@@ -168,6 +168,28 @@ class InputSpec(_Strict):
         return self
 
 
+#: What is timed per model: the bare engine on prepared tensors (``inference``), the whole
+#: Ultralytics pipeline per image (``pipeline``: load, preprocess, infer, postprocess),
+#: the pipeline over a labelled set with the task's metrics (``validation``), or the same
+#: without the metric work (``without_val``, the users' "Validation-WithoutVal").
+MODES = ("inference", "pipeline", "validation", "without_val")
+
+
+class DataSpec(_Strict):
+    """A labelled data set for the pipeline / validation modes."""
+
+    path: Optional[str] = Field(None, description="Ultralytics data yaml, or a folder of class folders (classify)")
+    synthetic: Optional[StrictInt] = Field(None, gt=0, description="generate this many images per model instead")
+    limit: Optional[StrictInt] = Field(None, gt=0, description="use the first N images")
+    on_bad_label: Literal["stop", "skip"] = "stop"
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of 'path' (a data yaml or class folders) and 'synthetic' (a count)")
+        return self
+
+
 class TelemetrySpec(_Strict):
     host: bool = Field(True, description="CPU and memory of the node via psutil")
     nvml: Optional[bool] = Field(None, description="NVIDIA GPU via NVML; default: where a GPU answers")
@@ -194,6 +216,10 @@ class ExperimentSpec(_Strict):
     description: str = ""
     models: List[ModelSpec] = Field(min_length=1)
     schedule: Literal["alone", "together", "both"] = "both"
+    modes: List[Literal["inference", "pipeline", "validation", "without_val"]] = Field(
+        default_factory=lambda: ["inference"], min_length=1,
+        description="what is timed, each mode run through the whole schedule")
+    data: Optional[DataSpec] = None
     repeats: StrictInt = Field(1, ge=1)
     timing: TimingSpec = Field(default_factory=TimingSpec)
     input: InputSpec = Field(default_factory=InputSpec)
@@ -216,6 +242,15 @@ class ExperimentSpec(_Strict):
         if not _NAME.match(v):
             raise ValueError(f"{v!r}: use letters, digits, '.', '_', '-' (it names a folder)")
         return v
+
+    @model_validator(mode="after")
+    def _data(self):
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes {self.modes}: each mode once")
+        needs = [m for m in self.modes if m != "inference"]
+        if needs and self.data is None:
+            raise ValueError(f"modes {needs} need 'data' (path: a data yaml or class folders, or synthetic: N)")
+        return self
 
     @model_validator(mode="after")
     def _unique(self):
