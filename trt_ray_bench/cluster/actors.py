@@ -4,6 +4,7 @@ coarse methods; the orchestration is in ``node_run`` on the driver."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ class ModelActor:
         self.model = model
         self.input_spec = input_spec
         self.runner = None
+        self.dataset = None
+        self._modes: Dict[str, object] = {}
         self._stop = threading.Event()
 
     def load(self) -> dict:
@@ -38,12 +41,37 @@ class ModelActor:
             self.input_spec["kind"], m.hw, m.batch, m.task, seed=self.input_spec.get("seed", 0),
             path=self.input_spec.get("path"), limit=self.input_spec.get("limit"), dtype=m.input_dtype,
         ))
+        data = (self.input_spec.get("data") or {}).get(m.name)
+        if data:  # pipeline / validation modes: the labelled set, read again here on the node
+            from ..validation import load_dataset
+
+            self.dataset = load_dataset(data, m.task, limit=self.input_spec.get("data_limit"),
+                                        on_bad_label=self.input_spec.get("on_bad_label", "stop"))
         info = dict(self.runner.describe())
         info.update(pid=os.getpid(), load_s=time.perf_counter() - t0, n_inputs=self.runner.n_inputs)
         return info
 
+    def _runner_for(self, mode: str, sync: str):
+        """The runner a mode times: the engine itself, or the pipeline over the data set
+        (with the metric work for ``validation``); built once per mode."""
+        if mode == "inference":
+            return self.runner
+        if mode not in self._modes:
+            from ..engines.pipeline import PipelineRunner
+            from ..validation import VAL_CONF, VAL_IOU, ValidationRunner
+
+            if mode == "pipeline":
+                pipe = PipelineRunner(self.runner, self.model, sync=sync)
+                pipe.prepare(self.dataset.images)
+                self._modes[mode] = pipe
+            else:
+                pipe = PipelineRunner(self.runner, self.model, sync=sync, conf=VAL_CONF, iou=VAL_IOU)
+                pipe.prepare(self.dataset.images)
+                self._modes[mode] = ValidationRunner(pipe, self.dataset, metrics=mode == "validation")
+        return self._modes[mode]
+
     def run_phase(self, plan: LoopPlan, coordinator=None, fill: bool = False,
-                  fill_timeout_s: Optional[float] = None) -> Dict[str, np.ndarray]:
+                  fill_timeout_s: Optional[float] = None, mode: str = "inference") -> Dict[str, np.ndarray]:
         """Warm up, (together: wait at the coordinator's barrier), time; return raw samples.
         With ``fill`` the model keeps running after its count until the coordinator stops it."""
         self._stop.clear()
@@ -59,7 +87,10 @@ class ModelActor:
                 coordinator.reached.remote(name)  # fire and forget: not inside a timed span
 
             stop = self._stop if fill else None
-        s = run_loop(self.runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s)
+        runner = self._runner_for(mode, plan.sync)
+        if mode in ("validation", "without_val"):  # one pass over the set
+            plan = dataclasses.replace(plan, iterations=self.dataset.n_images, duration_s=None)
+        s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s)
         out = {
             "t_start_ns": np.asarray(s.t_start_ns, dtype=np.int64),
             "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
@@ -72,6 +103,12 @@ class ModelActor:
         }
         if s.gpu_ms is not None:
             out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)
+        if self.dataset is not None and mode != "inference":
+            out["data"] = {"summary": self.dataset.summary(), "n_images": self.dataset.n_images,
+                           "n_labels": self.dataset.n_labels}
+            metrics = getattr(runner, "result", None)
+            if metrics is not None and metrics() is not None:
+                out["metrics"] = metrics()
         return out
 
     def stop(self) -> None:

@@ -197,6 +197,8 @@ def execute(plan: Plan, log: Log = print) -> dict:
     ray.get(monitor.start.remote())
     started_at = _dt.datetime.now(_dt.timezone.utc)
     input_spec = spec.input.model_dump()
+    if plan.data:
+        input_spec.update(data=dict(plan.data), data_limit=spec.data.limit, on_bad_label=spec.data.on_bad_label)
     actors: Dict[str, object] = {}
     failed: Dict[str, str] = {}
     info: Dict[str, dict] = {}
@@ -263,7 +265,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spe
     if ph.phase == "alone":
         name = names[0]
         try:
-            raw = ray.get(actors[name].run_phase.remote(lp[name]))
+            raw = ray.get(actors[name].run_phase.remote(lp[name], mode=ph.mode))
             return [{"phase": ph, "model": name, "status": "ok", "raw": raw}]
         except Exception as exc:  # noqa: BLE001
             return [{"phase": ph, "model": name, "status": "failed", "error": _fail(name, exc, failed)}]
@@ -275,7 +277,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spe
     fill = t.fill and t.iterations is not None
     if len(names) >= (os.cpu_count() or 1):  # more waiters than cores: sleep, do not spin
         lp = {n: dataclasses.replace(p, spin_s=0.0) for n, p in lp.items()}
-    refs = {actors[n].run_phase.remote(lp[n], coord, fill, t.fill_timeout_s): n for n in names}
+    refs = {actors[n].run_phase.remote(lp[n], coord, fill, t.fill_timeout_s, ph.mode): n for n in names}
     out = []
     pending = list(refs)
     while pending:
@@ -292,7 +294,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spe
 
 
 #: per-stage GPU times a runner may report (sample columns, p50 in runs)
-STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
+STAGES = ("h2d_ms", "compute_ms", "d2h_ms", "load_ms", "pre_ms", "infer_ms", "post_ms", "metrics_ms")
 
 
 def _json(state: Optional[dict]) -> Optional[str]:
@@ -388,6 +390,15 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             for k, v in raw.get("stages", {}).items():
                 if k in STAGES and inwin.any():
                     row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
+            if "data" in raw:
+                row.update(n_images=raw["data"]["n_images"], n_labels=raw["data"]["n_labels"],
+                           data=raw["data"]["summary"])
+            for k, v in (raw.get("metrics") or {}).items():
+                if k not in ("n_images", "n_labels"):
+                    row[k] = v
+            if "metrics" in raw and raw["metrics"].get("n_images", 0) < raw["data"]["n_images"]:
+                warnings.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
+                                f"{raw['data']['n_images']} images of the set")
             row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if inwin.any() else np.nan
             row["timer"] = "cuda_event+host" if gpu is not None else "host"
             row["warmup_n"] = int(warm.sum())

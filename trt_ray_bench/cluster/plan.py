@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..engines import check_model
 from ..engines._inputs import list_images
@@ -38,6 +38,8 @@ class Plan:
     spec_sha256: str
     address: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    #: pipeline / validation modes: each model's data set (a data yaml or class folders)
+    data: Dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         s = self.spec
@@ -118,11 +120,70 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
         phases=phases_of(spec, [m.name for m in models]), spec_yaml=yaml_text,
         spec_sha256=hashlib.sha256(yaml_text.encode()).hexdigest(), address=address,
     )
+    if any(mode != "inference" for mode in spec.modes):
+        _check_data(plan, export)
     random = [m.name for m in models if m.weights == "random"]
     if random:
         plan.notes.append(f"random weights (built from Ultralytics yaml): {', '.join(random)}; "
                           "latency is representative, predictions are not")
     return plan
+
+
+def _check_data(plan: Plan, make: bool) -> None:
+    """Each model's data set read and checked here (labels, classes, images), so that a
+    bad set is refused before anything runs; synthetic sets are generated (cached)."""
+    from ..models import cache_dir
+    from ..validation import load_dataset, make_synthetic
+
+    d = plan.spec.data
+    for i, m in enumerate(plan.models):
+        where = f"models[{i}]"
+        if m.batch != 1:
+            raise UserError(f"{where}.batch", "the pipeline and validation modes run one image per inference: batch 1")
+        if not m.task:
+            raise UserError(f"{where}.task", "needed by the pipeline and validation modes")
+        if d.synthetic:
+            folder = cache_dir() / "synthetic" / f"{m.task}-n{d.synthetic}-{m.hw[0]}x{m.hw[1]}"
+            if not make:
+                plan.notes.append(f"data for {m.name}: {d.synthetic} synthetic {m.task} images (made on first use)")
+                continue
+            nc, kpt_shape = _model_head(m)
+            folder = folder.with_name(f"{folder.name}-c{min(3, nc or 3)}-k{kpt_shape[0]}")
+            marker = folder / "trb-data-path.txt"
+            if marker.is_file():
+                path = marker.read_text().strip()
+            else:  # as many classes and keypoints as the model predicts (up to 3 classes)
+                path = str(make_synthetic(m.task, folder, n=d.synthetic, imgsz=m.hw, nc=min(3, nc or 3),
+                                          kpt_shape=kpt_shape))
+                marker.write_text(path)
+        else:
+            path = d.path
+        try:
+            ds = load_dataset(path, m.task, limit=d.limit, on_bad_label=d.on_bad_label)
+        except UserError as exc:
+            raise UserError(exc.where, f"{exc.message} (for {where}, a {m.task} model)") from None
+        nc = _model_head(m)[0]
+        if nc and len(ds.names) > nc:
+            raise UserError("data", f"{path} has {len(ds.names)} classes; {m.name} predicts {nc}")
+        plan.data[m.name] = str(path)
+        plan.notes.append(f"data for {m.name}: {ds.summary()}")
+
+
+def _model_head(m) -> Tuple[int, Tuple[int, int]]:
+    """How many classes and keypoints the model predicts, from its export's metadata
+    (0 classes: unknown; (5, 3) keypoints where it says none)."""
+    if not m.onnx_path:
+        return 0, (5, 3)
+    import ast
+
+    from ..models import inspect_onnx
+
+    try:
+        meta = inspect_onnx(Path(m.onnx_path), "model")["meta"]
+        kpt = ast.literal_eval(meta["kpt_shape"]) if meta.get("kpt_shape") else (5, 3)
+        return len(ast.literal_eval(meta.get("names", "{}"))), (int(kpt[0]), int(kpt[1]))
+    except Exception:  # noqa: BLE001
+        return 0, (5, 3)
 
 
 def _verify_images(files) -> None:

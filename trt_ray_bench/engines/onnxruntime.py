@@ -46,6 +46,10 @@ class OnnxRuntimeRunner:
     def infer(self, index: int) -> None:
         self._sess.run(None, self._feeds[index])
 
+    def run_array(self, x: np.ndarray) -> list:
+        """One inference on a new input, outputs on the host (the pipeline's call)."""
+        return self._sess.run(None, {self._input: x})
+
     def synchronize(self, how: str) -> None:
         pass  # run() has returned with the outputs on the host
 

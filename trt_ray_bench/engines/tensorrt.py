@@ -130,6 +130,7 @@ class TensorRTRunner:
         self._n = 0
         self._stages: Dict[str, List[float]] = {}
         self._graph_exec = None
+        self._staging = None
         self.model = model
 
     # ---------------------------------------------------------------- inputs
@@ -165,11 +166,26 @@ class TensorRTRunner:
         return ev
 
     def infer(self, index: int) -> None:
+        self._launch(self._inputs[index] if self.transfers else None, index)
+
+    def run_array(self, x: np.ndarray) -> list:
+        """One inference on a new image (the pipeline's call): staged through pinned
+        memory, timed like ``infer``; outputs in pinned host arrays after sync."""
+        if not self.transfers:
+            raise UserError(f"models.{self.model.name}.options.transfers",
+                            "the predict pipeline copies each image in and its outputs out: needs transfers: true")
+        if self._staging is None:
+            self._staging = self.cuda.host_array(self.in_shape, self.in_dtype)
+        self._staging[...] = x.reshape(self.in_shape)
+        self._launch(self._staging, 0)
+        return [host for _, _, host in self.outputs]
+
+    def _launch(self, host_in, index: int) -> None:
         cuda, s = self.cuda, self.stream
         ev = self._next_events()
         cuda.record(ev[0], s)
         if self.transfers:
-            cuda.htod(self.in_ptr, self._inputs[index], s)
+            cuda.htod(self.in_ptr, host_in, s)
             cuda.record(ev[1], s)
         elif self.n_inputs > 1:
             self.context.set_tensor_address(self.in_name, self._inputs[index])

@@ -107,6 +107,30 @@ class TorchRunner:
                 self.net(self._inputs[index])
             end.record(self.stream)
 
+    def run_array(self, x: np.ndarray) -> list:
+        """One inference on a new image (the pipeline's call); outputs as CPU tensors,
+        readable after ``synchronize``."""
+        from .pipeline import module_outputs
+
+        t = self.torch
+        src = t.from_numpy(np.ascontiguousarray(x))
+        if not self.cuda:
+            with t.inference_mode():
+                return [o.float() for o in module_outputs(self.net(src.to(self.device, self.dtype)))]
+        start, end = self._next_events()
+        with t.cuda.stream(self.stream), t.inference_mode():
+            start.record(self.stream)
+            xd = src.to(self.device).to(self.dtype)
+            if self._graph is not None:
+                self._static.copy_(xd)
+                self._graph.replay()
+                y = self._static_out
+            else:
+                y = self.net(xd)
+            outs = [o.to("cpu", non_blocking=True) for o in module_outputs(y)]
+            end.record(self.stream)
+        return outs
+
     def synchronize(self, how: str) -> None:
         if not self.cuda:
             return

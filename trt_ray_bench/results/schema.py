@@ -50,6 +50,11 @@ RUNS = pa.schema(
         ("start_skew_us", pa.float64()), ("start_instant_ns", pa.int64()), ("start_late_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
         *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
         ("h2d_p50_ms", pa.float64()), ("compute_p50_ms", pa.float64()), ("d2h_p50_ms", pa.float64()),
+        ("load_p50_ms", pa.float64()), ("pre_p50_ms", pa.float64()), ("infer_p50_ms", pa.float64()),
+        ("post_p50_ms", pa.float64()), ("metrics_p50_ms", pa.float64()), ("n_images", pa.int64()),
+        ("n_labels", pa.int64()), ("data", pa.string()),
+        *[(k, pa.float64()) for k in ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95",
+                                       "mask_map50", "mask_map50_95", "pose_map50", "pose_map50_95")],
         ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
         *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS,
     ]
@@ -62,6 +67,8 @@ SAMPLES = pa.schema(
         ("t_start_ns", pa.int64()), ("t_end_ns", pa.int64()),
         ("host_ms", pa.float64()), ("enqueue_ms", pa.float64()), ("gpu_ms", pa.float64()),
         ("h2d_ms", pa.float64()), ("compute_ms", pa.float64()), ("d2h_ms", pa.float64()),
+        ("load_ms", pa.float64()), ("pre_ms", pa.float64()), ("infer_ms", pa.float64()), ("post_ms", pa.float64()),
+        ("metrics_ms", pa.float64()),
     ]
 )
 

@@ -250,6 +250,8 @@ class ExperimentSpec(_Strict):
         needs = [m for m in self.modes if m != "inference"]
         if needs and self.data is None:
             raise ValueError(f"modes {needs} need 'data' (path: a data yaml or class folders, or synthetic: N)")
+        if needs and any(self.timing_for(m).sync == "none" for m in self.models):
+            raise ValueError(f"modes {needs} read every prediction, so they wait for it: sync device or stream")
         return self
 
     @model_validator(mode="after")

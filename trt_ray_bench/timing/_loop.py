@@ -150,6 +150,9 @@ def run_loop(
         out.released_ns = wait_until(out.instant_ns, int(plan.spin_s * 1e9))
     else:
         out.instant_ns = out.released_ns = clock()
+    begin = getattr(runner, "begin_measured", None)
+    if begin is not None:  # e.g. validation: warm-up predictions do not count
+        begin()
     t_begin = out.released_ns
     deadline = t_begin + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
     hard_stop = t_begin + int(max_s * 1e9) if max_s is not None else None
@@ -191,7 +194,7 @@ def run_loop(
         if len(gpu) != len(starts):
             raise RuntimeError(f"runner reported {len(gpu)} GPU times for {len(starts)} inferences")
         out.gpu_ms = list(gpu)
-        stages = getattr(runner, "stage_times_ms", None)
-        if stages is not None:
-            out.stages = {k: list(v) for k, v in stages().items() if len(v) == len(starts)}
+    stages = getattr(runner, "stage_times_ms", None)
+    if stages is not None:
+        out.stages = {k: list(v) for k, v in stages().items() if len(v) == len(starts)}
     return out
