@@ -111,3 +111,22 @@ def test_dynamic_batch_profile(tmp_path):
     m = prepare_model(m, "models[0]")
     s, _ = _timed(m, 10)
     assert len(s.gpu_ms) == 20
+
+
+def test_pipeline_on_tensorrt_matches_onnxruntime(tmp_path, det_onnx):
+    """The predict pipeline over TensorRT (FP32) gives ONNX Runtime's predictions."""
+    from trt_ray_bench.engines.pipeline import PipelineRunner
+    from trt_ray_bench.validation import load_dataset, make_synthetic
+
+    ds = load_dataset(make_synthetic("detect", tmp_path / "d", n=4, imgsz=(120, 160)), "detect")
+    trt_model = _model(det_onnx, "fp32")
+    ort_model = resolve_model(ModelSpec(path=str(det_onnx)), "models[0]")
+    preds = []
+    for m in (trt_model, ort_model):
+        p = PipelineRunner(load_runner(m), m, conf=1e-5)
+        p.prepare(ds.images)
+        s = run_loop(p, LoopPlan(iterations=4, warmup=0))
+        assert {"load_ms", "pre_ms", "infer_ms", "post_ms"} <= set(s.stages)
+        preds.append(p.last_predictions())
+    a, b = preds
+    assert a.shape == b.shape and np.allclose(a[:, :4], b[:, :4], atol=0.5)
