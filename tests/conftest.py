@@ -4,7 +4,6 @@ its yaml (random weights) at small input sizes; Ray is a real local instance."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +72,48 @@ def trb(monkeypatch, capsys):
         return code, out.out, out.err
 
     return run
+
+
+class ReleasedRun:
+    """A run started in a thread, held until its together phase was released, so a test
+    can hurt it mid-measurement (kill a model actor) and then see what was written."""
+
+    def __init__(self, ray, plan):
+        import threading
+        import time
+
+        from trt_ray_bench.cluster import run_plan
+
+        self.ray, self.plan, self.box = ray, plan, {}
+        self.thread = threading.Thread(target=lambda: self.box.update(out=run_plan(plan, log=lambda s: None)))
+        self.thread.start()
+        coord = self.actor("coordinator")
+        while ray.get(coord.state.remote())["start_ns"] is None:
+            time.sleep(0.02)
+
+    def actor(self, name: str, timeout: float = 60):
+        """The run's named actor ``<run_id>/<name>`` (a model, or ``coordinator``)."""
+        import time
+
+        suffix = f"{self.plan.run_id}/{name}"
+        t_end = time.time() + timeout
+        while time.time() < t_end:
+            for a in self.ray.util.list_named_actors(all_namespaces=True):
+                if a["name"].endswith(suffix):
+                    return self.ray.get_actor(a["name"], namespace=a["namespace"])
+            time.sleep(0.05)
+        raise AssertionError(f"no actor named *{suffix}")
+
+    def kill(self, model: str) -> None:
+        self.ray.kill(self.actor(model))
+
+    def join(self, timeout: float = 120) -> dict:
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the run hung after a model actor was killed"
+        return self.box["out"]
+
+
+@pytest.fixture
+def released_run(ray_local):
+    """``released_run(plan)``: start ``plan`` and return once it measures together."""
+    return lambda plan: ReleasedRun(ray_local, plan)

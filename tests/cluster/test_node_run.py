@@ -1,9 +1,7 @@
 """Whole experiments on a real local Ray, with real ONNX Runtime inference."""
 
-import threading
 import time
 
-import numpy as np
 import pytest
 
 from trt_ray_bench import results
@@ -81,31 +79,15 @@ def test_duration_mode_together_only(tmp_path, cls_onnx, det_onnx, ray_local):
     assert ((runs.window_s > 0.3) & (runs.window_s < 0.8)).all()
 
 
-def _find(ray, suffix, timeout=60):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        for a in ray.util.list_named_actors(all_namespaces=True):
-            if a["name"].endswith(suffix):
-                return ray.get_actor(a["name"], namespace=a["namespace"])
-        time.sleep(0.05)
-    raise AssertionError(f"no actor named *{suffix}")
 
-
-def test_a_killed_model_does_not_hang_the_run(tmp_path, cls_onnx, det_onnx, ray_local):
-    ray = ray_local
+def test_a_killed_model_does_not_hang_the_run(tmp_path, cls_onnx, det_onnx, released_run):
     spec = _spec(tmp_path, cls_onnx, det_onnx, schedule="together", timing={"iterations": 400})
     plan = make_plan(spec)
-    box = {}
-    th = threading.Thread(target=lambda: box.update(out=run_plan(plan, log=lambda s: None)))
-    th.start()
-    coord = _find(ray, f"{plan.run_id}/coordinator")
-    while ray.get(coord.state.remote())["start_ns"] is None:
-        time.sleep(0.02)
+    run = released_run(plan)
     time.sleep(0.3)
-    ray.kill(_find(ray, f"{plan.run_id}/det"))
-    th.join(timeout=120)
-    assert not th.is_alive(), "the run hung after a model actor was killed"
-    runs = results.load(box["out"]["run_dir"]).runs.set_index("model")
+    run.kill("det")
+    out = run.join()
+    runs = results.load(out["run_dir"]).runs.set_index("model")
     assert runs.loc["det", "status"] == "failed" and "died" in runs.loc["det", "error"]
     assert runs.loc["cls", "status"] == "ok" and runs.loc["cls", "n"] >= 400
     assert runs.loc["cls2", "status"] == "ok"

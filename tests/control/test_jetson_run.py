@@ -11,8 +11,6 @@ actor (CONTROL_ENV), which therefore believes it runs on that Jetson.
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 
@@ -37,39 +35,23 @@ def _spec(tmp_path, onnx, **over):
     return spec_from_dict(d)
 
 
-def _find(ray, suffix, timeout=60):
-    t_end = time.time() + timeout
-    while time.time() < t_end:
-        for a in ray.util.list_named_actors(all_namespaces=True):
-            if a["name"].endswith(suffix):
-                return ray.get_actor(a["name"], namespace=a["namespace"])
-        time.sleep(0.05)
-    raise AssertionError(f"no actor named *{suffix}")
-
 
 def _changes(fake):
     return [s for s in fake.sequence() if not s.startswith(("sudo -l", "nvpmodel -q", "jetson_clocks --show"))]
 
 
-def test_a_model_that_dies_mid_run_still_gets_power_mode_and_clocks_restored(tmp_path, cls_onnx, ray_local,
+def test_a_model_that_dies_mid_run_still_gets_power_mode_and_clocks_restored(tmp_path, cls_onnx, released_run,
                                                                              fake_jetson):
-    ray = ray_local
     plan = make_plan(_spec(tmp_path, cls_onnx, schedule="together", clocks="max", power_mode=0,
                            timing={"iterations": 3000, "warmup": 1}))
-    box = {}
-    th = threading.Thread(target=lambda: box.update(out=run_plan(plan, log=lambda s: None)))
-    th.start()
-    coord = _find(ray, f"{plan.run_id}/coordinator")
-    while ray.get(coord.state.remote())["start_ns"] is None:
-        time.sleep(0.02)
+    run = released_run(plan)
     assert fake_jetson.state()["mode"] == 0 and fake_jetson.gpu() == (1300500000, 1300500000)  # while measuring
-    ray.kill(_find(ray, f"{plan.run_id}/cls2"))
-    th.join(timeout=120)
-    assert not th.is_alive()
+    run.kill("cls2")
+    out = run.join()
     assert _changes(fake_jetson) == ["nvpmodel -m 0", "jetson_clocks --store", "jetson_clocks",
                                      "jetson_clocks --restore", "nvpmodel -m 3"]
     assert fake_jetson.state()["mode"] == 3 and fake_jetson.gpu() == (306000000, 816000000)
-    runs = results.load(box["out"]["run_dir"]).runs.set_index("model")
+    runs = results.load(out["run_dir"]).runs.set_index("model")
     assert runs.loc["cls2", "status"] == "failed" and runs.loc["cls", "status"] == "ok"
     row = runs.loc["cls"]
     assert (row.platform, row.board, row.l4t) == ("jetson", "NVIDIA Jetson AGX Orin Developer Kit", "35.4.1")

@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -59,34 +58,18 @@ def test_cpu_run_executes_no_control_command(tmp_path, cls_onnx, ray_local, fake
     assert (runs.clocks_mode == "default").all() and runs.clocks_before.isna().all()
 
 
-def _find(ray, suffix, timeout=60):
-    t_end = time.time() + timeout
-    while time.time() < t_end:
-        for a in ray.util.list_named_actors(all_namespaces=True):
-            if a["name"].endswith(suffix):
-                return ray.get_actor(a["name"], namespace=a["namespace"])
-        time.sleep(0.05)
-    raise AssertionError(f"no actor named *{suffix}")
 
-
-def test_a_model_that_dies_mid_run_still_gets_clocks_and_mps_restored(tmp_path, cls_onnx, ray_local, fake_mps):
-    ray = ray_local
+def test_a_model_that_dies_mid_run_still_gets_clocks_and_mps_restored(tmp_path, cls_onnx, released_run, fake_mps):
     plan = make_plan(_spec(tmp_path, cls_onnx, schedule="together", clocks="max", mps=True,
                            timing={"iterations": 3000, "warmup": 1}))
-    box = {}
-    th = threading.Thread(target=lambda: box.update(out=run_plan(plan, log=lambda s: None)))
-    th.start()
-    coord = _find(ray, f"{plan.run_id}/coordinator")
-    while ray.get(coord.state.remote())["start_ns"] is None:
-        time.sleep(0.02)
+    run = released_run(plan)
     assert daemon_pids() and fake_mps.locks()["locked_gpu"] == [1980, 1980]  # in force while measuring
-    ray.kill(_find(ray, f"{plan.run_id}/cls2"))
-    th.join(timeout=120)
-    assert not th.is_alive()
+    run.kill("cls2")
+    out = run.join()
     assert fake_mps.sequence() == ["supported", "query", "-lgc 1980,1980", "-lmc 2619,2619", "query", "mps -d",
                                    "mps quit", "-rgc", "-rmc", "query"]
     assert daemon_pids() == [] and fake_mps.locks() == {"locked_gpu": None, "locked_mem": None}
-    runs = results.load(box["out"]["run_dir"]).runs.set_index("model")
+    runs = results.load(out["run_dir"]).runs.set_index("model")
     assert runs.loc["cls2", "status"] == "failed" and runs.loc["cls", "status"] == "ok"
     assert (runs.mps_state == "started").all() and runs.mps.all() and (runs.clocks_mode == "max").all()
 

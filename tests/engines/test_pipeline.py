@@ -190,8 +190,6 @@ def test_pipeline_takes_decoded_arrays_and_refuses_what_cannot_work(resolved, im
 def test_torch_runner_in_the_pipeline(images, _cache_dir):
     """A real TorchRunner (CPU) under the pipeline: the module's outputs arrive as the export's."""
     pytest.importorskip("torch")
-    import types
-
     from trt_ray_bench.engines.torch import TorchRunner
 
     m = resolve_model(ModelSpec(arch="yolov8n", task="segment", imgsz=64, backend="torch",

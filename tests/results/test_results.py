@@ -1,7 +1,5 @@
 """Writing, loading and comparing real Parquet files."""
 
-import os
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq

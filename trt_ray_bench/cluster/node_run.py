@@ -316,7 +316,7 @@ def _in_force(ctl: dict) -> dict:
 
 def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     """Samples, runs (statistics over the right window) and telemetry of one run."""
-    spec, t = plan.spec, plan.spec.timing
+    spec = plan.spec
     by_name = {m.name: m for m in plan.models}
     timing = {ms.name: spec.timing_for(ms) for ms in spec.models}
     sample_frames, run_rows = [], []

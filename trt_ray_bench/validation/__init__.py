@@ -19,6 +19,8 @@ __all__ = [
     "Item",
     "Labels",
     "MetricAccumulator",
+    "VAL_CONF",
+    "VAL_IOU",
     "ValidationRunner",
     "as_metric_input",
     "from_labels",
