@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from trt_ray_bench.engines import load_runner
-from trt_ray_bench.engines.pipeline import STAGES, PipelineRunner, load_pipeline, module_outputs
+from trt_ray_bench.engines.pipeline import STAGES, PipelineRunner, load_pipeline
 from trt_ray_bench.errors import UserError
 from trt_ray_bench.models import export_onnx, resolve_model, yaml_name
 from trt_ray_bench.spec import ModelSpec
