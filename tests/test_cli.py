@@ -137,3 +137,24 @@ def test_gpu_models_share_a_node_gpu(tmp_path):
         assert set(runs.status) == {"ok"} and len(runs) == 2
     finally:
         cluster.shutdown()
+
+
+def test_ray_cluster_file_binds_to_the_lab_network():
+    """The shipped cluster-launcher file: local provider, every node started with
+    `trb node start` bound to its own address, the dashboard never exposed."""
+    import yaml
+
+    c = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    assert c["provider"]["type"] == "local" and c["provider"]["head_ip"] and c["provider"]["worker_ips"]
+    cmds = c["head_start_ray_commands"] + c["worker_start_ray_commands"]
+    starts = [x for x in cmds if "node start" in x]
+    assert len(starts) == 2 and all("--node-ip" in x for x in starts)
+    assert not any("dashboard-host" in x or "0.0.0.0" in x for x in cmds)
+    assert "SECURITY" in (ROOT / "ray_cluster.yaml").read_text()
+
+
+def test_node_start_passes_launcher_arguments(trb):
+    code, out, err = trb("node", "start", "--head", "--num-gpus", "1", "--dry-run", "--",
+                         "--autoscaling-config=~/ray_bootstrap_config.yaml")
+    assert code == 0 and out.strip().endswith("--autoscaling-config=~/ray_bootstrap_config.yaml")
+    assert "--include-dashboard=false" in out

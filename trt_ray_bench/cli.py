@@ -191,6 +191,7 @@ def _cmd_node_start(a) -> int:
     from .cluster.node import ray_start_argv
 
     argv = ray_start_argv(a.head, a.address, a.node_ip, a.name, a.num_gpus, a.port)
+    argv += [x for x in (a.ray_args or []) if x != "--"]  # e.g. the launcher's --autoscaling-config
     print(" ".join(argv))
     if a.dry_run:
         return 0
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--num-gpus", type=int, help="default: detected (1 on a Jetson)")
     ns.add_argument("--port", type=int, default=6379)
     ns.add_argument("--dry-run", action="store_true", help="print the command only")
+    ns.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` arguments")
     ns.set_defaults(func=_cmd_node_start)
 
     d = sub.add_parser("doctor", help="what this machine offers")
