@@ -201,6 +201,32 @@ def _cmd_node_start(a) -> int:
         raise UserError("ray", "the ray command is not on PATH (pip install ray)") from None
 
 
+def _cmd_sweep(a) -> int:
+    from .cluster.sweep import describe, prepare, run_sweep
+    from .spec import load_sweep
+
+    sweep = load_sweep(a.spec)
+    if a.address:
+        from .cluster.node_run import check_address
+
+        check_address(a.address)
+    points, _, skip = prepare(sweep, a.resume)
+    print(describe(sweep, points, skip))
+    if a.dry_run:
+        print("dry run: nothing measured, nothing written")
+        return 0
+    out = run_sweep(sweep, address=a.address, resume=a.resume)
+    final = {}
+    for r in out["records"]:
+        final[r["point_id"]] = r
+    bad = [r for r in final.values() if r["status"] != "ok"]
+    print(f"sweep {sweep.name}: {len(final) - len(bad)} ok, {len(bad)} failed, {len(out['skipped'])} skipped; "
+          f"{out['root']}")
+    for r in bad:
+        print(f"FAILED   {r['point_id']} on {r['node']}: {r['reason']}", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="trb", description="Inference latency, alone and together, measured honestly.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -270,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--dry-run", action="store_true", help="print the command only")
     ns.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` arguments")
     ns.set_defaults(func=_cmd_node_start)
+
+    sw = sub.add_parser("sweep", help="run a sweep spec (axes of values over a base experiment) across nodes")
+    sw.add_argument("spec", help="sweep YAML")
+    sw.add_argument("--address", help="join this Ray cluster (default: start a local one)")
+    sw.add_argument("--resume", action="store_true", help="skip points already finished ok in the results tree")
+    sw.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
+    sw.set_defaults(func=_cmd_sweep)
 
     d = sub.add_parser("doctor", help="what this machine offers")
     d.set_defaults(func=_cmd_doctor)

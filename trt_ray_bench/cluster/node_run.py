@@ -57,7 +57,10 @@ def connect(address: Optional[str]) -> bool:
     # are counted by us: Ray does not see a Jetson's integrated GPU.
     from ..control import detect_gpus
 
-    ray.init(num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(), include_dashboard=False, **kw)
+    from .node import node_resources
+
+    ray.init(num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(), resources=node_resources(socket.gethostname()),
+             include_dashboard=False, **kw)
     return True
 
 

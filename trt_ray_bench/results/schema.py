@@ -30,6 +30,18 @@ MACHINE_CONTROL_FIELDS = [
 ]
 
 
+#: Sweeps (``trb sweep``), null outside one: the sweep's name, the point's identity (a
+#: hash of its resolved spec and the node selector), its axis values as one JSON object
+#: (``{"timing.gap_s": 0.05}``; ``trt_ray_bench.cluster.sweep.point_columns`` spreads it
+#: into ``axis:<field>`` columns), the node it ran on, the attempt (1 = first), and the
+#: point's start and end on that node.
+SWEEP_FIELDS = [
+    ("sweep", pa.string()), ("point_id", pa.string()), ("point", pa.string()), ("node_name", pa.string()),
+    ("attempt", pa.int32()), ("point_started_at", pa.timestamp("us", tz="UTC")),
+    ("point_ended_at", pa.timestamp("us", tz="UTC")),
+]
+
+
 def _stats(prefix: str):
     return [(prefix + f, pa.int64() if f == "n" else pa.float64()) for f in STAT_FIELDS]
 
@@ -56,7 +68,7 @@ RUNS = pa.schema(
         *[(k, pa.float64()) for k in ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95",
                                        "mask_map50", "mask_map50_95", "pose_map50", "pose_map50_95")],
         ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
-        *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS,
+        *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS, *SWEEP_FIELDS,
     ]
 )
 

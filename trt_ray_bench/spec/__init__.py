@@ -1,6 +1,7 @@
 """Experiment specs: YAML loading, validation, overrides. Every user-facing spec error."""
 
 from ._load import apply_overrides, load_spec, spec_from_dict, spec_to_yaml
+from ._sweep import SweepPoint, SweepSpec, expand, load_sweep, sweep_from_dict
 from ._model import (
     BACKENDS,
     MODES,
@@ -37,4 +38,9 @@ __all__ = [
     "spec_from_dict",
     "spec_to_yaml",
     "split_arch",
+    "SweepPoint",
+    "SweepSpec",
+    "expand",
+    "load_sweep",
+    "sweep_from_dict",
 ]

@@ -1,0 +1,242 @@
+"""Sweeps across several nodes: every point of a sweep spec is one experiment, run as a
+Ray task pinned to one node that holds the node's single ``trb_slot`` (so never two
+points on one node at once); the task runs the one-node path (``make_plan`` there, so
+models are exported/found on the node, ``execute``, ``build_tables``) and returns the
+tables; the driver writes them under ``<output>/<sweep name>/<run_id>/`` (one results
+tree, on the driver, which is what ``--resume`` reads).
+
+Every attempt is also appended to ``<output>/<sweep name>/sweep-log.jsonl`` (point id,
+axis values, node, attempt, status, reason, start and end), failed attempts included."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Set
+
+import pandas as pd
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..errors import UserError
+from ..results import write_run
+from ..spec import SweepPoint, SweepSpec, expand
+from .node_run import _reason, build_tables, connect, execute
+from .plan import make_plan
+
+Log = Callable[[str], None]
+SLOT = "trb_slot"
+NODE_PREFIX = "trb_node_"
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class SweepNode:
+    node_id: str
+    name: str
+
+
+def sweep_nodes(sweep: SweepSpec) -> List[SweepNode]:
+    """The alive nodes with a ``trb_slot`` the sweep's selector picks; UserError if none."""
+    found = []
+    for n in ray.nodes():
+        res = n.get("Resources", {})
+        if not n.get("Alive") or res.get(SLOT, 0) < 1:
+            continue
+        names = [k[len(NODE_PREFIX):] for k in res if k.startswith(NODE_PREFIX)]
+        found.append(SweepNode(n["NodeID"], names[0] if names else n["NodeID"][:8]))
+    if not found:
+        raise UserError("nodes", "no alive node offers a trb_slot resource (start each board with `trb node start`)")
+    if sweep.nodes == "all":
+        return sorted(found, key=lambda n: n.name)
+    picked = [n for n in found if n.name in sweep.nodes]
+    if not picked:
+        have = ", ".join(sorted(n.name for n in found))
+        raise UserError(f"{sweep.source}: nodes", f"{', '.join(sweep.nodes)}: no such alive node (have {have})")
+    return sorted(picked, key=lambda n: n.name)
+
+
+def _alive_ids() -> Set[str]:
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
+def done_points(root: Path) -> Set[str]:
+    """Point ids with a complete run under ``root`` whose every row is ``ok``."""
+    from ..results import load
+
+    try:
+        runs = load(root, samples=False, telemetry=False).runs
+    except UserError:
+        return set()
+    runs = runs[runs["point_id"].notna()]
+    ok = runs.groupby(["point_id", "run_id"])["status"].agg(lambda s: bool((s == "ok").all()))
+    return {pid for (pid, _), good in ok.items() if good}
+
+
+def point_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the JSON ``point`` column spread into ``axis:<field>`` columns
+    (``runs[runs["axis:timing.gap_s"] == 0.05]``)."""
+    vals = runs["point"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
+    axes = pd.DataFrame(list(vals), index=runs.index)
+    return pd.concat([runs, axes.add_prefix("axis:")], axis=1)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _run_point(spec, meta: dict) -> dict:
+    """On the node this task was pinned to: plan, run and tabulate one point."""
+    started = _now()
+    lines: List[str] = []
+    plan = make_plan(spec, export=True)
+    result = execute(plan, lines.append)
+    tables = build_tables(plan, result)
+    ended = _now()
+    runs = tables["runs"]
+    for k, v in {**meta, "point_started_at": started, "point_ended_at": ended}.items():
+        runs[k] = v
+    return {"tables": tables, "spec_yaml": plan.spec_yaml, "run_dir": str(plan.run_dir), "run_id": plan.run_id,
+            "log": lines, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
+            "telemetry_errors": result["telemetry"].get("errors", [])}
+
+
+@dataclass
+class _Job:
+    point: SweepPoint
+    attempt: int = 1
+    tried: Set[str] = field(default_factory=set)  # node ids this point failed on
+
+
+def _append(path: Path, rec: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(rec, default=str) + "\n")
+
+
+def describe(sweep: SweepSpec, points: List[SweepPoint], skip: Set[str]) -> str:
+    lines = [f"sweep       {sweep.name}  ({len(points)} points, {len(points) - len(skip & {p.point_id for p in points})} "
+             f"to run; retries {sweep.retries}; nodes {sweep.node_kind})",
+             f"axes        {', '.join(f'{k} {json.dumps(v)}' for k, v in sweep.axes.items()) or '(none)'}",
+             f"output      {Path(points[0].spec.output) / sweep.name}"]
+    for p in points:
+        mark = "done" if p.point_id in skip else "    "
+        lines.append(f"  {p.point_id}  {mark}  {p.label()}")
+    return "\n".join(lines)
+
+
+def prepare(sweep: SweepSpec, resume: bool = False):
+    """Expand and validate every point (no export, no Ray); what resume skips."""
+    points = expand(sweep)
+    for p in points:
+        try:
+            make_plan(p.spec, export=False)
+        except UserError as exc:
+            raise UserError(f"{sweep.source}: point {p.label()}: {exc.where}", exc.message) from None
+    root = Path(points[0].spec.output) / sweep.name
+    skip = done_points(root) if resume and root.exists() else set()
+    return points, root, skip
+
+
+def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = False, log: Log = print,
+              poll_s: float = 0.5) -> dict:
+    """Run every (not yet finished, with ``resume``) point; returns the attempt records."""
+    points, root, skip = prepare(sweep, resume)
+    todo = deque(_Job(p) for p in points if p.point_id not in skip)
+    if skip:
+        log(f"resume      {len(points) - len(todo)} of {len(points)} points already done")
+    started = connect(address)
+    records: List[dict] = []
+    try:
+        nodes = {n.node_id: n.name for n in sweep_nodes(sweep)}
+        log(f"nodes       {', '.join(nodes.values())}")
+        running: Dict[object, tuple] = {}  # ref -> (job, node_id, submitted)
+        n_done = n_failed = 0
+        total = len(todo)
+        try:
+            while todo or running:
+                alive = _alive_ids() & set(nodes)
+                busy = {nid for _, nid, _ in running.values()}
+                for job in list(todo):
+                    free = [nid for nid in nodes if nid in alive and nid not in busy]
+                    cands = [nid for nid in free if nid not in job.tried]
+                    if not cands and not [nid for nid in alive if nid not in job.tried]:
+                        # every alive node already failed this point: the same node is better than none
+                        cands = free
+                    if not cands:
+                        continue
+                    nid = cands[0]
+                    todo.remove(job)
+                    busy.add(nid)
+                    meta = {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values_json,
+                            "node_name": nodes[nid], "attempt": job.attempt}
+                    ref = _run_point.options(
+                        resources={SLOT: 1},
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=nid, soft=False),
+                    ).remote(job.point.spec, meta)
+                    running[ref] = (job, nid, _now())
+                    log(f"start       {job.point.point_id} on {nodes[nid]}  {job.point.label()}"
+                        + (f"  (attempt {job.attempt})" if job.attempt > 1 else ""))
+                if not running:
+                    if not alive:
+                        for job in todo:
+                            rec = _record(sweep, job, None, "failed", "no eligible node alive", None, None, None)
+                            records.append(rec)
+                            _append(root / "sweep-log.jsonl", rec)
+                            n_failed += 1
+                        todo.clear()
+                        break
+                    continue
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
+                for ref in ready:
+                    job, nid, t_sub = running.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - task error, node died, ...
+                        cause = getattr(exc, "cause", None)
+                        reason = str(cause) if isinstance(cause, UserError) else _reason(exc)
+                        status, run_dir, t0, t1 = "failed", None, t_sub.isoformat(), _now().isoformat()
+                        if not isinstance(exc, ray.exceptions.RayTaskError) and nid not in _alive_ids():
+                            reason = f"node {nodes[nid]} died: {reason}"
+                    else:
+                        run_dir = write_run(Path(out["run_dir"]), out["tables"], out["spec_yaml"])
+                        bad = out["tables"]["runs"]
+                        bad = bad[bad["status"] != "ok"]
+                        status = "ok" if bad.empty else "failed"
+                        reason = None if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}"
+                        t0, t1 = out["started_at"], out["ended_at"]
+                    rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir)
+                    records.append(rec)
+                    _append(root / "sweep-log.jsonl", rec)
+                    if status == "ok":
+                        n_done += 1
+                    elif job.attempt <= sweep.retries:
+                        todo.append(_Job(job.point, job.attempt + 1, job.tried | {nid}))
+                    else:
+                        n_failed += 1
+                    log(f"[{n_done}/{total} done, {len(running)} running, {n_failed} failed]  "
+                        f"{job.point.point_id} {status} on {nodes[nid]}" + (f": {reason}" if reason else "")
+                        + (f"  -> {run_dir}" if run_dir else ""))
+        except KeyboardInterrupt:
+            log(f"interrupted: stopping {len(running)} running point(s)")
+            for ref in running:
+                ray.cancel(ref)
+            ray.wait(list(running), num_returns=len(running), timeout=60)
+            for ref, (job, nid, t_sub) in running.items():
+                rec = _record(sweep, job, nodes[nid], "interrupted", "Ctrl-C", t_sub.isoformat(), _now().isoformat(), None)
+                records.append(rec)
+                _append(root / "sweep-log.jsonl", rec)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+    return {"root": root, "records": records, "points": points, "skipped": skip}
+
+
+def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir) -> dict:
+    return {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values, "attempt": job.attempt,
+            "node": node, "status": status, "reason": reason, "started_at": t0, "ended_at": t1,
+            "run_dir": str(run_dir) if run_dir else None}
