@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ..control.machine import clocks_text
 from ..engines import check_model
 from ..engines._inputs import list_images
 from ..errors import UserError
@@ -52,7 +53,7 @@ class Plan:
             f"timing      warm-up {t.warmup} it{f' + {t.warmup_s:g} s' if t.warmup_s else ''}, {count}, "
             f"gap {t.gap_s:g} s, sync {t.sync}" + (", together fills until all finish" if t.fill and t.iterations else ""),
             f"input       {s.input.kind}" + (f" from {s.input.path}" if s.input.path else f" (seed {s.input.seed})"),
-            f"machine     clocks {_clocks_text(s.clocks)}, mps {'on' if s.mps else 'off'}"
+            f"machine     clocks {clocks_text(s.clocks)}, mps {'on' if s.mps else 'off'}"
             + (f", power mode {s.power_mode}" if s.power_mode is not None else "")
             + ("  (checked on the node; applied before the models load, restored after)"
                if s.clocks != "default" or s.mps or s.power_mode is not None else ""),
@@ -74,12 +75,6 @@ class Plan:
         lines.append(f"output      {self.run_dir}")
         lines.extend(f"note        {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def _clocks_text(clocks) -> str:
-    if isinstance(clocks, str):
-        return clocks
-    return ", ".join(f"{k} {v}" for k, v in clocks.model_dump(exclude_none=True).items())
 
 
 def new_run_id() -> str:

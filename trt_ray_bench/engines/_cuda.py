@@ -5,7 +5,6 @@ Jetson), pycuda. Pointers and streams are plain ints; errors raise ``CudaError``
 from __future__ import annotations
 
 import ctypes
-from typing import Optional
 
 import numpy as np
 
@@ -190,14 +189,3 @@ class PyCuda:
         except Exception:  # noqa: BLE001
             pass
 
-
-def nvml_gpu_name(index: int = 0) -> Optional[str]:
-    """The GPU's name without creating a CUDA context (used for cache keys)."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        n = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
-        return n.decode() if isinstance(n, bytes) else n
-    except Exception:  # noqa: BLE001
-        return None
