@@ -190,7 +190,7 @@ def _cmd_node_start(a) -> int:
 
     from .cluster.node import ray_start_argv
 
-    argv = ray_start_argv(a.head, a.address, a.node_ip, a.name, a.num_gpus, a.port)
+    argv = ray_start_argv(a.head, a.address, a.node_ip, a.name, a.num_gpus, a.port, a.board)
     argv += [x for x in (a.ray_args or []) if x != "--"]  # e.g. the launcher's --autoscaling-config
     print(" ".join(argv))
     if a.dry_run:
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--node-ip", help="this board's address on the lab network (Ray binds to it)")
     ns.add_argument("--name", help="node name for trb_node_<name> (default: hostname)")
     ns.add_argument("--num-gpus", type=int, help="default: detected (1 on a Jetson)")
+    ns.add_argument("--board", help="board kind for trb_board_<kind>, what a sweep's nodes: {board: ...} "
+                    "selects (default: the Jetson model or GPU name, e.g. nvidia_jetson_agx_orin_developer_kit)")
     ns.add_argument("--port", type=int, default=6379)
     ns.add_argument("--dry-run", action="store_true", help="print the command only")
     ns.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` arguments")

@@ -46,6 +46,8 @@ def test_product_exclude_include(tmp_path):
     a = expand(_sweep(tmp_path))[0].point_id
     assert expand(_sweep(tmp_path))[0].point_id == a
     assert expand(_sweep(tmp_path, nodes=["n0"]))[0].point_id != a
+    b = expand(_sweep(tmp_path, nodes={"board": "orin_nx"}))[0].point_id
+    assert b not in (a, expand(_sweep(tmp_path, nodes={"board": "orin_nano"}))[0].point_id)
 
 
 def test_bad_axis_field_is_one_line(tmp_path):
@@ -66,8 +68,11 @@ def test_empty_product_and_bad_shapes(tmp_path):
         expand(_sweep(tmp_path, axes={"timing.gap_s": [0]}, exclude=[{"timing.gap_s": 0}]))
     with pytest.raises(UserError, match="axes.timing.gap_s: expected a non-empty list"):
         _sweep(tmp_path, axes={"timing.gap_s": []})
-    with pytest.raises(UserError, match="board matching is not supported"):
-        _sweep(tmp_path, nodes={"board": "orin"})
+    with pytest.raises(UserError, match="nodes.board: expected a board kind"):
+        _sweep(tmp_path, nodes={"board": []})
+    with pytest.raises(UserError, match="nodes.name: unknown key"):
+        _sweep(tmp_path, nodes={"name": "x"})
+    assert _sweep(tmp_path, nodes={"board": "Orin NX"}).nodes == {"board": ["orin_nx"]}
     with pytest.raises(UserError, match="axess: unknown key"):
         _sweep(tmp_path, axess={})
 

@@ -115,6 +115,7 @@ def test_dynamic_batch_profile(tmp_path):
 
 def test_pipeline_on_tensorrt_matches_onnxruntime(tmp_path, det_onnx):
     """The predict pipeline over TensorRT (FP32) gives ONNX Runtime's predictions."""
+    pytest.importorskip("ultralytics", reason="the pipeline's pre/post-processing is Ultralytics'")
     from trt_ray_bench.engines.pipeline import PipelineRunner
     from trt_ray_bench.validation import load_dataset, make_synthetic
 

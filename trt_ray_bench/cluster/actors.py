@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import ray
 
+from ..errors import UserError
 from ..timing import LoopPlan, run_loop
 
 NAMESPACE = "trb"
@@ -197,23 +198,37 @@ class Monitor:
     the node's controls (clock mode, MPS), applied and restored in this one process."""
 
     def __init__(self, interval_s: float, host: bool = True, nvml_gpus: tuple = (),
-                 tegrastats: Optional[bool] = False, tegrastats_ms: int = 100):
-        """``tegrastats``: True runs it (absent: a warning), None runs it if this node is a
-        Jetson, False never; ``tegrastats_ms`` its ``--interval``."""
+                 tegrastats: Optional[bool] = False, tegrastats_ms: int = 100, nvml: Optional[bool] = None):
+        """``nvml``: True requires NVML on ``nvml_gpus`` (a UserError from ``provenance``
+        where it does not answer), None uses it where it answers (never on a Jetson,
+        which has none), False never. ``tegrastats``: True runs it (absent: a warning),
+        None runs it if this node is a Jetson, False never; ``tegrastats_ms`` its
+        ``--interval``."""
+        from ..control import detect_platform
         from ..telemetry import Collector, HostSampler
 
+        kind = detect_platform()["kind"]
         samplers = [HostSampler()] if host else []
-        if nvml_gpus:
+        notes: List[str] = []
+        self.init_error: Optional[UserError] = None
+        if nvml_gpus and nvml is not False and not (nvml is None and kind == "jetson"):
             from ..telemetry import NvmlSampler
 
-            samplers += [NvmlSampler(i) for i in nvml_gpus]
+            try:
+                samplers += [NvmlSampler(i) for i in nvml_gpus]
+            except Exception as exc:  # noqa: BLE001 - no NVML library or driver on this node
+                if nvml:
+                    self.init_error = UserError("telemetry.nvml", f"true, but NVML does not answer on this node "
+                                                f"({exc.__class__.__name__}: {exc})")
+                else:
+                    notes.append(f"nvml: not sampled ({exc.__class__.__name__}: {exc})")
         if tegrastats is not False:
-            from ..control import detect_platform
             from ..telemetry.tegrastats import TegrastatsSampler, wanted
 
-            if wanted(tegrastats, detect_platform()["kind"]):
+            if wanted(tegrastats, kind):
                 samplers.append(TegrastatsSampler(tegrastats_ms))
         self.collector = Collector(samplers, interval_s)
+        self.collector.errors.extend(notes)
         self.controls = None
 
     def check_controls(self, spec: dict) -> dict:
@@ -230,6 +245,10 @@ class Monitor:
         return self.controls.restore() if self.controls is not None else {}
 
     def provenance(self) -> dict:
+        """The node's provenance; first call after creation, so it raises what the
+        Monitor could not set up (``init_error``)."""
+        if self.init_error is not None:
+            raise self.init_error
         from ..control import collect_provenance
 
         p = collect_provenance()
@@ -247,4 +266,5 @@ class Monitor:
     def __ray_shutdown__(self) -> None:
         # A graceful exit without stop() (the driver gone, the handle dropped) must not
         # leave tegrastats running; ray.kill is covered by the child's PR_SET_PDEATHSIG.
-        self.collector.stop()
+        if getattr(self, "collector", None) is not None:
+            self.collector.stop()

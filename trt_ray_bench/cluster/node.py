@@ -2,7 +2,8 @@
 
 Ray does not detect a Jetson's integrated GPU, so a board must say ``--num-gpus=1``
 itself; each node also advertises ``trb_node_<name>`` (to place an experiment on a
-named board) and one ``trb_slot`` (one experiment owns a node's GPU at a time). Ray has
+named board), ``trb_board_<kind>`` (a sweep's ``nodes: {board: kind}``; engines are built
+once per kind) and one ``trb_slot`` (one experiment owns a node's GPU at a time). Ray has
 no authentication: the node binds to the lab network address given, and the dashboard
 stays off."""
 
@@ -19,8 +20,12 @@ DEFAULT_PORT = 6379
 _NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
-def node_resources(name: str) -> dict:
-    return {f"trb_node_{_NAME.sub('_', name)}": 1, "trb_slot": 1}
+def node_resources(name: str, board: Optional[str] = None) -> dict:
+    """``board`` defaults to this machine's kind (:func:`~trt_ray_bench.control.board_kind`)."""
+    from ..control.platform import board_kind, slug
+
+    board = slug(board) if board else board_kind()
+    return {f"trb_node_{_NAME.sub('_', name)}": 1, f"trb_board_{board}": 1, "trb_slot": 1}
 
 
 def ray_start_argv(
@@ -30,6 +35,7 @@ def ray_start_argv(
     name: Optional[str] = None,
     num_gpus: Optional[int] = None,
     port: int = DEFAULT_PORT,
+    board: Optional[str] = None,
 ) -> List[str]:
     """The ``ray start`` command line for this node (an argv list, never a shell string)."""
     from ..control import detect_gpus
@@ -42,6 +48,6 @@ def ray_start_argv(
     argv += ["--head", f"--port={port}", "--include-dashboard=false"] if head else [f"--address={address}"]
     if node_ip:
         argv.append(f"--node-ip-address={node_ip}")
-    argv += [f"--num-gpus={gpus}", f"--resources={json.dumps(node_resources(name), separators=(',', ':'))}",
+    argv += [f"--num-gpus={gpus}", f"--resources={json.dumps(node_resources(name, board), separators=(',', ':'))}",
              "--disable-usage-stats"]
     return argv

@@ -145,9 +145,9 @@ def _start_monitor(spec, place, node_gpus: float):
         raise UserError("telemetry.nvml", "true, but the node running this experiment has no GPU")
     # tegrastats None (the default) is decided in the Monitor, which knows its platform.
     monitor = Monitor.options(**opts).remote(tel.interval_s, tel.host, (0,) if nvml else (),
-                                              tel.tegrastats, tel.tegrastats_interval_ms)
+                                              tel.tegrastats, tel.tegrastats_interval_ms, tel.nvml)
     try:
-        provenance = ray.get(monitor.provenance.remote())
+        provenance = _get(monitor.provenance.remote())
         controls = _get(monitor.check_controls.remote(
             spec.model_dump(mode="json", include={"clocks", "mps", "power_mode"})))
     except BaseException:

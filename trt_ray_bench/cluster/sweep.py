@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +37,14 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
+BOARD_PREFIX = "trb_board_"
+
+
 @dataclass(frozen=True)
 class SweepNode:
     node_id: str
     name: str
+    board: str = ""
 
 
 def sweep_nodes(sweep: SweepSpec) -> List[SweepNode]:
@@ -50,11 +55,19 @@ def sweep_nodes(sweep: SweepSpec) -> List[SweepNode]:
         if not n.get("Alive") or res.get(SLOT, 0) < 1:
             continue
         names = [k[len(NODE_PREFIX):] for k in res if k.startswith(NODE_PREFIX)]
-        found.append(SweepNode(n["NodeID"], names[0] if names else n["NodeID"][:8]))
+        boards = [k[len(BOARD_PREFIX):] for k in res if k.startswith(BOARD_PREFIX)]
+        found.append(SweepNode(n["NodeID"], names[0] if names else n["NodeID"][:8], boards[0] if boards else ""))
     if not found:
         raise UserError("nodes", "no alive node offers a trb_slot resource (start each board with `trb node start`)")
     if sweep.nodes == "all":
         return sorted(found, key=lambda n: n.name)
+    if isinstance(sweep.nodes, dict):
+        picked = [n for n in found if n.board in sweep.nodes["board"]]
+        if not picked:
+            have = ", ".join(sorted({f"{n.board or '(none)'} ({n.name})" for n in found}))
+            raise UserError(f"{sweep.source}: nodes.board", f"{', '.join(sweep.nodes['board'])}: no alive node of "
+                            f"that kind (have {have})")
+        return sorted(picked, key=lambda n: n.name)
     picked = [n for n in found if n.name in sweep.nodes]
     if not picked:
         have = ", ".join(sorted(n.name for n in found))
@@ -88,10 +101,60 @@ def point_columns(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _run_point(spec, meta: dict) -> dict:
-    """On the node this task was pinned to: plan, run and tabulate one point."""
+def _prepare_kind(specs: list) -> Dict[str, bytes]:
+    """On one node of a board kind, before any of the sweep's points: export every
+    point's models and build their TensorRT engines (once, here), and return the files
+    (path under the cache folder -> bytes) for the kind's other nodes to install."""
+    from ..engines import prepare_model
+    from ..models import cache_dir
+    from ..models import resolve_model
+
+    root = cache_dir().resolve()
+    files: Dict[str, bytes] = {}
+    seen = set()
+    for spec in specs:
+        for i, ms in enumerate(spec.models):
+            key = json.dumps(ms.model_dump(mode="json"), sort_keys=True, default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+            m = resolve_model(ms, f"models[{i}]", export=True)
+            paths = [m.onnx_path]
+            if m.backend == "tensorrt" and not str(m.source).endswith((".engine", ".plan")):
+                built = prepare_model(m, f"models[{i}]")
+                paths += [built.engine_path, str(Path(built.engine_path).with_suffix(".json"))]
+            for p in paths:
+                p = Path(p).resolve() if p else None
+                if p is not None and p.is_file() and root in p.parents:
+                    files[str(p.relative_to(root))] = p.read_bytes()
+    return files
+
+
+def _install(files: Optional[Dict[str, bytes]]) -> List[str]:
+    """Put a kind's exported models and engines into this node's cache (atomically),
+    where they are missing or differ; returns what was written."""
+    from ..models import cache_dir
+
+    root, done = cache_dir(), []
+    for rel, data in (files or {}).items():
+        dest = root / rel
+        if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        done.append(rel)
+    return done
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None) -> dict:
+    """On the node this task was pinned to: install the kind's prepared files, then plan,
+    run and tabulate one point."""
     started = _now()
     lines: List[str] = []
+    installed = _install(files)
     plan = make_plan(spec, export=True)
     result = execute(plan, lines.append)
     tables = build_tables(plan, result)
@@ -100,7 +163,7 @@ def _run_point(spec, meta: dict) -> dict:
     for k, v in {**meta, "point_started_at": started, "point_ended_at": ended}.items():
         runs[k] = v
     return {"tables": tables, "spec_yaml": plan.spec_yaml, "run_dir": str(plan.run_dir), "run_id": plan.run_id,
-            "log": lines, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
+            "log": lines, "installed": installed, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
             "telemetry_errors": result["telemetry"].get("errors", [])}
 
 
@@ -141,6 +204,44 @@ def prepare(sweep: SweepSpec, resume: bool = False):
     return points, root, skip
 
 
+def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, object]:
+    """Engines built once per board kind: for every kind with more than one node, one of
+    its nodes exports the models and builds the engines of every point to run; the refs
+    of those files go to each point on the kind's nodes. A kind whose preparation fails
+    falls back to each node preparing its own (the points then fail with the reason)."""
+    from .node_run import _node_gpus
+
+    kinds: Dict[str, List[SweepNode]] = {}
+    for n in picked:
+        if n.board:
+            kinds.setdefault(n.board, []).append(n)
+    refs = {}
+    for kind, members in kinds.items():
+        if len(members) < 2 or not specs:
+            continue
+        first = members[0]
+        opts = {"resources": {SLOT: 1},
+                "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=first.node_id, soft=False)}
+        if _node_gpus(first.node_id) > 0:
+            opts["num_gpus"] = 0.01
+        refs[kind] = (first, _prepare_kind.options(**opts).remote(specs), _now())
+    out: Dict[str, object] = {}
+    for kind, (first, ref, t0) in refs.items():
+        try:
+            files = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - a build error, a node lost: each node tries itself
+            cause = getattr(exc, "cause", None)
+            log(f"prepare     board {kind} on {first.name} failed ({cause if isinstance(cause, UserError) else _reason(exc)});"
+                " each node prepares its own")
+            continue
+        out[kind] = ref
+        engines = sum(1 for f in files if f.endswith(".engine"))
+        onnx = sum(1 for f in files if f.endswith(".onnx"))
+        log(f"prepare     board {kind} on {first.name}: {onnx} model(s), {engines} engine(s) in "
+            f"{(_now() - t0).total_seconds():.1f} s, shared with {len(kinds[kind]) - 1} other node(s)")
+    return out
+
+
 def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = False, log: Log = print,
               poll_s: float = 0.5) -> dict:
     """Run every (not yet finished, with ``resume``) point; returns the attempt records."""
@@ -151,8 +252,11 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
     started = connect(address)
     records: List[dict] = []
     try:
-        nodes = {n.node_id: n.name for n in sweep_nodes(sweep)}
-        log(f"nodes       {', '.join(nodes.values())}")
+        picked = sweep_nodes(sweep)
+        nodes = {n.node_id: n.name for n in picked}
+        log(f"nodes       {', '.join(f'{n.name} ({n.board})' if n.board else n.name for n in picked)}")
+        prepared = _prepare_kinds(picked, [j.point.spec for j in todo], log)
+        board = {n.node_id: n.board for n in picked}
         running: Dict[object, tuple] = {}  # ref -> (job, node_id, submitted)
         n_done = n_failed = 0
         total = len(todo)
@@ -172,11 +276,11 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                     todo.remove(job)
                     busy.add(nid)
                     meta = {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values_json,
-                            "node_name": nodes[nid], "attempt": job.attempt}
+                            "node_name": nodes[nid], "node_board": board[nid], "attempt": job.attempt}
                     ref = _run_point.options(
                         resources={SLOT: 1},
                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=nid, soft=False),
-                    ).remote(job.point.spec, meta)
+                    ).remote(job.point.spec, meta, prepared.get(board[nid]))
                     running[ref] = (job, nid, _now())
                     log(f"start       {job.point.point_id} on {nodes[nid]}  {job.point.label()}"
                         + (f"  (attempt {job.attempt})" if job.attempt > 1 else ""))
@@ -199,6 +303,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         cause = getattr(exc, "cause", None)
                         reason = str(cause) if isinstance(cause, UserError) else _reason(exc)
                         status, run_dir, t0, t1 = "failed", None, t_sub.isoformat(), _now().isoformat()
+                        installed = []
                         if not isinstance(exc, ray.exceptions.RayTaskError) and nid not in _alive_ids():
                             reason = f"node {nodes[nid]} died: {reason}"
                     else:
@@ -208,7 +313,8 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         status = "ok" if bad.empty else "failed"
                         reason = None if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}"
                         t0, t1 = out["started_at"], out["ended_at"]
-                    rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir)
+                        installed = out["installed"]
+                    rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir, installed)
                     records.append(rec)
                     _append(root / "sweep-log.jsonl", rec)
                     if status == "ok":
@@ -236,7 +342,9 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
     return {"root": root, "records": records, "points": points, "skipped": skip}
 
 
-def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir) -> dict:
+def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir, installed=None) -> dict:
+    """One attempt, as the sweep log keeps it; ``installed``: the files (models, engines)
+    this point's node got from its board kind's preparation instead of making them."""
     return {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values, "attempt": job.attempt,
             "node": node, "status": status, "reason": reason, "started_at": t0, "ended_at": t1,
-            "run_dir": str(run_dir) if run_dir else None}
+            "run_dir": str(run_dir) if run_dir else None, "installed": list(installed or [])}

@@ -11,7 +11,7 @@ from .jetson_clocks import JetsonClocks
 from .machine import MachineControls
 from .mps import MpsDaemon
 from .nvpmodel import NvpModel
-from .platform import collect_provenance, detect_gpus, detect_platform
+from .platform import board_kind, collect_provenance, detect_gpus, detect_platform
 
 __all__ = ["GpuDevfreq", "JetsonClocks", "MachineControls", "MpsDaemon", "NvidiaSmiClocks", "NvpModel",
-           "collect_provenance", "detect_gpus", "detect_platform", "doctor_lines"]
+           "board_kind", "collect_provenance", "detect_gpus", "detect_platform", "doctor_lines"]

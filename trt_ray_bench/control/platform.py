@@ -64,6 +64,27 @@ def detect_platform() -> Dict[str, str]:
     return {"kind": "cpu", "board": ""}
 
 
+def slug(name: str) -> str:
+    """``NVIDIA Jetson AGX Orin Developer Kit`` -> ``nvidia_jetson_agx_orin_developer_kit``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def board_kind() -> str:
+    """This node's kind, as a sweep's ``nodes: {board: ...}`` names it: the Jetson's
+    device-tree model, the desktop GPU's name, or ``cpu``; slugged (:func:`slug`)."""
+    plat = detect_platform()
+    if plat["kind"] == "jetson":
+        return slug(plat["board"])
+    if plat["kind"] == "dgpu":
+        try:
+            from ..telemetry.nvml import gpu_info
+
+            return slug(gpu_info(0).get("name") or "") or "dgpu"
+        except Exception:  # noqa: BLE001 - a driver without NVML: still a GPU node
+            return "dgpu"
+    return "cpu"
+
+
 def _dpkg_version(package: str) -> str:
     if which("dpkg-query") is None:
         return ""

@@ -33,10 +33,11 @@ MACHINE_CONTROL_FIELDS = [
 #: Sweeps (``trb sweep``), null outside one: the sweep's name, the point's identity (a
 #: hash of its resolved spec and the node selector), its axis values as one JSON object
 #: (``{"timing.gap_s": 0.05}``; ``trt_ray_bench.cluster.sweep.point_columns`` spreads it
-#: into ``axis:<field>`` columns), the node it ran on, the attempt (1 = first), and the
+#: into ``axis:<field>`` columns), the node it ran on and its board kind, the attempt (1 = first), and the
 #: point's start and end on that node.
 SWEEP_FIELDS = [
     ("sweep", pa.string()), ("point_id", pa.string()), ("point", pa.string()), ("node_name", pa.string()),
+    ("node_board", pa.string()),
     ("attempt", pa.int32()), ("point_started_at", pa.timestamp("us", tz="UTC")),
     ("point_ended_at", pa.timestamp("us", tz="UTC")),
 ]

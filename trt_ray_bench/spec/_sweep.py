@@ -47,8 +47,9 @@ class SweepSpec:
     axes: Dict[str, List[Any]]
     exclude: List[Dict[str, Any]] = field(default_factory=list)
     include: List[Dict[str, Any]] = field(default_factory=list)
-    #: ``"all"``, or a list of node names (``trb_node_<name>``)
-    nodes: Union[str, List[str]] = "all"
+    #: ``"all"``, a list of node names (``trb_node_<name>``), or ``{"board": [kinds]}``
+    #: (``trb_board_<kind>``, slugged: ``trb node start --board``)
+    nodes: Union[str, List[str], Dict[str, List[str]]] = "all"
     repeats: Optional[int] = None
     retries: int = 1
     source: str = "sweep"
@@ -56,7 +57,11 @@ class SweepSpec:
     @property
     def node_kind(self) -> str:
         """The node selector, in words: part of every point's identity."""
-        return "all" if self.nodes == "all" else "names:" + ",".join(sorted(self.nodes))
+        if self.nodes == "all":
+            return "all"
+        if isinstance(self.nodes, dict):
+            return "board:" + ",".join(sorted(self.nodes["board"]))
+        return "names:" + ",".join(sorted(self.nodes))
 
 
 def load_sweep(path: Union[str, Path]) -> SweepSpec:
@@ -110,11 +115,7 @@ def sweep_from_dict(data: Any, source: str = "sweep", base_dir: Union[str, Path]
     for k, v in axes.items():
         if not isinstance(v, list) or not v:
             raise UserError(f"{source}: axes.{k}", "expected a non-empty list of values")
-    nodes = data.get("nodes", "all")
-    if isinstance(nodes, dict):
-        raise UserError(f"{source}: nodes", "board matching is not supported yet; give 'all' or a list of node names")
-    if not (nodes == "all" or (isinstance(nodes, list) and nodes and all(isinstance(n, str) for n in nodes))):
-        raise UserError(f"{source}: nodes", f"expected 'all' or a list of node names (got {nodes!r})")
+    nodes = _nodes(data.get("nodes", "all"), source)
     repeats, retries = data.get("repeats"), data.get("retries", 1)
     for key, v, lo in (("repeats", repeats, 1), ("retries", retries, 0)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
@@ -129,6 +130,24 @@ def sweep_from_dict(data: Any, source: str = "sweep", base_dir: Union[str, Path]
                      exclude=_assignments(data.get("exclude"), "exclude", source),
                      include=_assignments(data.get("include"), "include", source),
                      nodes=nodes, repeats=repeats, retries=retries, source=source)
+
+
+def _nodes(nodes: Any, source: str):
+    """``all`` | [names] | {board: kind or [kinds]} (kinds slugged as nodes advertise them)."""
+    from ..control.platform import slug
+
+    if isinstance(nodes, dict):
+        extra = sorted(set(nodes) - {"board"})
+        if extra:
+            raise UserError(f"{source}: nodes.{extra[0]}", "unknown key (expected board)")
+        kinds = nodes.get("board")
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not (isinstance(kinds, list) and kinds and all(isinstance(k, str) and slug(k) for k in kinds)):
+            raise UserError(f"{source}: nodes.board", f"expected a board kind or a list of them (got {kinds!r})")
+        return {"board": sorted({slug(k) for k in kinds})}
+    if not (nodes == "all" or (isinstance(nodes, list) and nodes and all(isinstance(n, str) for n in nodes))):
+        raise UserError(f"{source}: nodes", f"expected 'all', a list of node names or {{board: KIND}} (got {nodes!r})")
+    return nodes
 
 
 def _matches(values: Dict[str, Any], partial: Dict[str, Any]) -> bool:
