@@ -157,10 +157,16 @@ class TensorRTRunner:
             self._graph_exec = self.cuda.capture(self.stream, lambda: self.context.execute_async_v3(self.stream))
 
     # ---------------------------------------------------------------- timing
+    def reserve(self, n: int) -> None:
+        """Create the CUDA events of ``n`` inferences now (``run_loop`` calls it before
+        timing), so that no ``cudaEventCreate`` lands inside a timed iteration."""
+        k = 4 if self.transfers else 2
+        while len(self._events) < n:
+            self._events.append(tuple(self.cuda.event() for _ in range(k)))
+
     def _next_events(self) -> tuple:
         if self._n == len(self._events):
-            k = 4 if self.transfers else 2
-            self._events.append(tuple(self.cuda.event() for _ in range(k)))
+            self.reserve(self._n + 1)
         ev = self._events[self._n]
         self._n += 1
         return ev

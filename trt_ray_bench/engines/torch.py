@@ -83,6 +83,14 @@ class TorchRunner:
         if self.cuda:
             t.cuda.synchronize()
 
+    def reserve(self, n: int) -> None:
+        """CUDA events for ``n`` inferences, made before timing (``run_loop`` calls it)."""
+        if not self.cuda:
+            return
+        E = self.torch.cuda.Event
+        while len(self._events) < n:
+            self._events.append((E(enable_timing=True), E(enable_timing=True)))
+
     def _next_events(self) -> tuple:
         if self._n == len(self._events):
             E = self.torch.cuda.Event

@@ -124,6 +124,9 @@ def run_loop(
     out = Samples()
     starts, ends, enq, wflags = out.t_start_ns, out.t_end_ns, out.enqueue_ns, out.warmup
     runner.gpu_times_ms()  # drop times of calls made before this loop
+    reserve = getattr(runner, "reserve", None)
+    if reserve is not None:  # e.g. CUDA events: made here, not inside the timed loop
+        reserve(max(1024, plan.warmup + (plan.iterations or 0) * (2 if stop is not None else 1)))
 
     # Warm-up: by count, then by time, with the same gap as the measurement so the
     # device reaches the state the measured iterations will see. The timed body is
