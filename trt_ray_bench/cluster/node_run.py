@@ -18,8 +18,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..control.nvpmodel import mode_text
 from ..errors import UserError
-from ..results import write_run
-from ..timing import LoopPlan, common_window, stability_warnings, summarize
+from ..results import diagnose, write_run
+from ..timing import LoopPlan, common_window, summarize
 from ..engines import needs_gpu
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
 from .plan import Phase, Plan
@@ -323,6 +323,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     by_name = {m.name: m for m in plan.models}
     timing = {ms.name: spec.timing_for(ms) for ms in spec.models}
     sample_frames, run_rows = [], []
+    notes: List[tuple] = []  # per row: warnings before and after the diagnostics' messages
     # Together phases: the window in which every successful model was running.
     windows, skews = {}, {}
     groups: Dict[tuple, List[dict]] = {}
@@ -370,6 +371,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
         }
         warnings: List[str] = list(ctl.get("warnings", []))
+        late: List[str] = []  # after the diagnostics' messages
         if o["status"] == "ok":
             raw = o["raw"]
             win = windows.get(key)
@@ -400,8 +402,8 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
                 if k not in ("n_images", "n_labels"):
                     row[k] = v
             if "metrics" in raw and raw["metrics"].get("n_images", 0) < raw["data"]["n_images"]:
-                warnings.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
-                                f"{raw['data']['n_images']} images of the set")
+                late.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
+                            f"{raw['data']['n_images']} images of the set")
             row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if inwin.any() else np.nan
             row["timer"] = "cuda_event+host" if gpu is not None else "host"
             row["warmup_n"] = int(warm.sum())
@@ -411,16 +413,19 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             row["start_late_us"] = (first - raw["instant_ns"]) / 1e3 if first is not None else np.nan
             if win:
                 row.update(window_start_ns=int(win[0]), window_end_ns=int(win[1]), window_s=(win[1] - win[0]) / 1e9)
-            warnings.extend(stability_warnings(sel, "latency"))
-            if ph.phase == "together" and mt.iterations and row["n"] < mt.iterations:
-                warnings.append(f"together window holds {row['n']} of the {mt.iterations} requested inferences")
-        row["warnings"] = warnings
+        notes.append((warnings, late))
         run_rows.append(row)
     tel = result["telemetry"].get("rows") or {}
     tel_frame = pd.DataFrame(tel) if tel else pd.DataFrame(columns=["t_ns", "source", "metric", "value", "unit"])
     tel_frame.insert(0, "run_id", plan.run_id)
     samples = pd.concat(sample_frames, ignore_index=True) if sample_frames else pd.DataFrame()
-    return {"runs": pd.DataFrame(run_rows), "samples": samples, "telemetry": tel_frame}
+    runs = pd.DataFrame(run_rows)
+    # Statistics warnings, clocks, throttling, skew, window: one place (results.diagnose),
+    # stored as values and, for printing, as sentences after the controls' warnings.
+    runs["diagnostics"] = diagnose(runs, samples, tel_frame) if len(runs) else []
+    runs["warnings"] = [first + [d["message"] for d in diag] + late
+                        for (first, late), diag in zip(notes, runs["diagnostics"])]
+    return {"runs": runs, "samples": samples, "telemetry": tel_frame}
 
 
 def run_plan(plan: Plan, log: Log = print) -> dict:

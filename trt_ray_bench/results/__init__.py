@@ -4,9 +4,13 @@
 >>> r = results.load("results/quickstart")      # every run under the folder
 >>> r.runs[["model", "phase", "p50_ms", "p99_ms"]]
 >>> results.alone_vs_together(r.latest().runs)
+>>> results.diagnose(r.runs, r.samples, r.telemetry)   # warnings per row, as values
+>>> results.explain(r.runs, r.telemetry, "phase")       # what else differed, in sentences
 """
 
 from .compare import alone_vs_together, by_mode, pct, render, versus
+from .diagnose import diagnose
+from .explain import explain, window_telemetry
 from .join import samples_with_telemetry
 from .load import Results, load, run_dirs
 from .write import check_writable, write_run
@@ -16,11 +20,14 @@ __all__ = [
     "alone_vs_together",
     "by_mode",
     "check_writable",
+    "diagnose",
+    "explain",
     "load",
     "pct",
     "render",
     "run_dirs",
     "samples_with_telemetry",
     "versus",
+    "window_telemetry",
     "write_run",
 ]

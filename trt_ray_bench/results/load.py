@@ -58,4 +58,20 @@ def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True) -
     for name, schema in TABLES.items():
         frames = [pq.read_table(d / f"{name}.parquet").to_pandas() for d in dirs if want[name] and (d / f"{name}.parquet").is_file()]
         out[name] = pd.concat(frames, ignore_index=True) if frames else schema.empty_table().to_pandas()
+    if samples:
+        _fill_diagnostics(out["runs"], out["samples"], out["telemetry"])
     return Results(out["runs"], out["samples"], out["telemetry"])
+
+
+def _fill_diagnostics(runs: pd.DataFrame, samples: pd.DataFrame, telemetry: pd.DataFrame) -> None:
+    """Runs written before the ``diagnostics`` column existed get it computed here, from
+    their samples and telemetry, so every loaded row has one."""
+    from .diagnose import diagnose
+
+    if not len(runs):
+        return
+    if "diagnostics" not in runs:
+        runs["diagnostics"] = None
+    todo = runs["diagnostics"].isna()
+    if todo.any():
+        runs.loc[todo, "diagnostics"] = diagnose(runs[todo], samples, telemetry)

@@ -43,6 +43,12 @@ SWEEP_FIELDS = [
 ]
 
 
+#: ``results.diagnose`` per row: what a careful engineer would warn about, as values
+#: (``code``: cv, drift, few_samples, warmup_short, clock_changed, throttle, start_skew,
+#: short_window; ``message``: one sentence). Their messages are also in ``warnings``.
+DIAGNOSTICS = pa.list_(pa.struct([("code", pa.string()), ("message", pa.string())]))
+
+
 def _stats(prefix: str):
     return [(prefix + f, pa.int64() if f == "n" else pa.float64()) for f in STAT_FIELDS]
 
@@ -68,7 +74,8 @@ RUNS = pa.schema(
         ("n_labels", pa.int64()), ("data", pa.string()),
         *[(k, pa.float64()) for k in ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95",
                                        "mask_map50", "mask_map50_95", "pose_map50", "pose_map50_95")],
-        ("warnings", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
+        ("warnings", pa.list_(pa.string())), ("diagnostics", DIAGNOSTICS),
+        ("started_at", pa.timestamp("us", tz="UTC")),
         *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS, *SWEEP_FIELDS,
     ]
 )

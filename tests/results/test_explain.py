@@ -1,0 +1,142 @@
+"""Explanations: the telemetry of each row's window, and sentences that compare rows,
+on the real H100 trees and on small controlled tables."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trt_ray_bench import results
+from trt_ray_bench.errors import UserError
+
+H100 = Path(__file__).resolve().parents[1] / "data" / "h100"
+MS = 1_000_000
+
+
+def _tel(run_id, source, metric, t_ms, values):
+    t = np.asarray(t_ms, dtype=np.int64) * MS
+    return pd.DataFrame({"run_id": run_id, "t_ns": t, "source": source, "metric": metric,
+                         "value": np.broadcast_to(np.asarray(values, dtype=float), t.shape), "unit": ""})
+
+
+def _pair(p50_alone, p50_together, **extra):
+    """Two ok rows of one model: alone in 0..100 ms, together in 200..300 ms."""
+    return pd.DataFrame([
+        {"run_id": "r", "model": "m", "phase": ph, "repeat": 0, "mode": "inference", "status": "ok", "p50_ms": p50,
+         "n_models": n, "window_start_ns": a * MS, "window_end_ns": b * MS, **extra}
+        for ph, p50, n, a, b in (("alone", p50_alone, 1, 0, 100), ("together", p50_together, 2, 200, 300))])
+
+
+def test_window_telemetry_h100_gap_study():
+    r = results.load(H100 / "seed001_gap_study")
+    w = results.window_telemetry(r.runs, r.telemetry)
+    assert list(w.index) == list(r.runs.index)
+    default, mx = r.runs.clocks_mode == "default", r.runs.clocks_mode == "max"
+    assert w.tel_gpu_freq_mhz[default].tolist() == pytest.approx([1980.0] * 5)
+    assert w.tel_gpu_freq_mhz[mx].tolist() == pytest.approx([1830.0] * 5)  # locked: NVML reads 1830
+    assert (w.tel_pstate == 0).all() and (w.tel_throttle_frac == 0).all()  # the run's throttling came after
+    assert w.tel_power_w.between(100, 200).all() and w.tel_temp_c.between(25, 45).all()
+    # the GPU idles between inferences: the longer the gap, the lower its utilization
+    util = w.tel_gpu_util_pct[default].to_numpy()
+    assert util[0] > 5 and util[-1] < 1 and (np.diff(util) <= 0).all()
+    assert w.tel_cpu_util_pct.between(0, 100).all()
+
+
+def test_window_telemetry_jetson_names_short_windows_and_missing():
+    runs = _pair(1.0, 2.0)
+    runs.loc[2] = {**runs.loc[0], "model": "unmeasured", "window_start_ns": None, "window_end_ns": None}
+    t = np.arange(0, 400, 20)
+    tel = pd.concat([
+        _tel("r", "tegrastats", "gpu_freq_mhz", t, np.where(t < 150, 612.0, 1300.0)),
+        _tel("r", "tegrastats", "gpu_util_pct", t, np.where(t < 150, 40.0, 99.0)),
+        _tel("r", "tegrastats", "power_mw:VDD_GPU_SOC", t, np.where(t < 150, 4000.0, 9000.0)),
+        _tel("r", "tegrastats", "power_mw:VDD_IN", t, 20000.0),  # the board, not the GPU
+        _tel("r", "tegrastats", "cpu0_util_pct", t, 10.0),
+        _tel("r", "tegrastats", "cpu1_util_pct", t, np.where(t < 150, 30.0, 50.0)),
+        _tel("r", "tegrastats", "temp_c:gpu", t, 50.0),
+    ])
+    w = results.window_telemetry(runs, tel)
+    assert w.loc[0, ["tel_gpu_freq_mhz", "tel_gpu_util_pct", "tel_power_w", "tel_cpu_util_pct"]].tolist() == [
+        612.0, 40.0, 4.0, 20.0]
+    assert w.loc[1, ["tel_gpu_freq_mhz", "tel_power_w", "tel_cpu_util_pct", "tel_temp_c"]].tolist() == [
+        1300.0, 9.0, 30.0, 50.0]
+    assert w.loc[[0, 1], ["tel_pstate", "tel_throttle_frac"]].isna().all().all()  # no NVML on a Jetson
+    assert w.loc[2].isna().all()  # no window, nothing claimed
+    # NVML and host win over tegrastats where a run has both
+    both = pd.concat([tel, _tel("r", "nvml", "gpu_freq_mhz", t, 999.0), _tel("r", "host", "cpu_util_pct", t, 7.0)])
+    w2 = results.window_telemetry(runs, both)
+    assert w2.loc[0, "tel_gpu_freq_mhz"] == 999.0 and w2.loc[0, "tel_cpu_util_pct"] == 7.0
+    # a window shorter than the polling interval: the reading in force (the latest before its end)
+    short = runs.iloc[[0]].assign(window_start_ns=203 * MS, window_end_ns=207 * MS)
+    assert results.window_telemetry(short, tel).tel_gpu_freq_mhz.iloc[0] == 1300.0
+
+
+def test_explain_h100_alone_vs_together_mps_off():
+    r = results.load(H100 / "gpu_alone_together")
+    off = r.runs[~r.runs.mps]
+    lines = results.explain(off, r.telemetry, "phase")
+    assert len(lines) == 5
+    for line in lines:
+        model = line.split(" ")[0]
+        assert line.startswith(f"{model} together vs alone: p50 +")
+        a, b = map(float, re.search(r"GPU utilization (\d+) → (\d+) %", line).groups())
+        assert b > a  # the GPU got busier together
+        assert "SM clock 1980 → 1980 MHz (unchanged)" in line and "P-state P0 → P0 (unchanged)" in line
+        c, d = map(float, re.search(r"CPU load (\d+) → (\d+) %", line).groups())
+        assert d > c
+    det = next(x for x in lines if x.startswith("yolov8n together"))
+    assert "p50 +396 % (0.92 → 4.55 ms)" in det
+    # both runs: each run's pairs, told apart by MPS, not by run id
+    both = results.explain(r.runs, r.telemetry, "phase")
+    assert len(both) == 10 and sum(", MPS on:" in x for x in both) == 5 and not any("run 2026" in x for x in both)
+
+
+def test_explain_h100_mps_gap_and_clocks():
+    r = results.load(H100 / "gpu_alone_together")
+    mps = results.explain(r.runs, r.telemetry, "mps")
+    assert len(mps) == 10 and all(" MPS on vs MPS off, " in x for x in mps)
+    cls_t = next(x for x in mps if x.startswith("yolov8n-cls MPS on vs MPS off, together"))
+    assert "p50 -81 % (4.56 → 0.88 ms)" in cls_t
+
+    g = results.load(H100 / "seed001_gap_study")
+    gaps = results.explain(g.runs, g.telemetry, "gap_s")
+    assert len(gaps) == 8  # 4 gaps against gap 0, in each of the two runs
+    assert gaps[0].startswith("gap-0.01 (gap 0.01 s) vs gap-0 (gap 0 s), clocks default: p50 +69 %")
+    assert all("SM clock 1980 → 1980 MHz (unchanged)" in x for x in gaps if "clocks default" in x)
+    clocks = results.explain(g.runs, g.telemetry, "clocks_mode")
+    assert len(clocks) == 5 and all(" clocks max vs clocks default, gap " in x for x in clocks)
+    assert all("SM clock 1980 → 1830 MHz," in x for x in clocks)  # a change: no "(unchanged)"
+    assert sum("p50 barely differs" in x for x in clocks) == 2  # gaps 0.01 and 0.05
+    base = results.explain(g.runs, g.telemetry, "clocks_mode", baseline="max")
+    assert base[0].startswith("gap-0 clocks default vs clocks max")
+
+
+def test_explain_says_only_what_was_measured():
+    runs = _pair(1.00, 1.01)
+    assert results.explain(runs, pd.DataFrame(columns=["run_id", "t_ns", "source", "metric", "value", "unit"]),
+                           "phase") == ["m together vs alone: p50 barely differs (1.00 → 1.01 ms, +1.0 %); "
+                                        "no telemetry was measured in these windows."]
+    t = np.arange(0, 400, 10)
+    tel = _tel("r", "host", "cpu_util_pct", t, np.where(t < 150, 10.0, 60.0))
+    (line,) = results.explain(_pair(1.0, 3.0), tel, "phase")
+    assert line == "m together vs alone: p50 +200 % (1.00 → 3.00 ms); in the same windows CPU load 10 → 60 %."
+    thr = pd.concat([tel, _tel("r", "nvml", "throttle_reasons", t, np.where(t >= 250, 0x4, 0x1))])
+    (line,) = results.explain(_pair(1.0, 3.0), thr, "phase")
+    assert "throttled in 0 → 55 % of readings" in line  # 6 of the 11 readings in 200..300 ms
+
+
+def test_explain_pairs_and_errors():
+    runs = pd.concat([_pair(1.0, 2.0), _pair(1.0, 2.0).assign(repeat=1, p50_ms=[1.0, 4.0]),
+                      _pair(5.0, 5.0).assign(model="other"),
+                      pd.DataFrame([{"run_id": "r", "model": "x", "phase": "together", "status": "failed"}])],
+                     ignore_index=True)
+    lines = results.explain(runs, None, "phase")
+    assert [x.split(":")[0] for x in lines] == ["m together vs alone, repeat 0", "m together vs alone, repeat 1",
+                                                "other together vs alone, repeat 0"]
+    assert "p50 +300 %" in lines[1] and "barely differs" in lines[2]
+    with pytest.raises(UserError, match="'nope' is not a runs column"):
+        results.explain(runs, None, "nope")
+    with pytest.raises(UserError, match="'sometimes' is not a value of phase"):
+        results.explain(runs, None, "phase", baseline="sometimes")

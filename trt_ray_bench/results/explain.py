@@ -1,0 +1,307 @@
+"""What else differed when two runs differ: the telemetry of each row's measured window
+(mean SM clock, GPU utilization, power, P-state, temperature, throttling, CPU load), and
+sentences that put it next to the latency change.
+
+>>> from trt_ray_bench import results
+>>> r = results.load("results/gpu_alone_together")
+>>> results.window_telemetry(r.runs, r.telemetry)[["tel_gpu_util_pct", "tel_power_w"]]
+>>> print("\\n".join(results.explain(r.runs, r.telemetry, "phase")))
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+#: One quantity, as each sampler names it, best first: ``(source, metric, scale)``. Per
+#: run the first candidate with readings wins, so NVML and tegrastats never mix. A metric
+#: given as ``re:<pattern>`` is every matching metric, averaged per reading (a Jetson has
+#: no total CPU load, only ``cpu<i>_util_pct`` of each online core). Jetson power is the
+#: rail that holds the GPU: on Orin AGX ``VDD_GPU_SOC`` (GPU and SoC), on Orin NX/Nano
+#: ``VDD_CPU_GPU_CV`` (CPU, GPU and CV together), elsewhere a GPU-only rail.
+QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
+    "gpu_freq_mhz": [("nvml", "gpu_freq_mhz", 1.0), ("tegrastats", "gpu_freq_mhz", 1.0)],
+    "gpu_util_pct": [("nvml", "gpu_util_pct", 1.0), ("tegrastats", "gpu_util_pct", 1.0)],
+    "power_w": [("nvml", "power_mw:gpu", 1e-3)] + [
+        ("tegrastats", f"power_mw:{rail}", 1e-3)
+        for rail in ("VDD_GPU", "GPU", "POM_5V_GPU", "VDD_SYS_GPU", "VDD_GPU_SOC", "VDD_CPU_GPU_CV")
+    ],
+    "pstate": [("nvml", "pstate", 1.0)],
+    "temp_c": [("nvml", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:gpu", 1.0)],
+    "cpu_util_pct": [("host", "cpu_util_pct", 1.0), ("tegrastats", r"re:cpu\d+_util_pct", 1.0)],
+    "throttle_reasons": [("nvml", "throttle_reasons", 1.0)],
+}
+
+#: Clock event reasons that are not a slowdown: the GPU is idle (0x1), or runs at the
+#: application clocks someone set (0x2). Any other bit counts as throttling.
+NOT_THROTTLE = 0x1 | 0x2
+
+#: What NVML reports as the P-state when it does not know it.
+PSTATE_UNKNOWN = 32
+
+#: When ``explain`` calls a difference "unchanged" (or a latency "barely differs"):
+#: latency, SM clock and power within this share (relative); utilization, CPU load and
+#: temperature within this many points or degrees, as printed (rounded); the throttled
+#: share of readings within this share.
+TOLERANCES = {"latency": 0.03, "gpu_freq_mhz": 0.01, "power_w": 0.03, "gpu_util_pct": 2.0,
+              "cpu_util_pct": 2.0, "temp_c": 1.0, "throttle_frac": 0.05}
+
+Readings = Dict[str, Tuple[np.ndarray, np.ndarray]]  # run_id -> (t_ns sorted, values)
+
+
+def readings(telemetry: pd.DataFrame, quantity: str) -> Readings:
+    """Per run, the readings of one quantity of ``QUANTITIES`` on the node's clock."""
+    cands = QUANTITIES[quantity]
+    if telemetry is None or not len(telemetry):
+        return {}
+    parts = []
+    for rank, (source, metric, scale) in enumerate(cands):
+        src = telemetry[telemetry["source"] == source]
+        if metric.startswith("re:"):
+            sel = src[src["metric"].str.fullmatch(metric[3:])]
+            if len(sel):  # one value per reading: the mean over the cores
+                sel = sel.groupby(["run_id", "t_ns"], as_index=False)["value"].mean()
+        else:
+            sel = src.loc[src["metric"] == metric, ["run_id", "t_ns", "value"]]
+        if len(sel):
+            parts.append(sel.assign(value=sel["value"] * scale, rank=rank))
+    if not parts:
+        return {}
+    tel = pd.concat(parts, ignore_index=True)
+    tel = tel[tel["rank"] == tel.groupby("run_id")["rank"].transform("min")].sort_values(["run_id", "t_ns"])
+    t, v = tel["t_ns"].to_numpy(np.int64), tel["value"].to_numpy(np.float64)
+    return {rid: (t[idx], v[idx]) for rid, idx in tel.groupby("run_id", sort=False).indices.items()}
+
+
+def in_window(r: Readings, run_id, start, end, as_of: bool = False) -> np.ndarray:
+    """The values read within ``[start, end]`` ns; with ``as_of``, a window without a
+    reading (shorter than the polling interval) gets the latest reading before its end."""
+    if run_id not in r or start is None or end is None or pd.isna(start) or pd.isna(end):
+        return np.empty(0)
+    t, v = r[run_id]
+    lo, hi = np.searchsorted(t, int(start), "left"), np.searchsorted(t, int(end), "right")
+    if hi > lo or not as_of:
+        return v[lo:hi]
+    return v[hi - 1:hi] if hi > 0 else np.empty(0)
+
+
+#: What ties a sample to its runs row.
+SAMPLE_KEYS = ["run_id", "model", "phase", "repeat", "mode"]
+
+
+def row_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``SAMPLE_KEYS`` of ``frame`` (runs or samples), comparable across the two tables."""
+    out = pd.DataFrame(index=frame.index)
+    for k in SAMPLE_KEYS:
+        col = frame[k] if k in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        out[k] = col.astype("int64") if k == "repeat" and col.notna().all() else col.astype(object).where(col.notna(), "")
+    return out
+
+
+def measured(samples: pd.DataFrame) -> pd.DataFrame:
+    """The inferences the statistics are computed over (``in_window``), with the keys
+    normalised by ``row_keys``, in time order."""
+    sel = samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
+    s = samples.loc[sel]
+    keys = row_keys(s)
+    cols = [c for c in ("t_start_ns", "t_end_ns", "host_ms", "iteration") if c in s.columns]
+    return pd.concat([keys, s[cols]], axis=1).sort_values("t_start_ns", kind="stable")
+
+
+def row_windows(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """``start_ns``, ``end_ns`` per runs row: ``window_start_ns..window_end_ns`` where
+    present, else (with ``samples``) the span of the row's measured inferences."""
+    out = pd.DataFrame(index=runs.index)
+    for col, new in (("window_start_ns", "start_ns"), ("window_end_ns", "end_ns")):
+        out[new] = pd.to_numeric(runs[col], errors="coerce") if col in runs.columns else np.nan
+    missing = out["start_ns"].isna() | out["end_ns"].isna()
+    if missing.any() and samples is not None and len(samples):
+        meas = measured(samples)
+        span = meas.groupby(SAMPLE_KEYS, dropna=False).agg(lo=("t_start_ns", "min"), hi=("t_end_ns", "max"))
+        keys = row_keys(runs.loc[missing])
+        found = span.reindex(pd.MultiIndex.from_frame(keys))
+        out.loc[missing, "start_ns"] = found["lo"].to_numpy(np.float64)
+        out.loc[missing, "end_ns"] = found["hi"].to_numpy(np.float64)
+    return out
+
+
+def window_telemetry(runs: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
+    """Per runs row (same index), means over its measured window: ``tel_gpu_freq_mhz``
+    (SM clock), ``tel_gpu_util_pct``, ``tel_power_w``, ``tel_pstate`` (the most frequent),
+    ``tel_temp_c``, ``tel_cpu_util_pct`` and ``tel_throttle_frac`` (share of readings with
+    a clock event reason other than idle or application clocks). NaN where not measured.
+    A window shorter than the polling interval gets the latest reading before its end."""
+    win = row_windows(runs)
+    cols = {"gpu_freq_mhz": "tel_gpu_freq_mhz", "gpu_util_pct": "tel_gpu_util_pct", "power_w": "tel_power_w",
+            "pstate": "tel_pstate", "temp_c": "tel_temp_c", "cpu_util_pct": "tel_cpu_util_pct",
+            "throttle_reasons": "tel_throttle_frac"}
+    out = pd.DataFrame(index=runs.index, columns=list(cols.values()), dtype=np.float64)
+    rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else [None] * len(runs)
+    starts, ends = win["start_ns"].to_numpy(), win["end_ns"].to_numpy()
+    for q, col in cols.items():
+        r = readings(telemetry, q)
+        if not r:
+            continue
+        vals = []
+        for rid, a, b in zip(rids, starts, ends):
+            v = in_window(r, rid, a, b, as_of=True)
+            if not v.size:
+                vals.append(np.nan)
+            elif q == "pstate":
+                v = v[v != PSTATE_UNKNOWN]
+                u, c = np.unique(v, return_counts=True)
+                vals.append(float(u[np.argmax(c)]) if v.size else np.nan)
+            elif q == "throttle_reasons":
+                vals.append(float(np.mean((v.astype(np.int64) & ~NOT_THROTTLE) != 0)))
+            else:
+                vals.append(float(np.mean(v)))
+        out[col] = vals
+    return out
+
+
+# ---------------------------------------------------------------------------- explain
+
+#: Columns that can tell two comparable rows apart, besides ``by`` (and sweep axes).
+_KEYS = ["run_id", "experiment", "model", "phase", "mode", "repeat", "gap_s", "sync", "clocks_mode", "mps",
+         "backend", "precision", "batch", "imgsz_h", "imgsz_w", "n_models", "sweep"]
+#: Of those, the ones a sentence names when they differ between pairs (the others are
+#: the model's own attributes, or follow from these).
+_SETTINGS = ["phase", "mode", "repeat", "gap_s", "sync", "clocks_mode", "mps", "run_id"]
+
+
+def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
+            metric: str = "p50_ms") -> List[str]:
+    """One sentence per pair of ok rows that differ in ``by`` (a runs column): each row
+    against the row of the same model and other settings whose ``by`` is ``baseline``
+    (default ``alone`` for ``phase``, else the smallest value), with the latency change
+    (``metric``) and what the telemetry of the two measured windows says."""
+    if by not in runs.columns:
+        raise UserError("by", f"{by!r} is not a runs column")
+    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    ok = ok[ok[by].notna()].reset_index(drop=True)
+    if not len(ok):
+        return []
+    values = _ordered(ok[by].unique())
+    if baseline is None:
+        baseline = "alone" if by == "phase" and "alone" in values else values[0]
+    elif baseline not in values:
+        raise UserError("baseline", f"{baseline!r} is not a value of {by} here (have {', '.join(map(str, values))})")
+    tel = window_telemetry(ok, telemetry)
+    keys = _pair_keys(ok, by)
+    key_frame = ok[keys].astype(object).where(ok[keys].notna(), "<none>") if keys else None
+    groups = key_frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(ok))}
+    ctx_cols = [k for k in keys if (k in _SETTINGS or k.startswith("axis:")) and ok[k].nunique(dropna=False) > 1]
+    pairs = []  # (baseline row, other row), by group then by value of ``by``
+    for idx in groups.values():
+        g = ok.iloc[idx]
+        base = g[g[by] == baseline]
+        if len(base):
+            others = g[g[by] != baseline]
+            pairs += [(base.index[0], i) for i in sorted(others.index, key=lambda i: values.index(ok.at[i, by]))]
+    if not pairs:
+        return []
+    ctx = {i: [_desc(k, ok.at[i, k]) for k in ctx_cols] for _, i in pairs}
+    if "run_id" in ctx_cols:  # name the run only where the rest of the label does not tell it apart
+        j = ctx_cols.index("run_id")
+        short = {i: c[:j] + c[j + 1:] for i, c in ctx.items()}
+        labels = {(ok.at[b, "model"], ok.at[i, "model"], ok.at[i, by], tuple(short[i])) for b, i in pairs}
+        if len(labels) == len(pairs):
+            ctx = short
+    out = []
+    for b, i in pairs:
+        rb, ri = ok.loc[b], ok.loc[i]
+        if rb["model"] == ri["model"]:
+            head = f"{ri['model']} {_desc(by, ri[by])} vs {_desc(by, rb[by])}"
+        else:
+            head = f"{ri['model']} ({_desc(by, ri[by])}) vs {rb['model']} ({_desc(by, rb[by])})"
+        if ctx[i]:
+            head += ", " + ", ".join(ctx[i])
+        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}; {_telemetry(tel.loc[b], tel.loc[i])}.")
+    return out
+
+
+def _ordered(values) -> list:
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def _pair_keys(ok: pd.DataFrame, by: str) -> List[str]:
+    """The columns two rows must share to be compared: the candidates present, less
+    ``by`` and less those that move with it (no value of theirs occurs with two values of
+    ``by``: the run when comparing MPS runs, ``n_models`` when comparing phases, the model
+    name when each gap was its own model)."""
+    cands = [c for c in _KEYS + sorted(c for c in ok.columns if c.startswith("axis:")) if c in ok.columns and c != by]
+    keep = []
+    for c in cands:
+        col = ok[c].astype(object).where(ok[c].notna(), "<none>")
+        if pd.DataFrame({"c": col, "by": ok[by]}).groupby("c")["by"].nunique().max() > 1:
+            keep.append(c)
+    return keep
+
+
+def _desc(col: str, v) -> str:
+    if col in ("phase", "mode"):
+        return str(v)
+    if col == "mps":
+        return "MPS on" if bool(v) else "MPS off"
+    if col == "clocks_mode":
+        return f"clocks {v}"
+    if col == "gap_s":
+        return f"gap {v:g} s"
+    if col == "run_id":
+        return f"run {v}"
+    if col == "repeat":
+        return f"repeat {int(v)}"
+    return f"{col} {v:g}" if isinstance(v, float) else f"{col} {v}"
+
+
+def fmt_ms(x: float) -> str:
+    """A latency in ms, to the digits that matter: 0.48, 4.55, 12.3, 250."""
+    return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def _latency(metric: str, a, b) -> str:
+    name = metric[:-3].replace("gpu_", "GPU ") if metric.endswith("_ms") else metric
+    if a is None or b is None or pd.isna(a) or pd.isna(b) or a <= 0:
+        return f"{name} not measured on both sides"
+    change = b / a - 1
+    if abs(change) <= TOLERANCES["latency"]:
+        return f"{name} barely differs ({fmt_ms(a)} → {fmt_ms(b)} ms, {change * 100:+.1f} %)"
+    return f"{name} {change * 100:+.0f} % ({fmt_ms(a)} → {fmt_ms(b)} ms)"
+
+
+def _telemetry(a: pd.Series, b: pd.Series) -> str:
+    parts = []
+
+    def both(col):
+        return not (pd.isna(a[col]) or pd.isna(b[col]))
+
+    def add(col, label, unit, tol, rel=False):
+        if not both(col):
+            return
+        x, y = a[col], b[col]
+        same = abs(y - x) <= tol * abs(x) if rel else abs(round(y) - round(x)) <= tol
+        parts.append(f"{label} {x:.0f} → {y:.0f}{unit}" + (" (unchanged)" if same else ""))
+
+    add("tel_gpu_util_pct", "GPU utilization", " %", TOLERANCES["gpu_util_pct"])
+    add("tel_gpu_freq_mhz", "SM clock", " MHz", TOLERANCES["gpu_freq_mhz"], rel=True)
+    add("tel_power_w", "power", " W", TOLERANCES["power_w"], rel=True)
+    add("tel_temp_c", "temperature", " °C", TOLERANCES["temp_c"])
+    if both("tel_pstate"):
+        x, y = int(a["tel_pstate"]), int(b["tel_pstate"])
+        parts.append(f"P-state P{x} → P{y}" + (" (unchanged)" if x == y else ""))
+    if both("tel_throttle_frac") and (a["tel_throttle_frac"] > 0 or b["tel_throttle_frac"] > 0):
+        x, y = a["tel_throttle_frac"] * 100, b["tel_throttle_frac"] * 100
+        same = abs(y - x) <= TOLERANCES["throttle_frac"] * 100
+        parts.append(f"throttled in {x:.0f} → {y:.0f} % of readings" + (" (unchanged)" if same else ""))
+    add("tel_cpu_util_pct", "CPU load", " %", TOLERANCES["cpu_util_pct"])
+    if not parts:
+        return "no telemetry was measured in these windows"
+    return "in the same windows " + ", ".join(parts)
+
