@@ -76,6 +76,15 @@ def _cmd_compare(a) -> int:
     return 0
 
 
+def _cmd_report(a) -> int:
+    from .report import build_report, figures_dir
+
+    out = build_report(a.dir, a.out, a.format)
+    n = len(list(figures_dir(out).glob("*.png")))
+    print(f"{out}  ({n} figure{'s' if n != 1 else ''} in {figures_dir(out)})")
+    return 0
+
+
 def _cmd_models_make(a) -> int:
     from .models import export_onnx, yaml_name
     from .spec import DEFAULT_IMGSZ, split_arch
@@ -250,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--run", help="this run id (default: the latest)")
     g.add_argument("--all", action="store_true", help="average over every run found")
     c.set_defaults(func=_cmd_compare)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page (or markdown) of a run, experiment or sweep")
+    rp.add_argument("dir", help="results folder: a run, an experiment of several runs, or a sweep")
+    rp.add_argument("--out", metavar="FILE", help="default: DIR/report.html (.md: the markdown variant)")
+    # checked by the command, not by argparse, so a bad value is one line like every other error
+    rp.add_argument("--format", metavar="html|md", help="default: from --out's suffix, else html")
+    rp.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("models", help="model files")
     msub = m.add_subparsers(dest="models_cmd", required=True)

@@ -140,3 +140,11 @@ def test_explain_pairs_and_errors():
         results.explain(runs, None, "nope")
     with pytest.raises(UserError, match="'sometimes' is not a value of phase"):
         results.explain(runs, None, "phase", baseline="sometimes")
+
+
+def test_explain_names_a_sweep_axis_by_its_spec_field():
+    runs = pd.concat([_pair(1.0, 2.0).assign(**{"axis:models.*.options.threads": t}, p50_ms=p)
+                      for t, p in ((1, [1.0, 2.0]), (2, [0.5, 1.0]))], ignore_index=True)
+    runs = runs[runs.phase == "alone"]
+    lines = results.explain(runs, None, "axis:models.*.options.threads")
+    assert lines and lines[0].startswith("m models.*.options.threads=2 vs models.*.options.threads=1: p50 -50 %"), lines

@@ -258,7 +258,8 @@ def _desc(col: str, v) -> str:
         return f"run {v}"
     if col == "repeat":
         return f"repeat {int(v)}"
-    return f"{col} {v:g}" if isinstance(v, float) else f"{col} {v}"
+    name = col[len("axis:"):] if col.startswith("axis:") else col  # a sweep axis: its spec field
+    return f"{name}={v:g}" if isinstance(v, float) else f"{name}={v}"
 
 
 def fmt_ms(x: float) -> str:

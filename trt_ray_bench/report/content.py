@@ -1,0 +1,233 @@
+"""The sections of a report, each derived from the runs: what was measured, the
+machine and software, the comparison tables, diagnostics, explanations, figures."""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import pandas as pd
+
+from .. import results
+from ._format import cell
+from .data import ReportData, conditions, label, ordered, present, same_partition, varies
+from .document import Figure, Heading, Items, Paragraph, Report, Section, Table
+from .figures import make_figures
+
+#: provenance shown, in this order, where the runs have a value for it
+ENVIRONMENT = (
+    "host", "platform", "board", "gpu_name", "gpu_driver", "l4t", "jetpack", "power_mode", "gpu_freq_range_mhz",
+    "os", "machine", "cpu_model", "cpu_count", "clocks_mode", "clocks_in_force", "mps", "mps_state",
+    "python_version", "trb_version", "ray_version", "onnxruntime_version", "numpy_version", "ultralytics_version",
+    "tensorrt_version", "torch_version", "node_name", "node_board",
+)
+
+#: what an explanation compares, in the users' words; sweep axes follow these
+EXPLAINED = (("phase", "Alone vs together"), ("gap_s", "Gap between inferences (gap_s)"),
+             ("clocks_mode", "Clock mode"), ("mps", "MPS"), ("mode", "Mode (inference, pipeline, validation)"))
+
+#: the telemetry of each window, as ``results.window_telemetry`` names it: header, meaning
+WINDOW = {"tel_gpu_freq_mhz": ("GPU MHz", "GPU (SM) clock"), "tel_gpu_util_pct": ("GPU util %", "GPU utilization"),
+          "tel_power_w": ("power W", "GPU power"), "tel_pstate": ("P-state", "P-state (the most frequent)"),
+          "tel_temp_c": ("temp C", "GPU temperature"), "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
+          "tel_throttle_frac": ("throttled", "share of readings with a throttle reason")}
+
+MAX_GROUPS = 8  # comparison tables split by condition before the split is left to the sweep table
+
+
+def _filled(v) -> bool:
+    return not (v is None or (isinstance(v, float) and pd.isna(v)) or str(v) in ("", "nan", "None", "NaT"))
+
+
+# --- what was measured ----------------------------------------------------------------
+
+def _run_row(rid: str, g: pd.DataFrame) -> dict:
+    row = {"run_id": rid, "experiment": g["experiment"].iloc[0], "started_at": str(g["started_at"].min())[:19]}
+    for c in ("model", "phase", "mode", "backend", "precision", "sync", "gap_s", "clocks_mode", "mps", "point"):
+        if present(g, c):
+            row[c] = ", ".join(cell(v, c) for v in ordered(g[c].dropna()))
+    row["ok"] = f"{int((g['status'] == 'ok').sum())}/{len(g)}"
+    return row
+
+
+def summary(d: ReportData, source: str) -> Section:
+    runs = d.runs
+    models = ordered(runs["model"])
+    phases = ordered(runs["phase"])
+    text = (f"{runs['run_id'].nunique()} run(s) under {source}, experiment(s) {', '.join(ordered(runs['experiment']))}: "
+            f"{len(models)} model(s) ({', '.join(models)}) measured {' and '.join(phases)}")
+    if present(runs, "mode"):
+        text += f", mode(s) {', '.join(ordered(runs['mode'].dropna()))}"
+    n_inf = int(runs.loc[runs["status"] == "ok", "n"].sum()) if present(runs, "n") else 0
+    text += (f"; {n_inf} timed inferences in the statistics, {len(d.samples)} recorded in all (warm-up included), "
+             f"{len(d.telemetry)} telemetry readings.")
+    if d.is_sweep:
+        text += f" A sweep of {runs['point_id'].nunique()} point(s) over {', '.join(a[5:] for a in d.axes) or 'no axis'}."
+    bad = runs[runs["status"] != "ok"]
+    blocks = [Paragraph(text)]
+    if len(bad):
+        blocks.append(Items([f"{r['model']} {r['phase']} ({r['run_id']}): {r['status']}: {r['error']}"
+                             for _, r in bad.iterrows()]))
+    table = pd.DataFrame([_run_row(rid, g) for rid, g in runs.groupby("run_id", sort=True)])
+    blocks.append(Table(table, "Runs", "ok: successful rows of the run (one per model, phase and repeat)."))
+    return Section("What was measured", blocks)
+
+
+# --- environment and provenance ----------------------------------------------------------
+
+def environment(d: ReportData) -> Section:
+    rows = []
+    for c in ENVIRONMENT:
+        if c not in d.runs.columns:
+            continue
+        per_run = d.runs.groupby("run_id", sort=True)[c].agg(lambda v: ", ".join(ordered(cell(x, c) for x in v if _filled(x))))
+        per_run = per_run[per_run != ""]
+        if per_run.empty:
+            continue
+        if per_run.nunique() == 1:
+            value = per_run.iloc[0]
+        else:
+            value = "; ".join(f"{v} ({', '.join(per_run.index[per_run == v])})" for v in ordered(per_run))
+        rows.append({"field": c, "value": value})
+    if not rows:
+        return Section("Environment and provenance", [Paragraph("The runs carry no provenance.")])
+    return Section("Environment and provenance", [Table(pd.DataFrame(rows), "", "Values that differ between runs "
+                                                       "are listed with the runs that had them.")])
+
+
+# --- comparison tables ------------------------------------------------------------------
+
+def _groups(d: ReportData) -> List[tuple]:
+    """(title, rows) per run condition that varies for one model (clocks, MPS, ...),
+    so that no table averages two conditions together."""
+    ok = d.runs[d.runs["status"] == "ok"]
+    keys = conditions(ok, d.axes, ("clocks_mode", "mps", "power_mode", "gap_s"))
+    if not keys:
+        return [("", d.runs)]
+    return [(label(g.iloc[0], keys), g) for _, g in d.runs.groupby(keys, sort=False, dropna=False)
+            if (g["status"] == "ok").any()]
+
+
+def comparisons(d: ReportData) -> Section:
+    ok = d.runs[d.runs["status"] == "ok"]
+    blocks: List = []
+    if ok.empty:
+        return Section("Comparisons", [Paragraph("No run finished ok: nothing to compare.")])
+    groups = _groups(d)
+    if len(groups) <= MAX_GROUPS:
+        if set(ok["phase"]) >= {"alone", "together"}:
+            for title, rows in groups:
+                blocks.append(Table(results.alone_vs_together(rows), "Alone vs together" + (f": {title}" if title else ""),
+                                    "Host ms per batch, means over repeats; Δ = together vs alone."))
+        if varies(ok, "mode"):
+            for title, rows in groups:
+                blocks.append(Table(results.by_mode(rows), "By mode" + (f": {title}" if title else ""),
+                                    "ms per image (host) of each mode and phase; % vs inference alone."))
+    if d.is_sweep:
+        cols = [c for c in ["point_id", *d.axes, "model", "phase", "status", "n", "p50_ms", "p99_ms", "fps",
+                            "gpu_p50_ms"] if present(d.runs, c)]
+        blocks.append(Table(d.runs[cols], "Sweep points", "One row per point, model and phase; host ms per batch."))
+    else:
+        base = ordered(ok["model"])[0]
+        blocks.append(Table(results.versus(ok, base), "Per model",
+                            f"Host ms per batch, gpu_p50 from CUDA events; speedup = mean of {base} / mean of the row."))
+    return Section("Comparisons", blocks)
+
+
+# --- diagnostics -----------------------------------------------------------------------
+
+def _stored(d: ReportData) -> bool:
+    """The runs carry their diagnostics (trees written since ``results.diagnose``)."""
+    col = d.runs.get("diagnostics")
+    return col is not None and bool(col.notna().all())
+
+
+def _diagnostics(d: ReportData) -> pd.Series:
+    return d.runs["diagnostics"] if _stored(d) else results.diagnose(d.runs, d.samples, d.telemetry)
+
+
+def _row_items(d: ReportData, per_row: pd.Series, make) -> List[dict]:
+    """One dict per item of each runs row's list (``make(item)``), with the row's identity."""
+    out = []
+    for i, r in d.runs.iterrows():
+        items = per_row.get(i)
+        for item in (items if items is not None else []):
+            out.append({"run_id": r["run_id"], "model": r["model"], "phase": r["phase"], "repeat": r["repeat"],
+                        **make(item)})
+    return out
+
+
+def diagnostics(d: ReportData) -> Section:
+    found = _diagnostics(d)
+    rows = _row_items(d, found, lambda x: {"code": x["code"], "message": x["message"]})
+    blocks: List = []
+    if rows:
+        n_rows = len({(r["run_id"], r["model"], r["phase"], r["repeat"]) for r in rows})
+        blocks += [Paragraph(f"{len(rows)} diagnostic(s) on {n_rows} row(s): what in the measurement may not be "
+                             f"trusted, and why."), Table(pd.DataFrame(rows))]
+    else:
+        blocks.append(Paragraph("No diagnostic: nothing in these runs was found suspect."))
+    if "warnings" in d.runs.columns:  # the controls' and the metrics' warnings, never hidden
+        said = {i: {x["message"] for x in (found.get(i) if found.get(i) is not None else [])} for i in d.runs.index}
+        other = pd.Series({i: [w for w in (ws if ws is not None else []) if w not in said[i]]
+                           for i, ws in d.runs["warnings"].items()})
+        rest = _row_items(d, other, lambda w: {"warning": w})
+        note = ("Stored with the runs besides the diagnostics (machine controls, metrics)." if _stored(d) else
+                "Stored with the runs, which were written before diagnostics were: they may repeat the "
+                "diagnostics above in older words.")
+        if rest:
+            blocks.append(Table(pd.DataFrame(rest), "Other warnings", note))
+    return Section("Diagnostics", blocks)
+
+
+# --- explanations ----------------------------------------------------------------------
+
+def _explained(d: ReportData) -> List[tuple]:
+    """(column, title) for every condition that varies, sweep axes that repeat one of
+    the named conditions (``timing.gap_s`` is ``gap_s``) left out."""
+    ok = d.ok
+    out = [(c, t) for c, t in EXPLAINED if varies(ok, c)]
+    named = [c for c, _ in out]
+    for a in d.axes:
+        if not any(same_partition(ok, a, c) for c in named):
+            out.append((a, f"Sweep axis {a[5:]}"))
+    return out
+
+
+def _window_table(d: ReportData) -> Table:
+    ok = d.ok
+    conds = ["phase"] + conditions(ok, d.axes, ("gap_s", "clocks_mode", "mps", "mode"), within_model=False)
+    tel = [c for c in WINDOW if present(ok, c)]
+    frame = ok[["run_id", "model", *conds, "p50_ms", "p99_ms", *tel]].rename(columns={c: WINDOW[c][0] for c in tel})
+    return Table(frame.reset_index(drop=True), "Telemetry in each window",
+                 "Over each row's measurement window, the mean " + ", ".join(WINDOW[c][1] for c in tel) + ".")
+
+
+def explanations(d: ReportData) -> Section:
+    blocks: List = []
+    for by, title in _explained(d):
+        said = results.explain(d.runs, d.telemetry, by)
+        if said:
+            blocks += [Heading(title), Items(list(said))]
+    if not blocks:
+        blocks.append(Paragraph("No two runs of one model differ by phase, gap, clock mode, MPS or mode: "
+                                "there is nothing to explain."))
+    if any(present(d.ok, c) for c in WINDOW):
+        blocks.append(_window_table(d))
+    return Section("Explanations: what else differed", blocks)
+
+
+# --- the report ------------------------------------------------------------------------
+
+def make_report(res: results.Results, source: str = "") -> Report:
+    """The report of everything in ``res`` (a run, an experiment or a sweep)."""
+    d = ReportData.from_results(res)
+    figures: Sequence[Figure] = make_figures(d)
+    title = "trb report: " + ", ".join(ordered(d.runs["experiment"].astype(str)))
+    return Report(title, [
+        summary(d, source or "this folder"),
+        environment(d),
+        comparisons(d),
+        diagnostics(d),
+        explanations(d),
+        Section("Figures", list(figures) or [Paragraph("These runs hold nothing to draw.")]),
+    ])

@@ -1,0 +1,388 @@
+"""The report's figures, one function per kind, each returning the figures its data
+allows (none where the data lacks what it plots). matplotlib is imported here only,
+and drawn through its Agg canvas without pyplot, so no global backend is touched."""
+
+from __future__ import annotations
+
+import io
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from ..results.explain import readings
+from .data import ReportData, conditions, label, labels, ordered, present, same_partition, varies, varying_within_model
+from .document import Figure
+
+MAX_MODELS = 12     # panels in one distribution figure
+MAX_SERIES = 8      # boxes per model
+MAX_RUNS = 6        # time-axis figures
+MAX_POINTS = 20_000  # inferences drawn in one time-axis figure
+MAX_LINES = 12      # lines in one curve
+MAX_BARS = 40       # bars in one stage figure
+
+#: telemetry drawn under the latency on the time axis: panel title, quantity as
+#: ``results.explain`` reads it (NVML or tegrastats, whichever the run has; power in W)
+TRACES = (("GPU clock (MHz)", "gpu_freq_mhz"), ("GPU utilization (%)", "gpu_util_pct"),
+          ("GPU power (W)", "power_w"), ("CPU utilization (%)", "cpu_util_pct"))
+
+PIPELINE_STAGES = ("load_p50_ms", "pre_p50_ms", "infer_p50_ms", "post_p50_ms", "metrics_p50_ms")
+GPU_STAGES = ("h2d_p50_ms", "compute_p50_ms", "d2h_p50_ms")
+#: the accuracy metric of a row, the first present (one per task)
+ACCURACY = ("top1", "mask_map50_95", "pose_map50_95", "map50_95", "box_map50_95")
+
+
+# --- drawing helpers ---------------------------------------------------------------
+
+def _new(nrows: int, ncols: int, width: float, height: float, **kw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")  # legends below a figure included
+    return buf.getvalue()
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"] if n <= 10 else colormaps["tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _log_if_wide(ax, values) -> None:
+    """A log axis where the values span more than 30x (a 3 ms and a 180 ms model)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and np.percentile(v, 99) / max(np.percentile(v, 1), 1e-9) > 30:
+        ax.set_yscale("log")
+
+
+def _series_note(cols: Sequence[str]) -> str:
+    names = {"phase": "alone vs together", "mps": "MPS"}
+    return ", ".join(names.get(c, c.replace("axis:", "")) for c in cols) or "one condition"
+
+
+# --- (a) latency distribution --------------------------------------------------------
+
+def latency_distribution(d: ReportData, col: str) -> List[Figure]:
+    """Box plots of each model's per-inference ``col`` (after warm-up, in the window),
+    one panel per model, one box per phase and condition the model was measured under."""
+    s = d.timed.dropna(subset=[col])
+    if s.empty:
+        return []
+    keys = [k for k in ("run_id", "model", "phase", "repeat", "mode") if k in s.columns and k in d.runs.columns]
+    conds = conditions(d.runs, d.axes)
+    runs = d.runs[keys + [c for c in conds if c not in s.columns]].drop_duplicates(keys)
+    s = s.merge(runs, on=keys, how="left")
+    series_cols = (["phase"] if "phase" in s.columns else []) + conds
+    s = s.assign(_series=labels(s, series_cols))
+    series = ordered(s["_series"])[:MAX_SERIES]
+    models = ordered(d.runs["model"])
+    models = [m for m in models if m in set(s["model"])][:MAX_MODELS]
+    ncols = min(3, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = _new(nrows, ncols, 4.2 * ncols, 3.4 * nrows)
+    colors = dict(zip(series, _colors(len(series))))
+    ticks = len(series) <= 4 and max(len(x) for x in series) <= 24
+    for ax, model in zip(axes.flat, models):
+        sm = s[s["model"] == model]
+        here = [x for x in series if (sm["_series"] == x).any()]
+        data = [sm.loc[sm["_series"] == x, col].to_numpy() for x in here]
+        box = ax.boxplot(data, patch_artist=True, widths=0.6, flierprops={"markersize": 2, "alpha": 0.4},
+                         medianprops={"color": "black"})
+        for patch, x in zip(box["boxes"], here):
+            patch.set_facecolor(colors[x])
+            patch.set_alpha(0.6)
+        if ticks:
+            ax.set_xticks(range(1, len(here) + 1), here, rotation=25, ha="right", fontsize=8)
+        else:  # long or many labels: told by colour, in the legend below
+            ax.set_xticks([])
+        ax.set_title(model, fontsize=10)
+        ax.set_ylabel(col.replace("_ms", " ms"))
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    if not ticks:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(facecolor=colors[x], alpha=0.6, label=x) for x in series], fontsize=8,
+                   loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2 if len(series) > 4 else 1)
+    what = "host latency (wall time per inference)" if col == "host_ms" else "GPU time (CUDA events)"
+    cap = (f"Distribution of the {what} of each inference after warm-up and inside the measurement window, "
+           f"per model, split by {_series_note(series_cols)}. Box: quartiles and median; whiskers: 1.5 IQR; "
+           f"dots: outliers.")
+    if len(ordered(s["_series"])) > MAX_SERIES or len(set(s["model"])) > MAX_MODELS:
+        cap += f" Only the first {MAX_SERIES} conditions and {MAX_MODELS} models are drawn."
+    return [Figure(f"latency-{col.replace('_ms', '')}", cap, _png(fig), models)]
+
+
+# --- (b) latency over time with the telemetry ------------------------------------------
+
+def over_time(d: ReportData) -> List[Figure]:
+    """Per run: every inference's host latency on the node's clock, with the GPU clock,
+    utilization, power and CPU load below it on the same axis."""
+    rids = ordered(d.samples["run_id"])
+    per_run = [(title, readings(d.telemetry, q)) for title, q in TRACES]
+    out = []
+    for rid in rids[:MAX_RUNS]:
+        s = d.samples[d.samples["run_id"] == rid]
+        traces = [(title, *r[rid]) for title, r in per_run if rid in r and len(r[rid][0])]
+        t0 = min([s["t_start_ns"].min()] + [t[0] for _, t, _ in traces])
+        fig, axes = _new(1 + len(traces), 1, 10, 3.2 + 1.4 * len(traces), sharex=True,
+                         gridspec_kw={"height_ratios": [2.2] + [1] * len(traces)})
+        ax = axes[0, 0]
+        step = max(1, -(-len(s) // MAX_POINTS))
+        shown = s.iloc[::step]
+        warm = shown[shown["warmup"].astype(bool)]
+        ax.scatter((warm["t_start_ns"] - t0) / 1e9, warm["host_ms"], s=3, c="0.6", marker="x", label="warm-up")
+        models = ordered(shown["model"])
+        for model, color in zip(models, _colors(len(models))):
+            m = shown[(shown["model"] == model) & ~shown["warmup"].astype(bool)]
+            ax.scatter((m["t_start_ns"] - t0) / 1e9, m["host_ms"], s=3, color=color, label=model)
+        _log_if_wide(ax, shown["host_ms"])
+        ax.set_ylabel("host ms")
+        ax.legend(fontsize=7, markerscale=3, ncol=min(6, len(models) + 1), loc="upper left")
+        ax.grid(alpha=0.3)
+        together = d.runs[(d.runs["run_id"] == rid) & (d.runs["phase"] == "together")]
+        for lo, hi in together[["window_start_ns", "window_end_ns"]].dropna().drop_duplicates().itertuples(index=False):
+            for a in axes[:, 0]:
+                a.axvspan((lo - t0) / 1e9, (hi - t0) / 1e9, color="tab:orange", alpha=0.08)
+        for a, (title, t, v) in zip(axes[1:, 0], traces):
+            a.step((t - t0) / 1e9, v, where="post", lw=0.8)
+            a.set_ylabel(title, fontsize=8)
+            a.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("seconds from the start of the run")
+        names = [t[0] for t in traces]
+        cap = (f"Run {rid}: the host latency of every inference (warm-up in grey)"
+               + (f", with {', '.join(n.split(' (')[0] for n in names)} sampled on the same clock" if names else "")
+               + "; time in seconds from the run's start; shaded: the together window.")
+        if step > 1:
+            cap += f" Every {step}th inference is drawn."
+        if len(rids) > MAX_RUNS:
+            cap += f" Time-axis figures are drawn for the first {MAX_RUNS} of {len(rids)} runs."
+        out.append(Figure(f"timeline-{rid}", cap, _png(fig), ["latency"] + names))
+    return out
+
+
+# --- (c) gap sweep, (g) sweep axes: p50 against a numeric x ------------------------------
+
+def _curve_keys(ok: pd.DataFrame, x: str, axes: Sequence[str] = ()) -> List[str]:
+    """The columns that tell the lines of a curve over ``x`` apart: the conditions and
+    sweep axes that vary, other than ``x`` itself under any name."""
+    keys = [c for c in ("clocks_mode", "mps", "phase", "mode", "power_mode") if varies(ok, c)]
+    keys += [a for a in axes if varies(ok, a) and not any(same_partition(ok, a, k) for k in keys + [x])]
+    per_model = ok.groupby("model")[x].nunique()
+    if (per_model > 1).any():  # the same model at several x: one line per model
+        return ["model"] + keys
+    # a model per x value (gap study's gap-0, gap-0.1, ...): lines join the models
+    return keys + [c for c in ("task", "backend", "precision") if varies(ok, c)]
+
+
+def _curves(ax, ok: pd.DataFrame, x: str, y: str, keys: List[str], dashed: str = "") -> int:
+    """One line of ``y`` against ``x`` per value of ``keys`` (at most MAX_LINES); returns
+    how many lines there were."""
+    groups = list(ok.groupby(keys, sort=False, dropna=False)) if keys else [((), ok)]
+    for (_, g), color in zip(groups[:MAX_LINES], _colors(min(len(groups), MAX_LINES))):
+        name = label(g.iloc[0], keys) if keys else y
+        pts = g.groupby(x)[[y] + ([dashed] if dashed else [])].mean().sort_index()
+        ax.plot(pts.index, pts[y], "o-", color=color, label=name, ms=4)
+        if dashed:
+            ax.plot(pts.index, pts[dashed], "--", color=color, lw=0.8, alpha=0.7)
+    return len(groups)
+
+
+def _symlog_x(ax, xs) -> None:
+    pos = np.asarray([v for v in xs if v > 0], dtype=float)
+    if len(pos) and (np.asarray(xs) == 0).any():
+        ax.set_xscale("symlog", linthresh=pos.min())
+    elif len(pos) > 1 and pos.max() / pos.min() > 20:
+        ax.set_xscale("log")
+
+
+def gap_curve(d: ReportData) -> List[Figure]:
+    """p50 (and p99, dashed) against the inter-inference gap, one line per clock mode
+    (and other condition), with the mean GPU clock of each window below where measured."""
+    ok = d.ok.dropna(subset=["gap_s", "p50_ms"])
+    if not varies(ok, "gap_s"):
+        return []
+    keys = _curve_keys(ok, "gap_s", d.axes)
+    clock = present(ok, "tel_gpu_freq_mhz")
+    fig, axes = _new(2 if clock else 1, 1, 8, 6.5 if clock else 4, sharex=True)
+    n = _curves(axes[0, 0], ok, "gap_s", "p50_ms", keys, dashed="p99_ms")
+    axes[0, 0].set_ylabel("p50 ms (p99 dashed)")
+    panels = ["p50 and p99 latency"]
+    if clock:
+        _curves(axes[1, 0], ok.dropna(subset=["tel_gpu_freq_mhz"]), "gap_s", "tel_gpu_freq_mhz", keys)
+        axes[1, 0].set_ylabel("mean GPU clock (MHz)")
+        panels.append("mean GPU clock in the window")
+    for a in axes[:, 0]:
+        a.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    _symlog_x(axes[-1, 0], ok["gap_s"].unique())
+    axes[-1, 0].set_xlabel("gap between inferences, gap_s (s)")
+    cap = ("Gap sweep: median (p50, solid) and p99 (dashed) latency against the sleep between inferences"
+           + (f", one line per {_series_note(keys)}" if keys else "")
+           + ("; below, the mean GPU clock during each measurement window" if clock else "") + ".")
+    if n > MAX_LINES:
+        cap += f" The first {MAX_LINES} of {n} lines are drawn."
+    return [Figure("gap-sweep", cap, _png(fig), panels)]
+
+
+def sweep_axes(d: ReportData) -> List[Figure]:
+    """For a sweep, p50 against each numeric axis (not the gap, drawn above)."""
+    ok = d.ok.dropna(subset=["p50_ms"])
+    numeric = []
+    for a in d.axes:
+        v = pd.to_numeric(ok[a], errors="coerce")
+        if v.notna().all() and a != "axis:timing.gap_s":
+            numeric.append(a)
+    if not numeric:
+        return []
+    fig, axes = _new(len(numeric), 1, 8, 3.6 * len(numeric))
+    notes = []
+    for ax, a in zip(axes[:, 0], numeric):
+        num = ok.assign(**{a: pd.to_numeric(ok[a])})
+        n = _curves(ax, num, a, "p50_ms", _curve_keys(num, a, d.axes), dashed="p99_ms")
+        if n > MAX_LINES:
+            notes.append(f"{a[5:]}: the first {MAX_LINES} of {n} lines")
+        if (num[a] == num[a].round()).all():  # threads, batch: whole numbers only
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(a[5:])
+        ax.set_ylabel("p50 ms (p99 dashed)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        _symlog_x(ax, pd.to_numeric(ok[a]).unique())
+    cap = (f"Sweep: median (solid) and p99 (dashed) latency against each numeric axis "
+           f"({', '.join(a[5:] for a in numeric)}), one line per model and setting of the other axes.")
+    if notes:
+        cap += " Drawn: " + "; ".join(notes) + "."
+    return [Figure("sweep-axes", cap, _png(fig), [a[5:] for a in numeric])]
+
+
+# --- (d) a condition compared: clock mode, MPS, power mode -------------------------------
+
+def _grouped_bars(ax, table: pd.DataFrame) -> None:
+    """``table``: index = x groups, columns = bars within a group."""
+    width = 0.8 / max(1, table.shape[1])
+    x = np.arange(len(table))
+    for i, (col, color) in enumerate(zip(table.columns, _colors(table.shape[1]))):
+        ax.bar(x + (i - (table.shape[1] - 1) / 2) * width, table[col], width, color=color, label=str(col))
+    ax.set_xticks(x, table.index, rotation=25, ha="right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def condition_bars(d: ReportData, col: str) -> List[Figure]:
+    """p50 per model under each value of ``col`` (clocks_mode, mps, power_mode), with the
+    mean GPU clock and utilization of each window where measured."""
+    ok = d.ok.dropna(subset=["p50_ms"])
+    if col not in varying_within_model(ok, (col,)):
+        return []
+    others = ["phase"] + [c for c in conditions(ok, d.axes) if c != col]
+    groups = ok.assign(_x=labels(ok, others, prefix="model"), _bar=labels(ok, [col]))
+    rows = [("p50_ms", "p50 ms")] + [(c, t) for c, t in (("tel_gpu_freq_mhz", "mean GPU clock (MHz)"),
+                                                      ("tel_gpu_util_pct", "mean GPU util (%)"))
+                                     if present(groups, c)]
+    order = ordered(groups["_x"])
+    fig, axes = _new(len(rows), 1, max(8, 0.55 * len(order)), 3.2 * len(rows), sharex=True)
+    for ax, (c, title) in zip(axes[:, 0], rows):
+        table = groups.pivot_table(index="_x", columns="_bar", values=c, aggfunc="mean").reindex(order)
+        _grouped_bars(ax, table)
+        ax.set_ylabel(title)
+    axes[0, 0].legend(fontsize=8)
+    what = {"clocks_mode": "clock mode", "mps": "MPS", "power_mode": "power mode"}[col]
+    cap = (f"{what[0].upper() + what[1:]} compared: median latency of each model under each {what}"
+           + ("; below, the mean GPU clock and utilization in each measurement window" if len(rows) > 1 else "")
+           + ". Bars are means over repeats and runs.")
+    return [Figure(f"{col.replace('_', '-')}", cap, _png(fig), [t for _, t in rows])]
+
+
+# --- (e) per-stage bars --------------------------------------------------------------
+
+def stage_bars(d: ReportData, stages: Sequence[str], name: str, what: str) -> List[Figure]:
+    """Stacked horizontal bars of the stages' medians for the rows that timed them."""
+    ok = d.ok
+    stages = [c for c in stages if present(ok, c)]
+    if not stages:
+        return []
+    rows = ok[ok[stages].notna().any(axis=1)]
+    conds = ["phase"] + conditions(rows, d.axes)
+    rows = rows.assign(_y=labels(rows, conds, prefix="model"))
+    table = rows.groupby("_y", sort=False)[stages].mean().iloc[:MAX_BARS]
+    fig, axes = _new(1, 1, 9, 1.2 + 0.32 * len(table))
+    ax = axes[0, 0]
+    left = np.zeros(len(table))
+    for c, color in zip(stages, _colors(len(stages))):
+        v = table[c].fillna(0).to_numpy()
+        ax.barh(np.arange(len(table)), v, left=left, color=color, label=c.replace("_p50_ms", ""))
+        left += v
+    ax.set_yticks(np.arange(len(table)), table.index, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms (median of each stage)")
+    ax.legend(fontsize=8, ncol=len(stages), loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    cap = (f"{what}: the median of each stage, stacked, per model and condition "
+           f"({', '.join(c.replace('_p50_ms', '') for c in stages)}). Medians of stages need not add up to "
+           f"the median of the whole.")
+    return [Figure(name, cap, _png(fig), [c.replace("_p50_ms", "") for c in stages])]
+
+
+# --- (f) accuracy against latency ----------------------------------------------------
+
+def accuracy_vs_latency(d: ReportData) -> List[Figure]:
+    """Each validation row: its task's accuracy metric against its median latency."""
+    ok = d.ok
+    metrics = [c for c in ACCURACY if present(ok, c)]
+    if not metrics:
+        return []
+    rows = ok[ok[metrics].notna().any(axis=1)].copy()
+    rows["_metric"] = [next(m for m in metrics if pd.notna(r[m])) for _, r in rows.iterrows()]
+    rows["_value"] = [r[r["_metric"]] for _, r in rows.iterrows()]
+    fig, axes = _new(1, 1, 8, 5)
+    ax = axes[0, 0]
+    models = ordered(rows["model"])
+    marks = {"alone": "o", "together": "^"}
+    for model, color in zip(models, _colors(len(models))):
+        m = rows[rows["model"] == model]
+        for phase, g in m.groupby("phase"):
+            ax.scatter(g["p50_ms"], g["_value"], color=color, marker=marks.get(phase, "s"), s=40,
+                       label=f"{model} {phase} ({g['_metric'].iloc[0]})")
+    ax.set_xlabel("p50 ms per batch")
+    ax.set_ylabel("accuracy (top1 or mAP50-95 of the task)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    cap = ("Accuracy against median latency for the validation rows: top1 for classification, "
+           "mAP50-95 (mask for segmentation, pose for pose) for the others; circles alone, triangles together.")
+    if "weights" in rows.columns and (rows["weights"] == "random").any():
+        cap += " Models with random weights: their accuracy is meaningless, only the latency is real."
+    return [Figure("accuracy-latency", cap, _png(fig), metrics)]
+
+
+#: every figure of a report, in reading order
+FIGURES: Tuple[Callable[[ReportData], List[Figure]], ...] = (
+    lambda d: latency_distribution(d, "host_ms"),
+    lambda d: latency_distribution(d, "gpu_ms"),
+    over_time,
+    gap_curve,
+    lambda d: condition_bars(d, "clocks_mode"),
+    lambda d: condition_bars(d, "mps"),
+    lambda d: condition_bars(d, "power_mode"),
+    lambda d: stage_bars(d, PIPELINE_STAGES, "stages-pipeline", "Pipeline and validation stages"),
+    lambda d: stage_bars(d, GPU_STAGES, "stages-gpu", "GPU stages (copy in, compute, copy out)"),
+    accuracy_vs_latency,
+    sweep_axes,
+)
+
+
+def make_figures(d: ReportData) -> List[Figure]:
+    return [f for make in FIGURES for f in make(d)]
