@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from trt_ray_bench.timing import common_window, stability_warnings, summarize
+from trt_ray_bench.timing import common_window, summarize
 
 
 def test_summary_matches_numpy():
@@ -24,16 +24,6 @@ def test_empty_and_single():
     assert summarize([]).n == 0 and math.isnan(summarize([]).mean_ms)
     one = summarize([2.0])
     assert one.n == 1 and one.std_ms == 0.0 and one.fps == 500.0
-
-
-def test_warnings_in_words():
-    steady = np.full(200, 5.0) + np.random.default_rng(0).normal(0, 0.01, 200)
-    assert stability_warnings(steady) == []
-    noisy = np.random.default_rng(0).exponential(5.0, 200)
-    assert any("unstable" in w and "% of the mean" in w for w in stability_warnings(noisy))
-    drifting = np.linspace(5.0, 10.0, 200)
-    assert any("drift" in w for w in stability_warnings(drifting))
-    assert any("only 20 samples" in w for w in stability_warnings(np.full(20, 1.0)))
 
 
 def test_common_window():

@@ -106,8 +106,7 @@ def _prepare_kind(specs: list) -> Dict[str, bytes]:
     point's models and build their TensorRT engines (once, here), and return the files
     (path under the cache folder -> bytes) for the kind's other nodes to install."""
     from ..engines import prepare_model
-    from ..models import cache_dir
-    from ..models import resolve_model
+    from ..models import cache_dir, resolve_model
 
     root = cache_dir().resolve()
     files: Dict[str, bytes] = {}

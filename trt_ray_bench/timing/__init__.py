@@ -1,7 +1,7 @@
 """The measurement loop and its statistics: plain functions, no Ray, no GPU imports."""
 
 from ._loop import LoopPlan, Runner, Samples, run_loop, wait_until
-from ._stats import Stats, summarize, stability_warnings
+from ._stats import Stats, summarize
 from ._window import common_window
 
 __all__ = [
@@ -12,6 +12,5 @@ __all__ = [
     "wait_until",
     "Stats",
     "summarize",
-    "stability_warnings",
     "common_window",
 ]

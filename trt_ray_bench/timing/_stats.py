@@ -1,9 +1,9 @@
-"""Statistics of one latency series, and the warnings a careful engineer would raise."""
+"""Statistics of one latency series; the thresholds of its warnings (used by results.diagnose)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -58,26 +58,3 @@ def summarize(latencies_ms: Sequence[float], batch: int = 1) -> Stats:
         fps=batch * 1000.0 / mean if mean > 0 else float("nan"),
         cv=std / mean if mean > 0 else float("nan"),
     )
-
-
-def stability_warnings(latencies_ms: Sequence[float], label: str = "latency") -> List[str]:
-    """Warnings in words, never hidden: high CV, drift between halves, too few samples."""
-    x = np.asarray(latencies_ms, dtype=np.float64)
-    out: List[str] = []
-    if x.size == 0:
-        return [f"{label}: no samples"]
-    s = summarize(x)
-    if s.cv > CV_WARN:
-        out.append(f"{label}: unstable, the standard deviation is {s.cv:.0%} of the mean")
-    if x.size >= 20:
-        half = x.size // 2
-        a, b = float(x[:half].mean()), float(x[half:].mean())
-        drift = (b - a) / a if a > 0 else 0.0
-        if abs(drift) > DRIFT_WARN:
-            out.append(
-                f"{label}: drift, the second half is {drift:+.0%} vs the first "
-                "(warm-up too short, clocks or load changing?)"
-            )
-    if x.size < 100:
-        out.append(f"{label}: only {x.size} samples, p99 is close to the maximum")
-    return out
