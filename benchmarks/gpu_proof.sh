@@ -6,6 +6,7 @@
 #   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh tests fidelity
 #   bash benchmarks/gpu_proof.sh together
 #   bash benchmarks/gpu_proof.sh gap pitfalls skew tables
+#   bash benchmarks/gpu_proof.sh pipeline seed002   (need cp310 torch, torchvision, opencv and Ultralytics wheels too)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
@@ -41,6 +42,33 @@ pitfalls() {
   step "timing pitfalls"
   trb run experiments/seed004_timing_pitfalls.yaml "${FAST[@]}" 2>&1 | tee "$OUT/pitfalls.log"
 }
+torch310() {
+  # Ultralytics' pre/post-processing needs torch under the rig's Python 3.10. PyPI's cp310
+  # torch 2.11 (cu13) ships without its CUDA libraries here; it borrows the system torch's
+  # (same cu13 layout, found through the wheel's $ORIGIN/../../nvidia rpath).
+  local py site=""
+  for py in $(type -ap python3); do   # the system's python3, not the rig's 3.10
+    [ "$py" -ef "$PY" ] && continue
+    site=$(PYTHONPATH= "$py" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null) && break
+  done
+  [ -d "$site/nvidia" ] && ln -sfn "$site/nvidia" /tmp/site310/nvidia
+  mkdir -p /tmp/trbcache/models && cp -n /tmp/stage/files/*.onnx /tmp/trbcache/models/ 2>/dev/null
+  "$PY" -c 'import torch, torchvision, cv2, ultralytics, tensorrt as t; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "ultralytics", ultralytics.__version__, "tensorrt", t.__version__)'
+}
+pipeline() {
+  step "the predict pipeline over TensorRT (GPU test)"
+  torch310
+  "$PY" -m pytest -q -p no:cacheprovider tests/gpu -k pipeline 2>&1 | tee "$OUT/pytest-pipeline.log"
+}
+seed002() {
+  step "seed 002: inference vs validation vs without_val, TensorRT, alone and together"
+  torch310 >/dev/null
+  trb run experiments/seed002_inference_vs_validation.yaml "${FAST[@]}" --set 'models.*.backend=tensorrt' \
+      --set data.synthetic=${SEED002_IMAGES:-100} --set timing.iterations=${SEED002_ITERS:-200} --set timing.warmup=50 \
+      ${SEED002_SET:-} 2>&1 | tee -a "$OUT/seed002.log"
+  trb compare "$R/seed002_inference_vs_validation" --by mode 2>&1 | tee "$OUT/seed002.md"
+  tar -czf "$OUT/seed002.tgz" -C "$R" seed002_inference_vs_validation
+}
 skew() {
   step "start skew of 5 actors on this machine's cores"
   "$PY" benchmarks/start_skew.py --threads 1 --repeats 10 2>&1 | tee "$OUT/skew.log"
@@ -56,5 +84,5 @@ tables() {
   tar -czf "$OUT/results.tgz" -C "$R" . && ls -la "$OUT"
 }
 
-stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls skew tables)
+stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls pipeline seed002 skew tables)
 for s in "${stages[@]}"; do "$s"; done

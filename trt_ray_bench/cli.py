@@ -62,6 +62,11 @@ def _cmd_compare(a) -> int:
 
         table = by_mode(res.runs)
         note = "ms per image (host) of each mode and phase; % vs inference alone; metrics of the last run"
+    elif a.by == "stage":
+        from .results import stages
+
+        table = stages(res.runs)
+        note = "p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time"
     elif a.baseline:
         from .results import versus
 
@@ -251,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
     c.add_argument("dir")
     c.add_argument("--format", choices=("md", "csv"), default="md")
-    c.add_argument("--by", choices=("phase", "mode"), default="phase",
-                   help="mode: the seed 002 table (inference vs validation vs without_val, alone and together)")
+    c.add_argument("--by", choices=("phase", "mode", "stage"), default="phase",
+                   help="mode: the seed 002 table (inference vs validation vs without_val, alone and together); "
+                   "stage: where each pipeline / validation row's time goes (load, pre, infer, post, metrics)")
     c.add_argument("--baseline", metavar="MODEL", help="per-model statistics and speedup over this model "
                    "(the TensorRT-vs-X table) instead of alone vs together")
     g = c.add_mutually_exclusive_group()

@@ -54,3 +54,36 @@ def test_data_problems_are_refused_before_anything(tmp_path, cls_onnx):
         make_plan(spec_from_dict({**base, "data": {"path": str(tmp_path / "data.yaml")}}))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "results").exists()
+
+
+def test_further_passes_keep_the_metric_work_but_report_one(tmp_path, det_onnx):
+    """A fast model kept running in a together window goes over the set again: those
+    images carry the same metric work (so "validation together" is not "without_val" in
+    disguise), while the reported metrics still count every image once."""
+    from trt_ray_bench.engines import load_runner
+    from trt_ray_bench.engines.pipeline import PipelineRunner
+    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.spec import ModelSpec
+    from trt_ray_bench.validation import ValidationRunner, load_dataset, make_synthetic
+
+    ds = load_dataset(make_synthetic("detect", tmp_path / "d", n=4, imgsz=(96, 96), seed=3), "detect")
+    m = resolve_model(ModelSpec(path=str(det_onnx), task="detect", options={"threads": 1}), "m")
+    pipe = PipelineRunner(load_runner(m), m, conf=1e-5)
+    pipe.prepare(ds.images)
+
+    def run(passes):
+        v = ValidationRunner(pipe, ds, metrics=True)
+        for k in range(passes * ds.n_images):
+            v.infer(k)
+        return v, v.result()
+
+    once, first = run(1)
+    twice, again = run(3)
+    assert once.metric_updates == 4 and twice.metric_updates == 12  # every image, every pass
+    assert again["n_images"] == first["n_images"] == 4
+    assert again["map50_95"] == pytest.approx(first["map50_95"])
+    twice.gpu_times_ms()
+    ms = np.asarray(twice.stage_times_ms()["metrics_ms"])
+    assert len(ms) == 12
+    # the later passes did the work: not the microsecond of a skipped update
+    assert np.median(ms[4:]) > 0.2 * np.median(ms[:4])

@@ -8,7 +8,7 @@
 >>> results.explain(r.runs, r.telemetry, "phase")       # what else differed, in sentences
 """
 
-from .compare import alone_vs_together, by_mode, pct, render, versus
+from .compare import STAGES, alone_vs_together, by_mode, pct, render, stages, versus
 from .diagnose import diagnose
 from .explain import explain, window_telemetry
 from .join import samples_with_telemetry
@@ -16,6 +16,7 @@ from .load import Results, load, run_dirs
 from .write import check_writable, write_run
 
 __all__ = [
+    "STAGES",
     "Results",
     "alone_vs_together",
     "by_mode",
@@ -27,6 +28,7 @@ __all__ = [
     "render",
     "run_dirs",
     "samples_with_telemetry",
+    "stages",
     "versus",
     "window_telemetry",
     "write_run",

@@ -98,6 +98,37 @@ def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone
     return pd.DataFrame(rows)
 
 
+#: the pipeline's stages, in the order an image goes through them (runs columns ``<stage>_p50_ms``)
+STAGES = ("load", "pre", "infer", "post", "metrics")
+
+
+def stages(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where the time of each pipeline / validation row goes: one row per model, mode and
+    phase (and MPS or clocks where they vary), the p50 of every stage, their sum, the
+    measured p50 per image and the GPU time, in ms. Answers seed 002's "why is X slower
+    without the metric work": the stage that moved is named by its column."""
+    from ..errors import UserError
+
+    cols = [f"{s}_p50_ms" for s in STAGES]
+    ok = runs[(runs["status"] == "ok")] if "status" in runs.columns else runs
+    present = [c for c in cols if c in ok.columns and ok[c].notna().any()]
+    if not present:
+        raise UserError("runs", "no stage times: --by stage needs pipeline or validation runs (modes pipeline, "
+                        "validation, without_val)")
+    ok = ok[ok[present].notna().any(axis=1)]
+    keys = [c for c in ("mode", "phase") + tuple(k for k in CONDITIONS if k not in ("mode", "phase"))
+            if c in ok.columns and (c in ("mode", "phase") or ok[c].astype(str).nunique() > 1)]
+    extra = [c for c in ("p50_ms", "gpu_p50_ms") if c in ok.columns]
+    g = ok.groupby(["model"] + keys, sort=False)[present + extra].mean().reset_index()
+    modes = list(dict.fromkeys(m for m, _ in BY_MODE))
+    order = {"mode": modes, "phase": ["alone", "together"], "model": list(dict.fromkeys(runs["model"]))}
+    g = g.sort_values(keys + ["model"], kind="stable", key=lambda c: c.map(
+        lambda v: order[c.name].index(v) if c.name in order and v in order[c.name] else str(v))
+        if c.name in order else c.astype(str)).reset_index(drop=True)
+    g.insert(len(keys) + 1 + len(present), "stages_ms", g[present].sum(axis=1, min_count=1))
+    return g.rename(columns={c: c.replace("_p50_ms", "_ms") for c in present + extra})
+
+
 def _fmt(v, col: str) -> str:
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
