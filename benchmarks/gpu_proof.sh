@@ -6,7 +6,7 @@
 #   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh tests fidelity
 #   bash benchmarks/gpu_proof.sh together
 #   bash benchmarks/gpu_proof.sh gap pitfalls skew tables
-#   bash benchmarks/gpu_proof.sh pipeline seed002   (need cp310 torch, torchvision, opencv and Ultralytics wheels too)
+#   bash benchmarks/gpu_proof.sh pipeline seed002   (need the chunks of benchmarks/gpu_pipeline_wheels.sh too)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail

@@ -59,6 +59,28 @@ def test_compare_errors_are_one_line(trb, tmp_path):
     assert code == 2 and err.strip().count("\n") == 0 and "no such results folder" in err
 
 
+def test_compare_by_stage_on_the_h100_seed002_run(trb):
+    """Where each pipeline row's time goes, from a real H100 run (TensorRT, 3 repeats)."""
+    import io
+
+    import pandas as pd
+
+    h100 = Path(__file__).parent / "data" / "h100"
+    code, out, err = trb("compare", h100 / "seed002_inference_vs_validation", "--by", "stage",
+                         "--run", "20261123-171820-bc490b", "--format", "csv")
+    assert code == 0, err
+    t = pd.read_csv(io.StringIO(out))
+    assert list(t.columns) == ["model", "mode", "phase", "load_ms", "pre_ms", "infer_ms", "post_ms", "metrics_ms",
+                               "stages_ms", "p50_ms", "gpu_ms"]
+    assert len(t) == 20 and list(t["mode"].unique()) == ["validation", "without_val"]  # inference rows have no stages
+    assert list(t.model[:5]) == ["yolov8n-cls", "yolov8n", "yolov8n-pose", "yolov8n-seg", "yolov8n-obb"]
+    assert t[t["mode"] == "without_val"].metrics_ms.isna().all() and (t[t["mode"] == "validation"].metrics_ms > 0).all()
+    # the stages account for the measured time per image (p50s do not add exactly)
+    assert ((t.stages_ms - t.p50_ms).abs() <= 0.05 * t.p50_ms).all()
+    code, out, err = trb("compare", h100 / "gpu_alone_together", "--by", "stage")
+    assert code == 2 and err.count("\n") == 1 and "needs pipeline or validation runs" in err
+
+
 def test_doctor_reports_this_machine(trb):
     code, out, err = trb("doctor")
     assert code == 0

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "h100"
@@ -25,7 +26,12 @@ def test_pandas_api_block_runs_on_real_results(capsys):
     ns = {}
     exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - our own README's example
     every, j = ns["every"], ns["j"]
-    assert len(every) == 30 and {"gpu_alone_together", "seed001_gap_study"} <= set(every.experiment)
+    assert len(every) == 150 and {"gpu_alone_together", "seed001_gap_study",
+                                  "seed002_inference_vs_validation"} <= set(every.experiment)
+    t2, st = ns["t2"].set_index("model"), ns["st"]
+    assert t2.loc["yolov8n-pose", "validation_alone_ms"] == pytest.approx(9.95, abs=0.01)  # the README's H100 table
+    assert t2.loc["yolov8n-obb", "without_val_together_ms"] == pytest.approx(15.17, abs=0.01)
+    assert len(st) == 20 and st.metrics_ms.notna().sum() == 10
     assert isinstance(j, pd.DataFrame) and j.gpu_freq_mhz.notna().mean() > 0.9
     assert "speedup" in capsys.readouterr().out  # the rendered versus table
 

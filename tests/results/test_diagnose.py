@@ -229,3 +229,36 @@ def test_a_real_run_stores_diagnostics(tmp_path, cls_onnx, ray_local):
     # what is stored is what diagnose says of the stored tables
     again = results.diagnose(r.runs, r.samples, r.telemetry)
     assert [[dict(x) for x in d] for d in r.runs.diagnostics] == list(again)
+
+
+def test_repeat_spread_names_the_repeats_that_disagree():
+    """Seed 002's surprise ("slower without the metric work") is often this: one repeat of
+    each mode, while the repeats of one mode already differ by more than the metric cost."""
+    rows = []
+    for rep, p50 in enumerate([6.9, 7.3, 6.0]):        # yolov8n validation on the H100: 20 % apart
+        rows.append({"run_id": "r", "model": "det", "phase": "alone", "mode": "validation", "repeat": rep,
+                     "status": "ok", "p50_ms": p50})
+    for rep, p50 in enumerate([1.00, 1.04, 0.98]):     # 6 % apart: within the threshold
+        rows.append({"run_id": "r", "model": "cls", "phase": "alone", "mode": "validation", "repeat": rep,
+                     "status": "ok", "p50_ms": p50})
+    rows.append({"run_id": "r", "model": "det", "phase": "alone", "mode": "without_val", "repeat": 0,
+                 "status": "ok", "p50_ms": 6.0})       # one repeat: nothing to compare
+    rows.append({"run_id": "r", "model": "cls", "phase": "alone", "mode": "validation", "repeat": 3,
+                 "status": "failed", "p50_ms": 9.0})   # a failed repeat does not count
+    d = results.diagnose(pd.DataFrame(rows), None, None)
+    assert [_codes(x) for x in d] == [["repeat_spread"]] * 3 + [[]] * 5
+    assert d.iloc[0][0]["message"] == d.iloc[2][0]["message"] == (
+        "p50 spans 19 % of its median across the 3 repeats (6.00 to 7.30 ms): a difference between "
+        "conditions smaller than that is not shown by one repeat of each")
+
+
+def test_repeat_spread_on_the_h100_seed002_run():
+    """Three repeats of seed 002 on the H100: the CPU-bound pipeline rows disagree across
+    repeats by more than the metric work costs; the GPU-bound inference rows alone do not."""
+    r = results.load(H100 / "seed002_inference_vs_validation").only("20261123-171820-bc490b")
+    d = results.diagnose(r.runs, r.samples, r.telemetry)
+    spread = {(row.model, row["mode"], row.phase) for (_, row), x in zip(r.runs.iterrows(), d)
+              if "repeat_spread" in _codes(x)}
+    assert ("yolov8n-pose", "validation", "alone") in spread and ("yolov8n-obb", "without_val", "alone") in spread
+    assert not {k for k in spread if k[1] == "inference" and k[2] == "alone" and k[0] in ("yolov8n", "yolov8n-obb")}
+    assert len(spread) >= 10

@@ -148,3 +148,22 @@ def test_explain_names_a_sweep_axis_by_its_spec_field():
     runs = runs[runs.phase == "alone"]
     lines = results.explain(runs, None, "axis:models.*.options.threads")
     assert lines and lines[0].startswith("m models.*.options.threads=2 vs models.*.options.threads=1: p50 -50 %"), lines
+
+
+def test_explain_names_the_pipeline_stage_that_moved_h100_seed002():
+    """Seed 002's surprise on the real H100 run (TensorRT, repeat 0): yolov8n-cls got
+    slower without the metric work. The sentence shows why: its preprocess and inference
+    stages were slower in that window, by more than the 0.14 ms of metric work removed."""
+    r = results.load(H100 / "seed002_inference_vs_validation").only("20261123-171820-bc490b")
+    rows = r.runs[(r.runs.phase == "alone") & r.runs["mode"].isin(["validation", "without_val"]) & (r.runs.repeat == 0)]
+    lines = {x.split(" ")[0]: x for x in results.explain(rows, r.telemetry, "mode", baseline="validation")}
+    assert len(lines) == 5
+    cls = lines["yolov8n-cls"]
+    assert cls.startswith("yolov8n-cls without_val vs validation: p50 +21 % (1.37 → 1.65 ms); stages (p50, ms): "
+                          "preprocess +0.16, inference +0.15, metric work -0.14 (one side only), load +0.08, "
+                          "postprocess +0.02; in the same windows")
+    for line in lines.values():  # the metric work is always named, removed
+        assert re.search(r"metric work -\d+\.\d\d \(one side only\)", line)
+    # rows without stage times (inference mode) get no stage clause
+    inf = r.runs[(r.runs["mode"] == "inference") & (r.runs.repeat == 0)]
+    assert not any("stages (p50" in x for x in results.explain(inf, r.telemetry, "phase"))

@@ -46,9 +46,14 @@ THRESHOLDS: Dict[str, object] = {
     "warmup_trend": 0.05,
     "warmup_head": 0.10,
     "warmup_min_n": 50,
+    # repeat_spread: the p50 of one model, mode and phase in the repeats of a run spans
+    # more than this share of their median (a difference between two conditions smaller
+    # than that is not shown by one repeat of each)
+    "repeat_spread": 0.10,
 }
 
-CODES = ("cv", "drift", "few_samples", "warmup_short", "clock_changed", "throttle", "start_skew", "short_window")
+CODES = ("cv", "drift", "few_samples", "warmup_short", "clock_changed", "throttle", "start_skew", "short_window",
+         "repeat_spread")
 
 
 def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Optional[pd.DataFrame]) -> pd.Series:
@@ -145,7 +150,27 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
                 add("short_window", f"the together window holds {n} of the {int(iters[j])} requested inferences")
             elif not pd.isna(dur[j]) and not pd.isna(wins[j]) and wins[j] < (1 - T["short_window"]) * dur[j]:
                 add("short_window", f"the together window lasted {wins[j]:.3g} s of the {dur[j]:.3g} s requested")
+    _repeat_spread(runs, ok, col("p50_ms"), lists)
     return pd.Series(lists, index=runs.index, dtype=object)
+
+
+def _repeat_spread(runs: pd.DataFrame, ok: np.ndarray, p50: np.ndarray, lists: List[List[dict]]) -> None:
+    """Rows of one run, model, mode and phase in two or more repeats whose p50 spans more
+    than ``THRESHOLDS["repeat_spread"]`` of their median: each gets the same message."""
+    keys = row_keys(runs).drop(columns="repeat")
+    for idx in keys.groupby(list(keys.columns), sort=False).indices.values():
+        idx = [i for i in idx if ok[i] and np.isfinite(p50[i])]
+        if len(idx) < 2:
+            continue
+        v = p50[idx]
+        med = float(np.median(v))
+        spread = (float(v.max()) - float(v.min())) / med if med > 0 else 0.0
+        if spread > THRESHOLDS["repeat_spread"]:
+            msg = (f"p50 spans {spread * 100:.0f} % of its median across the {len(idx)} repeats "
+                   f"({fmt_ms(float(v.min()))} to {fmt_ms(float(v.max()))} ms): a difference between conditions "
+                   f"smaller than that is not shown by one repeat of each")
+            for i in idx:
+                lists[i].append({"code": "repeat_spread", "message": msg})
 
 
 def _cv(x: np.ndarray) -> float:

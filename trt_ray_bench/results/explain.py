@@ -220,8 +220,34 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
             head = f"{ri['model']} ({_desc(by, ri[by])}) vs {rb['model']} ({_desc(by, rb[by])})"
         if ctx[i]:
             head += ", " + ", ".join(ctx[i])
-        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}; {_telemetry(tel.loc[b], tel.loc[i])}.")
+        stages = _stages(rb, ri)
+        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{stages}; "
+                   f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out
+
+
+#: pipeline stages (runs columns ``<stage>_p50_ms``) and how a sentence names them
+_STAGE_NAMES = {"load": "load", "pre": "preprocess", "infer": "inference", "post": "postprocess",
+                "metrics": "metric work"}
+
+
+def _stages(a: pd.Series, b: pd.Series) -> str:
+    """Where a pipeline row's time moved, stage by stage, largest change first (stages
+    measured on one side only, such as the metric work of validation vs without_val,
+    count as 0 on the other); empty where neither row has stage times."""
+    diffs = []
+    for st, name in _STAGE_NAMES.items():
+        x, y = a.get(f"{st}_p50_ms"), b.get(f"{st}_p50_ms")
+        x = None if x is None or pd.isna(x) else float(x)
+        y = None if y is None or pd.isna(y) else float(y)
+        if x is None and y is None:
+            continue
+        diffs.append((name, (y or 0.0) - (x or 0.0), x is None or y is None))
+    if not diffs:
+        return ""
+    diffs.sort(key=lambda d: -abs(d[1]))
+    parts = [f"{name} {d:+.2f}" + (" (one side only)" if one else "") for name, d, one in diffs]
+    return "; stages (p50, ms): " + ", ".join(parts)
 
 
 def _ordered(values) -> list:

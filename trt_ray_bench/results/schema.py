@@ -45,7 +45,7 @@ SWEEP_FIELDS = [
 
 #: ``results.diagnose`` per row: what a careful engineer would warn about, as values
 #: (``code``: cv, drift, few_samples, warmup_short, clock_changed, throttle, start_skew,
-#: short_window; ``message``: one sentence). Their messages are also in ``warnings``.
+#: short_window, repeat_spread; ``message``: one sentence). Their messages are also in ``warnings``.
 DIAGNOSTICS = pa.list_(pa.struct([("code", pa.string()), ("message", pa.string())]))
 
 
