@@ -7,7 +7,10 @@
 #   bash benchmarks/gpu_pipeline_wheels.sh ~/.cache/trt_ray_bench/models/*.onnx
 #   then per chunk: carry [".device/xchunks/cNN"], run python3 .device/xchunks/cNN/recv.py
 #   after the bundle's chunks and before its setup.sh (which unzips every wheel received).
-# ~590 MB of wheels (torch is 506 MB): 10 chunks, plus the models'.
+# ~590 MB of wheels (torch is 506 MB): 11 chunks, plus the models'. Repack the bundle at the
+# same size (make_bundle.sh packs 60 MB, which no longer fits beside this working tree):
+#   python3 ../shared/device/pack.py .device/chunks .device/bundle/*.zst .device/bundle/*.tar \
+#       .device/bundle/python310.prefix .device/bundle/wheels/*.whl --with ../shared/device/setup.sh --chunk-mb 54
 set -euo pipefail
 W=.device/pipeline-wheels
 mkdir -p "$W"
@@ -17,4 +20,5 @@ PLAT=(--only-binary=:all: --python-version 3.10 --implementation cp --platform m
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$W" torch==2.11.0 torchvision==0.26.0 \
     ultralytics ultralytics-thop opencv-python-headless matplotlib contourpy cycler fonttools kiwisolver \
     pyparsing networkx jinja2 markupsafe fsspec "setuptools<82" exceptiongroup tomli httpx httpcore h11 anyio sniffio
-python3 ../shared/device/pack.py .device/xchunks "$W"/*.whl "$@" | sed "s#$PWD/##"
+# a call carries the working tree too (6.4 MB with tests/data/h100): 54 MB chunks fit beside it
+python3 ../shared/device/pack.py .device/xchunks "$W"/*.whl "$@" --chunk-mb 54 | sed "s#$PWD/##"
