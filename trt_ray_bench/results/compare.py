@@ -122,9 +122,14 @@ def stages(runs: pd.DataFrame) -> pd.DataFrame:
     g = ok.groupby(["model"] + keys, sort=False)[present + extra].mean().reset_index()
     modes = list(dict.fromkeys(m for m, _ in BY_MODE))
     order = {"mode": modes, "phase": ["alone", "together"], "model": list(dict.fromkeys(runs["model"]))}
-    g = g.sort_values(keys + ["model"], kind="stable", key=lambda c: c.map(
-        lambda v: order[c.name].index(v) if c.name in order and v in order[c.name] else str(v))
-        if c.name in order else c.astype(str)).reset_index(drop=True)
+
+    def rank(col: pd.Series) -> pd.Series:  # modes, phases and models in their usual order
+        if col.name not in order:
+            return col.astype(str)
+        known = order[col.name]
+        return col.map(lambda v: known.index(v) if v in known else len(known))
+
+    g = g.sort_values(keys + ["model"], kind="stable", key=rank).reset_index(drop=True)
     g.insert(len(keys) + 1 + len(present), "stages_ms", g[present].sum(axis=1, min_count=1))
     return g.rename(columns={c: c.replace("_p50_ms", "_ms") for c in present + extra})
 
