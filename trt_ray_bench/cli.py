@@ -224,15 +224,14 @@ def _cmd_sweep(a) -> int:
         from .cluster.node_run import check_address
 
         check_address(a.address)
-    points, _, skip = prepare(sweep, a.resume)
+    ready = prepare(sweep, a.resume)  # expand and validate every point once
+    points, _, skip = ready
     print(describe(sweep, points, skip))
     if a.dry_run:
         print("dry run: nothing measured, nothing written")
         return 0
-    out = run_sweep(sweep, address=a.address, resume=a.resume)
-    final = {}
-    for r in out["records"]:
-        final[r["point_id"]] = r
+    out = run_sweep(sweep, address=a.address, resume=a.resume, planned=ready)
+    final = {r["point_id"]: r for r in out["records"]}  # each point's last attempt
     bad = [r for r in final.values() if r["status"] != "ok"]
     print(f"sweep {sweep.name}: {len(final) - len(bad)} ok, {len(bad)} failed, {len(out['skipped'])} skipped; "
           f"{out['root']}")

@@ -61,14 +61,11 @@ class ModelActor:
             from ..engines.pipeline import PipelineRunner
             from ..validation import VAL_CONF, VAL_IOU, ValidationRunner
 
-            if mode == "pipeline":
-                pipe = PipelineRunner(self.runner, self.model, sync=sync)
-                pipe.prepare(self.dataset.images)
-                self._modes[mode] = pipe
-            else:
-                pipe = PipelineRunner(self.runner, self.model, sync=sync, conf=VAL_CONF, iou=VAL_IOU)
-                pipe.prepare(self.dataset.images)
-                self._modes[mode] = ValidationRunner(pipe, self.dataset, metrics=mode == "validation")
+            kw = {} if mode == "pipeline" else {"conf": VAL_CONF, "iou": VAL_IOU}
+            pipe = PipelineRunner(self.runner, self.model, sync=sync, **kw)
+            pipe.prepare(self.dataset.images)
+            self._modes[mode] = pipe if mode == "pipeline" else ValidationRunner(pipe, self.dataset,
+                                                                                 metrics=mode == "validation")
         return self._modes[mode]
 
     def run_phase(self, plan: LoopPlan, coordinator=None, fill: bool = False,
@@ -107,9 +104,10 @@ class ModelActor:
         if self.dataset is not None and mode != "inference":
             out["data"] = {"summary": self.dataset.summary(), "n_images": self.dataset.n_images,
                            "n_labels": self.dataset.n_labels}
-            metrics = getattr(runner, "result", None)
-            if metrics is not None and metrics() is not None:
-                out["metrics"] = metrics()
+            result = getattr(runner, "result", None)
+            metrics = result() if result is not None else None  # the mAP / top-k over the set: once
+            if metrics is not None:
+                out["metrics"] = metrics
         return out
 
     def stop(self) -> None:

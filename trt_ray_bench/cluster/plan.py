@@ -137,13 +137,12 @@ def _check_data(plan: Plan, make: bool) -> None:
             raise UserError(f"{where}.batch", "the pipeline and validation modes run one image per inference: batch 1")
         if not m.task:
             raise UserError(f"{where}.task", "needed by the pipeline and validation modes")
+        if d.synthetic and not make:
+            plan.notes.append(f"data for {m.name}: {d.synthetic} synthetic {m.task} images (made on first use)")
+            continue
+        nc, kpt_shape = _model_head(m)  # reads the export once
         if d.synthetic:
-            folder = cache_dir() / "synthetic" / f"{m.task}-n{d.synthetic}-{m.hw[0]}x{m.hw[1]}"
-            if not make:
-                plan.notes.append(f"data for {m.name}: {d.synthetic} synthetic {m.task} images (made on first use)")
-                continue
-            nc, kpt_shape = _model_head(m)
-            folder = folder.with_name(f"{folder.name}-c{min(3, nc or 3)}-k{kpt_shape[0]}")
+            folder = cache_dir() / "synthetic" / f"{m.task}-n{d.synthetic}-{m.hw[0]}x{m.hw[1]}-c{min(3, nc or 3)}-k{kpt_shape[0]}"
             marker = folder / "trb-data-path.txt"
             if marker.is_file():
                 path = marker.read_text().strip()
@@ -157,7 +156,6 @@ def _check_data(plan: Plan, make: bool) -> None:
             ds = load_dataset(path, m.task, limit=d.limit, on_bad_label=d.on_bad_label)
         except UserError as exc:
             raise UserError(exc.where, f"{exc.message} (for {where}, a {m.task} model)") from None
-        nc = _model_head(m)[0]
         if nc and len(ds.names) > nc:
             raise UserError("data", f"{path} has {len(ds.names)} classes; {m.name} predicts {nc}")
         plan.data[m.name] = str(path)

@@ -242,14 +242,19 @@ def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, 
 
 
 def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = False, log: Log = print,
-              poll_s: float = 0.5) -> dict:
-    """Run every (not yet finished, with ``resume``) point; returns the attempt records."""
-    points, root, skip = prepare(sweep, resume)
+              poll_s: float = 0.5, planned: Optional[tuple] = None) -> dict:
+    """Run every (not yet finished, with ``resume``) point; returns the attempt records.
+    ``planned``: what ``prepare(sweep, resume)`` returned, where the caller already has it."""
+    points, root, skip = planned or prepare(sweep, resume)
     todo = deque(_Job(p) for p in points if p.point_id not in skip)
     if skip:
         log(f"resume      {len(points) - len(todo)} of {len(points)} points already done")
     started = connect(address)
     records: List[dict] = []
+
+    def keep(rec: dict) -> None:  # every attempt: returned, and logged as it ends
+        records.append(rec)
+        _append(root / "sweep-log.jsonl", rec)
     try:
         picked = sweep_nodes(sweep)
         nodes = {n.node_id: n.name for n in picked}
@@ -287,8 +292,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                     if not alive:
                         for job in todo:
                             rec = _record(sweep, job, None, "failed", "no eligible node alive", None, None, None)
-                            records.append(rec)
-                            _append(root / "sweep-log.jsonl", rec)
+                            keep(rec)
                             n_failed += 1
                         todo.clear()
                         break
@@ -314,8 +318,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         t0, t1 = out["started_at"], out["ended_at"]
                         installed = out["installed"]
                     rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir, installed)
-                    records.append(rec)
-                    _append(root / "sweep-log.jsonl", rec)
+                    keep(rec)
                     if status == "ok":
                         n_done += 1
                     elif job.attempt <= sweep.retries:
@@ -332,8 +335,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
             ray.wait(list(running), num_returns=len(running), timeout=60)
             for ref, (job, nid, t_sub) in running.items():
                 rec = _record(sweep, job, nodes[nid], "interrupted", "Ctrl-C", t_sub.isoformat(), _now().isoformat(), None)
-                records.append(rec)
-                _append(root / "sweep-log.jsonl", rec)
+                keep(rec)
             raise
     finally:
         if started:

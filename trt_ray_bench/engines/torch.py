@@ -93,8 +93,7 @@ class TorchRunner:
 
     def _next_events(self) -> tuple:
         if self._n == len(self._events):
-            E = self.torch.cuda.Event
-            self._events.append((E(enable_timing=True), E(enable_timing=True)))
+            self.reserve(self._n + 1)
         ev = self._events[self._n]
         self._n += 1
         return ev

@@ -10,7 +10,8 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..results.explain import readings
+from ..results.compare import STAGES
+from ..results.explain import SAMPLE_KEYS, readings
 from .data import ReportData, conditions, label, labels, ordered, present, same_partition, varies, varying_within_model
 from .document import Figure
 
@@ -26,7 +27,7 @@ MAX_BARS = 40       # bars in one stage figure
 TRACES = (("GPU clock (MHz)", "gpu_freq_mhz"), ("GPU utilization (%)", "gpu_util_pct"),
           ("GPU power (W)", "power_w"), ("CPU utilization (%)", "cpu_util_pct"))
 
-PIPELINE_STAGES = ("load_p50_ms", "pre_p50_ms", "infer_p50_ms", "post_p50_ms", "metrics_p50_ms")
+PIPELINE_STAGES = tuple(f"{s}_p50_ms" for s in STAGES)
 GPU_STAGES = ("h2d_p50_ms", "compute_p50_ms", "d2h_p50_ms")
 #: the accuracy metric of a row, the first present (one per task)
 ACCURACY = ("top1", "mask_map50_95", "pose_map50_95", "map50_95", "box_map50_95")
@@ -78,7 +79,7 @@ def latency_distribution(d: ReportData, col: str) -> List[Figure]:
     s = d.timed.dropna(subset=[col])
     if s.empty:
         return []
-    keys = [k for k in ("run_id", "model", "phase", "repeat", "mode") if k in s.columns and k in d.runs.columns]
+    keys = [k for k in SAMPLE_KEYS if k in s.columns and k in d.runs.columns]
     conds = conditions(d.runs, d.axes)
     runs = d.runs[keys + [c for c in conds if c not in s.columns]].drop_duplicates(keys)
     s = s.merge(runs, on=keys, how="left")

@@ -116,8 +116,7 @@ def stages(runs: pd.DataFrame) -> pd.DataFrame:
         raise UserError("runs", "no stage times: --by stage needs pipeline or validation runs (modes pipeline, "
                         "validation, without_val)")
     ok = ok[ok[present].notna().any(axis=1)]
-    keys = [c for c in ("mode", "phase") + tuple(k for k in CONDITIONS if k not in ("mode", "phase"))
-            if c in ok.columns and (c in ("mode", "phase") or ok[c].astype(str).nunique() > 1)]
+    keys = [c for c in CONDITIONS if c in ok.columns and (c in ("mode", "phase") or ok[c].astype(str).nunique() > 1)]
     extra = [c for c in ("p50_ms", "gpu_p50_ms") if c in ok.columns]
     g = ok.groupby(["model"] + keys, sort=False)[present + extra].mean().reset_index()
     modes = list(dict.fromkeys(m for m, _ in BY_MODE))

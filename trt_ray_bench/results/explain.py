@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .compare import STAGES
 
 #: One quantity, as each sampler names it, best first: ``(source, metric, scale)``. Per
 #: run the first candidate with readings wins, so NVML and tegrastats never mix. A metric
@@ -226,7 +227,7 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
     return out
 
 
-#: pipeline stages (runs columns ``<stage>_p50_ms``) and how a sentence names them
+#: how a sentence names each pipeline stage (``compare.STAGES``: runs columns ``<stage>_p50_ms``)
 _STAGE_NAMES = {"load": "load", "pre": "preprocess", "infer": "inference", "post": "postprocess",
                 "metrics": "metric work"}
 
@@ -236,7 +237,8 @@ def _stages(a: pd.Series, b: pd.Series) -> str:
     measured on one side only, such as the metric work of validation vs without_val,
     count as 0 on the other); empty where neither row has stage times."""
     diffs = []
-    for st, name in _STAGE_NAMES.items():
+    for st in STAGES:
+        name = _STAGE_NAMES[st]
         x, y = a.get(f"{st}_p50_ms"), b.get(f"{st}_p50_ms")
         x = None if x is None or pd.isna(x) else float(x)
         y = None if y is None or pd.isna(y) else float(y)

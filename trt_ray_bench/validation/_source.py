@@ -42,7 +42,8 @@ def find_source(data: str, task: str, split: str = "val") -> Source:
             raise UserError(str(data), "expected a data yaml (.yaml) or a folder")
         return _from_yaml(p, task, split)
     if task == "classify":
-        return _class_folders(_split_folder(p, split), str(_split_folder(p, split)), None)
+        folder = _split_folder(p, split)
+        return _class_folders(folder, str(folder), None)
     raise UserError(str(data), _folder_for_boxes(p, task))
 
 
