@@ -20,5 +20,5 @@ PLAT=(--only-binary=:all: --python-version 3.10 --implementation cp --platform m
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$W" torch==2.11.0 torchvision==0.26.0 \
     ultralytics ultralytics-thop opencv-python-headless matplotlib contourpy cycler fonttools kiwisolver \
     pyparsing networkx jinja2 markupsafe fsspec "setuptools<82" exceptiongroup tomli httpx httpcore h11 anyio sniffio
-# a call carries the working tree too (6.4 MB with tests/data/h100): 54 MB chunks fit beside it
+# a call carries the working tree too (3.4 MB, 6.4 MB at its largest): 54 MB chunks fit beside it
 python3 ../shared/device/pack.py .device/xchunks "$W"/*.whl "$@" --chunk-mb 54 | sed "s#$PWD/##"
