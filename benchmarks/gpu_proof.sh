@@ -69,6 +69,25 @@ seed002() {
   trb compare "$R/seed002_inference_vs_validation" --by mode 2>&1 | tee "$OUT/seed002.md"
   tar -czf "$OUT/seed002.tgz" -C "$R" seed002_inference_vs_validation
 }
+models() {
+  # the exports carried in .device/mchunks (benchmarks/gpu_models.py): used as is, no Ultralytics here
+  mkdir -p /tmp/trbcache/models && cp -n /tmp/stage/files/*.onnx /tmp/trbcache/models/ 2>/dev/null; ls /tmp/trbcache/models
+}
+gputests() {
+  step "GPU tests on cuda-python, then the same on pycuda (issue 12)"
+  "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_cudapython.log"
+  TRB_CUDA=pycuda "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_pycuda.log"
+}
+fidelity2() {
+  step "fidelity on each CUDA binding"
+  for b in cuda-python pycuda; do
+    "$PY" benchmarks/trt_fidelity.py --tactics none --opt-level 0 --rounds ${ROUNDS:-7} --cuda $b 2>&1 | tee "$OUT/fidelity-$b.log"
+  done
+}
+precision() {
+  step "FP32 / FP16 (flag, converted) / INT8 (Q/DQ, calibrator), yolov8n 640"
+  "$PY" benchmarks/trt_precision.py --tactics none --opt-level 0 --images 8 2>&1 | tee "$OUT/precision.md"
+}
 skew() {
   step "start skew of 5 actors on this machine's cores"
   "$PY" benchmarks/start_skew.py --threads 1 --repeats 10 2>&1 | tee "$OUT/skew.log"

@@ -7,26 +7,73 @@ same round and the median of those ratios is reported. Targets: GPU-time p50 wit
 2 %, host-time overhead <= 3 %.
 
     python benchmarks/trt_fidelity.py [--model yolov8n-cls:224 --model yolov8n:640] [--rounds 5]
-Needs a GPU, TensorRT and cuda-python. On the lent H100 add --tactics none.
+                                      [--cuda cuda-python|pycuda]
+Needs a GPU, TensorRT and a CUDA binding: ``--cuda`` picks the framework's facade
+(``TRB_CUDA``), and the bare loop is written in that same binding. On the lent H200 add
+--tactics none --opt-level 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
 
+class _RawCudaPython:
+    """The bare loop's calls, straight to cuda-python's runtime."""
+
+    def __init__(self, cuda):
+        self.rt, self.stream = cuda.rt, cuda.stream()
+        self.a, self.b = cuda.event(), cuda.event()
+
+    def handle(self) -> int:
+        return self.stream
+
+    def start(self):
+        self.rt.cudaEventRecord(self.a, self.stream)
+
+    def stop_and_wait(self):
+        self.rt.cudaEventRecord(self.b, self.stream)
+        self.rt.cudaDeviceSynchronize()
+
+    def elapsed_ms(self) -> float:
+        return self.rt.cudaEventElapsedTime(self.a, self.b)[1]
+
+
+class _RawPyCuda:
+    """The bare loop's calls, straight to pycuda's driver objects."""
+
+    def __init__(self, cuda):
+        drv = cuda.drv
+        self.drv, self.stream = drv, drv.Stream(1)
+        self.a, self.b = drv.Event(), drv.Event()
+
+    def handle(self) -> int:
+        return self.stream.handle
+
+    def start(self):
+        self.a.record(self.stream)
+
+    def stop_and_wait(self):
+        self.b.record(self.stream)
+        self.drv.Context.synchronize()
+
+    def elapsed_ms(self) -> float:
+        return self.a.time_till(self.b)
+
+
 def bare_loop(model, n: int, warmup: int):
-    """The reference: what a careful user writes by hand."""
+    """The reference: what a careful user writes by hand, in the same CUDA binding."""
     from trt_ray_bench.engines import _cuda
     from trt_ray_bench.engines._trt_build import CapturingLogger, deserialize, io_tensors, trt_module
 
     trt = trt_module()
     cuda = _cuda.load()
-    rt = cuda.rt
+    raw = _RawPyCuda(cuda) if cuda.name == "pycuda" else _RawCudaPython(cuda)
     logger = CapturingLogger(trt)
     runtime = trt.Runtime(logger)
     engine = deserialize(trt, runtime, logger, model.engine_path, "bench")
@@ -39,18 +86,16 @@ def bare_loop(model, n: int, warmup: int):
     for name, _, dt in outs:
         shape = list(ctx.get_tensor_shape(name))
         ctx.set_tensor_address(name, cuda.malloc(int(np.prod(shape)) * np.dtype(dt).itemsize))
-    stream = cuda.stream()
-    a, b = cuda.event(), cuda.event()
+    stream = raw.handle()
     gpu, host = [], []
     for i in range(warmup + n):
         t0 = time.perf_counter_ns()
-        rt.cudaEventRecord(a, stream)
+        raw.start()
         ctx.execute_async_v3(stream)
-        rt.cudaEventRecord(b, stream)
-        rt.cudaDeviceSynchronize()
+        raw.stop_and_wait()
         t1 = time.perf_counter_ns()
         if i >= warmup:
-            gpu.append(rt.cudaEventElapsedTime(a, b)[1])
+            gpu.append(raw.elapsed_ms())
             host.append((t1 - t0) / 1e6)
     return np.asarray(gpu), np.asarray(host)
 
@@ -76,13 +121,17 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tactics", default="default", choices=("default", "none"))
     ap.add_argument("--opt-level", type=int, default=None)
+    ap.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default=None,
+                    help="the CUDA binding of the facade and of the bare loop (sets TRB_CUDA)")
     args = ap.parse_args(argv)
+    if args.cuda:
+        os.environ["TRB_CUDA"] = args.cuda  # before anything loads a facade
     try:
         import tensorrt  # noqa: F401
     except ImportError:
         print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
         return 0
-    from trt_ray_bench.engines import prepare_model
+    from trt_ray_bench.engines import _cuda, prepare_model
     from trt_ray_bench.models import resolve_model
     from trt_ray_bench.spec import ModelSpec, split_arch
 
@@ -107,8 +156,9 @@ def main(argv=None) -> int:
         # the GPU's own drift between rounds (several % on a sub-ms engine) cancels
         dg = float(np.median(r[:, 1] / r[:, 0]) - 1) * 100
         dh = float(np.median(r[:, 3] / r[:, 2]) - 1) * 100
-        print(f"{ref} {args.precision} ({m.engine['gpu']}, TensorRT {m.engine['trt_version']}), "
-              f"{args.rounds} rounds x {args.iterations} iterations:")
+        binding = _cuda.load(None)
+        print(f"{ref} {args.precision} ({m.engine['gpu']}, TensorRT {m.engine['trt_version']}, "
+              f"via {binding.name} {binding.version}), {args.rounds} rounds x {args.iterations} iterations:")
         spread = float(np.percentile(r[:, 0], 90) / np.percentile(r[:, 0], 10) - 1) * 100
         print(f"  GPU time p50   bare {bg:.4f} ms   framework {fg:.4f} ms   paired diff {dg:+.2f}%  (target within 2%)")
         print(f"  host time p50  bare {bh:.4f} ms   framework {fh:.4f} ms   paired overhead {dh:+.2f}%  (target <= 3%)")

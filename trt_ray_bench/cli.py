@@ -32,11 +32,13 @@ def _cmd_run(a) -> int:
     bad = runs[runs["status"] != "ok"]
     from .results import alone_vs_together, render
 
-    if set(runs["phase"]) == {"alone", "together"}:
+    if len(bad) == len(runs):
+        print(f"no model was measured: every run failed ({out['run_dir']} records why)")
+    elif set(runs["phase"]) == {"alone", "together"}:
         print(render(alone_vs_together(runs)))
     else:
         cols = ["model", "phase", "repeat", "status", "n", "mean_ms", "p50_ms", "p99_ms", "fps"]
-        print(render(runs[cols]))
+        print(render(runs.reindex(columns=cols)))
     for _, r in runs.iterrows():
         for w in r["warnings"]:
             print(f"warning  {r['model']} {r['phase']} r{r['repeat']}: {w}")
@@ -110,33 +112,65 @@ def _cmd_models_make(a) -> int:
     return 0
 
 
+def _cmd_models_convert(a) -> int:
+    from .models import ResolvedModel, convert_model, resolve_model
+    from .spec import ModelSpec
+
+    try:
+        spec = ModelSpec(path=a.model, task=a.task, imgsz=a.imgsz)
+    except ValueError as exc:
+        raise UserError(a.model, str(exc).splitlines()[-1].strip()) from None
+    if not a.model.lower().endswith(".onnx"):
+        raise UserError(a.model, "expected an .onnx file")
+    m: ResolvedModel = resolve_model(spec, "model")
+    out = Path(a.out) if a.out else None
+    c = convert_model(m.onnx_path, a.precision, hw=m.hw, task=m.task, calib_images=a.calib_images, where="model",
+                      out=out)
+    print(f"{c['path']}  ({'cached' if c.get('cached') else 'converted in %.1f s' % c.get('convert_s', 0)}; "
+          f"{c['converter']})")
+    return 0
+
+
 def _cmd_engine_build(a) -> int:
-    from .engines import _cuda
-    from .engines._trt_build import BuildOptions, build_engine, check_build_options
+    """The same path as a run's models (``tensorrt.prepare``): conversion where the typing
+    asks for it, the engine cache, one-line refusals naming the flag."""
+    import shutil
+
+    from .engines import check_model, prepare_model, require_backend
+    from .models import resolve_model
+    from .spec import ModelSpec
 
     onnx = Path(a.model)
     if not onnx.is_file():
         raise UserError(a.model, "no such file")
     if onnx.suffix.lower() != ".onnx":
         raise UserError(a.model, "expected an .onnx file")
-    opts = BuildOptions(precision=a.precision, workspace_gb=a.workspace_gb, opt_level=a.opt_level,
-                        max_batch=a.max_batch, batch=a.batch, tactics=a.tactics,
-                        calib_images=a.calib_images, calib_cache=a.calib_cache)
+    flags = {"workspace_gb": a.workspace_gb, "opt_level": a.opt_level, "max_batch": a.max_batch,
+             "tactics": a.tactics, "calib_images": a.calib_images, "calib_cache": a.calib_cache,
+             "typing": a.typing, "convert": {"true": True, "false": False}.get(a.convert, a.convert)}
+    options = {k: v for k, v in flags.items() if v is not None}
+    spec = ModelSpec(path=str(onnx), backend="tensorrt", precision=a.precision, batch=a.batch, options=options)
     try:
-        check_build_options(opts, "")
+        require_backend(spec, "engine build")
+        m = resolve_model(spec, "model")
+        check_model(m, "model")
+        m = prepare_model(m, "model")
     except UserError as exc:  # name the flag, not the spec field
-        flag = "--" + exc.where.split(".")[-1].replace("_", "-")
-        raise UserError(flag, exc.message) from None
-    from .engines._trt_build import trt_module
-
-    trt_module()  # names the missing extra before CUDA is touched
-    try:
-        gpu = _cuda.load().device_name()
-    except _cuda.CudaError as exc:
-        raise UserError("engine build", f"no usable NVIDIA GPU here ({exc})") from None
-    info = build_engine(onnx, opts, gpu, out=Path(a.out) if a.out else None, where="engine build")
-    how = "cached" if info.cached else f"built in {info.build_s:.1f} s"
-    print(f"{info.path}  ({how}; TensorRT {info.trt_version}, {info.gpu}, {a.precision})")
+        name = exc.where.split(".")[-1]
+        if name in flags or name in ("precision", "batch"):
+            raise UserError("--" + name.replace("_", "-"), exc.message) from None
+        raise
+    e, c = m.engine, m.converted
+    path = Path(m.engine_path)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in (path, path.with_suffix(".json")):
+            shutil.copy2(f, out / f.name)
+        path = out / path.name
+    how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
+    made = f"; from {Path(c['path']).name} ({c['converter']})" if c else ""
+    print(f"{path}  ({how}; TensorRT {e['trt_version']}, {e['gpu']}, {a.precision}, {e.get('typing')} typing{made})")
     return 0
 
 
@@ -186,15 +220,9 @@ def _cmd_doctor(a) -> int:
     print(f"ray          {p['ray_version'] or 'MISSING (pip install ray)'}")
     for name, v in backend_versions().items():
         print(f"{name:<12} {v}")
-    try:
-        import onnxruntime as ort
+    from .control.doctor import backend_lines, doctor_lines
 
-        print(f"ort providers {', '.join(ort.get_available_providers())}")
-    except ImportError:
-        print("onnxruntime  MISSING: the default backend needs it (pip install onnxruntime)")
-    from .control.doctor import doctor_lines
-
-    for line in doctor_lines():
+    for line in backend_lines() + doctor_lines():
         print(line)
     return 0
 
@@ -282,6 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--out", help="folder (default: the cache)")
     mk.set_defaults(func=_cmd_models_make)
 
+    cv = msub.add_parser("convert", help="fp16 (mixed precision, FP32 inputs/outputs) or int8 (Q/DQ, calibrated) "
+                         "ONNX from an fp32 ONNX: what TensorRT 11 builds, and ONNX Runtime runs")
+    cv.add_argument("model", help="MODEL.onnx")
+    cv.add_argument("--precision", choices=("fp16", "int8"), required=True)
+    cv.add_argument("--calib-images", help="folder of images like the model's input (int8: needed; fp16: the "
+                    "reference run that finds values fp16 cannot hold)")
+    cv.add_argument("--task", help="classify|detect|pose|segment|obb (default: the model's metadata)")
+    cv.add_argument("--imgsz", type=int, help="input size (default: the model's metadata or input shape)")
+    cv.add_argument("--out", help="folder (default: the cache, beside the exports)")
+    cv.set_defaults(func=_cmd_models_convert)
+
     e = sub.add_parser("engine", help="TensorRT engines")
     esub = e.add_subparsers(dest="engine_cmd", required=True)
     eb = esub.add_parser("build", help="build (or find in the cache) a TensorRT engine from an ONNX file")
@@ -295,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="none: no cuBLAS/cuDNN tactics")
     eb.add_argument("--calib-images", help="int8: folder of calibration images")
     eb.add_argument("--calib-cache", help="int8: calibration cache file (read if present, else written)")
+    eb.add_argument("--typing", choices=("weak", "strong"), help="weak: builder precision flags (TensorRT < 11); "
+                    "strong: the precision is in the ONNX (TensorRT >= 10); default: weak below 11, strong from 11")
+    eb.add_argument("--convert", choices=("auto", "true", "false"), help="convert the ONNX to the precision first "
+                    "(mixed-precision fp16 / Q/DQ int8); auto: for strong typing")
     eb.add_argument("--out", help="folder (default: the engine cache)")
     eb.set_defaults(func=_cmd_engine_build)
 

@@ -26,7 +26,7 @@ def _rebuild(cls, where: str, message: str) -> "UserError":
 
 
 class MissingExtra(UserError):
-    """An optional dependency is needed for what the user asked for."""
+    """An optional dependency is needed for what the user asked for and is not installed."""
 
     def __init__(self, module: str, extra: str, why: str):
         super().__init__(
@@ -35,11 +35,56 @@ class MissingExtra(UserError):
         )
 
 
+class BrokenExtra(UserError):
+    """An optional dependency is installed but cannot be imported (a library missing from
+    the loader path, a CUDA mismatch, a venv that does not see JetPack's module): the real
+    error, and its fix."""
+
+    def __init__(self, module: str, why: str, error: BaseException):
+        first = (str(error).strip().splitlines() or [error.__class__.__name__])[0][:300]
+        super().__init__(module, f"installed but cannot be imported ({error.__class__.__name__}: {first}); "
+                                 f"{why} needs it. {broken_hint(module, error)}")
+
+
+#: the fix for the usual ways an installed module fails to import
+_HINTS = (
+    ("libnvinfer", "TensorRT's libraries are not on the loader path: on a Jetson use JetPack's own module from "
+                   "a venv made with --system-site-packages; on a desktop, the tensorrt wheel's libraries "
+                   "(pip install --force-reinstall tensorrt) or LD_LIBRARY_PATH"),
+    ("libcud", "a CUDA library is missing or of another version than the module was built for: match the "
+               "CUDA of the driver / JetPack (nvidia-smi, trb doctor) and the package's CUDA"),
+    ("libcuda.so", "no NVIDIA driver is loaded here (libcuda.so.1): run on the GPU machine or install the driver"),
+    ("glibc", "the wheel needs a newer system (glibc) than this one"),
+    ("undefined symbol", "the module was built against other library versions than those loaded: reinstall it "
+                         "for this CUDA / TensorRT"),
+)
+
+
+def broken_hint(module: str, error: BaseException) -> str:
+    text = str(error)
+    for needle, hint in _HINTS:
+        if needle in text:
+            return f"Fix: {hint}."
+    return f"Fix: python -c 'import {module}' shows the whole error."
+
+
+def _missing_itself(exc: BaseException, module: str) -> bool:
+    """A ModuleNotFoundError for ``module`` itself (or a parent package of it), not for
+    something it imports."""
+    name = getattr(exc, "name", None)
+    return isinstance(exc, ModuleNotFoundError) and name is not None and (
+        module == name or module.startswith(name + "."))
+
+
 def lazy_import(module: str, extra: str, why: str):
-    """Import a heavy optional module only when it is needed, naming the extra if absent."""
+    """Import a heavy optional module only when it is needed. Absent: the extra to install
+    (``MissingExtra``). Present but failing to import: the real error and its fix
+    (``BrokenExtra``), never "not installed"."""
     import importlib
 
     try:
         return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise MissingExtra(module, extra, why) from exc
+    except Exception as exc:  # ImportError, OSError from a shared library, RuntimeError from a binding
+        if _missing_itself(exc, module):
+            raise MissingExtra(module, extra, why) from None
+        raise BrokenExtra(module, why, exc) from None

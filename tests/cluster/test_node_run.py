@@ -127,10 +127,14 @@ def test_per_model_timing_overrides(tmp_path, cls_onnx, det_onnx, ray_local):
 
 
 def test_gpu_backend_on_a_node_without_gpu_is_refused_before_anything(tmp_path, cls_onnx, ray_local):
+    """A backend that is installed here but asked to run on a GPU the node lacks (torch on
+    cuda; ONNX Runtime's CUDA provider and TensorRT are refused earlier, where absent)."""
     from trt_ray_bench.errors import UserError
 
+    pytest.importorskip("torch")
     spec = spec_from_dict({"name": "nogpu", "output": str(tmp_path / "results"),
-                           "models": [{"path": str(cls_onnx), "backend": "tensorrt", "precision": "fp16"}]})
-    with pytest.raises(UserError, match=r"models\[0\]\.backend: tensorrt needs a GPU"):
+                           "models": [{"arch": "yolov8n", "task": "classify", "imgsz": 64, "backend": "torch",
+                                       "options": {"device": "cuda"}}]})
+    with pytest.raises(UserError, match=r"models\[0\]\.backend: torch needs a GPU"):
         run_plan(make_plan(spec), log=lambda s: None)
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.parquet"))

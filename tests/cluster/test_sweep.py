@@ -167,7 +167,7 @@ def test_node_selector(tmp_path, cls_onnx, cluster):
 @pytest.mark.ray
 @pytest.mark.slow
 def test_failed_point_is_retried_elsewhere(tmp_path, cls_onnx, cluster):
-    """A point that fails (here: every attempt, a GPU backend on CPU nodes) is recorded
+    """A point that fails (here: every attempt, TensorRT on CPU nodes) is recorded
     with its reason and node, retried once on another node; the rest still finish."""
     from trt_ray_bench.cluster.sweep import run_sweep
 
@@ -178,7 +178,8 @@ def test_failed_point_is_retried_elsewhere(tmp_path, cls_onnx, cluster):
     recs = pd.DataFrame(out["records"])
     bad = recs[recs.point.map(lambda p: p.get("models.*.backend") == "tensorrt")]
     assert list(bad.attempt) == [1, 2] and (bad.status == "failed").all() and bad.node.nunique() == 2
-    assert bad.reason.str.contains("needs a GPU").all()
+    # this machine has no TensorRT (where it has, the CPU node lacks the GPU): refused on the node either way
+    assert bad.reason.str.contains("tensorrt: not installed|needs a GPU").all()
     good = recs[recs.point.map(lambda p: "models.*.backend" not in p)]
     assert list(good.status) == ["ok"]
 

@@ -140,5 +140,5 @@ def test_doctor_on_a_cpu_only_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert doctor_lines() == [
         "platform      CPU only (no NVIDIA GPU found)",
-        "backend       ONNX Runtime on the CPU is what runs here; clocks, power_mode and mps are refused",
+        "runs here     ONNX Runtime on the CPU; clocks, power_mode and mps are refused",
     ]

@@ -27,7 +27,7 @@ def test_torch_runs_the_ultralytics_module_on_cpu():
     ({"path": "x.onnx", "backend": "torch", "imgsz": 64}, "not"),
     ({"arch": "yolov8n", "task": "detect", "backend": "torch", "precision": "int8"}, "fp32 or fp16"),
     ({"arch": "yolov8n", "task": "detect", "backend": "torch", "options": {"device": "tpu"}}, "expected auto"),
-    ({"arch": "yolov8n", "task": "detect", "backend": "onnxruntime", "precision": "fp16"}, "use tensorrt"),
+    ({"arch": "yolov8n", "task": "detect", "backend": "onnxruntime", "precision": "int8"}, "options.calib_images"),
     ({"arch": "yolov8n", "task": "detect", "backend": "tensorrt", "precision": "int8"}, "calibration data"),
     ({"arch": "yolov8n", "task": "detect", "backend": "tensorrt", "options": {"cuda_graph": "yes"}}, "true or false"),
     ({"arch": "yolov8n", "task": "detect", "backend": "tensorrt", "options": {"sync_wait": "sleep"}}, "spin"),

@@ -1,5 +1,6 @@
-"""GPU tests: run where an NVIDIA GPU, TensorRT and cuda-python are present (the lent
-H100 with TensorRT 8.6); skipped cleanly elsewhere."""
+"""GPU tests: run where an NVIDIA GPU, TensorRT and a CUDA binding (cuda-python or pycuda,
+``TRB_CUDA`` chooses) are present (the lent H200 with TensorRT 8.6); skipped cleanly
+elsewhere."""
 
 import pytest
 
@@ -20,7 +21,7 @@ GPU = _gpu_ok()
 
 
 def pytest_collection_modifyitems(config, items):
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with TensorRT and cuda-python")
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU with TensorRT and a CUDA binding (cuda-python or pycuda)")
     for item in items:
         if "tests/gpu/" in str(item.fspath).replace("\\", "/") and not GPU:
             item.add_marker(skip)

@@ -1,18 +1,36 @@
 """TensorRT on a real GPU: engines built from real Ultralytics exports, timed with CUDA
-events. Builds use tactics none + optimization level 0 (fast builds; the lent H100 has
-no cuBLAS/cuDNN for tactics)."""
+events. Builds use tactics none + optimization level 0 (fast builds; the lent H200 has
+no cuBLAS/cuDNN for tactics).
+
+Precision: fp16 and int8 engines (builder flag, converted ONNX, calibrator) run and their
+raw outputs agree with fp32 within a bound. The test models have random weights, so
+their raw outputs are dominated by what does not depend on the input (the detection
+head's box grid): these bounds catch a broken engine (NaN, zeros, garbage), not a subtle
+loss; ``benchmarks/trt_precision.py`` reports the agreement on the class scores too."""
 
 import dataclasses
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
 
-from trt_ray_bench.engines import load_runner, make_inputs, prepare_model
+from trt_ray_bench.engines import load_runner, load_images, make_inputs, prepare_model
 from trt_ray_bench.errors import UserError
 from trt_ray_bench.models import resolve_model
 from trt_ray_bench.spec import ModelSpec
 from trt_ray_bench.timing import LoopPlan, run_loop, summarize
+
+
+def binding_present(name: str) -> bool:
+    """Whether a CUDA binding is installed: ``cuda-python`` or ``pycuda`` (no GPU call)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec({"cuda-python": "cuda", "pycuda": "pycuda"}[name]) is not None
+    except (ImportError, ValueError):
+        return False
 
 pytestmark = pytest.mark.gpu
 FAST = {"tactics": "none", "opt_level": 0}
@@ -58,6 +76,12 @@ def test_device_buffers_only_and_cuda_graph(cls_onnx):
     s, stages = _timed(plain)
     assert set(stages) == {"compute_ms"}
     graph = dataclasses.replace(plain, options={**FAST, "transfers": False, "cuda_graph": True})
+    from trt_ray_bench.engines import _cuda
+
+    if not _cuda.load(None).supports_graphs:  # TRB_CUDA=pycuda: refused in one line, not a crash
+        with pytest.raises(UserError, match="options.cuda_graph: needs cuda-python"):
+            _timed(graph)
+        return
     g, _ = _timed(graph)
     assert summarize(g.gpu_ms).p50_ms == pytest.approx(summarize(s.gpu_ms).p50_ms, rel=0.5)
 
@@ -130,3 +154,169 @@ def test_pipeline_on_tensorrt_matches_onnxruntime(tmp_path, det_onnx):
         preds.append(p.last_predictions())
     a, b = preds
     assert a.shape == b.shape and np.allclose(a[:, :4], b[:, :4], atol=0.5)
+
+
+# ----------------------------------------------------------------------------- precision
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    """Synthetic detection images (letterboxed like the model's input by the loaders)."""
+    from trt_ray_bench.validation import make_synthetic
+
+    folder = tmp_path_factory.mktemp("calib")
+    make_synthetic("detect", folder, n=16, imgsz=(120, 160))
+    return folder
+
+
+def _images(folder, hw, n=4):
+    from trt_ray_bench.engines._inputs import list_images
+
+    return load_images(list_images(str(folder))[:n], hw, "detect")
+
+
+def _outputs(m, x) -> np.ndarray:
+    """The model's first output for each image, through the runner's pinned host arrays."""
+    r = load_runner(m)
+    r.prepare([x[:1]])
+    outs = []
+    for i in range(len(x)):
+        host = r.run_array(x[i:i + 1])
+        r.synchronize("stream")
+        outs.append(np.array(host[0], dtype=np.float32, copy=True))
+    r.gpu_times_ms()
+    r.close()
+    return np.stack(outs)
+
+
+def agreement(ref: np.ndarray, y: np.ndarray) -> dict:
+    """Cosine similarity and relative L2 error of ``y`` against ``ref`` (flattened)."""
+    a, b = ref.ravel().astype(np.float64), y.ravel().astype(np.float64)
+    return {"cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))),
+            "rel_l2": float(np.linalg.norm(a - b) / np.linalg.norm(a))}
+
+
+#: (cosine at least, relative L2 at most) against fp32
+BOUNDS = {"fp16": (0.999, 0.02), "int8": (0.99, 0.15)}
+
+
+def _check_against_fp32(det_onnx, calib_dir, m, precision):
+    ref_model = _model(det_onnx, "fp32")
+    x = _images(calib_dir, ref_model.hw)
+    ref, y = _outputs(ref_model, x), _outputs(m, x)
+    assert np.isfinite(y).all()
+    got = agreement(ref, y)
+    print(f"{precision} {m.engine.get('typing')} converted={bool(m.engine.get('converted'))}: {got}")
+    cos, rel = BOUNDS[precision]
+    assert got["cosine"] >= cos and got["rel_l2"] <= rel, got
+
+
+def test_int8_engine_from_a_qdq_onnx(det_onnx, calib_dir):
+    """TensorRT 8.x's route to an engine from a Q/DQ ONNX: weak typing, convert: true; the
+    INT8 flag and no calibrator (the scales are in the ONNX)."""
+    m = _model(det_onnx, "int8", typing="weak", convert=True, calib_images=str(calib_dir))
+    assert m.converted and m.converted["precision"] == "int8" and m.engine["converted"]["sha256"]
+    assert m.engine["typing"] == "weak" and not m.engine["options"].get("calib_cache")
+    _check_against_fp32(det_onnx, calib_dir, m, "int8")
+
+
+def test_int8_engine_through_the_calibrator(det_onnx, calib_dir, tmp_path):
+    m = _model(det_onnx, "int8", calib_images=str(calib_dir), calib_cache=str(tmp_path / "det.cache"))
+    assert m.engine["typing"] == "weak" and m.converted is None and (tmp_path / "det.cache").is_file()
+    _check_against_fp32(det_onnx, calib_dir, m, "int8")
+
+
+def test_fp16_engine_from_the_mixed_precision_onnx(det_onnx, calib_dir):
+    m = _model(det_onnx, "fp16", convert=True, calib_images=str(calib_dir))
+    assert m.converted and m.converted["precision"] == "fp16"
+    _check_against_fp32(det_onnx, calib_dir, m, "fp16")
+
+
+def test_fp16_engine_by_the_builder_flag(det_onnx, calib_dir):
+    m = _model(det_onnx, "fp16")
+    assert m.engine["typing"] == "weak" and m.converted is None
+    _check_against_fp32(det_onnx, calib_dir, m, "fp16")
+
+
+def test_strong_typing_by_version(cls_onnx):
+    """8.x has no strongly typed networks: one line naming the field; 10.x builds one."""
+    import tensorrt as trt
+
+    if int(trt.__version__.split(".")[0]) < 10:
+        with pytest.raises(UserError) as e:
+            _model(cls_onnx, "fp32", typing="strong")
+        assert str(e.value) == ("models[0].options.typing: strong: TensorRT 8.x has no strongly typed networks "
+                                "(10.0+); use typing: weak with convert: true")
+    else:
+        assert _model(cls_onnx, "fp32", typing="strong").engine["typing"] == "strong"
+
+
+def test_engine_records_device_memory_and_compute_capability(cls_onnx):
+    m = _model(cls_onnx)
+    assert m.engine["device_memory_bytes"] > 0 and m.engine["compute_capability"].count(".") == 1
+    assert m.engine["inputs"][0][1] == [1, 3, 64, 64]
+
+
+# ----------------------------------------------------------------------------- engine files
+def test_engine_file_without_imgsz_runs_at_its_own_size(cls_onnx, tmp_path):
+    """An engine given as path, without imgsz or task: the input size is read from the
+    engine (a trtexec-built engine must run as it is)."""
+    from trt_ray_bench.engines._cuda import load as load_cuda
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+
+    info = build_engine(cls_onnx, BuildOptions(precision="fp16", **FAST), load_cuda().device_name(),
+                        out=tmp_path, where="models[0]")
+    bare = tmp_path / "bare.engine"  # no .json beside it, like trtexec's
+    bare.write_bytes(open(info.path, "rb").read())
+    m = resolve_model(ModelSpec(path=str(bare), backend="tensorrt"), "models[0]")
+    m = prepare_model(m, "models[0]")
+    assert tuple(m.hw) == (64, 64) and m.engine["given"]
+    s, _ = _timed(m, 20)
+    assert (np.asarray(s.gpu_ms) > 0).all()
+
+
+# ----------------------------------------------------------------------------- pycuda
+def _p50_in_another_thread(m, binding, monkeypatch) -> float:
+    """Load in this thread, time in another (a threaded Ray actor does both)."""
+    monkeypatch.setenv("TRB_CUDA", binding)
+    r = load_runner(m)
+    assert r.describe()["providers"].endswith(f"via {binding}")
+    out = {}
+
+    def timed():
+        try:
+            r.prepare(make_inputs("dummy", m.hw, m.batch))
+            out["s"] = run_loop(r, LoopPlan(iterations=500, warmup=50, sync="device"))
+            r.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            out["error"] = exc
+    t = threading.Thread(target=timed)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    gpu = np.asarray(out["s"].gpu_ms)[~np.asarray(out["s"].warmup)]
+    assert (gpu > 0).all()
+    return float(np.median(gpu))
+
+
+@pytest.mark.skipif(not binding_present("pycuda"), reason="pycuda is not installed")
+def test_pycuda_facade_times_the_engine_like_cuda_python(det_onnx, monkeypatch):
+    """The same engine through the pycuda facade and (where installed) cuda-python's: the
+    GPU p50s agree, the loop running in another thread than the load."""
+    m = _model(det_onnx, "fp16", transfers=False)
+    p50 = {b: _p50_in_another_thread(m, b, monkeypatch) for b in ("pycuda", "cuda-python") if binding_present(b)}
+    print("GPU p50 by binding (ms):", p50)
+    if len(p50) == 2:
+        assert p50["pycuda"] == pytest.approx(p50["cuda-python"], rel=0.1)
+    graph = dataclasses.replace(m, options={**m.options, "cuda_graph": True})
+    monkeypatch.setenv("TRB_CUDA", "pycuda")
+    with pytest.raises(UserError, match="options.cuda_graph: needs cuda-python"):
+        load_runner(graph)
+
+
+def test_doctor_lines_name_tensorrt_the_binding_and_the_gpu():
+    from trt_ray_bench.engines import tensorrt as backend
+
+    text = "\n".join(backend.doctor_lines())
+    print(text)
+    assert "tensorrt" in text and "compute capability" in text and "runtime" in text and "driver" in text
+    assert os.environ.get("TRB_CUDA", "auto") in text

@@ -120,12 +120,16 @@ class ModelActor:
 
 
 @ray.remote(num_cpus=0)
-def prepare_models(models: list, wheres: list) -> list:
-    """On the node that will run them (its GPU, its TensorRT): build or check what each
-    backend needs, before the node's clocks or MPS are touched."""
-    from ..engines import prepare_model
+def prepare_models(models: list, wheres: list, build: list) -> list:
+    """On the node that will run them (its GPU, its TensorRT): every model's backend
+    library must import here; the models at indices ``build`` get what their backend
+    makes (engines, converted models), returned in that order. Before the node's clocks
+    or MPS are touched."""
+    from ..engines import prepare_model, require_backend
 
-    return [prepare_model(m, w) for m, w in zip(models, wheres)]
+    for m, w in zip(models, wheres):
+        require_backend(m, w)
+    return [prepare_model(models[i], wheres[i]) for i in build]
 
 
 @ray.remote(num_cpus=0)

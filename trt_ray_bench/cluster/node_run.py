@@ -20,7 +20,7 @@ from ..control.nvpmodel import mode_text
 from ..errors import UserError
 from ..results import diagnose, write_run
 from ..timing import LoopPlan, common_window, summarize
-from ..engines import needs_gpu
+from ..engines import has_build_step, needs_gpu
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
 from .plan import Phase, Plan
 
@@ -82,25 +82,34 @@ def _node_gpus(node_id: str) -> float:
 
 
 def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log) -> None:
-    """Build engines / check engine files where they will run; UserError before anything
-    on the node changes. Models without such a step are left as they are."""
-    wanted = [(i, m) for i, m in enumerate(plan.models) if m.backend == "tensorrt"]
+    """On the node, before anything there changes: every model's backend library imports
+    there, and what a backend builds (engines, converted models) is built or checked.
+    A UserError here is one line, with nothing measured or written."""
     gpu_models = [m.name for m in plan.models if needs_gpu(m)]
     if gpu_models and node_gpus <= 0:
         i = next(i for i, m in enumerate(plan.models) if needs_gpu(m))
         raise UserError(f"models[{i}].backend", f"{plan.models[i].backend} needs a GPU; the node running "
                         "this experiment has none (ray start --num-gpus=1 on a Jetson)")
-    if not wanted:
-        return
+    wanted = [(i, m) for i, m in enumerate(plan.models) if has_build_step(m)]
+    if not wanted and plan.address is None:
+        return  # a local run: make_plan checked the libraries in this very process's environment
     t0 = time.perf_counter()
-    opts = {"scheduling_strategy": place, "num_gpus": min(1.0, node_gpus) * 0.01}
-    done = _get(prepare_models.options(**opts).remote([m for _, m in wanted], [f"models[{i}]" for i, _ in wanted]))
+    opts = {"scheduling_strategy": place, "num_gpus": min(1.0, node_gpus) * 0.01 if gpu_models else 0}
+    done = _get(prepare_models.options(**opts).remote(list(plan.models), [f"models[{i}]" for i in
+                                                                            range(len(plan.models))],
+                                                       [i for i, _ in wanted]))
     for (i, _), m in zip(wanted, done):
         plan.models[i] = m
-        e = m.engine or {}
-        how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
-        log(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, {e.get('gpu')})")
-    log(f"prepared engines in {time.perf_counter() - t0:.1f} s")
+        e, c = m.engine or {}, m.converted or {}
+        if c:
+            log(f"convert  {m.name}: {Path(c['path']).name} ({'cached' if c.get('cached') else 'converted'}; "
+                f"{c.get('converter')})")
+        if e:
+            how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
+            log(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
+                f"{e.get('gpu')}, {e.get('typing', 'weak')} typing)")
+    if wanted:
+        log(f"prepared models in {time.perf_counter() - t0:.1f} s")
 
 
 def _reason(exc: BaseException) -> str:
@@ -343,6 +352,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             windows[key] = (int(measured[0][0][0]), int(measured[0][1][-1])) if ok and len(measured[0][0]) else None
             skews[key] = float("nan")
     prov = dict(result["provenance"])
+    if not prov.get("tensorrt_version"):  # JetPack's / an unpacked module has no pip record
+        prov["tensorrt_version"] = next((m.engine["trt_version"] for m in plan.models
+                                         if m.engine and m.engine.get("trt_version")), None)
     ctl = result.get("controls") or {}
     machine = {
         "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
@@ -367,6 +379,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
             "duration_s": mt.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
             "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
+            **_precision_columns(m),
             "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
             "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
         }
@@ -426,6 +439,15 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     runs["warnings"] = [first + [d["message"] for d in diag] + late
                         for (first, late), diag in zip(notes, runs["diagnostics"])]
     return {"runs": runs, "samples": samples, "telemetry": tel_frame}
+
+
+def _precision_columns(m) -> dict:
+    """How the model got its precision: converted (by what, from which calibration set),
+    and for engines the typing TensorRT built with."""
+    c, e = m.converted or {}, m.engine or {}
+    return {"typing": e.get("typing"),
+            "converter": c.get("converter"), "converted_sha256": c.get("sha256"),
+            "calib_sha256": c.get("calib_sha256")}
 
 
 def run_plan(plan: Plan, log: Log = print) -> dict:

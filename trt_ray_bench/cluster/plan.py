@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..control.machine import clocks_text
-from ..engines import check_model
+from ..engines import check_model, require_backend
 from ..engines._inputs import list_images
 from ..errors import UserError
 from ..models import ResolvedModel, resolve_model
@@ -60,12 +60,14 @@ class Plan:
             "models",
         ]
         for m in self.models:
-            src = m.onnx_path or f"{m.source} -> ONNX (exported on first use, cached)"
-            prec = f" {m.precision}" if m.backend != "onnxruntime" else ""
+            src = m.onnx_path or (m.source if m.source.lower().endswith((".engine", ".plan", ".onnx"))
+                                  else f"{m.source} -> ONNX (exported on first use, cached)")
+            prec = f" {m.precision}"
+            size = f"{m.hw[0]}x{m.hw[1]}" if m.hw_known else "size from the engine"
             t = s.timing_for(next(ms for ms in s.models if ms.name == m.name))
             own = "" if t == s.timing else f"  [timing: warm-up {t.warmup}, gap {t.gap_s:g} s, sync {t.sync}]"
             lines.append(
-                f"  {m.name:<16} {m.task or '?':<8} {m.backend + prec:<17} {m.hw[0]}x{m.hw[1]} b{m.batch}  "
+                f"  {m.name:<16} {m.task or '?':<8} {m.backend + prec:<17} {size} b{m.batch}  "
                 f"weights {m.weights:<7} {src}{own}"
             )
         lines.append("phases")
@@ -102,11 +104,19 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
     if spec.input.kind == "images":
         files = list_images(spec.input.path, spec.input.limit)
         _verify_images(files)
+    missing = []
+    if address is None:  # the models run here: their libraries must import here
+        for i, m in enumerate(spec.models):
+            try:
+                require_backend(m, f"models[{i}]")
+            except UserError as exc:
+                if export:
+                    raise
+                missing.append(str(exc))  # a dry run plans anywhere; it says what a run here lacks
     models = []
     for i, m in enumerate(spec.models):
         r = resolve_model(m, f"models[{i}]", export=export)
-        if r.onnx_path:
-            check_model(r, f"models[{i}]")
+        check_model(r, f"models[{i}]")
         models.append(r)
     yaml_text = spec_to_yaml(spec)
     run_id = new_run_id()
@@ -117,6 +127,7 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
     )
     if any(mode != "inference" for mode in spec.modes):
         _check_data(plan, export)
+    plan.notes.extend(f"not runnable on this machine: {m}" for m in dict.fromkeys(missing))
     random = [m.name for m in models if m.weights == "random"]
     if random:
         plan.notes.append(f"random weights (built from Ultralytics yaml): {', '.join(random)}; "
@@ -137,6 +148,9 @@ def _check_data(plan: Plan, make: bool) -> None:
             raise UserError(f"{where}.batch", "the pipeline and validation modes run one image per inference: batch 1")
         if not m.task:
             raise UserError(f"{where}.task", "needed by the pipeline and validation modes")
+        if not m.hw_known:
+            raise UserError(f"{where}.imgsz", "needed by the pipeline and validation modes for an engine file "
+                            "(the data is prepared at the model's size before the engine is read)")
         if d.synthetic and not make:
             plan.notes.append(f"data for {m.name}: {d.synthetic} synthetic {m.task} images (made on first use)")
             continue

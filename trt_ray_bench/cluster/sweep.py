@@ -105,7 +105,7 @@ def _prepare_kind(specs: list) -> Dict[str, bytes]:
     """On one node of a board kind, before any of the sweep's points: export every
     point's models and build their TensorRT engines (once, here), and return the files
     (path under the cache folder -> bytes) for the kind's other nodes to install."""
-    from ..engines import prepare_model
+    from ..engines import has_build_step, made_files, prepare_model
     from ..models import cache_dir, resolve_model
 
     root = cache_dir().resolve()
@@ -119,9 +119,8 @@ def _prepare_kind(specs: list) -> Dict[str, bytes]:
             seen.add(key)
             m = resolve_model(ms, f"models[{i}]", export=True)
             paths = [m.onnx_path]
-            if m.backend == "tensorrt" and not str(m.source).endswith((".engine", ".plan")):
-                built = prepare_model(m, f"models[{i}]")
-                paths += [built.engine_path, str(Path(built.engine_path).with_suffix(".json"))]
+            if has_build_step(m):
+                paths += made_files(prepare_model(m, f"models[{i}]"))
             for p in paths:
                 p = Path(p).resolve() if p else None
                 if p is not None and p.is_file() and root in p.parents:

@@ -132,6 +132,31 @@ def _dgpu() -> List[str]:
     return lines
 
 
+def backend_lines() -> List[str]:
+    """Each backend: whether its library imports in this interpreter; if not, whether it
+    is missing or installed but broken, with the fix (``MissingExtra`` / ``BrokenExtra``)."""
+    from ..engines import backend_module
+    from ..errors import UserError
+    from ..spec import BACKENDS
+
+    lines = []
+    for name in BACKENDS:
+        mod = backend_module(name)
+        try:
+            mod.available()
+            detail = getattr(mod, "doctor_detail", None)  # e.g. ONNX Runtime's providers
+            text = f"ok ({detail()})" if detail else "ok"
+        except UserError as exc:
+            text = f"{'MISSING' if 'not installed' in exc.message else 'BROKEN'}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - doctor reports, it does not fail
+            text = f"BROKEN: {exc.__class__.__name__}: {exc}"
+        lines.append(_line("backend", f"{name}: {text}"))
+        more = getattr(mod, "doctor_lines", None)  # e.g. TensorRT: CUDA binding, runtime, GPUs
+        if text.startswith("ok") and more is not None:
+            lines.extend(more())
+    return lines
+
+
 def doctor_lines() -> List[str]:
     """The report, one line each: platform, and per platform the tools and permissions
     the clock, power and MPS modes need. Never raises."""
@@ -148,6 +173,6 @@ def doctor_lines() -> List[str]:
         _safe(lines, "gpu", _dgpu)
     else:
         lines.append(_line("platform", "CPU only (no NVIDIA GPU found)"))
-        lines.append(_line("backend", "ONNX Runtime on the CPU is what runs here; clocks, power_mode and mps are "
+        lines.append(_line("runs here", "ONNX Runtime on the CPU; clocks, power_mode and mps are "
                                       "refused"))
     return lines

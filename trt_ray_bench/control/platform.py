@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import socket
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Dict
@@ -47,10 +48,13 @@ def _cpu_model() -> str:
 
 
 def _version(dist: str) -> str:
+    """A distribution's version; for a module already imported without a pip record
+    (JetPack's TensorRT in the system site-packages), its ``__version__``."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        return ""
+        mod = sys.modules.get(dist.replace("-", "_"))
+        return str(getattr(mod, "__version__", "") or "")
 
 
 def detect_platform() -> Dict[str, str]:

@@ -1,51 +1,91 @@
-"""Backends behind one seam: each module has a loader (``load(model) -> runner``).
+"""Backends behind one seam: one module per backend, each answering for itself.
 
-A runner satisfies ``trt_ray_bench.timing.Runner``: ``prepare(inputs)``, ``infer(i)``,
-``synchronize(how)``, ``gpu_times_ms()``, ``describe()`` and ``close()``. Adding a backend
-means adding one module here and its name to ``spec.BACKENDS``; nothing else changes.
-Heavy dependencies are imported inside the module that needs them.
+A backend module (``onnxruntime``, ``tensorrt``, ``torch``) has, at module level:
+
+- ``NAME`` (the spec's backend name) and ``USES_ONNX`` (``resolve_model`` exports or
+  checks an ONNX file for it);
+- ``available()``: raises ``MissingExtra`` / ``BrokenExtra`` where its library cannot be
+  imported here;
+- ``needs_gpu(model)``: its actor holds a share of the node's GPU;
+- ``has_build_step(model)``: ``prepare`` makes files on the node (an engine, a converted
+  ONNX) that a sweep makes once per board kind and ships to the others (``made_files``);
+- ``exports_dynamic(spec)``: the ONNX is exported with a dynamic batch axis;
+- ``check(model, where)`` on the driver, ``prepare(model, where)`` on the node,
+  ``load(model) -> runner`` in the process that times it (a ``timing.Runner``).
+
+Adding a backend means adding one module and its name to ``spec.BACKENDS``; nothing
+else names backends. Heavy dependencies are imported inside the module that needs them.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import List
 
 from ..spec import BACKENDS
 from ._inputs import load_images, make_inputs
 
-_MODULES = {"onnxruntime": ".onnxruntime", "tensorrt": ".tensorrt", "torch": ".torch"}
-assert set(_MODULES) == set(BACKENDS), "spec.BACKENDS and engines._MODULES disagree"
+assert len(set(BACKENDS)) == len(BACKENDS)
 
 
-def _module(backend: str):
-    return importlib.import_module(_MODULES[backend], __name__)
+def backend_module(backend: str):
+    """The module of ``backend`` (a name of ``spec.BACKENDS``)."""
+    if backend not in BACKENDS:
+        raise KeyError(backend)
+    return importlib.import_module(f".{backend}", __name__)
+
+
+def require_backend(model, where: str = "") -> None:
+    """Refuse, in one line, a model whose backend library cannot be imported here
+    (``MissingExtra``: not installed; ``BrokenExtra``: installed but failing)."""
+    from ..errors import UserError
+
+    try:
+        backend_module(model.backend).available()
+    except UserError as exc:
+        raise UserError(f"{where}.backend" if where else exc.where, str(exc)) from None
 
 
 def check_model(model, where: str = "") -> None:
     """Validate backend options of a ``models.ResolvedModel`` before anything runs;
     errors name the field as ``where`` (e.g. ``models[2]``)."""
-    _module(model.backend).check(model, where)
+    backend_module(model.backend).check(model, where)
 
 
 def prepare_model(model, where: str = ""):
-    """On the node that will run it (GPU present): build or check what the backend
-    needs (a TensorRT engine); returns the model with that recorded."""
-    mod = _module(model.backend)
-    return mod.prepare(model, where) if hasattr(mod, "prepare") else model
+    """On the node that will run it: build or check what the backend needs (a TensorRT
+    engine, a converted ONNX); returns the model with that recorded."""
+    return backend_module(model.backend).prepare(model, where)
 
 
 def needs_gpu(model) -> bool:
     """Whether the model's actor should hold a share of the node's GPU."""
-    if model.backend == "tensorrt":
-        return True
-    if model.backend == "torch":
-        return model.options.get("device", "auto") != "cpu"
-    return "CUDAExecutionProvider" in (model.options.get("providers") or [])
+    return bool(backend_module(model.backend).needs_gpu(model))
+
+
+def has_build_step(model) -> bool:
+    """Whether ``prepare_model`` makes files on the node (done before the node changes)."""
+    return bool(backend_module(model.backend).has_build_step(model))
+
+
+def uses_onnx(backend: str) -> bool:
+    return bool(backend_module(backend).USES_ONNX)
+
+
+def exports_dynamic(spec) -> bool:
+    """Whether a ``spec.ModelSpec``'s ONNX is exported with a dynamic batch axis."""
+    return bool(backend_module(spec.backend).exports_dynamic(spec))
+
+
+def made_files(model) -> List[str]:
+    """The cache files ``prepare_model`` made for ``model`` (engine, converted ONNX, their
+    records), which the other nodes of a board kind can install instead of making."""
+    return list(backend_module(model.backend).made_files(model))
 
 
 def load_runner(model, **kwargs):
     """Build the runner for a ``models.ResolvedModel`` (in the process that will time it)."""
-    return _module(model.backend).load(model, **kwargs)
+    return backend_module(model.backend).load(model, **kwargs)
 
 
 def backend_versions() -> dict:
@@ -53,7 +93,8 @@ def backend_versions() -> dict:
     from importlib import metadata
 
     out = {}
-    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "torch", "ultralytics"):
+    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "torch", "ultralytics", "onnx", "cuda-python",
+                 "pycuda"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -61,4 +102,6 @@ def backend_versions() -> dict:
     return out
 
 
-__all__ = ["check_model", "load_runner", "needs_gpu", "prepare_model", "make_inputs", "load_images", "backend_versions"]
+__all__ = ["backend_module", "check_model", "exports_dynamic", "has_build_step", "load_runner", "made_files",
+           "needs_gpu", "prepare_model", "require_backend", "uses_onnx", "make_inputs", "load_images",
+           "backend_versions"]

@@ -1,8 +1,9 @@
-"""TensorRT engines from ONNX, built once per (ONNX, precision, TensorRT version, GPU,
-build options) and cached; engine files checked before they are deserialized.
+"""TensorRT engines from ONNX, built once per (ONNX, precision, typing, TensorRT version,
+GPU, build options) and cached; engine files checked before they are deserialized.
 
-Works with TensorRT 8.5 (JetPack 5) through 10.x: only the named-tensor API and
-``build_serialized_network`` are used."""
+Works with TensorRT 8.5 (JetPack 5) through 11.x: only the named-tensor API and
+``build_serialized_network`` are used, and every call that exists on some versions only
+goes through ``_trt_api`` (the version gates, in one place)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError, lazy_import
 from ..models._resolve import sha256_file
+from . import _trt_api
+
+#: options.convert's values (YAML gives booleans; ``--set`` overrides may give the words)
+CONVERT = {"auto": "auto", True: True, False: False, "true": True, "false": False}
 
 
 def trt_module():
@@ -49,10 +54,27 @@ class BuildOptions:
     tactics: str = "default"  # default | none (no cuBLAS/cuDNN tactics)
     calib_images: Optional[str] = None
     calib_cache: Optional[str] = None
+    #: weak (builder precision flags) | strong (the precision is in the ONNX); None: this
+    #: TensorRT's default, resolved where TensorRT is imported
+    typing: Optional[str] = None
+    #: auto | True | False: whether prepare converts the ONNX (not part of the engine's
+    #: identity: the built file's hash is)
+    convert: object = "auto"
+    #: the precision the ONNX to build already carries (fp32, or fp16 / int8 when converted
+    #: or made so by the user); None where it could not be read (the driver without onnx)
+    onnx_precision: Optional[str] = "fp32"
+
+    def calibrates(self) -> bool:
+        """Whether the build runs TensorRT's INT8 calibrator: weak int8 from an ONNX without
+        Q/DQ nodes (a Q/DQ ONNX carries its scales)."""
+        return self.precision == "int8" and self.typing != "strong" and self.onnx_precision != "int8"
 
     def key(self) -> dict:
         d = asdict(self)
-        d.pop("calib_images")  # the cache file, not the folder, determines the scales
+        d.pop("calib_images")  # the cache file (calibrator) or the converted ONNX (Q/DQ) holds the scales
+        d.pop("convert")
+        if not self.calibrates():
+            d.pop("calib_cache")
         return d
 
 
@@ -67,6 +89,13 @@ class EngineInfo:
     cached: bool = False
     inputs: List[Tuple[str, List[int], str]] = field(default_factory=list)
     outputs: List[Tuple[str, List[int], str]] = field(default_factory=list)
+    #: weak | strong: what the engine was built with
+    typing: str = "weak"
+    #: the conversion the engine was built from (``models.convert_model``'s record), or None
+    converted: Optional[Dict] = None
+    #: device memory an execution context needs (``device_memory_size_v2`` where it exists)
+    device_memory_bytes: Optional[int] = None
+    compute_capability: str = ""
 
 
 def engine_cache_dir() -> Path:
@@ -75,19 +104,62 @@ def engine_cache_dir() -> Path:
     return cache_dir() / "engines"
 
 
+def _check_typing_options(opts: BuildOptions, where: str) -> None:
+    if opts.typing not in (None,) + _trt_api.TYPINGS:
+        raise UserError(f"{where}.options.typing", f"{opts.typing!r}, expected weak or strong")
+    if not isinstance(opts.convert, (str, bool)) or opts.convert not in CONVERT:
+        raise UserError(f"{where}.options.convert", f"{opts.convert!r}, expected auto, true or false")
+
+
+def converts(opts: BuildOptions) -> bool:
+    """Whether ``prepare`` converts the ONNX to ``opts.precision`` first (the contract's
+    ``convert``): true converts (the 8.x route to an engine from a Q/DQ or mixed-precision
+    ONNX), auto converts for strong typing; never where the ONNX already carries it."""
+    convert = CONVERT[opts.convert]
+    if opts.precision == "fp32" or opts.onnx_precision == opts.precision:
+        return False
+    return convert is True or (convert == "auto" and opts.typing == "strong")
+
+
+def _check_calibration(opts: BuildOptions, where: str) -> None:
+    """int8's data: a folder of images for a Q/DQ conversion; images and/or a cache file
+    for TensorRT's calibrator (weak typing); nothing for an ONNX that has Q/DQ nodes."""
+    if opts.calib_images and not Path(opts.calib_images).is_dir():
+        raise UserError(f"{where}.options.calib_images", f"{opts.calib_images}: not a folder of images")
+    if opts.precision != "int8" or opts.onnx_precision == "int8":
+        return
+    if converts(opts):
+        if not opts.calib_images:
+            raise UserError(f"{where}.options.calib_images", "int8 by conversion (Q/DQ nodes) is calibrated on a "
+                            "folder of images like the model's input")
+        return
+    if opts.typing == "strong":
+        if opts.onnx_precision is not None:  # known to have no Q/DQ nodes
+            raise UserError(f"{where}.options.convert", "false builds the ONNX as given, and it has no Q/DQ nodes: "
+                            "a strongly typed int8 engine needs them (convert: auto)")
+        return
+    # TensorRT's calibrator: weak typing, the default below TensorRT 11
+    if not opts.calib_cache and not opts.calib_images:
+        raise UserError(f"{where}.precision", "int8 needs calibration data: options.calib_images (a folder of "
+                        "images) and options.calib_cache (a file to keep the scales in)")
+    if not opts.calib_cache and opts.typing is None:
+        return  # the node's TensorRT decides: 11.x converts (images only), below it the calibrator asks there
+    if not opts.calib_cache:
+        raise UserError(f"{where}.options.calib_cache", "int8 needs a calibration cache file path for TensorRT's "
+                        "calibrator (typing: weak); a Q/DQ conversion (convert: true) needs calib_images only")
+    if not opts.calib_images and not Path(opts.calib_cache).is_file():
+        raise UserError(f"{where}.options.calib_images",
+                        f"{opts.calib_cache} does not exist yet: give a folder of images to calibrate with")
+
+
 def check_build_options(opts: BuildOptions, where: str) -> None:
-    """Everything that can be refused without a GPU."""
-    if opts.precision == "int8":
-        if not opts.calib_cache and not opts.calib_images:
-            raise UserError(f"{where}.precision", "int8 needs calibration data: options.calib_images (a folder of "
-                            "images) and options.calib_cache (a file to keep the scales in)")
-        if not opts.calib_cache:
-            raise UserError(f"{where}.options.calib_cache", "int8 needs a calibration cache file path")
-        if not opts.calib_images and not Path(opts.calib_cache).is_file():
-            raise UserError(f"{where}.options.calib_images",
-                            f"{opts.calib_cache} does not exist yet: give a folder of images to calibrate with")
-        if opts.calib_images and not Path(opts.calib_images).is_dir():
-            raise UserError(f"{where}.options.calib_images", f"{opts.calib_images}: not a folder of images")
+    """Everything that can be refused without TensorRT or a GPU."""
+    _check_typing_options(opts, where)
+    if opts.precision in ("fp16", "int8") and opts.typing == "strong" and opts.onnx_precision == "fp32" \
+            and CONVERT[opts.convert] is False:
+        raise UserError(f"{where}.options.convert", f"false builds the ONNX as given, which carries fp32: a strongly "
+                        f"typed engine from it is fp32, not {opts.precision} (convert: auto)")
+    _check_calibration(opts, where)
     if opts.workspace_gb <= 0:
         raise UserError(f"{where}.options.workspace_gb", f"{opts.workspace_gb}: expected a positive size in GB")
     if opts.max_batch is not None and opts.max_batch < opts.batch:
@@ -96,18 +168,44 @@ def check_build_options(opts: BuildOptions, where: str) -> None:
         raise UserError(f"{where}.options.tactics", f"{opts.tactics!r}, expected default or none")
 
 
-def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Optional[Path] = None,
-                 where: str = "model", hw: Optional[Tuple[int, int]] = None) -> EngineInfo:
-    """Build (or find in the cache) the engine of ``onnx_path`` for this GPU."""
-    trt = trt_module()
-    onnx_path = Path(onnx_path)
-    onnx_sha = sha256_file(onnx_path)
-    calib_sha = sha256_file(Path(opts.calib_cache)) if opts.calib_cache and Path(opts.calib_cache).is_file() else None
+def resolve_typing(trt, opts: BuildOptions, where: str) -> BuildOptions:
+    """``opts`` with the typing this TensorRT builds with (its default where none was
+    asked); refused in one line where this version does not have it."""
+    typing = opts.typing or _trt_api.default_typing(trt)
+    _trt_api.check_typing(trt, typing, where)
+    return replace(opts, typing=typing)
+
+
+def _check_gpu_precision(precision: str, cc: Optional[Tuple[int, int]], gpu_name: str, where: str) -> None:
+    problem = _trt_api.precision_problem(cc, precision) if cc else None
+    if problem:
+        raise UserError(f"{where}.precision", f"{gpu_name} ({problem})")
+
+
+def _cache_path(onnx_path: Path, onnx_sha: str, opts: BuildOptions, trt, gpu_name: str, out) -> Path:
+    calib_sha = (sha256_file(Path(opts.calib_cache))
+                 if opts.calibrates() and opts.calib_cache and Path(opts.calib_cache).is_file() else None)
     key_src = json.dumps({"onnx": onnx_sha, "trt": trt.__version__, "gpu": gpu_name, "opts": opts.key(),
                           "calib": calib_sha}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     folder = Path(out) if out else engine_cache_dir()
-    path = folder / f"{onnx_path.stem}-{opts.precision}-{key}.engine"
+    return folder / f"{onnx_path.stem}-{opts.precision}-{key}.engine"
+
+
+def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Optional[Path] = None,
+                 where: str = "model", hw: Optional[Tuple[int, int]] = None,
+                 cc: Optional[Tuple[int, int]] = None, converted: Optional[Dict] = None,
+                 task: Optional[str] = None) -> EngineInfo:
+    """Build (or find in the cache) the engine of ``onnx_path`` for this GPU. With a
+    conversion, ``onnx_path`` is the converted file and ``converted`` its record;
+    ``cc`` (the GPU's compute capability) refuses a precision it has no fast kernels for."""
+    trt = trt_module()
+    onnx_path = Path(onnx_path)
+    opts = resolve_typing(trt, opts, where)
+    check_build_options(opts, where)
+    _check_gpu_precision(opts.precision, cc, gpu_name, where)
+    onnx_sha = sha256_file(onnx_path)
+    path = _cache_path(onnx_path, onnx_sha, opts, trt, gpu_name, out)
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         info = EngineInfo(**json.loads(meta.read_text()))
@@ -116,64 +214,88 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
 
     logger = CapturingLogger(trt)
     builder = trt.Builder(logger)
-    flags = 0
-    if int(trt.__version__.split(".")[0]) < 10:
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
+    network = builder.create_network(_trt_api.network_flags(trt, opts.typing))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise UserError(str(onnx_path), "the TensorRT ONNX parser rejects it: " + " | ".join(errs)[:400])
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_gb * (1 << 30)))
-    if opts.opt_level is not None:
-        if not hasattr(config, "builder_optimization_level"):
-            raise UserError(f"{where}.options.opt_level", f"needs TensorRT >= 8.6 (this is {trt.__version__})")
-        config.builder_optimization_level = int(opts.opt_level)
+    _trt_api.set_opt_level(trt, config, opts.opt_level, where)
     if opts.tactics == "none":
-        config.set_tactic_sources(0)
-    if opts.precision in ("fp16", "int8"):
-        if opts.precision == "fp16" and not builder.platform_has_fast_fp16:
-            raise UserError(f"{where}.precision", f"{gpu_name} has no fast FP16")
-        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_tactic_sources(0)  # an int: TacticSource's cuBLAS/cuDNN names are gone in 11.x
+    if opts.typing == "weak":
+        _trt_api.set_precision_flags(trt, config, opts.precision)
     calibrator = None
-    if opts.precision == "int8":
-        if not builder.platform_has_fast_int8:
-            raise UserError(f"{where}.precision", f"{gpu_name} has no fast INT8")
-        config.set_flag(trt.BuilderFlag.INT8)
-        calibrator = make_calibrator(trt, network, opts, hw)
+    if opts.calibrates():
+        calibrator = make_calibrator(trt, network, opts, hw, task)
         config.int8_calibrator = calibrator
-    inp = network.get_input(0)
-    shape = list(inp.shape)
-    if shape and shape[0] == -1:
-        profile = builder.create_optimization_profile()
-        rest = [d if d > 0 else (hw[i - 2] if hw and i >= 2 else 1) for i, d in enumerate(shape)][1:]
-        mx = opts.max_batch or opts.batch
-        profile.set_shape(inp.name, [1] + rest, [opts.batch] + rest, [mx] + rest)
-        config.add_optimization_profile(profile)
-        if calibrator is not None:
-            config.set_calibration_profile(profile)
+    _add_profile(trt, builder, network, config, opts, hw, calibrator is not None)
     t0 = time.perf_counter()
     blob = builder.build_serialized_network(network, config)
     if blob is None:
         raise UserError(str(onnx_path), "TensorRT could not build an engine: " + " | ".join(logger.errors)[-400:])
     build_s = time.perf_counter() - t0
-    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, blob)
+    facts = engine_facts(trt, trt.Runtime(logger), blob)
+    info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
+                      options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
+                      compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", **facts)
+    meta.write_text(json.dumps(asdict(info), indent=1))
+    return info
+
+
+def _add_profile(trt, builder, network, config, opts: BuildOptions, hw, calibrating: bool) -> None:
+    """A dynamic batch axis gets the profile (1, batch, max_batch)."""
+    inp = network.get_input(0)
+    shape = list(inp.shape)
+    if not shape or shape[0] != -1:
+        return
+    profile = builder.create_optimization_profile()
+    rest = [d if d > 0 else (hw[i - 2] if hw and i >= 2 else 1) for i, d in enumerate(shape)][1:]
+    mx = opts.max_batch or opts.batch
+    profile.set_shape(inp.name, [1] + rest, [opts.batch] + rest, [mx] + rest)
+    config.add_optimization_profile(profile)
+    if calibrating:
+        _trt_api.set_calibration_profile(trt, config, profile)
+
+
+def _write_atomic(path: Path, blob) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
     with open(tmp, "wb") as f:
         f.write(memoryview(blob))
     os.replace(tmp, path)
-    info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
-                      options=opts.key(), build_s=build_s)
-    meta.write_text(json.dumps(asdict(info), indent=1))
-    return info
+
+
+def engine_facts(trt, runtime, data) -> dict:
+    """Inputs, outputs and device memory of a serialized engine (deserialized once: this
+    also proves the engine just written loads)."""
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        return {}
+    ins, outs = io_tensors(trt, engine)
+    return {"inputs": ins, "outputs": outs, "device_memory_bytes": _trt_api.engine_device_memory(engine)}
+
+
+def split_ultralytics_header(data: bytes) -> Tuple[Optional[dict], bytes]:
+    """Ultralytics writes its metadata before the engine (4-byte little-endian length, then
+    JSON): (that metadata, the engine's bytes); (None, data) for a bare engine (trtexec's)."""
+    if len(data) > 8 and data[4:5] == b"{":
+        n = int.from_bytes(data[:4], "little", signed=True)
+        if 0 < n < len(data) - 4:
+            try:
+                return json.loads(data[4:4 + n].decode("utf-8")), data[4 + n:]
+            except ValueError:
+                pass
+    return None, data
 
 
 def deserialize(trt, runtime, logger, path: Path, where: str):
     """Load an engine file, turning TensorRT's refusals (another version, not an engine)
     into one clear error instead of a crash later. ``logger`` is the runtime's
-    ``CapturingLogger``."""
-    data = Path(path).read_bytes()
+    ``CapturingLogger``. An Ultralytics ``.engine`` (metadata before the engine) loads too."""
+    _, data = split_ultralytics_header(Path(path).read_bytes())
     meta = Path(path).with_suffix(".json")
     if meta.is_file():
         built = json.loads(meta.read_text()).get("trt_version")
@@ -188,6 +310,7 @@ def deserialize(trt, runtime, logger, path: Path, where: str):
 
 
 def io_tensors(trt, engine) -> Tuple[list, list]:
+    """(inputs, outputs): each (name, shape with -1 for dynamic axes, numpy dtype name)."""
     ins, outs = [], []
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
@@ -196,8 +319,10 @@ def io_tensors(trt, engine) -> Tuple[list, list]:
     return ins, outs
 
 
-def make_calibrator(trt, network, opts: BuildOptions, hw):
-    """An entropy calibrator over a folder of images, preprocessed like the model's input."""
+def make_calibrator(trt, network, opts: BuildOptions, hw, task: Optional[str] = None):
+    """An entropy calibrator over a folder of images, preprocessed like the model's input.
+    Weak typing only: TensorRT 11 has no calibrators (``_trt_api.check_typing`` refuses
+    weak typing there before this is reached)."""
     import numpy as np
 
     from . import _cuda
@@ -205,7 +330,7 @@ def make_calibrator(trt, network, opts: BuildOptions, hw):
 
     inp = network.get_input(0)
     shape = [d if d > 0 else 1 for d in inp.shape]
-    size = hw or (shape[2], shape[3])
+    size = hw if hw and hw[0] > 0 else (shape[2], shape[3])
     files = list_images(opts.calib_images, where="options.calib_images") if opts.calib_images else []
     cuda = _cuda.load()
 
@@ -216,6 +341,7 @@ def make_calibrator(trt, network, opts: BuildOptions, hw):
             self.files = files
             self.i = 0
             self.dev = cuda.malloc(int(np.prod([self.batch, 3, size[0], size[1]])) * 4)
+            self.stream = cuda.stream()
 
         def get_batch_size(self):
             return self.batch
@@ -223,11 +349,11 @@ def make_calibrator(trt, network, opts: BuildOptions, hw):
         def get_batch(self, names):
             if self.i + self.batch > len(self.files):
                 return None
-            x = np.ascontiguousarray(load_images(self.files[self.i:self.i + self.batch], size, None))
+            cuda.bind()  # TensorRT calls back on its builder's thread
+            x = np.ascontiguousarray(load_images(self.files[self.i:self.i + self.batch], size, task))
             self.i += self.batch
-            stream = cuda.stream()
-            cuda.htod(self.dev, x, stream)
-            cuda.sync_stream(stream)
+            cuda.htod(self.dev, x, self.stream)
+            cuda.sync_stream(self.stream)
             return [self.dev]
 
         def read_calibration_cache(self):

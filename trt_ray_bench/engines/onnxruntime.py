@@ -1,21 +1,67 @@
 """ONNX Runtime backend: CPU by default, the CUDA execution provider when it is present
 (``options.providers`` chooses explicitly). Options: ``providers``, ``threads``
 (intra-op threads; default ONNX Runtime's), ``graph_optimization`` (all | extended |
-basic | disable)."""
+basic | disable), ``calib_images`` (int8: the calibration set).
+
+``precision: fp16 | int8`` runs the model converted by ``models.convert_model`` (a
+mixed-precision ONNX with FP32 inputs and outputs, or a Q/DQ ONNX calibrated on
+``calib_images``): the same files a strongly typed TensorRT engine is built from, so
+backends can be compared at equal precision. The conversion happens in ``prepare``, on
+the node, and is cached beside the exports."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, lazy_import
+from ..timing import BaseRunner
 
 _OPT_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
-_KNOWN = {"providers", "threads", "graph_optimization"}
+_KNOWN = {"providers", "threads", "graph_optimization", "calib_images"}
+
+NAME = "onnxruntime"
+USES_ONNX = True
 
 
-class OnnxRuntimeRunner:
+def available() -> None:
+    lazy_import("onnxruntime", "onnxruntime", "the onnxruntime backend")
+
+
+def doctor_detail() -> str:
+    import onnxruntime as ort
+
+    return f"providers {', '.join(ort.get_available_providers())}"
+
+
+def needs_gpu(model) -> bool:
+    return "CUDAExecutionProvider" in (model.options.get("providers") or [])
+
+
+def has_build_step(model) -> bool:
+    """fp16 / int8 models are converted on the node."""
+    return model.precision != "fp32"
+
+
+def exports_dynamic(spec) -> bool:
+    return False
+
+
+def made_files(model) -> List[str]:
+    c = getattr(model, "converted", None)
+    return [c["path"], str(Path(c["path"]).with_suffix(".json"))] if c else []
+
+
+def onnx_to_run(model) -> str:
+    """The file the session loads: the converted model where there is one."""
+    c = getattr(model, "converted", None)
+    return c["path"] if c else model.onnx_path
+
+
+class OnnxRuntimeRunner(BaseRunner):
     """``session.run`` is synchronous, also on the CUDA provider (outputs return to the
     host), so host time is the latency and there is no separate GPU timer."""
 
@@ -33,7 +79,7 @@ class OnnxRuntimeRunner:
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[graph_optimization])
         if threads:
             opts.intra_op_num_threads = int(threads)
-        self._sess = ort.InferenceSession(model.onnx_path, opts, providers=providers)
+        self._sess = ort.InferenceSession(onnx_to_run(model), opts, providers=providers)
         self._input = model.input_name
         self.providers = self._sess.get_providers()
         self._feeds: List[dict] = []
@@ -68,8 +114,14 @@ def check(model, where: str = "") -> None:
     import onnxruntime as ort
 
     where = where or f"models.{model.name}"
-    if model.precision != "fp32":
-        raise UserError(f"{where}.precision", "onnxruntime runs the ONNX file as exported (fp32); use tensorrt for fp16/int8")
+    if model.precision == "int8" and not model.options.get("calib_images"):
+        from ..models import onnx_precision
+
+        if not model.onnx_path or onnx_precision(model.onnx_path) != "int8":
+            raise UserError(f"{where}.options.calib_images", "int8 is a Q/DQ model calibrated on images: give "
+                            "options.calib_images (a folder of images like the model's input)")
+    if model.options.get("calib_images") is not None and not Path(str(model.options["calib_images"])).is_dir():
+        raise UserError(f"{where}.options.calib_images", f"{model.options['calib_images']}: not a folder of images")
     where = f"{where}.options"
     opts = model.options
     unknown = set(opts) - _KNOWN
@@ -91,7 +143,21 @@ def check(model, where: str = "") -> None:
             raise UserError(f"{where}.providers", f"{', '.join(missing)} not available here (have {', '.join(available)})")
 
 
+def prepare(model, where: str = ""):
+    """On the node: fp16 / int8 become a converted ONNX (cached); fp32 runs as exported."""
+    if model.precision == "fp32":
+        return model
+    from ..models import convert_model
+
+    converted = convert_model(model.onnx_path, model.precision, hw=model.hw, task=model.task,
+                              calib_images=model.options.get("calib_images"),
+                              where=where or f"models.{model.name}")
+    return dataclasses.replace(model, converted=converted)
+
+
 def load(model, **_):
     check(model)
+    if model.precision != "fp32" and getattr(model, "converted", None) is None:
+        model = prepare(model)
     go = model.options.get("graph_optimization", "all")
     return OnnxRuntimeRunner(model, model.options.get("providers"), model.options.get("threads"), go)

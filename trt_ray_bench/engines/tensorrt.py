@@ -1,46 +1,115 @@
 """TensorRT backend: an engine built from the model's ONNX (cached per GPU) or an
 ``.engine`` file given as is, run with preallocated device buffers on its own stream,
-timed with CUDA events.
+timed with CUDA events. TensorRT 8.5 (JetPack 5) to 11.x; the calls that differ between
+versions are in ``_trt_api``.
 
 Options (``models[].options``), named after trtexec's where they mean the same:
   transfers: true      H2D/D2H copies from pinned memory, timed as stages (false = device
                        buffers only, like ``--noDataTransfers``)
   cuda_graph: false    launch a captured CUDA graph instead of ``execute_async_v3``
+                       (needs cuda-python: pycuda cannot capture)
   sync_wait: auto      how the host waits: auto | spin | yield | block (``--useSpinWait``)
   workspace_gb: 4      builder workspace;  opt_level: N  builder optimization level (>= 8.6)
   max_batch: N         dynamic batch: profile (1, batch, N) (the ONNX is exported dynamic)
   tactics: default     none = no cuBLAS/cuDNN tactics
-  calib_images, calib_cache   int8 calibration data
+  typing: weak|strong  weak: builder precision flags (+ INT8 calibrator), TensorRT < 11;
+                       strong: the precision is in the ONNX (STRONGLY_TYPED), TensorRT >= 10.
+                       Default: weak below 11, strong from 11.
+  convert: auto        true | false | auto: convert the ONNX to the precision first
+                       (``models.convert_model``: mixed-precision fp16, Q/DQ int8). auto
+                       converts for strong typing; true with weak typing is TensorRT 8.x's
+                       route to an engine from a Q/DQ or mixed-precision ONNX.
+  calib_images         int8: the calibration images (calibrator and Q/DQ conversion)
+  calib_cache          int8 with the calibrator: the file that keeps its scales
+The CUDA binding: ``TRB_CUDA=auto | cuda-python | pycuda`` (``_cuda``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import UserError
-from . import _cuda
-from ._trt_build import BuildOptions, CapturingLogger, build_engine, check_build_options, deserialize, io_tensors, trt_module
+from ..errors import BrokenExtra, MissingExtra, UserError
+from ..timing import BaseRunner
+from . import _cuda, _trt_api
+from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, converts, deserialize,
+                         io_tensors, split_ultralytics_header, trt_module)
 
-_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache"}
+NAME = "tensorrt"
+USES_ONNX = True
+
+_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert"}
 _RUN = {"transfers", "cuda_graph", "sync_wait"}
 _KNOWN = _BUILD | _RUN
+_ENGINE_SUFFIXES = (".engine", ".plan")
+_DTYPES = ("float32", "float16", "uint8")
 
 
-def build_options(model) -> BuildOptions:
+# ------------------------------------------------------------------ the backend seam
+def available() -> None:
+    """Both libraries import here (no GPU call): TensorRT and the CUDA binding."""
+    trt_module()
+    _cuda.import_binding()
+
+
+def needs_gpu(model) -> bool:
+    return True
+
+
+def has_build_step(model) -> bool:
+    """Always: an engine is built, or an engine file is deserialized and checked."""
+    return True
+
+
+def exports_dynamic(spec) -> bool:
+    return "max_batch" in spec.options
+
+
+def made_files(model) -> List[str]:
+    """The engine and its record, and the converted ONNX and its record, where prepare
+    made them (an engine file given as ``path`` is the user's, not made)."""
+    files: List[str] = []
+    e = model.engine or {}
+    if model.engine_path and not e.get("given"):
+        files += [model.engine_path, str(Path(model.engine_path).with_suffix(".json"))]
+    c = getattr(model, "converted", None) or e.get("converted")
+    if c and c.get("path") and c.get("converter_version"):  # "" = the ONNX already carried the precision
+        files += [c["path"], str(Path(c["path"]).with_suffix(".json"))]
+    return [f for f in files if Path(f).is_file()]
+
+
+def _is_engine_file(model) -> bool:
+    return str(model.source).lower().endswith(_ENGINE_SUFFIXES)
+
+
+def build_options(model, onnx_precision: Optional[str] = "fp32") -> BuildOptions:
     o = model.options
     return BuildOptions(
         precision=model.precision, workspace_gb=float(o.get("workspace_gb", 4.0)), opt_level=o.get("opt_level"),
         max_batch=o.get("max_batch"), batch=model.batch, tactics=o.get("tactics", "default"),
-        calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"),
+        calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"), typing=o.get("typing"),
+        convert=o.get("convert", "auto"), onnx_precision=onnx_precision,
     )
 
 
+def _carried_precision(path: str) -> Optional[str]:
+    """What the ONNX already carries (fp32 / fp16 / int8); None where that cannot be read
+    here (no onnx installed): the node decides then."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        from ..models._convert import onnx_precision
+
+        return onnx_precision(path)
+    except (ImportError, MissingExtra, BrokenExtra):
+        return None
+
+
 def check(model, where: str = "") -> None:
-    """Refuse bad options on the driver, before a GPU is involved."""
+    """Refuse bad options on the driver, before a GPU (or TensorRT) is involved."""
     where = where or f"models.{model.name}"
     unknown = set(model.options) - _KNOWN
     if unknown:
@@ -51,46 +120,138 @@ def check(model, where: str = "") -> None:
             raise UserError(f"{where}.options.{flag}", f"{o[flag]!r}, expected true or false")
     if o.get("sync_wait", "auto") not in _cuda.SCHEDULE:
         raise UserError(f"{where}.options.sync_wait", f"{o['sync_wait']!r}, expected one of {list(_cuda.SCHEDULE)}")
-    if model.engine_path or str(model.source).endswith((".engine", ".plan")):
+    if o.get("cuda_graph") and _cuda.choice() == "pycuda":
+        _refuse_graph(where)
+    if model.engine_path or _is_engine_file(model):
         return
-    check_build_options(build_options(model), where)
+    carried = _carried_precision(model.onnx_path) if model.precision != "fp32" else "fp32"
+    check_build_options(build_options(model, carried), where)
 
 
+def _refuse_graph(where: str) -> None:
+    raise UserError(f"{where}.options.cuda_graph", "needs cuda-python (the CUDA binding here is pycuda, which cannot "
+                    f"capture graphs): pip install cuda-python and unset {_cuda.ENV}")
+
+
+# ------------------------------------------------------------------ on the node
 def prepare(model, where: str = ""):
-    """On the node that will run it: build or check the engine; returns the model with
-    ``engine_path`` and ``engine`` (what was built, by which TensorRT, for which GPU)."""
+    """On the node that will run it: convert the ONNX where the precision asks for it,
+    build or check the engine; returns the model with ``engine_path``, ``engine`` (what
+    was built, by which TensorRT, with which typing, for which GPU) and ``converted``."""
     where = where or f"models.{model.name}"
     trt = trt_module()
     cuda = _cuda.load()
-    gpu = cuda.device_name()
-    if str(model.source).endswith((".engine", ".plan")):
-        path = Path(model.source)
-        if not path.is_file():
-            raise UserError(f"{where}.path", f"{path}: no such file")
-        logger = CapturingLogger(trt)
-        runtime = trt.Runtime(logger)
-        engine = deserialize(trt, runtime, logger, path, f"{where}.path")
-        ins, outs = io_tensors(trt, engine)
-        _check_input(ins, model, where, path)
-        info = {"path": str(path), "trt_version": trt.__version__, "gpu": gpu, "cached": True, "build_s": 0.0,
-                "inputs": ins, "outputs": outs, "options": {}}
-        return dataclasses.replace(model, engine_path=str(path), engine=info)
-    info = build_engine(Path(model.onnx_path), build_options(model), gpu, where=where, hw=model.hw)
-    return dataclasses.replace(model, engine_path=info.path, engine=dataclasses.asdict(info))
+    if model.options.get("cuda_graph") and not cuda.supports_graphs:
+        _refuse_graph(where)
+    gpu, cc = cuda.device_name(), cuda.compute_capability()
+    if _is_engine_file(model):
+        return _prepare_engine_file(trt, model, gpu, cc, where)
+    carried = _carried_precision(model.onnx_path) if model.precision != "fp32" else "fp32"
+    opts = build_options(model, carried)
+    # the typing first: a version that lacks it is refused before any conversion work
+    opts = dataclasses.replace(opts, typing=opts.typing or _trt_api.default_typing(trt))
+    _trt_api.check_typing(trt, opts.typing, where)
+    check_build_options(opts, where)
+    src, converted = Path(model.onnx_path), None
+    if converts(opts):
+        from ..models._convert import convert_model
+
+        converted = convert_model(src, model.precision, hw=model.hw, task=model.task,
+                                  calib_images=opts.calib_images, where=where)
+        src = Path(converted["path"])
+        opts = dataclasses.replace(opts, onnx_precision=converted["precision"])
+    info = build_engine(src, opts, gpu, where=where, hw=model.hw, cc=cc, converted=converted, task=model.task)
+    return _with(model, engine_path=info.path, engine=dataclasses.asdict(info), converted=converted)
 
 
-def _check_input(ins, model, where, path):
+def _with(model, **changes):
+    """``dataclasses.replace`` of the fields ``model`` has (``converted`` is new)."""
+    names = {f.name for f in dataclasses.fields(model)}
+    return dataclasses.replace(model, **{k: v for k, v in changes.items() if k in names})
+
+
+def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
+    """An engine given as ``path``: loadable by this TensorRT, one image input; its input
+    size taken from the engine where the spec gave none (``hw`` (0, 0))."""
+    path = Path(model.source)
+    if not path.is_file():
+        raise UserError(f"{where}.path", f"{path}: no such file")
+    logger = CapturingLogger(trt)
+    runtime = trt.Runtime(logger)
+    engine = deserialize(trt, runtime, logger, path, f"{where}.path")
+    ins, outs = io_tensors(trt, engine)
+    model = _with_engine_input(model, ins, where, path)
+    meta, _ = split_ultralytics_header(path.read_bytes()[:65536])
+    info = {"path": str(path), "trt_version": trt.__version__, "gpu": gpu, "cached": True, "given": True,
+            "build_s": 0.0, "inputs": ins, "outputs": outs, "options": {}, "converted": None,
+            # 11.x builds strongly typed networks only; an older engine does not say how it was built
+            "typing": "strong" if _trt_api.version_tuple(trt)[0] >= _trt_api.WEAK_BEFORE else "unknown",
+            "device_memory_bytes": _trt_api.engine_device_memory(engine),
+            "compute_capability": f"{cc[0]}.{cc[1]}" if cc else "", "metadata": meta}
+    if model.task is None and meta and meta.get("task"):
+        model = dataclasses.replace(model, task=str(meta["task"]))
+    return _with(model, engine_path=str(path), engine=info)
+
+
+def _hw_known(hw) -> bool:
+    return bool(hw) and hw[0] > 0 and hw[1] > 0
+
+
+def _with_engine_input(model, ins, where: str, path: Path):
+    """Check the engine's input against the spec; take its size where the spec has none."""
     if len(ins) != 1:
         raise UserError(f"{where}.path", f"{path} has {len(ins)} inputs; one image input is expected")
-    shape = ins[0][1]
-    want = [model.batch, None, model.hw[0], model.hw[1]]
-    for have, need in zip(shape, want):
-        if need is not None and have > 0 and have != need:
-            raise UserError(f"{where}.imgsz", f"{path} takes input {'x'.join(map(str, shape))}, "
-                            f"not batch {model.batch} at {model.hw[0]}x{model.hw[1]}")
+    _, shape, dtype = ins[0]
+    text = "x".join(map(str, shape))
+    if len(shape) != 4:
+        raise UserError(f"{where}.path", f"{path} takes input {text}; an image batch (N, C, H, W) is expected")
+    if shape[0] > 0 and shape[0] != model.batch:
+        raise UserError(f"{where}.batch", f"{path} takes input {text}, not batch {model.batch}")
+    changes = {}
+    if not _hw_known(model.hw):
+        if shape[2] <= 0 or shape[3] <= 0:
+            raise UserError(f"{where}.imgsz", f"{path} has a dynamic input size ({text}): give imgsz")
+        changes["hw"] = (int(shape[2]), int(shape[3]))
+    elif any(have > 0 and have != need for have, need in zip(shape[2:], model.hw)):
+        raise UserError(f"{where}.imgsz", f"{path} takes input {text}, "
+                        f"not batch {model.batch} at {model.hw[0]}x{model.hw[1]}")
+    if dtype in _DTYPES:
+        changes["input_dtype"] = dtype
+    changes["input_shape"] = tuple(int(d) for d in shape)
+    return _with(model, **changes)
 
 
-class TensorRTRunner:
+# ------------------------------------------------------------------ trb doctor
+_WIDTH = 13  # control.doctor's label column
+
+
+def _line(label: str, text: str) -> str:
+    return f"{label:<{_WIDTH}} {text}"
+
+
+def doctor_lines() -> List[str]:
+    """TensorRT's version (or why it does not import), the CUDA binding and its version,
+    the CUDA runtime and driver, and each GPU with its compute capability. Never raises."""
+    lines: List[str] = []
+    try:
+        trt = trt_module()
+        lines.append(_line("tensorrt", f"{trt.__version__} (default typing: {_trt_api.default_typing(trt)})"))
+    except Exception as exc:  # noqa: BLE001 - MissingExtra / BrokenExtra, or anything a binding raises
+        lines.append(_line("tensorrt", str(exc)))
+    try:
+        cuda = _cuda.load(None)
+        lines.append(_line("cuda binding", f"{cuda.name} {cuda.version} ({_cuda.ENV}={_cuda.choice()})"))
+        lines.append(_line("cuda", f"runtime {cuda.runtime_version()}, driver {cuda.driver_version()}"))
+        for d in range(cuda.device_count()):
+            major, minor = cuda.compute_capability(d)
+            lines.append(_line(f"gpu {d}", f"{cuda.device_name(d)}, compute capability {major}.{minor}"))
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not fail
+        lines.append(_line("gpu", str(exc) if isinstance(exc, UserError) else f"{exc.__class__.__name__}: {exc}"))
+    return lines
+
+
+# ------------------------------------------------------------------ the runner
+class TensorRTRunner(BaseRunner):
     """One engine, one execution context, one stream; CUDA events around every inference
     (and its H2D / compute / D2H stages when copies are on)."""
 
@@ -98,9 +259,12 @@ class TensorRTRunner:
 
     def __init__(self, model):
         o = model.options
+        self.model = model
         self.transfers = bool(o.get("transfers", True))
         self.graph = bool(o.get("cuda_graph", False))
         self.cuda = _cuda.load(o.get("sync_wait", "auto"))
+        if self.graph and not self.cuda.supports_graphs:
+            _refuse_graph(f"models.{model.name}")
         trt = trt_module()
         self.logger = CapturingLogger(trt)
         self.runtime = trt.Runtime(self.logger)
@@ -108,17 +272,13 @@ class TensorRTRunner:
         self.context = self.engine.create_execution_context()
         ins, outs = io_tensors(trt, self.engine)
         self.in_name, in_shape, in_dtype = ins[0]
-        shape = [model.batch if (i == 0 and d < 0) else d for i, d in enumerate(in_shape)]
-        if any(d < 0 for d in shape):
-            shape = [model.batch, 3, model.hw[0], model.hw[1]]
-        self.context.set_input_shape(self.in_name, shape)
-        self.in_shape, self.in_dtype = tuple(shape), np.dtype(in_dtype)
+        self.in_shape, self.in_dtype = self._input_shape(in_shape), np.dtype(in_dtype)
+        self.context.set_input_shape(self.in_name, list(self.in_shape))
         self.stream = self.cuda.stream()
         self.outputs = []  # (name, device ptr, pinned host array)
         for name, _, dt in outs:
             oshape = tuple(self.context.get_tensor_shape(name))
-            nbytes = int(np.prod(oshape)) * np.dtype(dt).itemsize
-            ptr = self.cuda.malloc(nbytes)
+            ptr = self.cuda.malloc(int(np.prod(oshape)) * np.dtype(dt).itemsize)
             self.context.set_tensor_address(name, ptr)
             host = self.cuda.host_array(oshape, dt) if self.transfers else None
             self.outputs.append((name, ptr, host))
@@ -131,10 +291,18 @@ class TensorRTRunner:
         self._stages: Dict[str, List[float]] = {}
         self._graph_exec = None
         self._staging = None
-        self.model = model
+
+    def _input_shape(self, in_shape) -> Tuple[int, ...]:
+        """The engine's input shape with the dynamic axes filled from the model."""
+        m = self.model
+        shape = [m.batch if (i == 0 and d < 0) else d for i, d in enumerate(in_shape)]
+        if any(d < 0 for d in shape):
+            shape = [m.batch, 3, m.hw[0], m.hw[1]]
+        return tuple(int(d) for d in shape)
 
     # ---------------------------------------------------------------- inputs
     def prepare(self, inputs: Sequence[np.ndarray]) -> None:
+        self.cuda.bind()
         batches = [np.ascontiguousarray(x, dtype=self.in_dtype).reshape(self.in_shape) for x in inputs]
         if self.transfers:
             self._inputs = []
@@ -159,7 +327,9 @@ class TensorRTRunner:
     # ---------------------------------------------------------------- timing
     def reserve(self, n: int) -> None:
         """Create the CUDA events of ``n`` inferences now (``run_loop`` calls it before
-        timing), so that no ``cudaEventCreate`` lands inside a timed iteration."""
+        timing, in the thread that times), so that no ``cudaEventCreate`` lands inside a
+        timed iteration."""
+        self.cuda.bind()
         k = 4 if self.transfers else 2
         while len(self._events) < n:
             self._events.append(tuple(self.cuda.event() for _ in range(k)))
@@ -180,6 +350,7 @@ class TensorRTRunner:
         if not self.transfers:
             raise UserError(f"models.{self.model.name}.options.transfers",
                             "the predict pipeline copies each image in and its outputs out: needs transfers: true")
+        self.cuda.bind()  # a thread-local check, once per image (the pipeline's stages are ms)
         if self._staging is None:
             self._staging = self.cuda.host_array(self.in_shape, self.in_dtype)
         self._staging[...] = x.reshape(self.in_shape)
@@ -212,6 +383,7 @@ class TensorRTRunner:
             self.cuda.sync_stream(self.stream)
 
     def gpu_times_ms(self) -> Optional[List[float]]:
+        self.cuda.bind()  # run_loop's first call, in the thread that times
         el = self.cuda.elapsed_ms
         evs = self._events[: self._n]
         total = [el(e[0], e[-1]) for e in evs]
@@ -238,6 +410,7 @@ class TensorRTRunner:
                 "transfers": self.transfers, "cuda_graph": self.graph}
 
     def close(self) -> None:
+        self.cuda.bind()
         self.context = None
         self.engine = None
         self.cuda.close()

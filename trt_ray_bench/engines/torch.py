@@ -11,8 +11,33 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError, lazy_import
+from ..timing import BaseRunner
 
 _KNOWN = {"device", "cuda_graph"}
+
+NAME = "torch"
+USES_ONNX = False  # runs the Ultralytics module itself
+
+
+def available() -> None:
+    lazy_import("torch", "torch", "the torch backend")
+    lazy_import("ultralytics", "ultralytics", "building the model for the torch backend")
+
+
+def needs_gpu(model) -> bool:
+    return model.options.get("device", "auto") != "cpu"
+
+
+def has_build_step(model) -> bool:
+    return False
+
+
+def exports_dynamic(spec) -> bool:
+    return False
+
+
+def made_files(model) -> list:
+    return []
 
 
 def check(model, where: str = "") -> None:
@@ -35,7 +60,7 @@ def prepare(model, where: str = ""):
     return model
 
 
-class TorchRunner:
+class TorchRunner(BaseRunner):
     backend = "torch"
 
     def __init__(self, model):

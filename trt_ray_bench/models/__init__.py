@@ -1,6 +1,8 @@
 """Models: from an Ultralytics yaml, ``.pt`` or an ``.onnx`` file to a checked ONNX file."""
 
+from ._convert import calib_set_sha256, convert_model, onnx_precision
 from ._export import cache_dir, export_onnx, yaml_name
 from ._resolve import ResolvedModel, inspect_onnx, resolve_model
 
-__all__ = ["ResolvedModel", "cache_dir", "export_onnx", "inspect_onnx", "resolve_model", "yaml_name"]
+__all__ = ["ResolvedModel", "cache_dir", "calib_set_sha256", "convert_model", "export_onnx", "inspect_onnx",
+           "onnx_precision", "resolve_model", "yaml_name"]

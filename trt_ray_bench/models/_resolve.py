@@ -37,6 +37,14 @@ class ResolvedModel:
     #: tensorrt: the engine file (built on the node), and what built it
     engine_path: str = ""
     engine: Optional[Dict] = None
+    #: fp16 / int8 by model conversion (``models.convert_model``, on the node): the
+    #: converted ONNX and how it was made; the runner runs it instead of ``onnx_path``
+    converted: Optional[Dict] = None
+
+    @property
+    def hw_known(self) -> bool:
+        """False for an engine file given without imgsz: its node reads the size from it."""
+        return self.hw[0] > 0 and self.hw[1] > 0
 
 
 def inspect_onnx(path: Path, where: str) -> dict:
@@ -91,12 +99,22 @@ def _meta_imgsz(meta: dict) -> Optional[Tuple[int, int]]:
         return None
 
 
+#: the input size of an engine file given without imgsz: read from the engine on its node
+UNKNOWN_HW = (0, 0)
+
+
 def _default_hw(m: ModelSpec, where: str) -> Tuple[int, int]:
     if m.hw:
         return m.hw
+    if _is_engine(m.path):
+        return UNKNOWN_HW  # an engine carries its input shape (trtexec-built ones too)
     if m.task:
         return (DEFAULT_IMGSZ[m.task],) * 2
     raise UserError(f"{where}.imgsz", "needed (or a task, whose usual size is taken)")
+
+
+def _is_engine(path: Optional[str]) -> bool:
+    return (path or "").lower().endswith((".engine", ".plan"))
 
 
 def _file_sha(path: str) -> str:
@@ -113,8 +131,10 @@ def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedMode
     if m.path is not None and not Path(m.path).is_file():
         raise UserError(f"{where}.path", f"{m.path}: no such file")
     common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=m.precision)
+    from ..engines import exports_dynamic, uses_onnx
+
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
-    if m.backend == "torch" or (m.path or "").lower().endswith((".engine", ".plan")):
+    if not uses_onnx(m.backend) or _is_engine(m.path):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
         weights = "random" if yaml_src else ("unknown" if source.endswith((".engine", ".plan")) else "file")
         return ResolvedModel(task=m.task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
@@ -125,7 +145,7 @@ def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedMode
         if not export:
             return ResolvedModel(task=m.task, onnx_path="", sha256="", weights="random" if yaml_src else "file",
                                  source=source, hw=hw, **common)
-        dynamic = m.backend == "tensorrt" and "max_batch" in m.options
+        dynamic = exports_dynamic(m)
         try:
             path, cached = export_onnx(source, m.task, hw, m.batch, dynamic=dynamic)
         except UserError as exc:

@@ -62,6 +62,10 @@ RUNS = pa.schema(
         ("imgsz_h", pa.int32()), ("imgsz_w", pa.int32()), ("batch", pa.int32()),
         ("input_kind", pa.string()), ("n_inputs", pa.int32()),
         ("precision", pa.string()), ("engine_path", pa.string()), ("gpu", pa.string()),
+        # precision by model conversion: the converter and its settings in words, the
+        # converted file's and the calibration set's hashes; tensorrt: weak | strong typing
+        ("typing", pa.string()), ("converter", pa.string()), ("converted_sha256", pa.string()),
+        ("calib_sha256", pa.string()),
         ("transfers", pa.bool_()), ("cuda_graph", pa.bool_()),
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
         ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),

@@ -1,10 +1,11 @@
 """The measurement loop and its statistics: plain functions, no Ray, no GPU imports."""
 
-from ._loop import LoopPlan, Runner, Samples, run_loop, wait_until
+from ._loop import BaseRunner, LoopPlan, Runner, Samples, run_loop, wait_until
 from ._stats import Stats, summarize
 from ._window import common_window
 
 __all__ = [
+    "BaseRunner",
     "LoopPlan",
     "Runner",
     "Samples",

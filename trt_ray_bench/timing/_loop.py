@@ -21,12 +21,26 @@ SYNC_MODES = ("device", "stream", "none")
 
 
 class Runner(Protocol):
-    """What the loop needs from an engine (see ``trt_ray_bench.engines``)."""
+    """What a backend's runner is (``trt_ray_bench.engines``): the loop calls ``infer``,
+    ``synchronize`` and ``gpu_times_ms`` inside or around the timed span, the rest before
+    or after it. ``BaseRunner`` gives the optional ones their do-nothing defaults."""
 
     n_inputs: int
 
+    def prepare(self, inputs: Sequence) -> None:
+        """Take the inputs to cycle through (arrays of the model's input shape), copied to
+        where ``infer`` reads them; sets ``n_inputs``. Not timed."""
+
+    def reserve(self, n: int) -> None:
+        """Make now whatever ``n`` timed inferences will need (CUDA events), so nothing is
+        created inside a timed span. Called by ``run_loop`` before timing."""
+
     def infer(self, index: int) -> None:
         """Launch one inference on prepared input ``index``; may return before it finishes."""
+
+    def run_array(self, x) -> list:
+        """One inference on a new input array, outputs readable after ``synchronize`` (the
+        predict pipeline's call)."""
 
     def synchronize(self, how: str) -> None:
         """Wait for the launched work: ``device`` (whole device), ``stream``, or ``none``."""
@@ -35,6 +49,46 @@ class Runner(Protocol):
         """GPU times of the ``infer`` calls since the last call, in order, and forget them;
         ``None`` if the runner has no GPU timer. Read after the loop, so that an
         unsynchronised loop (``sync: none``) is not synchronised by reading its timer."""
+
+    def stage_times_ms(self) -> Dict[str, List[float]]:
+        """Per-stage times (``h2d_ms``, ``pre_ms``, ...) of the calls the last
+        ``gpu_times_ms`` reported; empty where the runner has no stages."""
+
+    def begin_measured(self) -> None:
+        """Called once between warm-up and the measured iterations."""
+
+    def describe(self) -> dict:
+        """What ran: device, providers / library versions, engine path (result columns)."""
+
+    def close(self) -> None:
+        """Release the engine, buffers and events."""
+
+
+class BaseRunner:
+    """Defaults of ``Runner``'s optional methods; backends override what they have."""
+
+    n_inputs = 0
+
+    def reserve(self, n: int) -> None:
+        pass
+
+    def run_array(self, x) -> list:
+        raise NotImplementedError(f"{type(self).__name__} cannot run a new input per inference")
+
+    def gpu_times_ms(self) -> Optional[Sequence[float]]:
+        return None
+
+    def stage_times_ms(self) -> Dict[str, List[float]]:
+        return {}
+
+    def begin_measured(self) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)

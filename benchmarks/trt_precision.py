@@ -1,0 +1,218 @@
+"""FP32, FP16 and INT8 TensorRT engines of one model, side by side: GPU p50 and how far
+each engine's outputs are from the FP32 engine's.
+
+    python benchmarks/trt_precision.py [--onnx PATH | --model yolov8n:640] [--calib-images DIR]
+        [--eval-images DIR] [--images 8] [--iterations 1000] [--tactics none --opt-level 0]
+        [--cuda cuda-python|pycuda]
+
+Engines (rows), each built by the framework (``prepare_model``) with these options:
+  FP32               precision fp32
+  FP16 (flag)        fp16, typing weak, convert false: the builder's FP16 flag (not on 11.x)
+  FP16 (converted)   fp16, convert true: the mixed-precision ONNX (models.convert_model),
+                     typing weak below TensorRT 10 (flag on the converted ONNX), strong from 10
+  INT8 (Q/DQ)        int8, convert true: the Q/DQ ONNX calibrated on --calib-images, same typing
+  INT8 (calibrator)  int8, typing weak: TensorRT's entropy calibrator on --calib-images (not on 11.x)
+Columns: build (and conversion) time, GPU p50 (CUDA events around execute_async_v3, via
+the framework's ``run_loop``, device buffers only, sync device), and on --images images the
+cosine similarity and relative L2 error of the raw first output against FP32's; for a
+detection model the same on the class-score channels (``output[:, 4:]``): with random
+weights (the cached exports) the raw output is dominated by the box grid, which does not
+depend on the input. Give a trained model with --onnx for figures that mean accuracy.
+
+Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
+evaluation images to 8 others (another seed). On the lent H200: --tactics none --opt-level 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+
+def engines(trt_major: int, calib: str, cache: str) -> List[tuple]:
+    """(label, precision, options) of each row; None options: not on this TensorRT."""
+    in_onnx = "strong" if trt_major >= 10 else "weak"
+    weak = None if trt_major >= 11 else "weak"
+    return [
+        ("FP32", "fp32", {}),
+        ("FP16 (flag)", "fp16", weak and {"typing": "weak", "convert": False}),
+        ("FP16 (converted)", "fp16", {"typing": in_onnx, "convert": True, "calib_images": calib}),
+        ("INT8 (Q/DQ)", "int8", {"typing": in_onnx, "convert": True, "calib_images": calib}),
+        ("INT8 (calibrator)", "int8", weak and {"typing": "weak", "convert": False, "calib_images": calib,
+                                                "calib_cache": cache}),
+    ]
+
+
+def outputs(model, x: np.ndarray) -> np.ndarray:
+    """The first output of each image (batch 1), through the runner's pinned host arrays
+    (``run_array``)."""
+    from trt_ray_bench.engines import load_runner
+
+    r = load_runner(model)
+    r.prepare([x[:1]])
+    out = []
+    for i in range(len(x)):
+        host = r.run_array(x[i:i + 1])
+        r.synchronize("stream")
+        out.append(np.array(host[0][0], dtype=np.float32, copy=True))  # batch 1: (channels, anchors)
+    r.gpu_times_ms()
+    r.close()
+    return np.stack(out)
+
+
+def gpu_p50(model, iterations: int, warmup: int) -> float:
+    from trt_ray_bench.engines import load_runner, make_inputs
+    from trt_ray_bench.timing import LoopPlan, run_loop, summarize
+
+    m = dataclasses.replace(model, options={**model.options, "transfers": False})
+    r = load_runner(m)
+    r.prepare(make_inputs("dummy", m.hw, m.batch))
+    s = run_loop(r, LoopPlan(iterations=iterations, warmup=warmup, sync="device"))
+    r.close()
+    w = np.asarray(s.warmup)
+    return summarize(np.asarray(s.gpu_ms)[~w]).p50_ms
+
+
+def agreement(ref: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+    a, b = ref.ravel().astype(np.float64), y.ravel().astype(np.float64)
+    return {"cos": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))),
+            "rel_l2": float(np.linalg.norm(a - b) / np.linalg.norm(a))}
+
+
+def _model_spec(args, precision: str, options: dict):
+    from trt_ray_bench.spec import ModelSpec, split_arch
+
+    options = {**options, "tactics": args.tactics}
+    if args.opt_level is not None:
+        options["opt_level"] = args.opt_level
+    if args.onnx:
+        return ModelSpec(path=args.onnx, backend="tensorrt", precision=precision, options=options)
+    arch, size = args.model.split(":")
+    a, task = split_arch(arch)
+    return ModelSpec(arch=a, task=task or "detect", imgsz=int(size), backend="tensorrt", precision=precision,
+                     options=options)
+
+
+def _image_sets(args, work: Path):
+    from trt_ray_bench.validation import make_synthetic
+
+    calib = args.calib_images
+    if not calib:
+        calib = str(work / "calib")
+        make_synthetic("detect", calib, n=64, imgsz=(480, 640), seed=0)
+    evaluation = args.eval_images
+    if not evaluation:
+        evaluation = str(work / "eval")
+        make_synthetic("detect", evaluation, n=args.images, imgsz=(480, 640), seed=1)
+    return calib, evaluation
+
+
+def _lively(args, calib: str, work: Path) -> Optional[str]:
+    """The model with LSUV-rescaled weights (``models._convert.lsuv_weights``) where it has
+    random ones: a yaml-built yolov8n's outputs hardly depend on the input, so every
+    engine would agree with FP32 to 1e-5 whatever its precision. A trained --onnx is
+    used as is."""
+    import onnx
+
+    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.models._convert import lsuv_weights
+
+    m = resolve_model(_model_spec(args, "fp32", {}), "model")
+    if m.weights != "random":
+        return args.onnx
+    x = load_images(list_images(calib)[:8], m.hw, m.task)
+    out = work / f"{Path(m.onnx_path).stem}-lively.onnx"
+    onnx.save(lsuv_weights(onnx.load(m.onnx_path), x), str(out))
+    print(f"  random weights: measuring on {out.name} (LSUV-rescaled, so outputs depend on the input)",
+          file=sys.stderr)
+    return str(out)
+
+
+def _fmt(v: Optional[float], spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--onnx", help="an ONNX file (e.g. a trained yolov8n.onnx); default: --model's export")
+    ap.add_argument("--model", default="yolov8n:640", help="ARCH[-task]:IMGSZ exported (or found in the cache)")
+    ap.add_argument("--calib-images", help="calibration images (default: 64 synthetic ones)")
+    ap.add_argument("--eval-images", help="images the outputs are compared on (default: synthetic, another seed)")
+    ap.add_argument("--images", type=int, default=8, help="how many images are compared")
+    ap.add_argument("--random-weights", action="store_true", help="compare on the random-weight export as is "
+                    "(default: LSUV-rescaled weights, see _lively)")
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--tactics", default="default", choices=("default", "none"))
+    ap.add_argument("--opt-level", type=int, default=None)
+    ap.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default=None,
+                    help="the CUDA binding (sets TRB_CUDA)")
+    args = ap.parse_args(argv)
+    if args.cuda:
+        os.environ["TRB_CUDA"] = args.cuda
+    try:
+        import tensorrt as trt
+    except ImportError:
+        print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
+        return 0
+    from trt_ray_bench.engines import _cuda, prepare_model
+    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.errors import UserError
+    from trt_ray_bench.models import resolve_model
+
+    work = Path(tempfile.mkdtemp(prefix="trt_precision-"))
+    calib, evaluation = _image_sets(args, work)
+    if not args.random_weights:
+        args.onnx = _lively(args, calib, work)
+    cuda = _cuda.load(None)
+    major = int(trt.__version__.split(".")[0])
+    rows, ref, ref_scores = [], None, None
+    for label, precision, options in engines(major, calib, str(work / "calib.cache")):
+        if options is None:
+            rows.append((label, "—", "—", "—", f"not on TensorRT {trt.__version__} (no weak typing)", None))
+            continue
+        try:
+            m = prepare_model(resolve_model(_model_spec(args, precision, options), label), label)
+        except UserError as exc:
+            rows.append((label, options.get("typing", "default"), "—", "—", f"refused: {exc}", None))
+            continue
+        x = load_images(list_images(evaluation)[:args.images], m.hw, m.task)
+        y = outputs(m, x)
+        scores = y[:, 4:] if m.task == "detect" and y.ndim == 3 else None  # (image, 4 + classes, anchors)
+        if ref is None:
+            ref, ref_scores = y, scores
+        agree = agreement(ref, y)
+        agree_s = agreement(ref_scores, scores) if scores is not None and ref_scores is not None else None
+        e, c = m.engine, m.converted or {}
+        build = ("cached" if e.get("cached") else f"{e.get('build_s', 0):.1f}") + (
+            f" (+{c.get('convert_s', 0):.1f} convert)" if c and not c.get("cached") else "")
+        p50 = gpu_p50(m, args.iterations, args.warmup)
+        rows.append((label, e.get("typing") or "", build, f"{p50:.4f}", "", (agree, agree_s)))
+        print(f"  {label}: {m.engine_path}" + (f" from {c['path']} ({c.get('converter')})" if c else ""),
+              file=sys.stderr)
+    src = args.onnx or args.model
+    print(f"\n{src}, TensorRT {trt.__version__}, {cuda.device_name()} (sm "
+          f"{'.'.join(map(str, cuda.compute_capability()))}), via {cuda.name} {cuda.version}; "
+          f"GPU p50 over {args.iterations} iterations; agreement on {args.images} images of {evaluation}\n")
+    print("| engine | typing | build s | GPU p50 ms | cos | rel. L2 | scores cos | scores rel. L2 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, typing, build, p50, note, agree in rows:
+        if agree is None:
+            print(f"| {label} | {typing} | {build} | {p50} | {note} | | | |")
+            continue
+        a, s = agree
+        print(f"| {label} | {typing} | {build} | {p50} | {a['cos']:.6f} | {a['rel_l2']:.2e} | "
+              f"{_fmt(s and s['cos'], '.6f')} | {_fmt(s and s['rel_l2'], '.2e')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1358 @@
+"""The TensorRT build and run code held against each version's published Python API, on a
+CPU: 8.5 (JetPack 5), 8.6 (JetPack 6.0, the lent GPU machine), 10.0, 10.13 (JetPack 7) and
+11.4 (``pip install tensorrt`` on desktops).
+
+This is a stand-in by necessity: no TensorRT 10 or 11 can run here (nor on the lent GPU
+machine, which has 8.6 only; tests/gpu runs that one for real). The API of each version is
+built from what is published about it:
+
+- 10.13: the ``tensorrt-stubs`` 10.13.0.35.1 type stubs (vendored in data/, MIT);
+- 11.4: those stubs minus the names 11.x removed (data/tensorrt11_removed.txt, with its
+  sources: NVIDIA's 10.x-to-11.x migration guide, the 11.x API pages, Ultralytics' exporter);
+- 8.5, 8.6, 10.0: the stubs minus the names added after each (data/tensorrt85_absent.txt,
+  with the version that added each and its source).
+
+From the stubs' AST a stand-in ``tensorrt`` module is made per version: its classes, enum
+members, methods, properties and attributes are exactly the version's, and anything else
+raises ``AttributeError`` as pybind11 objects do (also on assignment). Calls return
+stand-ins of the annotated return type; the few that must mean something behave like
+TensorRT enough to drive the real code: the parser reads the real ONNX file, a strongly
+typed network refuses builder precision flags, a weak network from a Q/DQ ONNX needs the
+INT8 flag, 8.x refuses a network without EXPLICIT_BATCH, the builder calls the calibrator
+back, and the serialized "engine" carries the network's inputs and outputs so that
+deserialization, the runner and ``prepare`` of an engine file work on it.
+
+The REAL code runs through it (``build_engine`` for fp32/fp16/int8 x weak/strong x
+converted or not, engine deserialization, ``prepare`` of an engine file without imgsz,
+``TensorRTRunner`` with ``run_loop`` and a stand-in CUDA facade, ``doctor_lines``), and
+every name it touches on each version is recorded. The test fails if an AttributeError
+escapes on any version, if a version's outcome is not the expected one (11.x refuses
+weak typing in one line and builds strong; 8.x refuses strong typing, 8.5 refuses
+opt_level; 10.x builds everything), or if the recorded table of TensorRT calls x versions
+differs from the one in data/README.md (``python tests/engines/test_trt_api.py`` rewrites
+it there).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import gzip
+import json
+import re
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import Dict, List, Optional, Set, Tuple
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+STUBS = DATA / "tensorrt-stubs-10.13"
+README = DATA / "README.md"
+VERSIONS = ("8.5.2.2", "8.6.1.6", "10.0.1.6", "10.13.0.35", "11.4.0.10")
+ENGINE_MAGIC = b"TRT-STAND-IN\n"
+DEVICE_MEMORY = 4096
+
+
+def vt(version: str) -> Tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+# =====================================================================================
+# The published API: the stubs' AST, and the version lists
+# =====================================================================================
+
+@dataclasses.dataclass
+class Member:
+    kind: str  # method | property | attr | enum | class
+    returns: str = ""  # the annotation, dotted
+    settable: bool = False
+    value: int = 0
+
+
+@dataclasses.dataclass
+class StubClass:
+    name: str  # qualified: "ILogger.Severity"
+    bases: List[str]
+    members: Dict[str, Member]
+    is_enum: bool
+
+
+def _dotted(node) -> str:
+    if node is None:
+        return ""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    if isinstance(node, ast.Subscript):
+        return _dotted(node.value)
+    return ""
+
+
+def _classvar_type(node) -> str:
+    """``typing.ClassVar[X.Y]`` -> "X.Y"."""
+    inner = node.slice
+    if isinstance(inner, ast.Index):  # Python 3.8
+        inner = inner.value
+    return _dotted(inner)
+
+
+_DEF = re.compile(r"^(\s*)def (\w+)\(.*\)((?:\s*->\s*.+?)?):\s*$", re.M)
+_VALUE = re.compile(r"# value = <[\w.]+: (-?\d+)>")
+
+
+def _parse_class(node: ast.ClassDef, prefix: str, lines: List[str], out: Dict[str, StubClass]) -> None:
+    qual = f"{prefix}{node.name}"
+    members: Dict[str, Member] = {}
+    is_enum = False
+    for item in node.body:
+        if isinstance(item, ast.ClassDef):
+            _parse_class(item, f"{qual}.", lines, out)
+            members[item.name] = Member("class", returns=f"{qual}.{item.name}")
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            name = item.target.id
+            if _dotted(item.annotation) == "typing.ClassVar":
+                if name == "__members__":
+                    is_enum = True
+                    continue
+                m = _VALUE.search(lines[item.lineno - 1])
+                members[name] = Member("enum", returns=_classvar_type(item.annotation), value=int(m.group(1)) if m else 0)
+            else:
+                members[name] = Member("attr", returns=_dotted(item.annotation), settable=True)
+        elif isinstance(item, ast.FunctionDef):
+            decorators = [_dotted(d) for d in item.decorator_list]
+            if any(d.endswith(".setter") for d in decorators):
+                if item.name in members:
+                    members[item.name].settable = True
+            elif "property" in decorators:
+                members[item.name] = Member("property", returns=_dotted(item.returns))
+            elif item.name not in members:  # the first of typing.overload's variants
+                members[item.name] = Member("method", returns=_dotted(item.returns))
+    bases = [_dotted(b) for b in node.bases]
+    out[qual] = StubClass(qual, bases, members, is_enum)
+
+
+def _read_stub(name: str) -> str:
+    return gzip.decompress((STUBS / name).read_bytes()).decode("utf-8")
+
+
+def parse_api() -> Tuple[Dict[str, StubClass], List[str], Dict[str, Member]]:
+    """(classes by qualified name, the module's exported names, module-level values)."""
+    src = _read_stub("tensorrt_bindings.tensorrt.pyi.gz")
+    # the stubs are generated and not all valid Python (a default before a non-default
+    # argument): only names and return annotations matter here, so signatures go
+    src = _DEF.sub(r"\1def \2(*a, **k)\3:", src)
+    lines = src.splitlines()
+    classes: Dict[str, StubClass] = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.ClassDef):
+            _parse_class(node, "", lines, classes)
+    init = _read_stub("tensorrt.__init__.pyi.gz")
+    exported: List[str] = []
+    values: Dict[str, Member] = {}
+    for node in ast.parse(init).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            exported = [ast.literal_eval(e) for e in node.value.elts]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            m = _VALUE.search(init.splitlines()[node.lineno - 1])
+            values[node.target.id] = Member("enum", returns=_dotted(node.annotation).split(".")[-1],
+                                            value=int(m.group(1)) if m else 0)
+    return classes, exported, values
+
+
+def read_list(name: str) -> List[Tuple[str, str]]:
+    """(name, rest of the line) of a data list, comments and blank lines skipped."""
+    out = []
+    for line in (DATA / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            parts = line.split(None, 1)
+            out.append((parts[0], parts[1] if len(parts) > 1 else ""))
+    return out
+
+
+def absent_names(version: str) -> Set[str]:
+    """The names of the 10.13 stubs that ``version`` does not have."""
+    v = vt(version)
+    if v[0] >= 11:
+        return {name for name, _ in read_list("tensorrt11_removed.txt")}
+    absent = set()
+    for name, rest in read_list("tensorrt85_absent.txt"):
+        if vt(rest.split()[0]) > v:
+            absent.add(name)
+    return absent
+
+
+# =====================================================================================
+# The stand-in module
+# =====================================================================================
+
+class Record:
+    """What the code touched on one version: names found, names looked up but absent."""
+
+    def __init__(self):
+        self.used: Set[str] = set()
+        self.missing: Set[str] = set()
+        self._quiet = 0
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """The stand-in's own calls into the code's objects (TensorRT calling back) are not
+        the code's use of the API."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    def use(self, name: str) -> None:
+        if not self._quiet:
+            self.used.add(name)
+
+    def miss(self, name: str) -> None:
+        if not self._quiet:
+            self.missing.add(name)
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+class _Meta(type):
+    """Class-level lookups (``trt.BuilderFlag.FP16``, ``trt.ILogger.Severity``) recorded;
+    absent ones raise AttributeError like a pybind11 class."""
+
+    def __getattribute__(cls, name):
+        get = type.__getattribute__
+        try:
+            value = get(cls, name)
+        except AttributeError:
+            if not _is_dunder(name) and name in get(cls, "_s_all_"):
+                get(cls, "_s_record_").miss(f"{get(cls, '_s_name_')}.{name}")
+            raise
+        if not _is_dunder(name) and name in get(cls, "_s_members_"):
+            get(cls, "_s_record_").use(f"{get(cls, '_s_name_')}.{name}")
+        return value
+
+
+class _Obj(metaclass=_Meta):
+    """An instance of a stand-in class: its version's members only (get and set)."""
+
+    _s_name_ = "object"
+    _s_members_: Dict[str, Member] = {}
+    _s_all_: Dict[str, Member] = {}
+    _s_record_ = Record()
+    _s_exact_ = False
+
+    def __init__(self, *args, **kwargs):
+        object.__setattr__(self, "_s_args", args)
+        object.__setattr__(self, "_s_values", {})
+
+    def __getattribute__(self, name):
+        cls = type(self)
+        try:
+            value = object.__getattribute__(self, name)
+        except AttributeError:
+            if not _is_dunder(name) and name in _stub_all(cls):
+                _owner(cls, name, missing=True)
+            raise
+        if not _is_dunder(name) and not name.startswith("_s_"):
+            _owner(cls, name)
+        return value
+
+    def __setattr__(self, name, value):
+        cls = type(self)
+        if name.startswith("_s_"):
+            return object.__setattr__(self, name, value)
+        member = _member(cls, name)
+        if member is not None and member.settable:
+            _owner(cls, name)
+            self._s_values[name] = value
+            return None
+        if name in _stub_all(cls) or type.__getattribute__(cls, "__dict__").get("_s_exact_", False):
+            _owner(cls, name, missing=True)
+            raise AttributeError(f"'{type.__getattribute__(cls, '_s_name_')}' object has no attribute '{name}'")
+        return object.__setattr__(self, name, value)  # the code's own subclass (a logger, a calibrator)
+
+
+def _stub_classes(cls):
+    return [c for c in type.__getattribute__(cls, "__mro__") if isinstance(c, _Meta) and c is not _Obj
+            and "_s_name_" in type.__getattribute__(c, "__dict__")]
+
+
+def _stub_all(cls) -> Set[str]:
+    out: Set[str] = set()
+    for c in _stub_classes(cls):
+        out |= set(type.__getattribute__(c, "_s_all_"))
+    return out
+
+
+def _member(cls, name) -> Optional[Member]:
+    for c in _stub_classes(cls):
+        m = type.__getattribute__(c, "_s_members_").get(name)
+        if m is not None:
+            return m
+    return None
+
+
+def _owner(cls, name, missing=False) -> None:
+    """Record ``name`` under the stub class that declares it (the first in the MRO)."""
+    for c in _stub_classes(cls):
+        get = lambda a: type.__getattribute__(c, a)  # noqa: E731
+        if name in get("_s_all_"):
+            rec = get("_s_record_")
+            (rec.miss if missing or name not in get("_s_members_") else rec.use)(f"{get('_s_name_')}.{name}")
+            return
+
+
+class _Trt(types.ModuleType):
+    """The module: its version's names only; lookups recorded."""
+
+    def __getattribute__(self, name):
+        get = object.__getattribute__
+        try:
+            value = get(self, name)
+        except AttributeError:
+            if name in get(self, "_s_all_names"):
+                get(self, "_s_record").miss(name)
+            raise
+        if not _is_dunder(name) and not name.startswith("_s_"):
+            get(self, "_s_record").use(name)
+        return value
+
+
+def make_trt(version: str, api=None) -> _Trt:
+    """The stand-in ``tensorrt`` of ``version``."""
+    classes, exported, values = api or API()
+    absent = absent_names(version)
+    record = Record()
+    mod = _Trt("tensorrt")
+    object.__setattr__(mod, "_s_record", record)
+    object.__setattr__(mod, "_s_all_names", set(exported) | set(classes))
+    object.__setattr__(mod, "_s_version", vt(version))
+    built: Dict[str, type] = {}
+    sim = Sim(mod, record)
+    object.__setattr__(mod, "_s_sim", sim)
+
+    def build(qual: str):
+        if qual in built:
+            return built[qual]
+        stub = classes[qual]
+        bases = tuple(build(b) for b in stub.bases if b in classes and b not in absent) or (_Obj,)
+        if stub.is_enum:
+            bases = (int,)
+        kept = {n: m for n, m in stub.members.items() if f"{qual}.{n}" not in absent and not (
+            _is_dunder(n) and n != "__init__")}
+        ns = {"_s_name_": qual, "_s_members_": kept, "_s_all_": {n: m for n, m in stub.members.items()
+                                                                 if not _is_dunder(n)},
+              "_s_record_": record, "_s_exact_": True, "__module__": "tensorrt"}
+        for name, m in kept.items():
+            if m.kind == "method" and not stub.is_enum:
+                ns[name] = _method(sim, qual, name, m)
+            elif m.kind in ("property", "attr"):
+                ns[name] = _property(sim, qual, name, m)
+        cls = _Meta(qual.split(".")[-1], bases, ns) if not stub.is_enum else _Meta(qual.split(".")[-1], (int,), ns)
+        built[qual] = cls
+        for name, m in kept.items():
+            if m.kind == "class":
+                type.__setattr__(cls, name, build(m.returns))
+        return cls
+
+    for qual in classes:
+        if qual.split(".")[0] not in absent and qual not in absent:
+            build(qual)
+    for qual, cls in built.items():  # enum members, once their classes exist
+        for name, m in classes[qual].members.items():
+            if m.kind == "enum" and f"{qual}.{name}" not in absent:
+                kind = built.get(m.returns, cls)
+                member = int.__new__(kind, m.value) if issubclass(kind, int) else kind()
+                type.__setattr__(cls, name, member)
+    object.__setattr__(mod, "_s_classes", built)
+    for name in exported:
+        if name in absent:
+            continue
+        if name in built:
+            object.__setattr__(mod, name, built[name])
+        elif name in values:
+            dt = built["DataType"]
+            object.__setattr__(mod, name, int.__new__(dt, values[name].value))
+    object.__setattr__(mod, "__version__", version)
+    object.__setattr__(mod, "nptype", sim.nptype)
+    return mod
+
+
+_API = None
+
+
+def API():
+    global _API
+    if _API is None:
+        _API = parse_api()
+    return _API
+
+
+def _default(sim: "Sim", ann: str):
+    last = ann.split(".")[-1]
+    if last in ("bool",):
+        return True
+    if last in ("int",):
+        return 0
+    if last == "float":
+        return 0.0
+    if last == "str":
+        return ""
+    cls = sim.classes().get(ann) or sim.classes().get(last)
+    if cls is None:
+        return None
+    if issubclass(cls, int):
+        return int.__new__(cls, 0)
+    return cls()
+
+
+def _method(sim, qual, name, m):
+    def method(self, *args, **kwargs):
+        fn = getattr(sim, f"{qual.replace('.', '_')}__{name}", None)
+        if fn is not None:
+            return fn(self, *args, **kwargs)
+        if name == "__init__":
+            return _Obj.__init__(self, *args, **kwargs)
+        return _default(sim, m.returns)
+    method.__name__ = name
+    return method
+
+
+def _property(sim, qual, name, m):
+    def fget(self):
+        values = object.__getattribute__(self, "_s_values")
+        if name in values:
+            return values[name]
+        fn = getattr(sim, f"{qual.replace('.', '_')}__{name}", None)
+        return fn(self) if fn is not None else _default(sim, m.returns)
+    return property(fget)
+
+
+# -------------------------------------------------------------------- the behaviour
+_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_,
+       "UINT8": np.uint8, "INT64": np.int64}
+_ONNX_TYPES = {1: "FLOAT", 10: "HALF", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL"}
+
+
+class Sim:
+    """What the stand-in does where a call must mean something (``Class__member``)."""
+
+    def __init__(self, mod, record: Record):
+        self.mod, self.record = mod, record
+        self.networks: List[dict] = []  # per create_network: flags, strong
+        self.builds: List[dict] = []  # per build: flags set, calibrated, strong
+
+    def classes(self) -> Dict[str, type]:
+        return object.__getattribute__(self.mod, "_s_classes")
+
+    def major(self) -> int:
+        return object.__getattribute__(self.mod, "_s_version")[0]
+
+    def enum(self, qual: str, member: str):
+        with self.record.quiet():
+            return getattr(self.classes()[qual], member)
+
+    def nptype(self, dt):
+        return _NP[self.name_of("DataType", dt)]
+
+    def name_of(self, qual: str, value) -> str:
+        stub = API()[0][qual]
+        return next(n for n, m in stub.members.items() if m.kind == "enum" and m.value == int(value))
+
+    # ---- builder
+    def Builder____init__(self, obj, logger):
+        assert isinstance(logger, self.classes()["ILogger"]), "Builder needs an ILogger"
+        _Obj.__init__(obj, logger)
+
+    def Builder__create_network(self, obj, flags=0):
+        flags = int(flags)
+        if self.major() < 10:
+            # TensorRT 8.x: the ONNX parser needs an explicit-batch network
+            assert flags & (1 << 0), f"TensorRT {self.major()}.x: create_network without EXPLICIT_BATCH"
+        strong = self.major() >= 11 or (self.major() == 10 and bool(flags & (1 << 1)))
+        net = self.classes()["INetworkDefinition"]()
+        net._s_info = {"flags": flags, "strong": strong, "inputs": [], "outputs": [], "qdq": False}
+        self.networks.append(net._s_info)
+        return net
+
+    def Builder__create_builder_config(self, obj):
+        cfg = self.classes()["IBuilderConfig"]()
+        cfg._s_flags, cfg._s_profiles, cfg._s_calib_profile = set(), [], None
+        return cfg
+
+    def Builder__create_optimization_profile(self, obj):
+        profile = self.classes()["IOptimizationProfile"]()
+        profile._s_shapes = {}
+        return profile
+
+    def IOptimizationProfile__set_shape(self, obj, name, min, opt, max):  # noqa: A002 - TensorRT's names
+        obj._s_shapes[name] = [list(min), list(opt), list(max)]
+
+    def IBuilderConfig__add_optimization_profile(self, obj, profile):
+        obj._s_profiles.append(profile)
+        return len(obj._s_profiles) - 1
+
+    def IBuilderConfig__set_calibration_profile(self, obj, profile):
+        obj._s_calib_profile = profile
+        return True
+
+    def Builder__build_serialized_network(self, obj, network, config):
+        info, flags = network._s_info, {self.name_of("BuilderFlag", f) for f in config._s_flags}
+        values = object.__getattribute__(config, "_s_values")
+        calibrator = values.get("int8_calibrator")
+        precision_flags = flags & {"FP16", "INT8", "BF16", "FP8", "INT4", "FP4"}
+        if info["strong"] and precision_flags:
+            self._log(obj, f"strongly typed network: precision flags {sorted(precision_flags)} are not allowed")
+            return None
+        if info["qdq"] and not info["strong"] and "INT8" not in flags:
+            self._log(obj, "the network has Q/DQ layers: the INT8 flag is needed (weakly typed)")
+            return None
+        dynamic = any(d < 0 for _, dims, _ in info["inputs"] for d in dims)
+        if dynamic and not config._s_profiles:
+            self._log(obj, "the network has dynamic inputs, but no optimization profile")
+            return None
+        if calibrator is not None:
+            assert "INT8" in flags, "a calibrator without the INT8 flag"
+            assert isinstance(calibrator, self.classes()["IInt8Calibrator"])
+            if dynamic and config._s_calib_profile is None and self.major() < 10:
+                self._log(obj, "calibrating a dynamic network needs a calibration profile")
+                return None
+            self._calibrate(calibrator, info)
+        self.builds.append({"flags": sorted(flags), "calibrated": calibrator is not None, "strong": info["strong"],
+                            "network_flags": info["flags"],
+                            "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()]})
+        return ENGINE_MAGIC + json.dumps({"inputs": info["inputs"], "outputs": info["outputs"]}).encode()
+
+    def _calibrate(self, cal, info) -> None:
+        """TensorRT calling the calibrator back, as the builder does."""
+        with self.record.quiet():
+            batch = cal.get_batch_size()
+            cal.read_calibration_cache()
+            names = [info["inputs"][0][0]]
+            n = 0
+            while cal.get_batch(names) is not None and n < 100:
+                n += 1
+            assert n > 0 or cal.read_calibration_cache(), "the calibrator gave no batch"
+            cal.write_calibration_cache(b"stand-in calibration table")
+            assert batch >= 1
+
+    def _log(self, builder, msg: str) -> None:
+        logger = builder._s_args[0]
+        with self.record.quiet():
+            logger.log(self.enum("ILogger.Severity", "ERROR"), msg)
+
+    def IBuilderConfig__set_flag(self, obj, flag):
+        assert isinstance(flag, self.classes()["BuilderFlag"])
+        obj._s_flags.add(int(flag))
+
+    def IBuilderConfig__set_tactic_sources(self, obj, sources):
+        assert isinstance(sources, int) and not isinstance(sources, bool)
+        return True
+
+    def IBuilderConfig__set_memory_pool_limit(self, obj, pool, size):
+        assert isinstance(pool, self.classes()["MemoryPoolType"]) and int(size) > 0
+
+    # ---- the parser reads the real ONNX
+    def OnnxParser____init__(self, obj, network, logger):
+        _Obj.__init__(obj, network, logger)
+
+    def OnnxParser__parse(self, obj, data):
+        import onnx
+
+        info = obj._s_args[0]._s_info
+        try:
+            model = onnx.load_from_string(bytes(data))
+        except Exception as exc:  # noqa: BLE001 - the parser reports, it does not raise
+            obj._s_errors = [f"stand-in parser: {exc.__class__.__name__}"]
+            return False
+        g = model.graph
+        inits = {i.name for i in g.initializer}
+
+        def io(v):
+            dims = [d.dim_value if d.dim_value > 0 else -1 for d in v.type.tensor_type.shape.dim]
+            return [v.name, dims, _ONNX_TYPES.get(v.type.tensor_type.elem_type, "FLOAT")]
+
+        info["inputs"] = [io(v) for v in g.input if v.name not in inits]
+        info["outputs"] = [io(v) for v in g.output]
+        info["qdq"] = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node)
+        return True
+
+    def OnnxParser__num_errors(self, obj):
+        return len(getattr(obj, "_s_errors", []))
+
+    def OnnxParser__get_error(self, obj, i):
+        return obj._s_errors[i]
+
+    def INetworkDefinition__get_input(self, obj, i):
+        t = self.classes()["ITensor"]()
+        t._s_io = obj._s_info["inputs"][i]
+        return t
+
+    def INetworkDefinition__num_inputs(self, obj):
+        return len(obj._s_info["inputs"])
+
+    def ITensor__name(self, obj):
+        return obj._s_io[0]
+
+    def ITensor__shape(self, obj):
+        return tuple(obj._s_io[1])
+
+    # ---- runtime, engine, context
+    def Runtime____init__(self, obj, logger):
+        assert isinstance(logger, self.classes()["ILogger"]), "Runtime needs an ILogger"
+        _Obj.__init__(obj, logger)
+
+    def Runtime__deserialize_cuda_engine(self, obj, data):
+        data = bytes(data)
+        if not data.startswith(ENGINE_MAGIC):
+            with self.record.quiet():
+                obj._s_args[0].log(self.enum("ILogger.Severity", "ERROR"), "magic tag does not match")
+            return None
+        eng = self.classes()["ICudaEngine"]()
+        eng._s_io = json.loads(data[len(ENGINE_MAGIC):].decode())
+        return eng
+
+    def _io(self, engine) -> List[list]:
+        return engine._s_io["inputs"] + engine._s_io["outputs"]
+
+    def ICudaEngine__num_io_tensors(self, obj):
+        return len(self._io(obj))
+
+    def ICudaEngine__get_tensor_name(self, obj, i):
+        return self._io(obj)[i][0]
+
+    def _tensor(self, engine, name):
+        return next(t for t in self._io(engine) if t[0] == name)
+
+    def ICudaEngine__get_tensor_mode(self, obj, name):
+        inputs = {t[0] for t in obj._s_io["inputs"]}
+        return self.enum("TensorIOMode", "INPUT" if name in inputs else "OUTPUT")
+
+    def ICudaEngine__get_tensor_shape(self, obj, name):
+        return tuple(self._tensor(obj, name)[1])
+
+    def ICudaEngine__get_tensor_dtype(self, obj, name):
+        return self.enum("DataType", self._tensor(obj, name)[2])
+
+    def ICudaEngine__device_memory_size_v2(self, obj):
+        return DEVICE_MEMORY
+
+    def ICudaEngine__device_memory_size(self, obj):
+        return DEVICE_MEMORY
+
+    def ICudaEngine__create_execution_context(self, obj):
+        ctx = self.classes()["IExecutionContext"]()
+        ctx._s_engine, ctx._s_shapes, ctx._s_addr = obj, {}, {}
+        return ctx
+
+    def IExecutionContext__set_input_shape(self, obj, name, shape):
+        obj._s_shapes[name] = tuple(shape)
+        return True
+
+    def IExecutionContext__get_tensor_shape(self, obj, name):
+        shape = list(self._tensor(obj._s_engine, name)[1])
+        batch = next(iter(obj._s_shapes.values()), (1,))[0]
+        return tuple(batch if (i == 0 and d < 0) else d for i, d in enumerate(shape))
+
+    def IExecutionContext__set_tensor_address(self, obj, name, ptr):
+        assert isinstance(ptr, int) and ptr != 0
+        obj._s_addr[name] = ptr
+        return True
+
+    def IExecutionContext__execute_async_v3(self, obj, stream):
+        names = {t[0] for t in self._io(obj._s_engine)}
+        assert set(obj._s_addr) == names, f"tensor addresses missing: {names - set(obj._s_addr)}"
+        assert set(obj._s_shapes) == {t[0] for t in obj._s_engine._s_io["inputs"]}, "input shape not set"
+        return True
+
+
+# =====================================================================================
+# A stand-in CUDA facade (the real ones need a GPU)
+# =====================================================================================
+
+class FakeCuda:
+    """The facade's methods over host memory; GPU times are made up (0.5 ms)."""
+
+    name = "stand-in"
+    version = "0"
+    supports_graphs = True
+
+    def __init__(self, sync_wait="auto", cc=(8, 7)):
+        self._cc = cc
+        self._next = 0x1000
+        self.bound: Set[int] = set()
+
+    def bind(self) -> None:
+        self.bound.add(threading.get_ident())
+
+    def device_count(self) -> int:
+        return 1
+
+    def device_name(self, device: int = 0) -> str:
+        return "Stand-in Orin"
+
+    def compute_capability(self, device: int = 0):
+        return self._cc
+
+    def runtime_version(self) -> str:
+        return "12.6"
+
+    def driver_version(self) -> str:
+        return "12.6"
+
+    def malloc(self, nbytes: int) -> int:
+        self._next += max(256, nbytes)
+        return self._next
+
+    def free(self, ptr: int) -> None:
+        pass
+
+    def host_array(self, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    def htod(self, dst, src, stream) -> None:
+        assert isinstance(dst, int) and src.flags.c_contiguous
+
+    def dtoh(self, dst, src, stream) -> None:
+        assert isinstance(src, int)
+
+    def stream(self) -> int:
+        return 7
+
+    def event(self):
+        return object()
+
+    def record(self, ev, stream) -> None:
+        pass
+
+    def elapsed_ms(self, a, b) -> float:
+        return 0.5
+
+    def sync_stream(self, stream) -> None:
+        pass
+
+    def sync_device(self) -> None:
+        pass
+
+    def capture(self, stream, fn):
+        fn()
+        return object()
+
+    def launch(self, graph_exec, stream) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# =====================================================================================
+# Models, ONNX files, the exercise
+# =====================================================================================
+
+def tiny_onnx(path: Path, precision: str = "fp32", hw=(32, 32), dynamic: bool = False) -> Path:
+    """A real 1-conv ONNX: fp32, mixed fp16 (Casts to float16 around the conv, float32 IO),
+    or Q/DQ int8 (QuantizeLinear/DequantizeLinear on the input and the weight)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    nodes = []
+    x, weight = "images", "w"
+    if precision == "int8":
+        inits += [numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                  numpy_helper.from_array(np.array(0, np.int8), "z")]
+        nodes += [helper.make_node("QuantizeLinear", ["images", "s", "z"], ["xq"]),
+                  helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+                  helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"]),
+                  helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"])]
+        x, weight = "xd", "wd"
+    if precision == "fp16":
+        inits = [numpy_helper.from_array(w.astype(np.float16), "w")]
+        nodes.append(helper.make_node("Cast", ["images"], ["x16"], to=TensorProto.FLOAT16))
+        x = "x16"
+    conv_out = "y16" if precision == "fp16" else "output0"
+    nodes.append(helper.make_node("Conv", [x, weight], [conv_out], pads=[1, 1, 1, 1]))
+    if precision == "fp16":
+        nodes.append(helper.make_node("Cast", ["y16"], ["output0"], to=TensorProto.FLOAT))
+    n = "N" if dynamic else 1
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [n, 3, hw[0], hw[1]])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [n, 4, hw[0], hw[1]])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def calib_folder(path: Path, n: int = 2) -> Path:
+    from PIL import Image
+
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((40, 48, 3), 40 * i, np.uint8)).save(path / f"{i}.png")
+    return path
+
+
+def resolved(onnx_path: Path, precision="fp32", hw=(32, 32), **options):
+    from trt_ray_bench.models import ResolvedModel
+
+    return ResolvedModel(name="m", task="detect", onnx_path=str(onnx_path), sha256="", weights="random",
+                         source=str(onnx_path), hw=hw, batch=1, backend="tensorrt", options=options,
+                         precision=precision)
+
+
+@contextlib.contextmanager
+def standin(version: str, cc=(8, 7)):
+    """``tensorrt`` is the stand-in of ``version``; the CUDA facade is ``FakeCuda``."""
+    from trt_ray_bench.engines import _cuda
+
+    trt = make_trt(version)
+    saved, saved_load = sys.modules.get("tensorrt"), _cuda.load
+    sys.modules["tensorrt"] = trt
+    _cuda.load = lambda sync_wait="auto": FakeCuda(sync_wait, cc)
+    try:
+        yield trt
+    finally:
+        _cuda.load = saved_load
+        if saved is None:
+            sys.modules.pop("tensorrt", None)
+        else:
+            sys.modules["tensorrt"] = saved
+
+
+#: (label, precision, typing, the ONNX it is built from, opt_level, dynamic batch)
+BUILDS = [
+    ("fp32 weak", "fp32", "weak", "fp32", None, False),
+    ("fp16 weak (flag)", "fp16", "weak", "fp32", None, False),
+    ("int8 weak (calibrator)", "int8", "weak", "fp32", None, False),
+    ("fp16 weak + converted", "fp16", "weak", "fp16", None, False),
+    ("int8 weak + converted (Q/DQ)", "int8", "weak", "int8", None, False),
+    ("fp32 strong", "fp32", "strong", "fp32", None, False),
+    ("fp16 strong + converted", "fp16", "strong", "fp16", None, False),
+    ("int8 strong + converted (Q/DQ)", "int8", "strong", "int8", None, False),
+    ("fp16 weak, opt_level 0", "fp16", "weak", "fp32", 0, False),
+    ("fp32 strong, opt_level 0", "fp32", "strong", "fp32", 0, False),
+    ("int8 weak (calibrator), dynamic batch", "int8", "weak", "fp32", None, True),
+    ("int8 strong + converted, dynamic batch", "int8", "strong", "int8", None, True),
+]
+
+
+def expected_typing(version: str) -> str:
+    return "strong" if vt(version)[0] >= 11 else "weak"
+
+
+def expected_outcome(version: str, typing: str, opt_level) -> str:
+    v = vt(version)
+    if typing == "weak" and v[0] >= 11:
+        return "refused: options.typing"
+    if typing == "strong" and v[0] < 10:
+        return "refused: options.typing"
+    if opt_level is not None and v < (8, 6):
+        return "refused: options.opt_level"
+    return "built"
+
+
+@dataclasses.dataclass
+class Exercise:
+    version: str
+    record: Record
+    outcomes: Dict[str, str]
+    messages: Dict[str, str]
+    builds: Dict[str, dict]
+    infos: Dict[str, dict]
+    errors: List[str]
+
+
+def _attempt(ex: Exercise, label: str, fn):
+    """Run ``fn``; a UserError is an outcome, anything else (AttributeError first) an error."""
+    from trt_ray_bench.errors import UserError
+
+    try:
+        return fn()
+    except UserError as exc:
+        ex.outcomes[label] = f"refused: {exc.where.split('.', 1)[1] if '.' in exc.where else exc.where}"
+        ex.messages[label] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - what the test is for: nothing else may escape
+        ex.errors.append(f"{label}: {exc.__class__.__name__}: {exc}")
+    return None
+
+
+def exercise(version: str, tmp: Path) -> Exercise:
+    """Drive the real build, load and run code through the stand-in of ``version``."""
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+    from trt_ray_bench.timing import LoopPlan, run_loop
+
+    ex = Exercise(version, Record(), {}, {}, {}, {}, [])
+    tmp.mkdir(parents=True, exist_ok=True)
+    onnx = {p: tiny_onnx(tmp / f"tiny-{p}.onnx", p) for p in ("fp32", "fp16", "int8")}
+    onnx.update({f"{p}-dynamic": tiny_onnx(tmp / f"tiny-{p}-dynamic.onnx", p, dynamic=True) for p in ("fp32", "int8")})
+    images = calib_folder(tmp / "calib")
+    with standin(version) as trt:
+        ex.record = object.__getattribute__(trt, "_s_record")
+        sim = object.__getattribute__(trt, "_s_sim")
+        for label, precision, typing, carried, opt_level, dynamic in BUILDS:
+            src = onnx[carried + ("-dynamic" if dynamic else "")]
+            converted = None if carried == "fp32" else {"path": str(src), "precision": carried,
+                                                        "converter": "stand-in", "converter_version": "0"}
+            opts = BuildOptions(precision=precision, typing=typing, opt_level=opt_level, tactics="none",
+                                max_batch=4 if dynamic else None,
+                                onnx_precision=carried, calib_images=str(images) if precision == "int8" else None,
+                                calib_cache=str(tmp / f"{label}.cache") if precision == "int8" else None)
+            n = len(sim.builds)
+            info = _attempt(ex, label, lambda: build_engine(src, opts, "Stand-in Orin", out=tmp / "engines",
+                                                            where="models[0]", hw=(32, 32), cc=(8, 7),
+                                                            converted=converted))
+            if info is not None:
+                ex.outcomes[label] = "built"
+                ex.infos[label] = dataclasses.asdict(info)
+                ex.builds[label] = sim.builds[n] if len(sim.builds) > n else {}
+        built = [label for label, outcome in ex.outcomes.items() if outcome == "built"]
+        for label in built[:1]:  # load and run one engine, then an engine file without imgsz
+            path = Path(ex.infos[label]["path"])
+            for options in ({}, {"transfers": False, "cuda_graph": True}):
+                model = dataclasses.replace(resolved(onnx["fp32"], **options), engine_path=str(path),
+                                            engine=ex.infos[label])
+                _attempt(ex, f"run {options or 'transfers'}", lambda: _run(backend, model, run_loop, LoopPlan))
+            given = tmp / "given.engine"
+            given.write_bytes(path.read_bytes())
+            model = dataclasses.replace(resolved(given, hw=(0, 0)), onnx_path="")
+            prepared = _attempt(ex, "engine file without imgsz", lambda: backend.prepare(model, "models[0]"))
+            if prepared is not None:
+                ex.outcomes["engine file without imgsz"] = f"hw {prepared.hw[0]}x{prepared.hw[1]}"
+                ex.infos["engine file without imgsz"] = prepared.engine
+        lines = _attempt(ex, "doctor", backend.doctor_lines)
+        ex.outcomes["doctor"] = "; ".join(lines or [])
+    return ex
+
+
+def _run(backend, model, run_loop, LoopPlan) -> None:
+    runner = backend.load(model)
+    runner.prepare([np.zeros((1, 3, 32, 32), np.float32)])
+    s = run_loop(runner, LoopPlan(iterations=5, warmup=2))
+    assert len(s.gpu_ms) == 7 and set(s.gpu_ms) == {0.5}
+    outs = runner.run_array(np.zeros((1, 3, 32, 32), np.float32)) if runner.transfers else []
+    assert all(o.shape == (1, 4, 32, 32) for o in outs)
+    runner.close()
+
+
+_EXERCISES: Dict[str, Exercise] = {}
+
+
+@pytest.fixture(scope="module")
+def exercised(tmp_path_factory):
+    pytest.importorskip("onnx")
+
+    def get(version: str) -> Exercise:
+        if version not in _EXERCISES:
+            _EXERCISES[version] = exercise(version, tmp_path_factory.mktemp(f"trt{version}"))
+        return _EXERCISES[version]
+    return get
+
+
+# =====================================================================================
+# The tests
+# =====================================================================================
+
+def test_the_version_lists_name_what_the_stubs_have():
+    """A misspelt name in a list would silently remove nothing."""
+    classes, exported, _ = API()
+    names = set(exported) | set(classes)
+    for c in classes.values():
+        names |= {f"{c.name}.{m}" for m in c.members}
+    for file in ("tensorrt11_removed.txt", "tensorrt85_absent.txt"):
+        unknown = [n for n, _ in read_list(file) if n not in names]
+        assert not unknown, f"{file}: not in the 10.13 stubs: {unknown}"
+    for name, rest in read_list("tensorrt85_absent.txt"):
+        assert re.match(r"\d+\.\d+\s", rest), f"tensorrt85_absent.txt: {name} needs the version that added it"
+
+
+def test_the_stand_in_has_exactly_its_versions_names():
+    t11, t85, t10 = make_trt("11.4.0"), make_trt("8.5.2"), make_trt("10.13.0")
+    assert int(t10.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) == 0
+    assert int(t10.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == 1
+    with pytest.raises(AttributeError):
+        t11.BuilderFlag.FP16
+    with pytest.raises(AttributeError):
+        t11.IInt8EntropyCalibrator2
+    with pytest.raises(AttributeError):
+        t11.NetworkDefinitionCreationFlag.EXPLICIT_BATCH
+    assert t11.BuilderFlag.REFIT is not None
+    logger = type("L", (t11.ILogger,), {"log": lambda self, s, m: None})()
+    builder = t11.Builder(logger)
+    assert not hasattr(builder, "platform_has_fast_fp16")
+    config = builder.create_builder_config()
+    with pytest.raises(AttributeError):
+        config.int8_calibrator = None
+    config.builder_optimization_level = 0  # 11 kept it
+    with pytest.raises(AttributeError):
+        t85.Builder(type("L", (t85.ILogger,), {})()).create_builder_config().builder_optimization_level = 0
+    with pytest.raises(AttributeError):
+        t85.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+    engine = t85.Runtime(type("L", (t85.ILogger,), {})()).deserialize_cuda_engine(
+        ENGINE_MAGIC + b'{"inputs": [], "outputs": []}')
+    assert hasattr(engine, "device_memory_size") and not hasattr(engine, "device_memory_size_v2")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_build_and_run_on_each_version(exercised, version):
+    ex = exercised(version)
+    assert not ex.errors, f"TensorRT {version}: " + "\n".join(ex.errors)
+    for label, precision, typing, carried, opt_level, dynamic in BUILDS:
+        assert ex.outcomes[label] == expected_outcome(version, typing, opt_level), (version, label, ex.messages)
+        if label in ex.messages:
+            msg = ex.messages[label]
+            assert "\n" not in msg and msg.startswith("models[0].options.")
+        if ex.outcomes[label] != "built":
+            continue
+        build, info = ex.builds[label], ex.infos[label]
+        major = vt(version)[0]
+        want_net = 1 if major < 10 else (2 if (typing == "strong" and major == 10) else 0)
+        assert build["network_flags"] == want_net, (label, build)
+        if typing == "weak":
+            want = {"fp32": [], "fp16": ["FP16"], "int8": ["FP16", "INT8"]}[precision]
+            assert build["flags"] == want, (label, build)
+        else:
+            assert build["flags"] == [], (label, build)
+        assert build["calibrated"] == (typing == "weak" and precision == "int8" and carried == "fp32")
+        assert info["typing"] == typing and info["device_memory_bytes"] == DEVICE_MEMORY
+        assert (info["converted"] is None) == (carried == "fp32")
+        assert [list(t) for t in info["inputs"]] == [["images", [-1 if dynamic else 1, 3, 32, 32], "float32"]]
+        assert build["profiles"] == ([[[1, 3, 32, 32], [1, 3, 32, 32], [4, 3, 32, 32]]] if dynamic else [])
+    assert ex.outcomes["engine file without imgsz"] == "hw 32x32"
+    assert ex.infos["engine file without imgsz"]["given"]
+    assert f"{version} (default typing: {expected_typing(version)})" in ex.outcomes["doctor"]
+    assert "compute capability 8.7" in ex.outcomes["doctor"]
+
+
+def test_refusals_say_why_in_one_line(exercised):
+    on11 = exercised("11.4.0.10").messages["fp16 weak (flag)"]
+    assert on11.startswith("models[0].options.typing: weak: TensorRT 11.4.0.10 has no weak typing")
+    on8 = exercised("8.6.1.6").messages["fp16 strong + converted"]
+    assert on8 == ("models[0].options.typing: strong: TensorRT 8.x has no strongly typed networks (10.0+); "
+                   "use typing: weak with convert: true")
+    assert exercised("8.5.2.2").messages["fp16 weak, opt_level 0"].startswith(
+        "models[0].options.opt_level: needs TensorRT >= 8.6")
+
+
+def test_the_code_uses_no_name_its_version_lacks(exercised):
+    """The heart of it: on each version, every name the code found exists there, and the
+    names it looked up without finding were gated (the run went on)."""
+    for version in VERSIONS:
+        ex = exercised(version)
+        absent = absent_names(version)
+        assert not (ex.record.used & absent), (version, ex.record.used & absent)
+        major = vt(version)[0]
+        used = ex.record.used
+        assert ("NetworkDefinitionCreationFlag.EXPLICIT_BATCH" in used) == (major < 10)
+        assert not any(n.startswith("Builder.platform_has") for n in used)
+        assert not any(n.startswith("TacticSource.") for n in used)
+        assert ("ICudaEngine.device_memory_size_v2" in used) == (vt(version) >= (10, 1))
+
+
+def version_table(exs: List[Exercise]) -> str:
+    """TensorRT call x version: used / gated (looked up, absent, not called) / not used."""
+    rows = sorted(set().union(*(e.record.used | e.record.missing for e in exs)))
+    versions = " | ".join(".".join(e.version.split(".")[:2]) for e in exs)
+    lines = [f"| TensorRT call | {versions} |", "|---|" + "---|" * len(exs)]
+    for r in rows:
+        cells = ["used" if r in e.record.used else "gated" if r in e.record.missing else "—" for e in exs]
+        lines.append(f"| `{r}` | " + " | ".join(cells) + " |")
+    lines += ["", f"| build (build_engine) | {versions} |", "|---|" + "---|" * len(exs)]
+    for label, *_ in BUILDS:
+        lines.append(f"| {label} | " + " | ".join(e.outcomes[label] for e in exs) + " |")
+    return "\n".join(lines)
+
+
+_BEGIN, _END = "<!-- version table: begin -->", "<!-- version table: end -->"
+
+
+def test_the_version_table_in_the_readme_is_current(exercised):
+    table = version_table([exercised(v) for v in VERSIONS])
+    text = README.read_text()
+    have = text.split(_BEGIN, 1)[1].split(_END, 1)[0].strip()
+    assert have == table, "data/README.md's table is stale: python tests/engines/test_trt_api.py rewrites it\n" + table
+
+
+# -------------------------------------------------------------------- the driver's checks
+def test_check_refuses_unknown_typing_and_convert(tmp_path):
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    m = resolved(tiny_onnx(tmp_path / "m.onnx"), "fp16", typing="medium")
+    with pytest.raises(UserError, match=r"models\[0\].options.typing: 'medium', expected weak or strong"):
+        backend.check(m, "models[0]")
+    m = resolved(tmp_path / "m.onnx", "fp16", convert="sometimes")
+    with pytest.raises(UserError, match=r"models\[0\].options.convert: 'sometimes', expected auto, true or false"):
+        backend.check(m, "models[0]")
+    for options in ({"typing": "strong"}, {"convert": True}, {"typing": "strong", "convert": False}):
+        backend.check(resolved(tmp_path / "m.onnx", "fp32", **options), "models[0]")  # fp32: a no-op
+
+
+def test_check_int8_calibration_data_by_route(tmp_path):
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    pytest.importorskip("onnx")
+    src, qdq = tiny_onnx(tmp_path / "m.onnx"), tiny_onnx(tmp_path / "q.onnx", "int8")
+    images = str(calib_folder(tmp_path / "calib"))
+    with pytest.raises(UserError, match=r"options.calib_cache: int8 needs a calibration cache"):
+        backend.check(resolved(src, "int8", calib_images=images, typing="weak"), "models[0]")  # the calibrator
+    with pytest.raises(UserError, match=r"precision: int8 needs calibration data"):
+        backend.check(resolved(src, "int8"), "models[0]")
+    # the typing is the node's TensorRT's: 11.x converts (images only), below 11 prepare asks for the cache
+    backend.check(resolved(src, "int8", calib_images=images), "models[0]")
+    backend.check(resolved(src, "int8", calib_images=images, convert=True), "models[0]")  # Q/DQ: images only
+    backend.check(resolved(src, "int8", calib_images=images, typing="strong"), "models[0]")
+    with pytest.raises(UserError, match=r"options.calib_images: int8 by conversion"):
+        backend.check(resolved(src, "int8", typing="strong"), "models[0]")
+    backend.check(resolved(qdq, "int8"), "models[0]")  # a Q/DQ ONNX carries its scales
+    backend.check(resolved(qdq, "int8", convert=False, typing="strong"), "models[0]")
+    with pytest.raises(UserError, match=r"options.convert: false builds the ONNX as given, which carries fp32"):
+        backend.check(resolved(src, "fp16", convert=False, typing="strong"), "models[0]")
+
+
+def test_gpu_precision_from_the_compute_capability():
+    from trt_ray_bench.engines._trt_api import precision_problem
+
+    assert precision_problem((6, 1), "fp16") and precision_problem((5, 0), "fp16")
+    assert precision_problem((5, 3), "int8") and precision_problem((6, 2), "int8")  # Nano, TX2
+    for cc in ((5, 3), (6, 0), (6, 2), (7, 2), (8, 7), (9, 0)):  # Nano, P100, TX2, Xavier, Orin, H100
+        assert precision_problem(cc, "fp16") is None
+    for cc in ((6, 1), (7, 0), (7, 2), (8, 7), (9, 0)):
+        assert precision_problem(cc, "int8") is None
+
+
+def test_a_gpu_without_fast_fp16_is_refused(tmp_path):
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+    from trt_ray_bench.errors import UserError
+
+    pytest.importorskip("onnx")
+    src = tiny_onnx(tmp_path / "m.onnx")
+    with standin("8.6.1.6", cc=(6, 1)):
+        with pytest.raises(UserError, match=r"models\[0\].precision: GTX 1080 \(sm 6.1 has no fast FP16\)"):
+            build_engine(src, BuildOptions(precision="fp16"), "GTX 1080", out=tmp_path, where="models[0]", cc=(6, 1))
+
+
+# -------------------------------------------------------------------- prepare, with the real converter
+def test_prepare_converts_where_the_typing_asks(tmp_path, monkeypatch):
+    """prepare's route on each side of the version line, with the real converter: 11.x
+    converts for strong typing by default; 8.6 builds the Q/DQ conversion with the INT8
+    flag and no calibrator (weak + convert: true); 10.13 keeps weak typing by default."""
+    pytest.importorskip("onnx")
+    convert = pytest.importorskip("trt_ray_bench.models._convert")
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / "cache"))
+    src = tiny_onnx(tmp_path / "m.onnx", hw=(32, 32))
+    images = str(calib_folder(tmp_path / "calib", 4))
+    with standin("11.4.0.10") as trt:
+        m = backend.prepare(resolved(src, "fp16", tactics="none"), "models[0]")
+        sim = object.__getattribute__(trt, "_s_sim")
+        assert m.engine["typing"] == "strong" and sim.builds[-1]["flags"] == []
+        assert m.converted["precision"] == "fp16" and convert.onnx_precision(m.converted["path"]) == "fp16"
+        assert m.engine["converted"]["sha256"] == m.converted["sha256"]
+        assert str(m.converted["path"]) in backend.made_files(m) and m.engine_path in backend.made_files(m)
+    with standin("8.6.1.6") as trt:
+        m = backend.prepare(resolved(src, "int8", tactics="none", convert=True, calib_images=images), "models[0]")
+        build = object.__getattribute__(trt, "_s_sim").builds[-1]
+        assert m.engine["typing"] == "weak" and build["flags"] == ["FP16", "INT8"] and not build["calibrated"]
+        assert m.converted["precision"] == "int8"
+        with pytest.raises(UserError, match=r"options.calib_cache: int8 needs a calibration cache file path"):
+            backend.prepare(resolved(src, "int8", calib_images=images), "models[0]")  # weak by default on 8.x
+    with standin("10.13.0.35") as trt:
+        m = backend.prepare(resolved(src, "fp16", tactics="none"), "models[0]")
+        assert m.engine["typing"] == "weak" and m.converted is None
+        assert object.__getattribute__(trt, "_s_sim").builds[-1]["flags"] == ["FP16"]
+
+
+# -------------------------------------------------------------------- the CUDA facades
+def _public(cls) -> Set[str]:
+    return {n for n in dir(cls) if not n.startswith("_")}
+
+
+def test_the_cuda_facades_have_the_same_methods():
+    from trt_ray_bench.engines._cuda import CudaPython, PyCuda
+
+    # ``version`` (and the binding's module) are set per instance by the real ones
+    assert _public(CudaPython) == _public(PyCuda) == _public(FakeCuda) - {"version"}
+
+
+class _FakePyCudaDriver(types.ModuleType):
+    """pycuda.driver's calls that the facade makes, with its per-thread context rule: a
+    call in a thread where no context is current fails, as the driver API does."""
+
+    class Error(Exception):
+        pass
+
+    def __init__(self):
+        super().__init__("pycuda.driver")
+        self.local = threading.local()
+        self.pushes: List[int] = []
+        drv = self
+
+        class Context:
+            def push(self):
+                drv.local.current = self
+                drv.pushes.append(threading.get_ident())
+
+            @staticmethod
+            def synchronize():
+                drv.need()
+
+        class Device:
+            def __init__(self, i):
+                pass
+
+            @staticmethod
+            def count():
+                return 1
+
+            def name(self):
+                return "Fake Orin"
+
+            def compute_capability(self):
+                return (8, 7)
+
+            def retain_primary_context(self):
+                return Context()
+
+        class Stream:
+            def __init__(self, flags=0):
+                drv.need()
+                self.handle = 99
+
+            def synchronize(self):
+                drv.need()
+
+        class Event:
+            def __init__(self):
+                drv.need()
+
+            def record(self, stream):
+                drv.need()
+
+            def synchronize(self):
+                drv.need()
+
+            def time_till(self, other):
+                drv.need()
+                return 0.25
+
+        self.Context, self.Device, self.Stream, self.Event = Context, Device, Stream, Event
+
+    def need(self):
+        if getattr(self.local, "current", None) is None:
+            raise self.Error("cuCtx: invalid device context (no context current in this thread)")
+
+    def init(self):
+        pass
+
+    def get_version(self):
+        return (12, 2, 0)
+
+    def get_driver_version(self):
+        return 12060
+
+    def mem_alloc(self, n):
+        self.need()
+        return 0x5000 + n
+
+    def pagelocked_empty(self, shape, dtype):
+        self.need()
+        return np.zeros(shape, dtype)
+
+    def memcpy_htod_async(self, dst, src, stream):
+        self.need()
+
+    def memcpy_dtoh_async(self, dst, src, stream):
+        self.need()
+
+
+def test_pycuda_facade_in_a_threaded_actor(tmp_path, monkeypatch):
+    """Ray's threaded actor: the runner is built in one thread and timed in another. The
+    pycuda facade makes the primary context current once per thread (not per call), and
+    describe() says it ran through pycuda; a CUDA graph is refused in one line."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.engines import _cuda
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+    from trt_ray_bench.errors import UserError
+    from trt_ray_bench.timing import LoopPlan, run_loop
+
+    drv = _FakePyCudaDriver()
+    pkg = types.ModuleType("pycuda")
+    pkg.VERSION_TEXT, pkg.driver = "2026.1", drv
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)
+    monkeypatch.setattr(_cuda, "_set_primary_flags", lambda device, flags: None)
+    monkeypatch.setenv("TRB_CUDA", "pycuda")
+    src = tiny_onnx(tmp_path / "m.onnx")
+    with standin("8.6.1.6"):
+        info = build_engine(src, BuildOptions(tactics="none"), "Fake Orin", out=tmp_path, where="models[0]")
+    monkeypatch.setitem(sys.modules, "tensorrt", make_trt("8.6.1.6"))  # and the real facade, over the fake driver
+    model = dataclasses.replace(resolved(src), engine_path=info.path, engine=dataclasses.asdict(info))
+    runner = backend.load(model)
+    assert runner.describe()["providers"].endswith("via pycuda")
+    out = {}
+
+    def timed():
+        runner.prepare([np.zeros((1, 3, 32, 32), np.float32)])
+        out["s"] = run_loop(runner, LoopPlan(iterations=50, warmup=5))
+        runner.close()
+    t = threading.Thread(target=timed)
+    t.start()
+    t.join()
+    assert len(out["s"].gpu_ms) == 55 and set(out["s"].gpu_ms) == {0.25}
+    assert len(drv.pushes) == 2 and drv.pushes[0] != drv.pushes[1]  # once per thread, not per call
+    graph = dataclasses.replace(model, options={"cuda_graph": True, "transfers": False})
+    with pytest.raises(UserError, match=r"options.cuda_graph: needs cuda-python"):
+        backend.load(graph)
+    with pytest.raises(UserError, match=r"options.cuda_graph: needs cuda-python"):
+        backend.check(graph, "models[0]")
+    lines = backend.doctor_lines()
+    assert any("pycuda 2026.1" in line for line in lines) and any("compute capability 8.7" in line
+                                                                  for line in lines)
+
+
+def test_trb_cuda_must_name_a_binding(monkeypatch):
+    from trt_ray_bench.engines import _cuda
+    from trt_ray_bench.errors import UserError
+
+    monkeypatch.setenv("TRB_CUDA", "cupy")
+    with pytest.raises(UserError, match="TRB_CUDA: 'cupy', expected one of auto, cuda-python, pycuda"):
+        _cuda.load()
+
+
+def test_ultralytics_engine_header_is_split():
+    from trt_ray_bench.engines._trt_build import split_ultralytics_header
+
+    meta = json.dumps({"task": "detect", "imgsz": [640, 640]}).encode()
+    data = len(meta).to_bytes(4, "little", signed=True) + meta + b"ftrt-engine"
+    assert split_ultralytics_header(data) == ({"task": "detect", "imgsz": [640, 640]}, b"ftrt-engine")
+    assert split_ultralytics_header(b"ftrt-bare-engine-bytes") == (None, b"ftrt-bare-engine-bytes")
+
+
+if __name__ == "__main__":  # rewrite data/README.md's version table
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        table = version_table([exercise(v, Path(d) / v) for v in VERSIONS])
+    text = README.read_text()
+    head, rest = text.split(_BEGIN, 1)
+    README.write_text(f"{head}{_BEGIN}\n{table}\n{_END}{rest.split(_END, 1)[1]}")
+    print(table)

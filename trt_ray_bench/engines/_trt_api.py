@@ -1,0 +1,112 @@
+"""Which TensorRT call to make on which TensorRT version, in one place.
+
+The builder and runner support TensorRT 8.5 (JetPack 5) to 11.x (``pip install
+tensorrt``). What differs (tests/engines/data/README.md has the whole table):
+
+- weak typing (``BuilderFlag.FP16`` / ``INT8``, ``int8_calibrator``) exists up to 10.x
+  and was removed in 11.0; strongly typed networks exist from 10.0 (the flag
+  ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``) and are the only kind in 11.x, where
+  that flag is deprecated and ignored, so nothing is passed there;
+- ``EXPLICIT_BATCH`` is required below 10, ignored in 10.x and gone in 11.x;
+- ``builder_optimization_level`` exists from 8.6;
+- ``device_memory_size_v2`` exists from 10.1, ``device_memory_size`` until 10.x;
+- ``platform_has_fast_fp16`` / ``_int8`` are gone in 11.x: the compute capability,
+  asked of CUDA, answers instead (``precision_problem``).
+
+Nothing here imports TensorRT: the functions take the module (or its objects).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from ..errors import UserError
+
+TYPINGS = ("weak", "strong")
+#: the TensorRT major version from which each typing exists / up to which it exists
+STRONG_FROM, WEAK_BEFORE = 10, 11
+
+
+def version_tuple(trt) -> Tuple[int, int]:
+    """(major, minor) of a TensorRT module."""
+    parts = (str(trt.__version__).split(".") + ["0"])[:2]
+    return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+
+
+def default_typing(trt) -> str:
+    """weak below TensorRT 11 (what engines were always built with), strong from 11 (the
+    only kind there)."""
+    return "strong" if version_tuple(trt)[0] >= WEAK_BEFORE else "weak"
+
+
+def check_typing(trt, typing: str, where: str) -> None:
+    """Refuse, in one line, a typing this TensorRT does not have."""
+    major = version_tuple(trt)[0]
+    if typing == "weak" and major >= WEAK_BEFORE:
+        raise UserError(f"{where}.options.typing",
+                        f"weak: TensorRT {trt.__version__} has no weak typing (11.0 removed the builder precision "
+                        "flags and INT8 calibrators); use typing: strong (the precision is converted into the ONNX)")
+    if typing == "strong" and major < STRONG_FROM:
+        raise UserError(f"{where}.options.typing",
+                        f"strong: TensorRT {major}.x has no strongly typed networks (10.0+); "
+                        "use typing: weak with convert: true")
+
+
+def network_flags(trt, typing: str) -> int:
+    """``create_network``'s flags: explicit batch below 10 (required there, ignored in
+    10.x, gone in 11.x); strongly typed on 10.x when asked (11.x networks are always
+    strongly typed and its flag is deprecated)."""
+    major = version_tuple(trt)[0]
+    if major < STRONG_FROM:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if typing == "strong" and major < WEAK_BEFORE:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
+
+
+def set_precision_flags(trt, config, precision: str) -> None:
+    """Weak typing: let the builder pick fp16 (and int8) kernels. Only reached where weak
+    typing exists (``check_typing`` first)."""
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # int8 engines fall back to fp16, not fp32, where int8 has no kernel
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+
+
+def set_opt_level(trt, config, level: Optional[int], where: str) -> None:
+    """The builder optimization level (8.6+); refused in one line below."""
+    if level is None:
+        return
+    if not hasattr(config, "builder_optimization_level"):
+        raise UserError(f"{where}.options.opt_level", f"needs TensorRT >= 8.6 (this is {trt.__version__})")
+    config.builder_optimization_level = int(level)
+
+
+def set_calibration_profile(trt, config, profile) -> None:
+    """The shapes the calibrator sees on a dynamic network: needed below 10; deprecated
+    in 10.1 (the builder calibrates with the first profile) and, by Ultralytics'
+    exporter's experience, a cause of internal errors on 10.x, so not called there."""
+    if version_tuple(trt)[0] < STRONG_FROM:
+        config.set_calibration_profile(profile)
+
+
+def engine_device_memory(engine) -> Optional[int]:
+    """Bytes of device memory an execution context of ``engine`` needs: ``_v2`` (10.1+,
+    includes weight-streaming scratch) where it exists, else the old property (gone in 11)."""
+    for name in ("device_memory_size_v2", "device_memory_size"):
+        if hasattr(engine, name):
+            return int(getattr(engine, name))
+    return None
+
+
+def precision_problem(cc: Tuple[int, int], precision: str) -> Optional[str]:
+    """Why a GPU of compute capability ``cc`` has no fast ``precision``, or None. What
+    ``Builder.platform_has_fast_fp16/int8`` answered before 11.x removed them: fast FP16
+    from sm 5.3 (Jetson TX1/Nano) except sm 6.1 (GeForce Pascal); INT8 (DP4A / tensor
+    cores) on sm 6.1 and from sm 7.0, not on sm 6.0 nor 6.2 (P100, Jetson TX2)."""
+    cc = tuple(cc)
+    if precision == "fp16" and (cc < (5, 3) or cc == (6, 1)):
+        return f"sm {cc[0]}.{cc[1]} has no fast FP16"
+    if precision == "int8" and not (cc == (6, 1) or cc >= (7, 0)):
+        return f"sm {cc[0]}.{cc[1]} has no fast INT8"
+    return None
