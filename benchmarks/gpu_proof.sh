@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_proof.sh together
 #   bash benchmarks/gpu_proof.sh gap pitfalls skew tables
 #   bash benchmarks/gpu_proof.sh pipeline seed002   (need the chunks of benchmarks/gpu_pipeline_wheels.sh too)
+#   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
@@ -88,6 +89,30 @@ precision() {
   step "FP32 / FP16 (flag, converted) / INT8 (Q/DQ, calibrator), yolov8n 640"
   "$PY" benchmarks/trt_precision.py --tactics none --opt-level 0 --images 8 2>&1 | tee "$OUT/precision.md"
 }
+signals() {
+  # Issue 13, item 8, once on the real GPU: a run holding {gpu_mhz: 1500} sent SIGHUP (an
+  # ssh that drops), then one sent SIGKILL (the OOM killer), then a default-clocks run.
+  step "a run stopped by SIGHUP, then one killed by SIGKILL, holding the SM clock at 1500 MHz"
+  local log="$OUT/signals.log" sig p
+  q() { nvidia-smi --query-gpu=index,clocks.sm,clocks.max.sm,pstate --format=csv,noheader | head -1; }
+  for sig in HUP KILL; do
+    echo "--- SIG$sig; before: $(q)" | tee -a "$log"
+    setsid "$PY" -m trt_ray_bench.cli run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=alone \
+        --set 'models=[{arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}}]' \
+        --set 'clocks={gpu_mhz: 1500}' --set timing.iterations=null --set timing.duration_s=60 >> "$log" 2>&1 &
+    p=$!
+    for _ in $(seq 60); do grep -q "repeat 0" "$log" 2>/dev/null && break; sleep 1; done; sleep 5
+    echo "while measuring: $(q)" | tee -a "$log"
+    kill -$sig $p; wait $p; echo "exit $?" | tee -a "$log"
+    sleep 8
+    echo "after: $(q); journal: $(ls /var/tmp/trt_ray_bench/journal 2>/dev/null | tr '\n' ' '); ray:: left: $(pgrep -fc 'ray::' || true)" | tee -a "$log"
+  done
+  trb doctor 2>&1 | grep -E "journal" | tee -a "$log"
+  trb run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=alone --set timing.iterations=50 \
+      --set 'models=[{arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}}]' \
+      2>&1 | grep -E "restored|wrote|clocks" | tee -a "$log"
+  echo "after the next run: $(q); journal: $(ls /var/tmp/trt_ray_bench/journal 2>/dev/null | tr '\n' ' ')" | tee -a "$log"
+}
 skew() {
   step "start skew of 5 actors on this machine's cores"
   "$PY" benchmarks/start_skew.py --threads 1 --repeats 10 2>&1 | tee "$OUT/skew.log"
@@ -101,6 +126,36 @@ tables() {
     "$PY" benchmarks/gpu_tables.py "$R"
   } 2>&1 | tee "$OUT/tables.md"
   tar -czf "$OUT/results.tgz" -C "$R" . && ls -la "$OUT"
+}
+
+multigpu() {
+  # Issue 13, item 4, on the 2-GPU machine (kind nvidia-h200-x2), after `models`:
+  #   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models multigpu
+  # One node started by `trb node start --head` (2 GPUs visible: --num-gpus=2, trb_slot 2),
+  # a 4-point sweep on it two points at a time, nvidia-smi logging both GPUs meanwhile
+  # (100 ms), then benchmarks/multigpu_check.py: each point's GPU, window, NVML telemetry
+  # beside nvidia-smi's log of each GPU, and the verdicts (exit 1 on a FAIL).
+  step "multi-GPU: one node, two GPUs, two points at a time"
+  local spec=${MULTIGPU_SPEC:-benchmarks/multigpu_sweep.yaml} port=${MULTIGPU_PORT:-6379} smi=${SMI:-nvidia-smi}
+  local root=${MULTIGPU_RESULTS:-/tmp/trb-results/multigpu} log="$OUT/multigpu.log" smipid rc
+  if ! command -v ray >/dev/null; then   # the bundle unpacks wheels, without their console scripts
+    mkdir -p /tmp/trb-bin && printf '#!/bin/sh\nexec "%s" -m ray.scripts.scripts "$@"\n' "$PY" > /tmp/trb-bin/ray
+    chmod +x /tmp/trb-bin/ray && export PATH=/tmp/trb-bin:$PATH
+  fi
+  "$smi" --query-gpu=index,uuid,name,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$log"
+  rm -rf "$root"
+  CUDA_VISIBLE_DEVICES=0 trb node start --head --port "$port" --dry-run 2>&1 | tee -a "$log"  # the issue's case: 1 GPU
+  trb node start --head --node-ip 127.0.0.1 --port "$port" --name multigpu ${MULTIGPU_NODE_ARGS:-} 2>&1 | tee -a "$log"
+  "$smi" --query-gpu=timestamp,index,uuid,utilization.gpu,clocks.sm --format=csv -lms 100 > "$OUT/smi.csv" 2>&1 &
+  smipid=$!
+  trb sweep "$spec" --address "127.0.0.1:$port" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  sleep 0.5; kill "$smipid" 2>/dev/null; wait "$smipid" 2>/dev/null
+  ${MULTIGPU_STOP:-ray stop --force} >/dev/null 2>&1   # the lent machine runs nothing else
+  echo "sweep exit $rc; nvidia-smi log: $(wc -l < "$OUT/smi.csv") lines" | tee -a "$log"
+  "$PY" benchmarks/multigpu_check.py "$root" "$OUT/smi.csv" 2>&1 | tee "$OUT/multigpu.md"
+  "$smi" --query-gpu=index,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee -a "$OUT/multigpu.md"  # after the sweep, idle
+  tar -czf "$OUT/multigpu.tgz" -C "$(dirname "$root")" "$(basename "$root")"
 }
 
 stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls pipeline seed002 skew tables)

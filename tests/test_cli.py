@@ -114,7 +114,12 @@ def test_run_joins_an_existing_cluster(tmp_path, cls_onnx):
         assert p.returncode == 0, p.stderr
         assert cluster.address in p.stdout
         runs = results.load(tmp_path / "results").runs
-        assert runs.node_id.iloc[0] == cluster.head_node.node_id
+        head = getattr(cluster.head_node, "node_id", None)
+        if head is None:  # Ray 2.10 (Python 3.8): the node's ID from the cluster itself
+            head = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR'); "
+                                   "print(ray.nodes()[0]['NodeID'])" % cluster.address], capture_output=True,
+                                  text=True, timeout=120, check=True).stdout.split()[-1]
+        assert runs.node_id.iloc[0] == head
     finally:
         cluster.shutdown()
 
@@ -126,12 +131,52 @@ def test_unreachable_address_is_refused_fast(trb, tmp_path):
     assert code == 2 and "--address: 127.0.0.1:1: no Ray cluster answers there" in err
 
 
-@pytest.mark.parametrize("spec", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def _shipped(sweeps: bool):
+    """experiments/*.yaml: the experiment specs, or the sweep specs (those with axes)."""
+    import yaml
+
+    return [p for p in sorted((ROOT / "experiments").glob("*.yaml"))
+            if ("axes" in yaml.safe_load(p.read_text())) == sweeps]
+
+
+@pytest.mark.parametrize("spec", _shipped(sweeps=False), ids=lambda p: p.stem)
 def test_every_shipped_experiment_validates(trb, tmp_path, spec):
     """Each study's spec is valid as shipped (a dry run exports and writes nothing)."""
     code, out, err = trb("run", spec, "--dry-run", "--output", tmp_path / "r")
     assert code == 0, err
     assert "phases" in out and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("spec", _shipped(sweeps=True), ids=lambda p: p.stem)
+def test_every_shipped_sweep_dry_runs(trb, tmp_path, monkeypatch, spec):
+    """Each sweep's points are valid as shipped, on any machine: the dry run lists them and
+    says what a run here would lack (no GPU, no TensorRT), exporting and writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = trb("sweep", spec, "--dry-run")
+    assert code == 0, err
+    assert out.rstrip().endswith("dry run: nothing measured, nothing written") and not (tmp_path / "results").exists()
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        if "tensorrt" in spec.read_text():
+            assert "note        not runnable on this machine: tensorrt: not installed" in out
+
+
+def test_the_models_and_clocks_sweep():
+    """The design's main use: the five YOLO tasks at their sizes as TensorRT FP16, alone and
+    together, at clocks default / max x gap 0 / 50 ms, on every node."""
+    from trt_ray_bench.spec import load_sweep
+    from trt_ray_bench.spec._sweep import expand
+
+    sweep = load_sweep(ROOT / "experiments" / "sweep_models_clocks.yaml")
+    points = expand(sweep)
+    assert sweep.nodes == "all" and [p.values for p in points] == [
+        {"clocks": c, "timing.gap_s": g} for c in ("default", "max") for g in (0, 0.05)]
+    for p in points:
+        assert [(m.task, m.imgsz, m.backend, m.precision) for m in p.spec.models] == [
+            ("classify", 224, "tensorrt", "fp16"), ("detect", 640, "tensorrt", "fp16"),
+            ("pose", 640, "tensorrt", "fp16"), ("segment", 640, "tensorrt", "fp16"), ("obb", 1024, "tensorrt", "fp16")]
+        assert tuple(p.spec.phases) == ("alone", "together") and p.spec.timing.gap_s == p.values["timing.gap_s"]
 
 
 @pytest.mark.slow
@@ -175,8 +220,33 @@ def test_ray_cluster_file_binds_to_the_lab_network():
     assert "SECURITY" in (ROOT / "ray_cluster.yaml").read_text()
 
 
+def test_ray_cluster_file_installs_the_jetson_way(tmp_path):
+    """Boards get a venv made from the system's python3 with --system-site-packages (it
+    sees JetPack's TensorRT), the jetson extra and never pip's TensorRT; every start
+    command uses that venv's ray and trb. The venv command is run here as written."""
+    import re
+
+    import yaml
+
+    from trt_ray_bench.control.jetpack import venv_sees_system
+
+    c = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    make, _, install = c["setup_commands"]
+    assert "--system-site-packages ~/trb-venv" in make
+    assert install.split(" ")[1] == "~/trb-venv/bin/pip" and '"$HOME/trt_ray_bench[jetson' in install
+    starts = c["head_start_ray_commands"] + c["worker_start_ray_commands"]
+    for cmd in c["setup_commands"] + c["head_setup_commands"] + c["worker_setup_commands"] + starts:
+        assert "[tensorrt" not in cmd and not re.search(r"pip install .*\btensorrt\b", cmd), cmd
+    assert [x.split(" && ")[0] for x in starts] == ["~/trb-venv/bin/ray stop", ". ~/trb-venv/bin/activate"] * 2
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3 here")
+    subprocess.run(["bash", "-c", make], env=dict(os.environ, HOME=str(tmp_path)), check=True, timeout=300)
+    assert venv_sees_system(str(tmp_path / "trb-venv")) is True
+
+
 def test_node_start_passes_launcher_arguments(trb):
     code, out, err = trb("node", "start", "--head", "--num-gpus", "1", "--dry-run", "--",
                          "--autoscaling-config=~/ray_bootstrap_config.yaml")
-    assert code == 0 and out.strip().endswith("--autoscaling-config=~/ray_bootstrap_config.yaml")
-    assert "--include-dashboard=false" in out
+    argv = out.splitlines()[0]  # the command; a "# ..." line after it says what auth does
+    assert code == 0 and argv.endswith("--autoscaling-config=~/ray_bootstrap_config.yaml")
+    assert "--include-dashboard=false" in argv and all(line.startswith("# ") for line in out.splitlines()[1:])

@@ -17,11 +17,12 @@ def _cmd_run(a) -> int:
 
     spec = load_spec(a.spec, a.set or [])
     if a.output:
+        from .results import check_writable
+
+        check_writable(Path(a.output) / spec.name, "--output")
         spec = spec.model_copy(update={"output": a.output})
     if a.address:
-        from .cluster.node_run import check_address
-
-        check_address(a.address)  # before exporting anything
+        _join(a)  # before exporting anything
     plan = make_plan(spec, address=a.address, export=not a.dry_run)
     print(plan.describe())
     if a.dry_run:
@@ -47,6 +48,15 @@ def _cmd_run(a) -> int:
             print(f"FAILED   {r['model']} {r['phase']} r{r['repeat']}: {r['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _join(a) -> None:
+    """``--address``: a cluster answers there, and this driver carries its token."""
+    from .cluster.join import client_auth
+    from .cluster.node_run import check_address
+
+    check_address(a.address)
+    client_auth(a.address, a.token_file)
 
 
 def _cmd_compare(a) -> int:
@@ -220,25 +230,41 @@ def _cmd_doctor(a) -> int:
     print(f"ray          {p['ray_version'] or 'MISSING (pip install ray)'}")
     for name, v in backend_versions().items():
         print(f"{name:<12} {v}")
-    from .control.doctor import backend_lines, doctor_lines
+    from .control.doctor import backend_lines, doctor_lines, journal_lines
 
-    for line in backend_lines() + doctor_lines():
+    for line in backend_lines() + doctor_lines() + journal_lines(restore=a.restore):
         print(line)
     return 0
 
 
 def _cmd_node_start(a) -> int:
+    """``ray start`` for this node: versions checked against the head's first, the token
+    given to Ray as a file (environment, never argv)."""
     import subprocess
 
+    from .cluster.join import head_env, join_env
     from .cluster.node import ray_start_argv
 
     argv = ray_start_argv(a.head, a.address, a.node_ip, a.name, a.num_gpus, a.port, a.board)
     argv += [x for x in (a.ray_args or []) if x != "--"]  # e.g. the launcher's --autoscaling-config
+    from .control.journal import describe, left_behind
+
+    for j in left_behind():  # a node that joins a lab must not carry a killed run's clock lock
+        raise UserError("node start", f"a run killed on this node left it changed: {describe(j)}; restore it "
+                                      "first: trb doctor --restore")
+    if a.address:
+        from .cluster.node_run import check_address
+
+        check_address(a.address)
+        env, note = join_env(a.address, a.token_file, a.auth)  # versions checked: one line, nothing started
+    else:
+        env, note = head_env(a.token_file, a.auth, make=not a.dry_run)
     print(" ".join(argv))
+    print(f"# {note}")
     if a.dry_run:
         return 0
     try:
-        return subprocess.run(argv).returncode
+        return subprocess.run(argv, env={**os.environ, **env}).returncode
     except FileNotFoundError:
         raise UserError("ray", "the ray command is not on PATH (pip install ray)") from None
 
@@ -249,13 +275,15 @@ def _cmd_sweep(a) -> int:
 
     sweep = load_sweep(a.spec)
     if a.address:
-        from .cluster.node_run import check_address
-
-        check_address(a.address)
+        _join(a)
     ready = prepare(sweep, a.resume)  # expand and validate every point once
     points, _, skip = ready
     print(describe(sweep, points, skip))
     if a.dry_run:
+        from .cluster.plan import not_runnable_here
+
+        for note in [] if a.address else not_runnable_here([p.spec for p in points]):  # --address: the nodes run it
+            print(f"note        {note} (without --address the points run here)")
         print("dry run: nothing measured, nothing written")
         return 0
     out = run_sweep(sweep, address=a.address, resume=a.resume, planned=ready)
@@ -278,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="validate and print the plan; measure nothing")
     r.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     r.add_argument("--output", help="results root (overrides the spec's output)")
+    r.add_argument("--token-file", help="with --address: the cluster's Ray token file (default: $RAY_AUTH_TOKEN_PATH "
+                   "or ~/.ray/auth_token, where it exists)")
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
@@ -359,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--board", help="board kind for trb_board_<kind>, what a sweep's nodes: {board: ...} "
                     "selects (default: the Jetson model or GPU name, e.g. nvidia_jetson_agx_orin_developer_kit)")
     ns.add_argument("--port", type=int, default=6379)
+    ns.add_argument("--auth", choices=("token", "none"), default="token",
+                    help="Ray token authentication (Ray 2.52+): the head makes the token file if there is none, "
+                    "the other nodes need a copy of it (default: token)")
+    ns.add_argument("--token-file", help="the token file (default: $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
     ns.add_argument("--dry-run", action="store_true", help="print the command only")
     ns.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` arguments")
     ns.set_defaults(func=_cmd_node_start)
@@ -367,22 +401,33 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("spec", help="sweep YAML")
     sw.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     sw.add_argument("--resume", action="store_true", help="skip points already finished ok in the results tree")
+    sw.add_argument("--token-file", help="with --address: the cluster's Ray token file (default: $RAY_AUTH_TOKEN_PATH "
+                    "or ~/.ray/auth_token, where it exists)")
     sw.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
     sw.set_defaults(func=_cmd_sweep)
 
     d = sub.add_parser("doctor", help="what this machine offers")
+    d.add_argument("--restore", action="store_true", help="put back the clocks / power mode / MPS a killed run left "
+                   "changed on this node (its journal)")
     d.set_defaults(func=_cmd_doctor)
     return ap
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .interrupt import Stopped, install, why
+
     args = build_parser().parse_args(argv)
+    install()  # SIGTERM / SIGHUP: like Ctrl-C (restored, written, one line)
     try:
         return args.func(args)
     except UserError as exc:
         print(f"trb: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (Ray's ray.get re-raises them plain)
+        stop = why(exc)
+        if isinstance(stop, Stopped):
+            print(f"trb: stopped by {stop.name}", file=sys.stderr)
+            return stop.exit_code
         print("trb: interrupted", file=sys.stderr)
         return 130
 

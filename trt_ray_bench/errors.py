@@ -26,13 +26,22 @@ def _rebuild(cls, where: str, message: str) -> "UserError":
 
 
 class MissingExtra(UserError):
-    """An optional dependency is needed for what the user asked for and is not installed."""
+    """An optional dependency is needed for what the user asked for and is not installed;
+    the fix is the extra to install, or ``fix`` in words (a Jetson's own packages)."""
 
-    def __init__(self, module: str, extra: str, why: str):
-        super().__init__(
-            module,
-            f"not installed; {why} needs it: pip install 'trt_ray_bench[{extra}]'",
-        )
+    def __init__(self, module: str, extra: str, why: str, fix: str = ""):
+        install = fix or f"pip install 'trt_ray_bench[{extra}]'"
+        super().__init__(module, f"not installed; {why} needs it: {install}")
+
+
+def on_jetson() -> bool:
+    """This machine is a Jetson (whose TensorRT and CUDA come with JetPack, not from pip)."""
+    try:
+        from .control.platform import detect_platform
+
+        return detect_platform()["kind"] == "jetson"
+    except Exception:  # noqa: BLE001 - a message's wording must not fail
+        return False
 
 
 class BrokenExtra(UserError):

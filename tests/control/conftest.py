@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -35,17 +35,38 @@ class FakeNvidia:
         log = self.bin / "calls.jsonl"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
+    @staticmethod
+    def _listing(c: dict) -> bool:
+        """The GPU list (``--query-gpu=index,uuid,name``, no ``-i``): how trb counts and
+        leases GPUs where NVML is missing, not a control command."""
+        return c["tool"] == "nvidia-smi" and c["argv"][:1] == ["--query-gpu=index,uuid,name"]
+
+    @staticmethod
+    def _short(rest: List[str]) -> str:
+        return ("query" if rest[0].startswith("--query-gpu=") else
+                "supported" if rest == ["-q", "-d", "SUPPORTED_CLOCKS"] else " ".join(rest))
+
     def smi(self) -> List[str]:
-        """nvidia-smi calls in short: ``query``, ``supported``, ``-lgc 1410,1410``, ``-rgc``."""
+        """nvidia-smi control calls in short: ``query``, ``supported``, ``-lgc 1410,1410``,
+        ``-rgc`` (the GPU listing left out)."""
         out = []
         for c in self.calls():
-            if c["tool"] != "nvidia-smi":
+            if c["tool"] != "nvidia-smi" or self._listing(c):
                 continue
             a = c["argv"]
             assert a[:2] == ["-i", "0"], a  # always the one GPU, named
-            rest = a[2:]
-            out.append("query" if rest[0].startswith("--query-gpu=") else
-                       "supported" if rest == ["-q", "-d", "SUPPORTED_CLOCKS"] else " ".join(rest))
+            out.append(self._short(a[2:]))
+        return out
+
+    def smi_by_gpu(self) -> Dict[int, List[str]]:
+        """nvidia-smi control calls in short, per ``-i`` GPU (each names one)."""
+        out: Dict[int, List[str]] = {}
+        for c in self.calls():
+            if c["tool"] != "nvidia-smi" or self._listing(c):
+                continue
+            a = c["argv"]
+            assert a[0] == "-i", a
+            out.setdefault(int(a[1]), []).append(self._short(a[2:]))
         return out
 
     def sequence(self) -> List[str]:
@@ -53,15 +74,26 @@ class FakeNvidia:
         ``mps <stdin>``."""
         smi = iter(self.smi())
         return [next(smi) if c["tool"] == "nvidia-smi" else
-                "mps " + (" ".join(c["argv"]) or c["stdin"].strip()) for c in self.calls()]
+                "mps " + (" ".join(c["argv"]) or c["stdin"].strip()) for c in self.calls() if not self._listing(c)]
 
-    def locks(self) -> dict:
-        path = self.bin / "state.json"
+    def locks(self, gpu: int = 0) -> dict:
+        path = self.bin / ("state.json" if gpu == 0 else f"state-{gpu}.json")
         return json.loads(path.read_text()) if path.exists() else {"locked_gpu": None, "locked_mem": None}
+
+    def uuids(self) -> List[str]:
+        """The fake GPUs' UUIDs, by index, as the stand-in reports them."""
+        out = subprocess.run([str(self.bin / "nvidia-smi"), "--query-gpu=uuid", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "TRB_STANDIN_NOLOG": "1"}).stdout  # not one of trb's calls
+        return out.split()
 
     def daemon_pid(self) -> Optional[int]:
         path = self.bin / "mps_daemon.pid"
         return int(path.read_text()) if path.exists() else None
+
+    def daemon_pids(self) -> Dict[str, int]:
+        """Every stand-in daemon: pid file name -> pid (one per pipe folder)."""
+        return {p.name: int(p.read_text()) for p in self.bin.glob("mps_daemon*.pid")}
 
     def forget_calls(self) -> None:
         (self.bin / "calls.jsonl").unlink(missing_ok=True)
@@ -69,7 +101,9 @@ class FakeNvidia:
 
 @pytest.fixture
 def fake_nvidia(tmp_path, monkeypatch) -> FakeNvidia:
-    """The stand-ins first on PATH (with this interpreter in their shebang)."""
+    """The stand-ins first on PATH (with this interpreter in their shebang), the GPUs
+    listed by the stand-in nvidia-smi; the GPU locks and per-GPU MPS folders in this
+    test's own folders (the machine's are shared with everyone's runs)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, source in (("nvidia-smi", "nvidia_smi.py"), ("nvidia-cuda-mps-control", "nvidia_cuda_mps_control.py")):
@@ -77,10 +111,13 @@ def fake_nvidia(tmp_path, monkeypatch) -> FakeNvidia:
         exe.write_text(f"#!{sys.executable}\n" + (STANDINS / source).read_text())
         exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("TRB_GPU_LOCK_DIR", str(tmp_path / "gpu-locks"))
+    monkeypatch.setenv("TRB_MPS_DIR", str(tmp_path / "mps"))
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))  # the node's journal, this test's own
+    monkeypatch.setenv("TRB_GPU_SOURCE", "nvidia-smi")  # the stand-in's GPUs, even where NVML has real ones
     fake = FakeNvidia(bin_dir)
     yield fake
-    pid = fake.daemon_pid()
-    if pid:  # a test that failed half-way must not leave the stand-in daemon behind
+    for pid in fake.daemon_pids().values():  # a test that failed half-way must not leave a daemon behind
         try:
             os.kill(pid, signal.SIGTERM)
         except OSError:
@@ -209,4 +246,5 @@ def fake_jetson(tmp_path, monkeypatch) -> FakeJetson:
     monkeypatch.setenv("TRB_ROOT", str(root))
     monkeypatch.setenv("TRB_SYSFS_ROOT", str(root))
     monkeypatch.setenv("TRB_SUDO", "always")
+    monkeypatch.setenv("TRB_GPU_LOCK_DIR", str(tmp_path / "gpu-locks"))  # the board's GPU lock, this test's own
     return FakeJetson(bin_dir, root)

@@ -92,7 +92,6 @@ def test_provenance_elsewhere_has_the_jetson_fields_empty(tmp_path, monkeypatch)
 
 def test_doctor_on_a_jetson(orin):
     lines = doctor_lines()
-    text = "\n".join(lines)
     assert lines[0] == "platform      Jetson: NVIDIA Jetson AGX Orin Developer Kit"
     assert "jetson linux  L4T 35.4.1, JetPack 5.1.2" in lines
     assert "tegrastats    MISSING: not on PATH; Jetson telemetry (GPU load, power rails) is off" in lines
@@ -101,7 +100,8 @@ def test_doctor_on_a_jetson(orin):
     assert f"jetson_clocks {orin.bin / 'jetson_clocks'}; root: yes (passwordless sudo)" in lines
     assert ("gpu devfreq   17000000.ga10b: now 306-816 MHz; clocks: {gpu_mhz: N} takes 306, 408, 510, 612, 714, "
             "816, 918, 1020, 1122, 1224, 1300 MHz") in lines
-    assert "FIX" not in text
+    # nothing to fix for the controls (this fake board has no TensorRT: test_jetson_install checks that part)
+    assert [line for line in lines if "FIX" in line] == [line for line in lines if line.startswith("trt module    FIX")]
     assert [c for c in orin.calls() if c["tool"] == "nvpmodel" and c["argv"] != ["-q"]] == []  # nothing set
     assert orin.state()["mode"] == 3 and orin.gpu() == (306000000, 816000000)
 

@@ -81,3 +81,41 @@ def test_daemon_control_alone_has_the_pyperf_shape(fake_mps):
     d.restore()  # stopped once only
     assert [c["argv"] for c in fake_mps.calls()] == [["-d"], []]
     assert d.read() == {"running": False, "pids": [], "ours": False, "pipe_dir": d.read()["pipe_dir"]}
+
+
+# ------------------------------------------------- a machine with several GPUs: one daemon each
+def test_each_gpu_gets_its_own_daemon(fake_mps, tmp_path):
+    """Two experiments on two GPUs of one machine, MPS on both: a daemon per GPU, started
+    with that GPU alone and its own pipe and log folders, each stopped by its own quit."""
+    gpu_a, gpu_b = "GPU-aaaa1111-0000-0000-0000-000000000000", "GPU-bbbb2222-0000-0000-0000-000000000000"
+    a, b = MpsDaemon(gpu_a, root=tmp_path), MpsDaemon(gpu_b, root=tmp_path)
+    assert a.apply(True) == "started" and b.apply(True) == "started"
+    assert a.client_pipe_dir == str(tmp_path / gpu_a / "pipe") != b.client_pipe_dir
+    assert len(daemon_pids()) == 2 and a.read()["pids"] != b.read()["pids"] and len(a.read()["pids"]) == 1
+    starts = [c["env"] for c in fake_mps.calls() if c["argv"] == ["-d"]]
+    assert starts == [{"CUDA_MPS_PIPE_DIRECTORY": str(tmp_path / g / "pipe"),
+                       "CUDA_MPS_LOG_DIRECTORY": str(tmp_path / g / "log"), "CUDA_VISIBLE_DEVICES": g}
+                      for g in (gpu_a, gpu_b)]
+    # a third experiment with mps: false is no client of theirs, and is not told it is
+    c = MpsDaemon("GPU-cccc", root=tmp_path)
+    assert c.apply(False) == "off" and c.notes == []
+    a.restore()
+    assert b.read()["running"] and not a.read()["running"] and len(daemon_pids()) == 1  # only a's went
+    b.restore()
+    assert daemon_pids() == []
+    quits = [c["env"]["CUDA_MPS_PIPE_DIRECTORY"] for c in fake_mps.calls() if c["stdin"] == "quit\n"]
+    assert quits == [str(tmp_path / gpu_a / "pipe"), str(tmp_path / gpu_b / "pipe")]
+
+
+def test_the_machines_own_daemon_still_serves_a_gpu_experiment(fake_mps, tmp_path):
+    """A daemon the user started for the whole machine (default pipe folder) is used, as
+    on a one-GPU machine, and no second daemon is started on its GPUs."""
+    subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True)
+    fake_mps.forget_calls()
+    d = MpsDaemon("GPU-aaaa", root=tmp_path)
+    assert d.apply(True) == "running (not ours)" and d.client_pipe_dir is None and fake_mps.calls() == []
+    d.restore()
+    assert daemon_pids() == [fake_mps.daemon_pid()]  # left alone
+    with MachineControls(mps=False, mps_daemon=MpsDaemon("GPU-aaaa", root=tmp_path)) as m:
+        pass
+    assert m.record["mps_state"] == "running (not ours)" and any("not started by trb" in w for w in m.record["warnings"])

@@ -28,23 +28,26 @@ SUFFIX = {"classify": "-cls", "detect": "", "pose": "-pose", "segment": "-seg", 
 N_CALIB, N_HELD = 8, 4
 
 # Agreement with fp32 on held-out images, worst image of each output: (cosine similarity
-# at least, relative L2 error at most). Measured with measure_agreement() on image/weight
-# seeds 0-5, ONNX Runtime 1.32 CPU (`python tests/models/test_convert.py` prints it), worst
-# seed: fp16 cos >= 0.999997, rel <= 0.0041 on every task and output; int8 classify
-# 0.9927 / 0.200, detect 0.9991 / 0.041, pose 0.9972 / 0.078, segment boxes 0.9936 / 0.113,
-# segment protos 0.466 / 1.64, obb 0.9984 / 0.057. Bounds: about twice the worst error.
+# at least, relative L2 error at most). Measured with `python tests/models/test_convert.py
+# 3 4` (ONNX Runtime 1.32 CPU, Ultralytics 8.4.190, torch 2.14): image seeds 0-2 on models
+# built with torch seeds 0-3 (the exporter always uses seed 0; the other draws show how much
+# a bound owes to one draw: the same image seed moves int8 classify from cos 0.988 to 0.953
+# between draws). Worst over all twelve: fp16 cos >= 0.999995, rel <= 0.0079 on every task
+# and output; int8 classify 0.953 / 0.400, detect 0.9962 / 0.087, pose 0.982 / 0.197,
+# segment boxes 0.9962 / 0.088, segment protos 0.325 / 1.48, obb 0.9961 / 0.089.
+# Bounds: twice the worst error (1 - cos and rel alike).
 # The seg protos are a map behind the deepest path of the network with no constant part
 # (output0's box columns carry the anchor grid, which dilutes its relative error): on these
 # rescaled random weights int8 noise grows past the signal there, so only a clear positive
 # agreement is asked of them. A zeroed or garbled output (cosine ~0) fails every bound.
 FP16_TOL = (0.9999, 0.02)
 INT8_TOL = {
-    ("classify", 0): (0.98, 0.40),
-    ("detect", 0): (0.997, 0.10),
-    ("pose", 0): (0.99, 0.16),
-    ("segment", 0): (0.98, 0.25),
-    ("segment", 1): (0.2, 3.0),
-    ("obb", 0): (0.995, 0.12),
+    ("classify", 0): (0.90, 0.80),
+    ("detect", 0): (0.99, 0.18),
+    ("pose", 0): (0.96, 0.40),
+    ("segment", 0): (0.99, 0.18),
+    ("segment", 1): (0.15, 3.0),
+    ("obb", 0): (0.99, 0.18),
 }
 
 
@@ -266,20 +269,29 @@ def test_import_stays_lazy():
 
 
 if __name__ == "__main__":  # the measurement behind the tolerances above
+    # python tests/models/test_convert.py [IMAGE_SEEDS [WEIGHT_SEEDS]]: every task on image
+    # seeds 0..IMAGE_SEEDS-1 and on models built with torch seeds 0..WEIGHT_SEEDS-1 (the
+    # exporter's fixed seed is 0; the others show how much the bounds owe to one draw).
     import os
     import tempfile
 
-    os.environ.setdefault("TRB_CACHE_DIR", os.environ.get("TRB_TEST_CACHE", tempfile.mkdtemp()))
+    from trt_ray_bench.models import _export as exporter
+
     seeds = range(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    weight_seeds = range(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     with tempfile.TemporaryDirectory() as tmp:
         for task in SIZES:
             worst = {}
-            for seed in seeds:
-                m = measure_agreement(task, seed, Path(tmp))
-                for precision in ("fp16", "int8"):
-                    for j, (cos, rel) in m[precision].items():
-                        print(f"{task:9s} seed {seed} {precision} output{j}: cos {cos:.6f} rel {rel:.5f}", flush=True)
-                        c0, r0 = worst.get((precision, j), (1.0, 0.0))
-                        worst[(precision, j)] = (min(c0, cos), max(r0, rel))
+            for w in weight_seeds:
+                exporter.RANDOM_SEED = w
+                os.environ["TRB_CACHE_DIR"] = os.path.join(tmp, f"weights{w}")
+                for seed in seeds:
+                    m = measure_agreement(task, seed, Path(tmp) / f"weights{w}")
+                    for precision in ("fp16", "int8"):
+                        for j, (cos, rel) in m[precision].items():
+                            print(f"{task:9s} weights {w} seed {seed} {precision} output{j}: "
+                                  f"cos {cos:.6f} rel {rel:.5f}", flush=True)
+                            c0, r0 = worst.get((precision, j), (1.0, 0.0))
+                            worst[(precision, j)] = (min(c0, cos), max(r0, rel))
             for (precision, j), (cos, rel) in sorted(worst.items()):
-                print(f"WORST {task:9s} {precision} output{j}: cos {cos:.6f} rel {rel:.5f}")
+                print(f"WORST {task:9s} {precision} output{j}: cos {cos:.6f} rel {rel:.5f}", flush=True)

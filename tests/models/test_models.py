@@ -18,6 +18,28 @@ def test_export_is_cached_and_stamped_random(cls_onnx):
     assert cached and again == cls_onnx
 
 
+def test_random_weights_are_the_same_on_every_export(cls_onnx, tmp_path):
+    """A yaml's weights come from a fixed torch seed: a second export into an empty cache
+    carries the same initializers (so tolerances measured here hold on CI's fresh export),
+    and the caller's torch random state is left as it was."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    torch.manual_seed(1234)
+    before = torch.rand(3)
+    torch.manual_seed(1234)
+    again, cached = export_onnx(yaml_name("yolov8n", "classify"), "classify", (64, 64), 1, out=tmp_path)
+    assert not cached and again != cls_onnx
+    assert torch.equal(torch.rand(3), before)
+    a, b = onnx.load(str(cls_onnx)), onnx.load(str(again))
+    assert {p.key: p.value for p in b.metadata_props}["trb_weights_seed"] == "0"
+    wa = {t.name: numpy_helper.to_array(t) for t in a.graph.initializer}
+    wb = {t.name: numpy_helper.to_array(t) for t in b.graph.initializer}
+    assert wa.keys() == wb.keys() and len(wa) > 20
+    assert all((wa[k] == wb[k]).all() for k in wa)
+
+
 def test_resolve_onnx_reads_task_and_size_from_metadata(det_onnx):
     r = resolve_model(ModelSpec(path=str(det_onnx)), "models[0]")
     assert (r.task, r.hw, r.batch, r.weights) == ("detect", (96, 96), 1, "random")

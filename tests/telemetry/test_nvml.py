@@ -67,6 +67,21 @@ def test_gpu_info(nvml):
     assert info["power_limit_mw"] > 0
 
 
+def test_sampler_by_uuid_and_the_gpu_list(nvml, monkeypatch):
+    """The Monitor's way: the GPU by UUID; and the GPU list trb leases from, NVML's."""
+    from trt_ray_bench.control.gpus import list_gpus, visible_gpus
+
+    info = gpu_info(0)
+    s = NvmlSampler(0, uuid=info["uuid"])
+    got = {m for m, _, _ in s.read()}
+    s.close()
+    assert s.source == "nvml" and "gpu_freq_mhz" in got
+    monkeypatch.delenv("TRB_GPU_SOURCE", raising=False)
+    gpus = list_gpus()
+    assert len(gpus) == nvml.nvmlDeviceGetCount() and (gpus[0].uuid, gpus[0].name) == (info["uuid"], info["name"])
+    assert visible_gpus(gpus[-1].uuid, gpus) == [gpus[-1]] and visible_gpus(str(gpus[-1].index), gpus) == [gpus[-1]]
+
+
 # ------------------------------------------------------------- any machine: stand-in
 class FakeNvml:
     """A stand-in for the pynvml module, for machines where NVML cannot exist (no GPU,
@@ -85,6 +100,7 @@ class FakeNvml:
             "nvmlInit": lambda: None,
             "nvmlShutdown": lambda: None,
             "nvmlDeviceGetHandleByIndex": lambda i: ("handle", i),
+            "nvmlDeviceGetHandleByUUID": lambda uuid: ("handle", uuid),
             "nvmlDeviceGetClockInfo": lambda h, t: {0: 1500, 1: 1410, 2: 2619}[t],
             "nvmlDeviceGetUtilizationRates": lambda h: type("U", (), {"gpu": 37, "memory": 12})(),
             "nvmlDeviceGetPowerUsage": lambda h: 71000,
@@ -197,6 +213,15 @@ def test_other_nvml_errors_reach_the_collector_and_the_call_is_kept(pynvml):
 def test_a_second_gpu_has_its_own_source(pynvml):
     fake = FakeNvml(pynvml)
     assert NvmlSampler(1, nvml=fake).source == "nvml:1" and NvmlSampler(0, nvml=fake).source == "nvml"
+
+
+def test_an_experiments_gpu_is_sampled_by_uuid(pynvml):
+    """The Monitor's sampler: the leased GPU by its UUID (no ordering can swap it), rows
+    under ``nvml`` whatever its index, as the analysis reads them."""
+    fake = FakeNvml(pynvml)
+    s = NvmlSampler(1, nvml=fake, uuid="GPU-0aad8f23-5820-48fa-ec4e-214d33c8b46d")
+    assert s.handle == ("handle", "GPU-0aad8f23-5820-48fa-ec4e-214d33c8b46d") and s.source == "nvml"
+    assert fake.calls["nvmlDeviceGetHandleByIndex"] == 0 and fake.calls["nvmlDeviceGetHandleByUUID"] == 1
 
 
 def test_gpu_info_with_a_missing_value(pynvml):

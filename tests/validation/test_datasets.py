@@ -73,7 +73,7 @@ def test_limit_takes_the_first_images(synthetic_sets):
 def test_val_as_a_list_file(fresh_set):
     data = fresh_set("detect")
     (data.parent / "val.txt").write_text("./images/val/0001.jpg\nimages/val/0002.jpg\n\n")
-    cfg = yaml.safe_load(data.read_text()) | {"val": "val.txt"}
+    cfg = {**yaml.safe_load(data.read_text()), "val": "val.txt"}
     data.write_text(yaml.safe_dump(cfg))
     assert [f.name for f in load_dataset(data, "detect").images] == ["0001.jpg", "0002.jpg"]
     (data.parent / "val.txt").write_text("images/val/0001.jpg\nimages/val/gone.jpg\n")
@@ -83,10 +83,10 @@ def test_val_as_a_list_file(fresh_set):
 def test_yaml_pointing_to_missing_folders(fresh_set):
     data = fresh_set("detect")
     cfg = yaml.safe_load(data.read_text())
-    data.write_text(yaml.safe_dump(cfg | {"val": "images/nope"}))
+    data.write_text(yaml.safe_dump({**cfg, "val": "images/nope"}))
     msg = _error(load_dataset, data, "detect")
     assert msg.startswith(f"{data}: val: images/nope: no such folder")
-    data.write_text(yaml.safe_dump(cfg | {"path": "../nowhere"}))
+    data.write_text(yaml.safe_dump({**cfg, "path": "../nowhere"}))
     assert _error(load_dataset, data, "detect").startswith(f"{data}: path: ../nowhere: no such folder")
     data.write_text(yaml.safe_dump({k: v for k, v in cfg.items() if k != "val"}))
     assert _error(load_dataset, data, "detect").startswith(f"{data}: val: missing")

@@ -49,7 +49,10 @@ class ModelActor:
             self.dataset = load_dataset(data, m.task, limit=self.input_spec.get("data_limit"),
                                         on_bad_label=self.input_spec.get("on_bad_label", "stop"))
         info = dict(self.runner.describe())
-        info.update(pid=os.getpid(), load_s=time.perf_counter() - t0, n_inputs=self.runner.n_inputs)
+        info.update(pid=os.getpid(), load_s=time.perf_counter() - t0, n_inputs=self.runner.n_inputs,
+                    # the pinning, as this process sees it
+                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    mps_pipe_dir=os.environ.get("CUDA_MPS_PIPE_DIRECTORY"))
         return info
 
     def _runner_for(self, mode: str, sync: str):
@@ -196,16 +199,21 @@ class Coordinator:
 
 @ray.remote(num_cpus=0)
 class Monitor:
-    """Telemetry of the node, sampled in a thread, on the same clock as the samples; and
-    the node's controls (clock mode, MPS), applied and restored in this one process."""
+    """Telemetry of the node, sampled in a thread, on the same clock as the samples; the
+    node's controls (clock mode, MPS), applied and restored in this one process; and, on a
+    node with GPUs, the lease of the experiment's GPU (``control.gpus``), held for this
+    process's life: telemetry, clocks and MPS act on that GPU alone."""
 
-    def __init__(self, interval_s: float, host: bool = True, nvml_gpus: tuple = (),
-                 tegrastats: Optional[bool] = False, tegrastats_ms: int = 100, nvml: Optional[bool] = None):
-        """``nvml``: True requires NVML on ``nvml_gpus`` (a UserError from ``provenance``
-        where it does not answer), None uses it where it answers (never on a Jetson,
-        which has none), False never. ``tegrastats``: True runs it (absent: a warning),
-        None runs it if this node is a Jetson, False never; ``tegrastats_ms`` its
-        ``--interval``."""
+    def __init__(self, interval_s: float, host: bool = True, sample_nvml: bool = False,
+                 tegrastats: Optional[bool] = False, tegrastats_ms: int = 100, nvml: Optional[bool] = None,
+                 lease: float = 0, lease_wait_s: float = 10.0):
+        """``nvml``: True requires NVML on the GPU (a UserError from ``provenance`` where
+        it does not answer), None uses it where it answers (never on a Jetson, which has
+        none), False never; ``sample_nvml`` says whether the driver wants it at all.
+        ``tegrastats``: True runs it (absent: a warning), None runs it if this node is a
+        Jetson, False never; ``tegrastats_ms`` its ``--interval``. ``lease``: the GPUs
+        Ray says this node has; where there are any, take one that is free (waiting up to
+        ``lease_wait_s`` for one), refused by ``provenance`` where none is."""
         from ..control import detect_platform
         from ..telemetry import Collector, HostSampler
 
@@ -213,11 +221,20 @@ class Monitor:
         samplers = [HostSampler()] if host else []
         notes: List[str] = []
         self.init_error: Optional[UserError] = None
-        if nvml_gpus and nvml is not False and not (nvml is None and kind == "jetson"):
+        self.lease = None
+        self.lease_note: Optional[str] = None
+        self.host_gpus = 0  # the machine's GPUs, visible or not: several means a daemon per GPU for MPS
+        if lease > 0:
+            try:
+                self._take_gpu(int(lease), lease_wait_s)
+            except UserError as exc:
+                self.init_error = exc
+        gpu = self.lease.gpu if self.lease is not None else None
+        if sample_nvml and nvml is not False and not (nvml is None and kind == "jetson") and self.init_error is None:
             from ..telemetry import NvmlSampler
 
             try:
-                samplers += [NvmlSampler(i) for i in nvml_gpus]
+                samplers.append(NvmlSampler(gpu.index, uuid=gpu.uuid) if gpu is not None else NvmlSampler(0))
             except Exception as exc:  # noqa: BLE001 - no NVML library or driver on this node
                 if nvml:
                     self.init_error = UserError("telemetry.nvml", f"true, but NVML does not answer on this node "
@@ -233,15 +250,46 @@ class Monitor:
         self.collector.errors.extend(notes)
         self.controls = None
 
-    def check_controls(self, spec: dict) -> dict:
-        """Refuse (UserError) what this node cannot apply; changes nothing."""
-        from ..control import MachineControls
+    def _take_gpu(self, ray_gpus: int, wait_s: float) -> None:
+        """This node's GPUs are those its raylet's CUDA_VISIBLE_DEVICES shows (this
+        process keeps that value: RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES). Where
+        neither NVML nor nvidia-smi names any although Ray counts some (``--num-gpus``
+        given by hand), Ray's own GPU ids are leased, by number."""
+        from ..control.gpus import GpuLease, list_gpus, ray_gpus_by_number, visible_gpus
 
-        self.controls = MachineControls.from_spec(spec)
+        everything = list_gpus()
+        self.host_gpus = len(everything)
+        gpus = visible_gpus(gpus=everything)
+        if not gpus and not everything:
+            gpus = ray_gpus_by_number(ray_gpus)
+            self.lease_note = "no NVML or nvidia-smi names this node's GPUs: Ray's GPU taken by its number"
+        self.lease = GpuLease.acquire(gpus, wait_s=wait_s)
+
+    def gpu(self) -> Optional[dict]:
+        """The leased GPU (``index``, ``uuid``, ``name``, ``cuda_visible_devices``; and
+        ``note`` where it was taken by number), None on a node without GPUs."""
+        if self.lease is None:
+            return None
+        return {**self.lease.as_dict(), "note": self.lease_note}
+
+    def check_controls(self, spec: dict) -> dict:
+        """Refuse (UserError) what this node cannot apply; changes nothing. The clocks
+        are the leased GPU's; on a machine with several GPUs MPS is that GPU's own daemon."""
+        from ..control import MachineControls, MpsDaemon
+
+        gpu = self.lease.gpu if self.lease is not None else None
+        daemon = MpsDaemon(gpu.cuda_id) if gpu is not None and self.host_gpus > 1 else None
+        key = (gpu.uuid or f"gpu{gpu.index}") if gpu is not None else "node"  # one journal per GPU
+        self.controls = MachineControls.from_spec(spec, gpu.index if gpu is not None else 0, mps_daemon=daemon,
+                                                  journal_key=key)
         return self.controls.check()
 
     def apply_controls(self) -> dict:
-        return self.controls.apply()
+        """The controls' record, and ``mps_pipe_dir``: the folder the model processes must
+        be given to be this GPU's MPS clients (None: their own environment's)."""
+        rec = self.controls.apply()
+        rec["mps_pipe_dir"] = self.controls.daemon.client_pipe_dir
+        return rec
 
     def restore_controls(self) -> dict:
         return self.controls.restore() if self.controls is not None else {}
@@ -253,7 +301,10 @@ class Monitor:
             raise self.init_error
         from ..control import collect_provenance
 
-        p = collect_provenance()
+        gpu = self.lease.gpu if self.lease is not None else None
+        p = collect_provenance(gpu.index if gpu is not None else 0)
+        if gpu is not None and gpu.uuid and not p.get("gpu_name"):  # no NVML here: nvidia-smi named it
+            p["gpu_name"] = gpu.name
         p["node_id"] = ray.get_runtime_context().get_node_id()
         return p
 
@@ -262,7 +313,14 @@ class Monitor:
         return time.perf_counter_ns()
 
     def stop(self) -> dict:
+        """Telemetry, and the GPU given back where its controls were restored (the next
+        experiment may start before this process has exited; a GPU whose restore failed
+        stays held until it has)."""
         rows = self.collector.stop()
+        restored = self.controls is None or not any(
+            w.startswith("not restored") for w in self.controls.record.get("warnings", []))
+        if self.lease is not None and restored:
+            self.lease.release()
         return {"rows": rows, "errors": list(self.collector.errors)}
 
     def __ray_shutdown__(self) -> None:

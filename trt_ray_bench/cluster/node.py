@@ -3,7 +3,8 @@
 Ray does not detect a Jetson's integrated GPU, so a board must say ``--num-gpus=1``
 itself; each node also advertises ``trb_node_<name>`` (to place an experiment on a
 named board), ``trb_board_<kind>`` (a sweep's ``nodes: {board: kind}``; engines are built
-once per kind) and one ``trb_slot`` (one experiment owns a node's GPU at a time). Ray has
+once per kind) and one ``trb_slot`` per GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible
+(an experiment owns one GPU: a node with N runs N experiments at once). Ray has
 no authentication: the node binds to the lab network address given, and the dashboard
 stays off."""
 
@@ -20,12 +21,16 @@ DEFAULT_PORT = 6379
 _NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
-def node_resources(name: str, board: Optional[str] = None) -> dict:
-    """``board`` defaults to this machine's kind (:func:`~trt_ray_bench.control.board_kind`)."""
-    from ..control.platform import board_kind, slug
+def node_resources(name: str, board: Optional[str] = None, gpus: Optional[int] = None) -> dict:
+    """``board`` defaults to this machine's kind (:func:`~trt_ray_bench.control.board_kind`);
+    one ``trb_slot`` per GPU (``gpus``, default the visible ones:
+    :func:`~trt_ray_bench.control.detect_gpus`), one on a node without any: an experiment
+    owns one GPU, so a node runs as many at once as it has GPUs."""
+    from ..control.platform import board_kind, detect_gpus, slug
 
     board = slug(board) if board else board_kind()
-    return {f"trb_node_{_NAME.sub('_', name)}": 1, f"trb_board_{board}": 1, "trb_slot": 1}
+    slots = max(1, detect_gpus() if gpus is None else int(gpus))
+    return {f"trb_node_{_NAME.sub('_', name)}": 1, f"trb_board_{board}": 1, "trb_slot": slots}
 
 
 def ray_start_argv(
@@ -48,6 +53,7 @@ def ray_start_argv(
     argv += ["--head", f"--port={port}", "--include-dashboard=false"] if head else [f"--address={address}"]
     if node_ip:
         argv.append(f"--node-ip-address={node_ip}")
-    argv += [f"--num-gpus={gpus}", f"--resources={json.dumps(node_resources(name, board), separators=(',', ':'))}",
+    argv += [f"--num-gpus={gpus}",
+             f"--resources={json.dumps(node_resources(name, board, gpus), separators=(',', ':'))}",
              "--disable-usage-stats"]
     return argv

@@ -16,6 +16,8 @@ import pandas as pd
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from .. import interrupt
+from ..control.gpus import ORDER, experiment_env
 from ..control.nvpmodel import mode_text
 from ..errors import UserError
 from ..results import diagnose, write_run
@@ -47,11 +49,16 @@ def connect(address: Optional[str]) -> bool:
         return False
     kw = dict(namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False)
     if address:
+        from .join import auth_refused, token_hint
+
         check_address(address)
         try:
             ray.init(address=address, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # ConnectionError, RuntimeError, ValueError, AuthenticationError
+            if auth_refused(exc):
+                raise UserError("--address", token_hint(address, None)) from None
             raise UserError("--address", f"{address}: no Ray cluster answers there ({str(exc).splitlines()[0]})") from None
+        interrupt.install()  # after Ray's own handlers (a stack dump on SIGTERM)
         return True
     # Actors ask for no CPU: on a 2-core board five models must still fit at once. GPUs
     # are counted by us: Ray does not see a Jetson's integrated GPU.
@@ -59,8 +66,16 @@ def connect(address: Optional[str]) -> bool:
 
     from .node import node_resources
 
-    ray.init(num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(), resources=node_resources(socket.gethostname()),
-             include_dashboard=False, **kw)
+    # address="local": always a Ray of our own, never one a `ray start` left on this machine
+    # (ray.init() would attach to it, and refuse the resources we pass)
+    try:
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(),
+                 resources=node_resources(socket.gethostname()), include_dashboard=False, **kw)
+    except Exception as exc:  # noqa: BLE001 - ports taken, a broken Ray install, ...
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+        raise UserError("ray", f"could not start a local Ray for this run ({exc.__class__.__name__}: {first}); "
+                               "to use a Ray already running here, pass its address: --address HOST:PORT") from None
+    interrupt.install()  # after Ray's own handlers (a stack dump on SIGTERM)
     return True
 
 
@@ -81,10 +96,11 @@ def _node_gpus(node_id: str) -> float:
     return 0.0
 
 
-def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log) -> None:
+def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log, env: Optional[Dict[str, str]] = None) -> None:
     """On the node, before anything there changes: every model's backend library imports
-    there, and what a backend builds (engines, converted models) is built or checked.
-    A UserError here is one line, with nothing measured or written."""
+    there, and what a backend builds (engines, converted models) is built or checked, on
+    the experiment's GPU (``env``: :func:`_pinned`). A UserError here is one line, with
+    nothing measured or written."""
     gpu_models = [m.name for m in plan.models if needs_gpu(m)]
     if gpu_models and node_gpus <= 0:
         i = next(i for i, m in enumerate(plan.models) if needs_gpu(m))
@@ -94,7 +110,7 @@ def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log) -> None:
     if not wanted and plan.address is None:
         return  # a local run: make_plan checked the libraries in this very process's environment
     t0 = time.perf_counter()
-    opts = {"scheduling_strategy": place, "num_gpus": min(1.0, node_gpus) * 0.01 if gpu_models else 0}
+    opts = _pinned({"scheduling_strategy": place}, env)
     done = _get(prepare_models.options(**opts).remote(list(plan.models), [f"models[{i}]" for i in
                                                                             range(len(plan.models))],
                                                        [i for i, _ in wanted]))
@@ -126,8 +142,34 @@ def _reason(exc: BaseException) -> str:
 #: the environment of the moment Ray started; the experiment runs on the driver's node,
 #: so the nvidia-smi the user's shell finds is the one the Monitor must run. ``TRB_ROOT``,
 #: ``TRB_SYSFS_ROOT`` and ``TRB_SUDO`` say where the Jetson files are and how root's
-#: tools are run (``trt_ray_bench.control``).
-CONTROL_ENV = ("PATH", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY", "TRB_ROOT", "TRB_SYSFS_ROOT", "TRB_SUDO")
+#: tools are run (``trt_ray_bench.control``); ``TRB_GPU_LOCK_DIR``, ``TRB_MPS_DIR`` and
+#: ``TRB_GPU_SOURCE`` where the GPU leases and per-GPU MPS folders are, and how GPUs are
+#: listed (``control.gpus``, ``control.mps``).
+CONTROL_ENV = ("PATH", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY", "TRB_ROOT", "TRB_SYSFS_ROOT", "TRB_SUDO",
+               "TRB_GPU_LOCK_DIR", "TRB_MPS_DIR", "TRB_GPU_SOURCE", "TRB_JOURNAL_DIR")
+#: How long a new experiment waits for a GPU of its node to be given back (the previous
+#: one's processes may still be exiting) before it is refused.
+LEASE_WAIT_S = 10.0
+
+
+def _pinned(opts: dict, env: Optional[Dict[str, str]]) -> dict:
+    """Ray options of a process of the experiment, pinned to its leased GPU by ``env``
+    (``control.gpus.experiment_env``: CUDA_VISIBLE_DEVICES=<UUID>, PCI order, Ray told to
+    leave it alone), merged with what ``opts`` already passes.
+
+    Such processes ask Ray for no GPU (``num_gpus=0``): the node's slots already bound its
+    experiments to its GPUs, and a Ray GPU share would let Ray pick a GPU id of its own.
+    Ray 2.10 (JetPack 5) then fails the actor outright when that id is not the first
+    (IndexError mapping it into our one-entry CUDA_VISIBLE_DEVICES), and Ray's fractional
+    bookkeeping can split one experiment's shares over two GPUs and leave the next one
+    unschedulable. Ray 2.10 also sets CUDA_VISIBLE_DEVICES="" in any process that asked for
+    no GPU unless RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES is set, which ``env`` does."""
+    opts = dict(opts, num_gpus=0)
+    if env:
+        renv = dict(opts.get("runtime_env") or {})
+        renv["env_vars"] = {**(renv.get("env_vars") or {}), **env}
+        opts["runtime_env"] = renv
+    return opts
 
 
 def _get(ref, timeout: Optional[float] = None):
@@ -142,27 +184,34 @@ def _get(ref, timeout: Optional[float] = None):
 
 
 def _start_monitor(spec, place, node_gpus: float):
-    """The Monitor, with the node's controls checked (UserError before anything changes)."""
+    """The Monitor, holding the experiment's GPU where the node has GPUs, with the node's
+    controls checked (UserError before anything changes); and the leased GPU or None."""
     opts = {"scheduling_strategy": place}
     tel = spec.telemetry
     # tegrastats asked for by name runs from the driver's PATH too (the one the user's
-    # shell finds), like the control tools.
-    if spec.clocks != "default" or spec.mps or spec.power_mode is not None or tel.tegrastats:
-        opts["runtime_env"] = {"env_vars": {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}}
+    # shell finds), like the control tools; the lease lists the GPUs with nvidia-smi
+    # where NVML is missing, and must see the node's own CUDA_VISIBLE_DEVICES.
+    lease = node_gpus > 0
+    if spec.clocks != "default" or spec.mps or spec.power_mode is not None or tel.tegrastats or lease:
+        env = {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}
+        if lease:
+            env["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"] = ORDER["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+        opts["runtime_env"] = {"env_vars": env}
     nvml = tel.nvml if tel.nvml is not None else node_gpus > 0
     if nvml and node_gpus <= 0:
         raise UserError("telemetry.nvml", "true, but the node running this experiment has no GPU")
     # tegrastats None (the default) is decided in the Monitor, which knows its platform.
-    monitor = Monitor.options(**opts).remote(tel.interval_s, tel.host, (0,) if nvml else (),
-                                              tel.tegrastats, tel.tegrastats_interval_ms, tel.nvml)
+    monitor = Monitor.options(**opts).remote(tel.interval_s, tel.host, bool(nvml), tel.tegrastats,
+                                              tel.tegrastats_interval_ms, tel.nvml, node_gpus, LEASE_WAIT_S)
     try:
         provenance = _get(monitor.provenance.remote())
+        gpu = _get(monitor.gpu.remote())
         controls = _get(monitor.check_controls.remote(
             spec.model_dump(mode="json", include={"clocks", "mps", "power_mode"})))
     except BaseException:
         ray.kill(monitor)
         raise
-    return monitor, provenance, controls
+    return monitor, provenance, controls, gpu
 
 
 def _log_controls(rec: dict, log: Log) -> None:
@@ -204,8 +253,16 @@ def execute(plan: Plan, log: Log = print) -> dict:
     place = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
     spec = plan.spec
     node_gpus = _node_gpus(node_id)
-    _prepare_on_node(plan, place, node_gpus, log)
-    monitor, provenance, controls = _start_monitor(spec, place, node_gpus)
+    # The GPU first (the Monitor leases it), then the engines are built on it.
+    monitor, provenance, controls, gpu = _start_monitor(spec, place, node_gpus)
+    try:
+        _prepare_on_node(plan, place, node_gpus, log, experiment_env(gpu["cuda_visible_devices"]) if gpu else None)
+    except BaseException:
+        ray.kill(monitor)
+        raise
+    if gpu:
+        log(f"gpu      {gpu['index']} {gpu['uuid'] or ''} {gpu['name'] or ''}".rstrip()
+            + (f" ({gpu['note']})" if gpu.get("note") else ""))
     ray.get(monitor.start.remote())
     started_at = _dt.datetime.now(_dt.timezone.utc)
     input_spec = spec.input.model_dump()
@@ -215,16 +272,16 @@ def execute(plan: Plan, log: Log = print) -> dict:
     failed: Dict[str, str] = {}
     info: Dict[str, dict] = {}
     outcomes: List[dict] = []
+    interrupted: Optional[BaseException] = None
     try:
         controls = _get(monitor.apply_controls.remote())
         _log_controls(controls, log)
-        # GPU models share the node's GPU: a fraction each, so all of them fit at once.
-        share = min(1.0, node_gpus) / max(1, sum(needs_gpu(m) for m in plan.models))
+        # Every model process on the experiment's GPU (and its MPS daemon's client); the
+        # GPU models share it (pinning, not Ray's GPU shares: _pinned says why).
+        env = experiment_env(gpu["cuda_visible_devices"], controls.get("mps_pipe_dir")) if gpu else None
         for m in plan.models:
-            actors[m.name] = ModelActor.options(
-                scheduling_strategy=place, name=f"{plan.run_id}/{m.name}",
-                num_gpus=share if needs_gpu(m) and node_gpus > 0 else 0,
-            ).remote(m, input_spec)
+            actors[m.name] = ModelActor.options(**_pinned(
+                {"scheduling_strategy": place, "name": f"{plan.run_id}/{m.name}"}, env)).remote(m, input_spec)
         loads = {name: a.load.remote() for name, a in actors.items()}
         for name, ref in loads.items():
             try:
@@ -244,12 +301,14 @@ def execute(plan: Plan, log: Log = print) -> dict:
             mode = f"{ph.mode} " if ph.mode != "inference" else ""
             log(f"repeat {ph.repeat}  {mode}{ph.phase:<8} {', '.join(names)}")
             outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed, plan.run_id))
-    except KeyboardInterrupt:
-        log("interrupted: writing what was measured")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
+        interrupted = interrupt.why(exc)
+        why = interrupted.name if isinstance(interrupted, interrupt.Stopped) else "Ctrl-C"
+        log(f"interrupted ({why}): writing what was measured")
         for ph in plan.phases:
             for n in ph.models:
                 if not any(o["phase"] == ph and o["model"] == n for o in outcomes):
-                    outcomes.append({"phase": ph, "model": n, "status": "interrupted", "error": "Ctrl-C"})
+                    outcomes.append({"phase": ph, "model": n, "status": "interrupted", "error": why})
     finally:
         for a in actors.values():  # the GPU's (and MPS's) clients go first
             ray.kill(a)
@@ -260,7 +319,7 @@ def execute(plan: Plan, log: Log = print) -> dict:
             telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc)}"]}
         ray.kill(monitor)
     return {"outcomes": outcomes, "info": info, "provenance": provenance, "telemetry": telemetry,
-            "started_at": started_at, "controls": controls}
+            "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted}
 
 
 def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
@@ -356,6 +415,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
         prov["tensorrt_version"] = next((m.engine["trt_version"] for m in plan.models
                                          if m.engine and m.engine.get("trt_version")), None)
     ctl = result.get("controls") or {}
+    lease = result.get("gpu") or {}
     machine = {
         "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
         "mps_state": ctl.get("mps_state"),
@@ -379,6 +439,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
             "duration_s": mt.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
             "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
+            # the experiment's GPU (its lease), and what the model's process was pinned to
+            "gpu_index": lease.get("index"), "gpu_uuid": lease.get("uuid"),
+            "cuda_visible_devices": info.get("cuda_visible_devices") if lease else None,
             **_precision_columns(m),
             "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
             "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
@@ -461,6 +524,8 @@ def run_plan(plan: Plan, log: Log = print) -> dict:
         log(f"wrote    {path}  ({time.perf_counter() - t0:.1f} s)")
         for e in result["telemetry"].get("errors", []):
             log(f"warning  telemetry: {e}")
+        if result.get("interrupted") is not None:  # written, restored: now the caller stops too
+            raise result["interrupted"]
         return {"run_dir": path, "tables": tables}
     finally:
         if started:

@@ -135,6 +135,26 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
     return plan
 
 
+def not_runnable_here(specs: List[ExperimentSpec]) -> List[str]:
+    """What running these experiments on this machine lacks: one line per distinct reason
+    (a backend library missing or broken here, a clock / power / MPS mode this machine
+    refuses; checked, nothing changed), for a dry run of a sweep; [] if none."""
+    from ..control import MachineControls
+
+    lacks: List[str] = []
+    for spec in specs:
+        for m in spec.models:
+            try:
+                require_backend(m)
+            except UserError as exc:
+                lacks.append(exc.message)
+        try:
+            MachineControls.from_spec(spec).check()  # reads only: the refusal a run would meet first
+        except UserError as exc:
+            lacks.append(str(exc))
+    return [f"not runnable on this machine: {x}" for x in dict.fromkeys(lacks)]
+
+
 def _check_data(plan: Plan, make: bool) -> None:
     """Each model's data set read and checked here (labels, classes, images), so that a
     bad set is refused before anything runs; synthetic sets are generated (cached)."""

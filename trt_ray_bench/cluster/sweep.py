@@ -1,6 +1,7 @@
 """Sweeps across several nodes: every point of a sweep spec is one experiment, run as a
-Ray task pinned to one node that holds the node's single ``trb_slot`` (so never two
-points on one node at once); the task runs the one-node path (``make_plan`` there, so
+Ray task pinned to one node that holds one of the node's ``trb_slot`` (one per GPU: a
+node runs as many points at once as it has GPUs, each on a GPU of its own, which the
+point's Monitor leases); the task runs the one-node path (``make_plan`` there, so
 models are exported/found on the node, ``execute``, ``build_tables``) and returns the
 tables; the driver writes them under ``<output>/<sweep name>/<run_id>/`` (one results
 tree, on the driver, which is what ``--resume`` reads).
@@ -45,6 +46,7 @@ class SweepNode:
     node_id: str
     name: str
     board: str = ""
+    slots: int = 1  # points it runs at once: its GPUs (trb node start), 1 without
 
 
 def sweep_nodes(sweep: SweepSpec) -> List[SweepNode]:
@@ -56,7 +58,8 @@ def sweep_nodes(sweep: SweepSpec) -> List[SweepNode]:
             continue
         names = [k[len(NODE_PREFIX):] for k in res if k.startswith(NODE_PREFIX)]
         boards = [k[len(BOARD_PREFIX):] for k in res if k.startswith(BOARD_PREFIX)]
-        found.append(SweepNode(n["NodeID"], names[0] if names else n["NodeID"][:8], boards[0] if boards else ""))
+        found.append(SweepNode(n["NodeID"], names[0] if names else n["NodeID"][:8], boards[0] if boards else "",
+                               int(res.get(SLOT, 1))))
     if not found:
         raise UserError("nodes", "no alive node offers a trb_slot resource (start each board with `trb node start`)")
     if sweep.nodes == "all":
@@ -162,7 +165,7 @@ def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None) -> di
         runs[k] = v
     return {"tables": tables, "spec_yaml": plan.spec_yaml, "run_dir": str(plan.run_dir), "run_id": plan.run_id,
             "log": lines, "installed": installed, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
-            "telemetry_errors": result["telemetry"].get("errors", [])}
+            "telemetry_errors": result["telemetry"].get("errors", []), "gpu": result.get("gpu")}
 
 
 @dataclass
@@ -203,10 +206,12 @@ def prepare(sweep: SweepSpec, resume: bool = False):
 
 
 def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, object]:
-    """Engines built once per board kind: for every kind with more than one node, one of
-    its nodes exports the models and builds the engines of every point to run; the refs
-    of those files go to each point on the kind's nodes. A kind whose preparation fails
-    falls back to each node preparing its own (the points then fail with the reason)."""
+    """Engines built once per board kind: for every kind with more than one node, or one
+    node running several points at once (several GPUs: its points would otherwise export
+    and build the same files side by side), one of its nodes exports the models and builds
+    the engines of every point to run; the refs of those files go to each point on the
+    kind's nodes. A kind whose preparation fails falls back to each node preparing its own
+    (the points then fail with the reason)."""
     from .node_run import _node_gpus
 
     kinds: Dict[str, List[SweepNode]] = {}
@@ -215,7 +220,7 @@ def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, 
             kinds.setdefault(n.board, []).append(n)
     refs = {}
     for kind, members in kinds.items():
-        if len(members) < 2 or not specs:
+        if (len(members) < 2 and members[0].slots < 2) or not specs:
             continue
         first = members[0]
         opts = {"resources": {SLOT: 1},
@@ -236,7 +241,8 @@ def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, 
         engines = sum(1 for f in files if f.endswith(".engine"))
         onnx = sum(1 for f in files if f.endswith(".onnx"))
         log(f"prepare     board {kind} on {first.name}: {onnx} model(s), {engines} engine(s) in "
-            f"{(_now() - t0).total_seconds():.1f} s, shared with {len(kinds[kind]) - 1} other node(s)")
+            f"{(_now() - t0).total_seconds():.1f} s, shared with {len(kinds[kind]) - 1} other node(s)"
+            + (f" and its {first.slots} GPUs" if first.slots > 1 else ""))
     return out
 
 
@@ -257,7 +263,9 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
     try:
         picked = sweep_nodes(sweep)
         nodes = {n.node_id: n.name for n in picked}
-        log(f"nodes       {', '.join(f'{n.name} ({n.board})' if n.board else n.name for n in picked)}")
+        slots = {n.node_id: n.slots for n in picked}
+        log(f"nodes       {', '.join(f'{n.name} ({n.board})' if n.board else n.name for n in picked)}"
+            + "".join(f"; {n.name}: {n.slots} GPUs, {n.slots} points at once" for n in picked if n.slots > 1))
         prepared = _prepare_kinds(picked, [j.point.spec for j in todo], log)
         board = {n.node_id: n.board for n in picked}
         running: Dict[object, tuple] = {}  # ref -> (job, node_id, submitted)
@@ -266,9 +274,13 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
         try:
             while todo or running:
                 alive = _alive_ids() & set(nodes)
-                busy = {nid for _, nid, _ in running.values()}
+                busy: Dict[str, int] = {}  # node id -> points running there
+                for _, nid, _ in running.values():
+                    busy[nid] = busy.get(nid, 0) + 1
                 for job in list(todo):
-                    free = [nid for nid in nodes if nid in alive and nid not in busy]
+                    # nodes with a free slot, the least loaded first (points spread over nodes)
+                    free = sorted((nid for nid in nodes if nid in alive and busy.get(nid, 0) < slots[nid]),
+                                  key=lambda nid: busy.get(nid, 0) / slots[nid])
                     cands = [nid for nid in free if nid not in job.tried]
                     if not cands and not [nid for nid in alive if nid not in job.tried]:
                         # every alive node already failed this point: the same node is better than none
@@ -277,7 +289,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         continue
                     nid = cands[0]
                     todo.remove(job)
-                    busy.add(nid)
+                    busy[nid] = busy.get(nid, 0) + 1
                     meta = {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values_json,
                             "node_name": nodes[nid], "node_board": board[nid], "attempt": job.attempt}
                     ref = _run_point.options(
@@ -305,7 +317,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         cause = getattr(exc, "cause", None)
                         reason = str(cause) if isinstance(cause, UserError) else _reason(exc)
                         status, run_dir, t0, t1 = "failed", None, t_sub.isoformat(), _now().isoformat()
-                        installed = []
+                        installed, gpu = [], None
                         if not isinstance(exc, ray.exceptions.RayTaskError) and nid not in _alive_ids():
                             reason = f"node {nodes[nid]} died: {reason}"
                     else:
@@ -316,7 +328,8 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         reason = None if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}"
                         t0, t1 = out["started_at"], out["ended_at"]
                         installed = out["installed"]
-                    rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir, installed)
+                        gpu = out.get("gpu")
+                    rec = _record(sweep, job, nodes[nid], status, reason, t0, t1, run_dir, installed, gpu)
                     keep(rec)
                     if status == "ok":
                         n_done += 1
@@ -325,15 +338,20 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                     else:
                         n_failed += 1
                     log(f"[{n_done}/{total} done, {len(running)} running, {n_failed} failed]  "
-                        f"{job.point.point_id} {status} on {nodes[nid]}" + (f": {reason}" if reason else "")
+                        f"{job.point.point_id} {status} on {nodes[nid]}" + (f" GPU {gpu['index']}" if gpu else "")
+                        + (f": {reason}" if reason else "")
                         + (f"  -> {run_dir}" if run_dir else ""))
-        except KeyboardInterrupt:
-            log(f"interrupted: stopping {len(running)} running point(s)")
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
+            from .. import interrupt
+
+            stop = interrupt.why(exc)
+            why = stop.name if isinstance(stop, interrupt.Stopped) else "Ctrl-C"
+            log(f"interrupted ({why}): stopping {len(running)} running point(s)")
             for ref in running:
                 ray.cancel(ref)
             ray.wait(list(running), num_returns=len(running), timeout=60)
             for ref, (job, nid, t_sub) in running.items():
-                rec = _record(sweep, job, nodes[nid], "interrupted", "Ctrl-C", t_sub.isoformat(), _now().isoformat(), None)
+                rec = _record(sweep, job, nodes[nid], "interrupted", why, t_sub.isoformat(), _now().isoformat(), None)
                 keep(rec)
             raise
     finally:
@@ -342,9 +360,11 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
     return {"root": root, "records": records, "points": points, "skipped": skip}
 
 
-def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir, installed=None) -> dict:
+def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir, installed=None, gpu=None) -> dict:
     """One attempt, as the sweep log keeps it; ``installed``: the files (models, engines)
-    this point's node got from its board kind's preparation instead of making them."""
+    this point's node got from its board kind's preparation instead of making them;
+    ``gpu_index`` / ``gpu_uuid``: the node's GPU it ran on (null without one)."""
     return {"sweep": sweep.name, "point_id": job.point.point_id, "point": job.point.values, "attempt": job.attempt,
             "node": node, "status": status, "reason": reason, "started_at": t0, "ended_at": t1,
-            "run_dir": str(run_dir) if run_dir else None, "installed": list(installed or [])}
+            "run_dir": str(run_dir) if run_dir else None, "installed": list(installed or []),
+            "gpu_index": (gpu or {}).get("index"), "gpu_uuid": (gpu or {}).get("uuid")}

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,21 @@ def which(tool: str) -> Optional[str]:
     return shutil.which(tool)
 
 
-def run(argv: Sequence[str], input: Optional[str] = None, timeout_s: float = 30.0) -> Answer:
+def run(argv: Sequence[str], input: Optional[str] = None, timeout_s: float = 30.0,
+        env: Optional[Mapping[str, str]] = None) -> Answer:
     """Run ``argv`` (no shell) and return its answer; a missing tool or a hang becomes an
     answer too (127, 124), so callers word one error instead of catching three.
 
     Output goes to a file, not a pipe: a tool that leaves a daemon behind
     (``nvidia-cuda-mps-control -d``) cannot keep us waiting for the pipe to close. Without
-    ``input`` stdin is empty, so no tool ever waits for a terminal."""
+    ``input`` stdin is empty, so no tool ever waits for a terminal. ``env``: the tool's
+    whole environment (default: ours)."""
     argv = tuple(str(a) for a in argv)
     with tempfile.TemporaryFile(mode="w+", prefix="trb-cmd-") as out:
         try:
             p = subprocess.run(list(argv), input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                               stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout_s, check=False)
+                               stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout_s, check=False,
+                               env=dict(env) if env is not None else None)
         except FileNotFoundError:
             return Answer(argv, 127, f"{argv[0]}: command not found")
         except PermissionError as exc:

@@ -144,6 +144,11 @@ class NvidiaSmiClocks:
         self._plan = (gpu, mem)
         return self._plan
 
+    def journal_entry(self, mode: Mode) -> Dict[str, object]:
+        """How to undo ``apply`` (for the node's journal): the resets of what it locks."""
+        gpu, mem = self._plan or self.check(mode)
+        return {"kind": "nvidia-smi-clocks", "gpu": int(self.gpu), "reset": ["gpu"] + (["mem"] if mem is not None else [])}
+
     def apply(self, mode: Mode) -> Dict[str, object]:
         """Lock, then read back: the clocks in force and the ranges locked."""
         gpu, mem = self._plan or self.check(mode)

@@ -141,6 +141,10 @@ class GpuDevfreq:
         self._hz = match[0]
         return self._hz
 
+    def journal_entry(self, mode) -> Dict[str, object]:
+        """How to undo ``apply`` (for the node's journal): the min and max to put back."""
+        return {"kind": "devfreq", "node": str(self.node), "previous": list(self._range())}
+
     def apply(self, mode) -> Dict[str, object]:
         """Hold the GPU at the frequency, read back what is in force."""
         hz = self._hz or self.check(mode)

@@ -46,6 +46,7 @@ def _safe(lines: List[str], label: str, part: Callable[[], List[str]]) -> None:
 
 def _jetson(board: str) -> List[str]:
     from .devfreq import find_gpu_node
+    from .jetpack import generation, tensorrt_lines
     from .jetson_clocks import TOOL as JETSON_CLOCKS
     from .nvpmodel import TOOL as NVPMODEL, NvpModel, current_mode_text, modes_text
     from .platform import jetpack_version, l4t_release
@@ -53,8 +54,13 @@ def _jetson(board: str) -> List[str]:
     lines = [_line("platform", f"Jetson: {board}")]
     missing: List[str] = []  # commands that need a sudoers rule
     l4t = l4t_release()
-    lines.append(_line("jetson linux", f"L4T {l4t}, JetPack {jetpack_version(l4t) or 'unknown'}" if l4t else
+    jetpack = jetpack_version(l4t)
+    lines.append(_line("jetson linux", f"L4T {l4t}, JetPack {jetpack or 'unknown'}" if l4t else
                        "L4T release unknown (no /etc/nv_tegra_release, no nvidia-l4t-core package)"))
+    gen = generation(l4t, jetpack)
+    lines.append(_line("jetpack", f"JetPack {gen.jetpack}: Python {gen.python}, TensorRT {gen.tensorrt}, Ray {gen.ray}"
+                       if gen else "generation unknown: JetPack 5 (L4T R35), 6 (R36) and 7 (R38, R39) are known"))
+    _safe(lines, "trt module", lambda: tensorrt_lines(gen, label=_line))
     path = which("tegrastats")
     lines.append(_line("tegrastats", path or "MISSING: not on PATH; Jetson telemetry (GPU load, power rails) is off"))
     path = which(NVPMODEL)
@@ -154,6 +160,28 @@ def backend_lines() -> List[str]:
         more = getattr(mod, "doctor_lines", None)  # e.g. TensorRT: CUDA binding, runtime, GPUs
         if text.startswith("ok") and more is not None:
             lines.extend(more())
+    return lines
+
+
+def journal_lines(restore: bool = False) -> List[str]:
+    """Machine changes a killed run left behind (the node's journal): listed with the way
+    to undo them, or undone with ``restore``. Never raises."""
+    from . import journal
+
+    try:
+        left = journal.left_behind()
+    except Exception as exc:  # noqa: BLE001
+        return [_line("journal", f"could not be read ({exc})")]
+    if not left:
+        return [_line("journal", f"nothing left changed by a killed run ({journal.journal_dir()})")]
+    lines = []
+    for j in left:
+        if not restore:
+            lines.append(_line("journal", f"FIX: {journal.describe(j)}: trb doctor --restore puts it back"))
+            continue
+        problems = journal.restore(j)
+        lines.append(_line("journal", f"restored: {journal.describe(j)}" if not problems else
+                           f"FIX: not restored: {'; '.join(problems)} ({j['path']}): fix by hand, then remove it"))
     return lines
 
 

@@ -115,8 +115,14 @@ class JetsonClocks:
                                       "use clocks: default")
         check_root([TOOL], "clocks", TOOL)
 
-    def apply(self, mode) -> Dict[str, object]:
-        """Store the settings, pin the clocks, read back what is in force."""
+    def journal_entry(self, mode) -> Dict[str, object]:
+        """How to undo ``apply`` (for the node's journal): the settings stored first."""
+        self._store()
+        return {"kind": "jetson_clocks", "stored": str(self.stored), "dir": self._dir}
+
+    def _store(self) -> None:
+        if self.stored is not None:
+            return
         self._dir = tempfile.mkdtemp(prefix="trb-jetson-clocks-")
         store = Path(self._dir) / "l4t_dfs.conf"
         a = run_as_root([TOOL, "--store", str(store)])
@@ -124,6 +130,11 @@ class JetsonClocks:
             self._forget()
             raise UserError("clocks", f"jetson_clocks --store failed: {a.first_line()}")
         self.stored = store  # from here on restore() has something to put back
+
+    def apply(self, mode) -> Dict[str, object]:
+        """Store the settings (unless done for the journal), pin the clocks, read back what
+        is in force."""
+        self._store()
         a = run_as_root([TOOL], timeout_s=60.0)
         if not a.ok:
             raise UserError("clocks", f"jetson_clocks failed: {a.first_line()}")

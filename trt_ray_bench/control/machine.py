@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Union
 from ..errors import UserError
 from .clocks import NvidiaSmiClocks
 from .devfreq import GpuDevfreq
+from .journal import Journal, restore_left_behind
 from .jetson_clocks import JetsonClocks
 from .mps import MpsDaemon
 from .nvpmodel import NvpModel
@@ -46,8 +47,11 @@ class MachineControls:
     (a /proc read only, to notice someone else's MPS daemon)."""
 
     def __init__(self, clocks: Union[str, dict, object] = "default", mps: bool = False, gpu_index: int = 0,
-                 power_mode: Optional[int] = None, kind: Optional[str] = None):
+                 power_mode: Optional[int] = None, kind: Optional[str] = None,
+                 mps_daemon: Optional[MpsDaemon] = None, journal_key: Optional[str] = None):
         self.clocks_mode = clocks
+        #: the node's journal of this GPU's (board's) changes: written before any, cleared after the restore
+        self.journal = Journal(journal_key) if journal_key else None
         self.power_mode = power_mode
         if kind is None and (clocks != "default" or power_mode is not None):
             kind = detect_platform()["kind"]
@@ -58,27 +62,37 @@ class MachineControls:
                 NvidiaSmiClocks(gpu_index)
         self.nvpmodel: Optional[NvpModel] = NvpModel() if power_mode is not None and kind == "jetson" else None
         self.mps = bool(mps)
-        self.daemon = MpsDaemon()
+        self.daemon = mps_daemon or MpsDaemon()  # a GPU's own daemon on a machine with several
         self.record: Dict[str, object] = {
             "clocks_mode": clocks_text(clocks), "clocks_before": None, "clocks_in_force": None,
             "clocks_after": None, "mps": self.mps, "mps_state": None, "power_mode_asked": power_mode,
             "power_mode_before": None, "power_mode_in_force": None, "power_mode_after": None, "warnings": [],
         }
+        self._entries: List[dict] = []  # the journal's entries so far
         self._checked = False
         self._armed = False
         self._previous: Dict[int, object] = {}
 
     @classmethod
-    def from_spec(cls, spec, gpu_index: int = 0) -> "MachineControls":
-        """From an ExperimentSpec or a mapping with its ``clocks``, ``mps`` and ``power_mode``."""
+    def from_spec(cls, spec, gpu_index: int = 0, mps_daemon: Optional[MpsDaemon] = None,
+                  journal_key: Optional[str] = None) -> "MachineControls":
+        """From an ExperimentSpec or a mapping with its ``clocks``, ``mps`` and ``power_mode``;
+        for the GPU ``gpu_index`` (nvidia-smi's), with ``mps_daemon`` where given; changes
+        journaled under ``journal_key`` (``journal_key_for``)."""
         get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
-        return cls(get("clocks", "default"), get("mps", False), gpu_index, power_mode=get("power_mode", None))
+        return cls(get("clocks", "default"), get("mps", False), gpu_index, power_mode=get("power_mode", None),
+                   mps_daemon=mps_daemon, journal_key=journal_key)
 
     def _controls(self) -> List[object]:
         """In the order they are applied (and restored in reverse)."""
         return [c for c in (self.nvpmodel, self.clocks, self.daemon) if c is not None]
 
     def check(self) -> Dict[str, object]:
+        """Refuse what cannot be done (UserError), changing nothing of this run's own; the
+        journals killed runs left on this machine are restored first (or refused in one
+        line), so nothing is read or recorded over a state nobody checked."""
+        if self.journal is not None:  # any GPU's of this machine: its writer is gone, nobody holds it
+            self.record["warnings"].extend(restore_left_behind())
         if self.power_mode is not None and self.nvpmodel is None:
             raise UserError("power_mode", f"{self.power_mode}: power modes are a Jetson setting (nvpmodel) and this "
                                           f"node is not a Jetson ({_KINDS.get(self.kind, self.kind)}); "
@@ -103,10 +117,14 @@ class MachineControls:
                 self.record["power_mode_before"] = self.nvpmodel.read()
             if self.clocks is not None:
                 self.record["clocks_before"] = self.clocks.read()
+            # each change journaled (how to undo it) just before it is made
             if self.nvpmodel is not None:
+                self._journal(self.nvpmodel, self.power_mode)
                 self.record["power_mode_in_force"] = self.nvpmodel.apply(self.power_mode)
             if self.clocks is not None:
+                self._journal(self.clocks, self.clocks_mode)
                 self.record["clocks_in_force"] = self.clocks.apply(self.clocks_mode)
+            self._journal(self.daemon, self.mps)
             self.record["mps_state"] = self.daemon.apply(self.mps)
         except BaseException:
             self.restore()
@@ -136,8 +154,20 @@ class MachineControls:
         if problems:
             self.record["warnings"].extend(f"not restored: {p}" for p in problems)
         else:
+            if self.journal is not None:
+                self.journal.clear()
             self._disarm()
         return dict(self.record)
+
+    def _journal(self, control, mode) -> None:
+        """Add how to undo ``control``'s coming change to the node's journal (rewritten
+        whole, atomically), before the change is made."""
+        if self.journal is None:
+            return
+        entry = control.journal_entry(mode)
+        if entry:
+            self._entries.append(entry)
+            self.journal.write(self._entries)
 
     def __enter__(self) -> "MachineControls":
         self.check()

@@ -134,6 +134,11 @@ class NvpModel:
         if self.read()["id"] != mode:
             check_root([TOOL, "-m", str(mode)], "power_mode", TOOL)
 
+    def journal_entry(self, mode: int) -> Optional[Dict[str, object]]:
+        """How to undo ``apply`` (for the node's journal); None where ``mode`` is in force."""
+        before = self.read()
+        return None if before["id"] == mode else {"kind": "nvpmodel", "previous": int(before["id"])}
+
     def apply(self, mode: int) -> Dict[str, object]:
         """Set ``mode`` (unless in force already) and read back the mode in force."""
         before = self.read()

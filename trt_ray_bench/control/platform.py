@@ -81,10 +81,11 @@ def board_kind() -> str:
         return slug(plat["board"])
     if plat["kind"] == "dgpu":
         try:
-            from ..telemetry.nvml import gpu_info
+            from .gpus import visible_gpus
 
-            return slug(gpu_info(0).get("name") or "") or "dgpu"
-        except Exception:  # noqa: BLE001 - a driver without NVML: still a GPU node
+            gpus = visible_gpus()  # this node's first GPU (NVML's name, else nvidia-smi's)
+            return slug(gpus[0].name if gpus else "") or "dgpu"
+        except Exception:  # noqa: BLE001 - a driver that names no GPU: still a GPU node
             return "dgpu"
     return "cpu"
 
@@ -137,24 +138,17 @@ def jetson_info() -> Dict[str, str]:
 
 
 def detect_gpus() -> int:
-    """How many GPUs this node has, for Ray's ``num_gpus`` (Ray does not see a Jetson's
-    integrated GPU by itself)."""
-    if detect_platform()["kind"] == "jetson":
-        return 1
-    try:
-        import pynvml
+    """How many GPUs this node offers, for Ray's ``num_gpus`` and the node's slots: the
+    GPUs ``CUDA_VISIBLE_DEVICES`` leaves visible (``control.gpus.visible_gpus``; a Jetson's
+    integrated GPU, which Ray does not see by itself, counts as one)."""
+    from .gpus import visible_gpus
 
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetCount())
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML: no desktop GPU we can use
-        return 0
+    return len(visible_gpus())
 
 
-def collect_provenance() -> Dict[str, object]:
-    """Host, OS, CPU and the versions of everything that can change a number."""
+def collect_provenance(gpu_index: int = 0) -> Dict[str, object]:
+    """Host, OS, CPU and the versions of everything that can change a number; the GPU's
+    name and driver are those of NVML's GPU ``gpu_index`` (the experiment's)."""
     from .. import __version__
 
     plat = detect_platform()
@@ -164,7 +158,7 @@ def collect_provenance() -> Dict[str, object]:
         try:
             from ..telemetry.nvml import gpu_info
 
-            gpu = gpu_info(0) or {}
+            gpu = gpu_info(gpu_index) or {}
         except Exception:  # noqa: BLE001 - provenance must not fail a run
             gpu = {}
     return {

@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import MissingExtra, UserError, lazy_import
+from ..errors import MissingExtra, UserError, lazy_import, on_jetson
 
 #: cudaDeviceSchedule* / CU_CTX_SCHED_* flags (same values), by the names the spec uses (``options.sync_wait``)
 SCHEDULE = {"auto": 0, "spin": 1, "yield": 2, "block": 4}
@@ -89,6 +89,11 @@ def _missing(first: UserError) -> UserError:
     """Neither binding: cuda-python's error if it is installed but broken, else both named."""
     if not isinstance(first, MissingExtra):
         return first
+    if on_jetson():  # the binding must match JetPack's CUDA: the jetson extra picks it by Python version
+        return MissingExtra("cuda-python", "jetson", "running on the GPU",
+                            "pip install 'trt_ray_bench[jetson]' on JetPack 6/7 (cuda-python of JetPack's CUDA); on "
+                            "JetPack 5 'trt_ray_bench[pycuda]' (builds against JetPack's CUDA: "
+                            "PATH=/usr/local/cuda/bin:$PATH)")
     return MissingExtra("cuda-python", "tensorrt", "running on the GPU (or install pycuda)")
 
 

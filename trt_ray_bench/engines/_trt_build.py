@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import UserError, lazy_import
+from ..errors import MissingExtra, UserError, lazy_import, on_jetson
 from ..models._resolve import sha256_file
 from . import _trt_api
 
@@ -23,8 +23,18 @@ from . import _trt_api
 CONVERT = {"auto": "auto", True: True, False: False, "true": True, "false": False}
 
 
+#: where TensorRT comes from on a Jetson (``pip install tensorrt`` is not the Jetson build)
+JETSON_TRT = ("on a Jetson it comes with JetPack, never from pip: a venv made with --system-site-packages from the "
+              "system's python3 sees it (trb doctor says what this Python lacks)")
+
+
 def trt_module():
-    return lazy_import("tensorrt", "tensorrt", "the tensorrt backend")
+    try:
+        return lazy_import("tensorrt", "tensorrt", "the tensorrt backend")
+    except MissingExtra:
+        if not on_jetson():
+            raise
+        raise MissingExtra("tensorrt", "", "the tensorrt backend", JETSON_TRT) from None
 
 
 class CapturingLogger:

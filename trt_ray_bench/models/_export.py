@@ -19,6 +19,7 @@ from ..errors import UserError, lazy_import
 from ..spec import TASK_SUFFIX
 
 WEIGHTS_KEY = "trb_weights"
+RANDOM_SEED = 0  # the torch seed of weights built from a yaml (stamped as trb_weights_seed)
 
 
 def cache_dir() -> Path:
@@ -64,6 +65,7 @@ def export_onnx(
     Cached in ``cache_dir()/models`` by source content, task, size and batch; a file
     exported by another Ultralytics version than the installed one is exported again.
     """
+    random_weights = not source.endswith(".pt")
     key = hashlib.sha256(
         f"{_source_key(source)}|{task}|{hw}|{batch}{'|dynamic' if dynamic else ''}".encode()
     ).hexdigest()[:12]
@@ -78,13 +80,12 @@ def export_onnx(
     os.environ.setdefault("YOLO_OFFLINE", "1")  # never reach for the hub
     os.environ.setdefault("YOLO_VERBOSE", "False")
     ul = lazy_import("ultralytics", "ultralytics", "exporting a model from a yaml or .pt")
-    random_weights = not source.endswith(".pt")
     target.parent.mkdir(parents=True, exist_ok=True)
     src = str(Path(source).resolve()) if Path(source).is_file() else source
     with tempfile.TemporaryDirectory(prefix="trb-export-") as tmp:
         with _chdir(Path(tmp)):
             try:
-                model = ul.YOLO(src, task=task)
+                model = _build(ul, src, task, random_weights)
                 if task and model.task != task:
                     raise UserError(source, f"is a {model.task} model, not {task}")
                 exported = model.export(format="onnx", imgsz=list(hw), batch=batch, dynamic=dynamic, verbose=False)
@@ -95,11 +96,27 @@ def export_onnx(
             except Exception as exc:  # Ultralytics raises many kinds for a bad yaml/pt
                 raise UserError(source, f"Ultralytics could not build/export it: {exc}".splitlines()[0]) from None
         exported = Path(tmp) / exported if not Path(exported).is_absolute() else Path(exported)
-        _stamp(exported, {WEIGHTS_KEY: "random" if random_weights else "file", "trb_source": source})
+        props = {WEIGHTS_KEY: "random" if random_weights else "file", "trb_source": source}
+        if random_weights:
+            props["trb_weights_seed"] = str(RANDOM_SEED)
+        _stamp(exported, props)
         partial = target.with_suffix(".part")
         shutil.move(str(exported), partial)
         os.replace(partial, target)
     return target, False
+
+
+def _build(ul, src: str, task: Optional[str], random_weights: bool):
+    """``ul.YOLO(src)``; a model built from a yaml gets its random weights from a fixed
+    seed, so that the same yaml, Ultralytics and torch give the same ONNX on every machine
+    (the user's own torch random state is left as it was)."""
+    if not random_weights:
+        return ul.YOLO(src, task=task)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return ul.YOLO(src, task=task)
 
 
 def _installed(dist: str) -> Optional[str]:

@@ -62,6 +62,9 @@ RUNS = pa.schema(
         ("imgsz_h", pa.int32()), ("imgsz_w", pa.int32()), ("batch", pa.int32()),
         ("input_kind", pa.string()), ("n_inputs", pa.int32()),
         ("precision", pa.string()), ("engine_path", pa.string()), ("gpu", pa.string()),
+        # the GPU the experiment leased (nvidia-smi's index, its UUID; null on a node without
+        # GPUs, the UUID also on a Jetson) and the CUDA_VISIBLE_DEVICES its model process saw
+        ("gpu_index", pa.int32()), ("gpu_uuid", pa.string()), ("cuda_visible_devices", pa.string()),
         # precision by model conversion: the converter and its settings in words, the
         # converted file's and the calibration set's hashes; tensorrt: weak | strong typing
         ("typing", pa.string()), ("converter", pa.string()), ("converted_sha256", pa.string()),

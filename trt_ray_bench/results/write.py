@@ -18,21 +18,33 @@ from .schema import TABLES
 
 
 def check_writable(root: Path, where: str = "output") -> None:
-    """Refuse an output folder we cannot create or write, before anything is measured."""
+    """Refuse an output folder we cannot create or write, before anything is measured.
+    Permissions do not tell (root may write anywhere but /proc): the first missing folder
+    is created and removed again, an existing one gets a probe file."""
     root = Path(root)
-    probe = root
+    probe, missing = root, []
     while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(where, f"{root}: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(where, f"{root}: {probe} is not writable")
-    if root.exists():
+    if missing:
+        top = missing[-1]
         try:
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".trb-probe-"):
-                pass
+            top.mkdir()
         except OSError as exc:
-            raise UserError(where, f"{root} is not writable ({exc.strerror})") from None
+            raise UserError(where, f"{root}: cannot create {top} ({exc.strerror or exc})") from None
+        top.rmdir()
+        return
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".trb-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(where, f"{root} is not writable ({exc.strerror})") from None
 
 
 def to_table(name: str, frame: pd.DataFrame) -> pa.Table:

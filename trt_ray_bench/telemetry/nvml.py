@@ -11,6 +11,7 @@ pynvml is imported when a sampler is made, so the package imports without it.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ._collect import Reading
@@ -98,13 +99,17 @@ class NvmlSampler:
 
     source = "nvml"
 
-    def __init__(self, index: int = 0, nvml=None):
+    def __init__(self, index: int = 0, nvml=None, uuid: Optional[str] = None):
+        """``uuid`` (``GPU-...``): the GPU by its UUID, which no device ordering changes
+        (the Monitor samples its experiment's leased GPU so, as source ``nvml``);
+        otherwise NVML's ``index``."""
         self.nvml = nvml if nvml is not None else _pynvml()
         self.index = index
-        if index:  # several samplers must not mix their rows in the long-form table
+        self.uuid = uuid
+        if index and not uuid:  # several samplers must not mix their rows in the long-form table
             self.source = f"nvml:{index}"
         self.nvml.nvmlInit()
-        self.handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
+        self.handle = handle_by_uuid(self.nvml, uuid) if uuid else self.nvml.nvmlDeviceGetHandleByIndex(index)
         self._unavailable = tuple(getattr(self.nvml, n) for n in _UNAVAILABLE if hasattr(self.nvml, n))
         #: metric -> why it is not (or no longer) read, e.g. "Not Supported"
         self.unavailable: Dict[str, str] = {}
@@ -183,6 +188,14 @@ def decode_throttle_reasons(mask: int) -> List[str]:
     if rest:
         names.append(f"other_0x{rest:x}")
     return names
+
+
+def handle_by_uuid(nvml, uuid: str):
+    """``nvmlDeviceGetHandleByUUID``; pynvml releases before str arguments took bytes."""
+    try:
+        return nvml.nvmlDeviceGetHandleByUUID(uuid)
+    except (TypeError, ctypes.ArgumentError):
+        return nvml.nvmlDeviceGetHandleByUUID(uuid.encode())
 
 
 def gpu_info(index: int = 0, nvml=None) -> dict:

@@ -2,12 +2,16 @@
 ``trt_ray_bench.control``.
 
 ``-d`` starts a real background process whose argv reads ``nvidia-cuda-mps-control ... -d``
-as the real daemon's does (so a /proc scan sees it); with no argument it reads commands
-from stdin, and ``quit`` stops that process. Every call (argv and stdin) is appended to
-``calls.jsonl`` next to this file, shared with the nvidia-smi stand-in; ``config.json``
-``mps_start_fails`` makes ``-d`` fail.
+as the real daemon's does (so a /proc scan sees it), with this call's environment (so its
+``CUDA_MPS_PIPE_DIRECTORY`` is in its /proc environ, as the real one's); with no argument
+it reads commands from stdin, and ``quit`` stops the daemon of the caller's pipe folder
+(one daemon per pipe folder, as the real tool: ``mps_daemon.pid`` for the default one,
+``mps_daemon-<hash>.pid`` for another). Every call (argv, stdin, the MPS and CUDA
+variables) is appended to ``calls.jsonl`` next to this file, shared with the nvidia-smi
+stand-in; ``config.json`` ``mps_start_fails`` makes ``-d`` fail.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -17,7 +21,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PIDFILE = HERE / "mps_daemon.pid"
+PIPE_DIR = os.environ.get("CUDA_MPS_PIPE_DIRECTORY")
+PIDFILE = HERE / ("mps_daemon.pid" if not PIPE_DIR or os.path.normpath(PIPE_DIR) == "/tmp/nvidia-mps" else
+                  f"mps_daemon-{hashlib.sha256(os.path.normpath(PIPE_DIR).encode()).hexdigest()[:12]}.pid")
+ENV = ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY", "CUDA_VISIBLE_DEVICES")
 DAEMON = "import time; time.sleep(300)"  # the test ends it; it never outlives 5 minutes
 
 
@@ -35,7 +42,8 @@ def running():
 def main(args):
     stdin = "" if args else sys.stdin.read()
     with open(HERE / "calls.jsonl", "a") as f:
-        f.write(json.dumps({"tool": "nvidia-cuda-mps-control", "argv": args, "stdin": stdin}) + "\n")
+        f.write(json.dumps({"tool": "nvidia-cuda-mps-control", "argv": args, "stdin": stdin, "t": time.time(),
+                            "env": {k: os.environ[k] for k in ENV if k in os.environ}}) + "\n")
     cfg = json.loads((HERE / "config.json").read_text()) if (HERE / "config.json").exists() else {}
     if args == ["-d"]:
         if cfg.get("mps_start_fails"):

@@ -1,0 +1,149 @@
+"""A run stopped by each of the four signals a user's run meets, for real: a `trb run`
+process (its own local Ray, real ONNX Runtime models) holding a GPU clock lock, sent
+SIGINT (Ctrl-C: to its process group, as a terminal does), SIGTERM, SIGHUP (an ssh
+session that drops) or SIGKILL (the OOM killer, a crash). The GPU is the stand-in
+``nvidia-smi`` of conftest's ``fake_nvidia`` (a hardware-only command: a small executable
+first on PATH that keeps the clock state in a file and records its argv).
+
+INT, TERM and HUP restore the clocks and exit 128 + the signal with no stack dump; KILL
+cannot be caught: the node's journal is left, `trb doctor` and `trb node start` name it,
+and the next run restores it before it records anything. No Ray process of the run
+outlives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Set
+
+import pytest
+
+from trt_ray_bench import results
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+LOCKED = 1410
+
+
+def _spec(tmp_path: Path, cls_onnx, clocks="{gpu_mhz: 1410}", timing="{duration_s: 120, warmup: 1}") -> Path:
+    p = tmp_path / f"spec-{abs(hash(clocks)) % 1000}.yaml"
+    p.write_text(f"name: signalled\noutput: {tmp_path / 'results'}\nschedule: together\nclocks: {clocks}\n"
+                 f"telemetry: {{nvml: false, interval_s: 0.2}}\ntiming: {timing}\n"
+                 f"models:\n  - {{path: {cls_onnx}, name: a, options: {{threads: 1}}}}\n"
+                 f"  - {{path: {cls_onnx}, name: b, options: {{threads: 1}}}}\n")
+    return p
+
+
+def _descendants(pid: int) -> Set[int]:
+    """Every process under ``pid`` (children's children too), from /proc."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int(d.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pids: Set[int]) -> Set[int]:
+    alive = set()
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":  # a zombie has exited; its parent has not reaped it yet
+            alive.add(p)
+    return alive
+
+
+def _start(tmp_path, spec, fake_nvidia):
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "trt_ray_bench.cli", "run", str(spec)], stdout=fo, stderr=fe,
+                                start_new_session=True)
+    t_end = time.time() + 120
+    while fake_nvidia.locks()["locked_gpu"] is None and time.time() < t_end and proc.poll() is None:
+        time.sleep(0.2)
+    assert fake_nvidia.locks()["locked_gpu"] == [LOCKED, LOCKED], out.read_text() + err.read_text()
+    while "together" not in out.read_text() and time.time() < t_end:  # into the measured phase
+        time.sleep(0.2)
+    time.sleep(1.5)
+    return proc, out, err
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeypatch):
+    signum = getattr(signal, sig)
+    proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
+    family = _descendants(proc.pid)  # the local Ray this run started, and its workers
+    assert len(family) >= 4
+    try:
+        if sig == "SIGINT":
+            os.killpg(proc.pid, signum)  # Ctrl-C in a terminal: the foreground process group
+        else:
+            os.kill(proc.pid, signum)
+        code = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = err.read_text()
+    journals = list((tmp_path / "journal").glob("*.json"))
+    if sig == "SIGKILL":
+        assert code == -signal.SIGKILL
+        assert fake_nvidia.locks()["locked_gpu"] == [LOCKED, LOCKED]  # nobody could restore
+        assert len(journals) == 1
+    else:
+        assert code == 128 + signum, (code, stderr[-3000:])
+        assert "Traceback" not in stderr and "*** " not in stderr and "Stack trace" not in stderr, stderr[-3000:]
+        if sig == "SIGINT":
+            assert stderr.splitlines()[-1] == "trb: interrupted"
+        elif sig == "SIGTERM":
+            assert stderr.splitlines()[-1] == "trb: stopped by SIGTERM"
+        # (SIGHUP: the terminal is gone; what trb prints after it goes to /dev/null)
+        assert fake_nvidia.locks()["locked_gpu"] is None
+        assert "-rgc" in fake_nvidia.smi()
+        assert journals == []  # cleared after the restore
+    # no half-written run: a complete run folder (what was measured) or none
+    root = tmp_path / "results" / "signalled"
+    assert not [p for p in root.glob(".*") if p.is_dir()] if root.exists() else True
+    # every process of the run's local Ray dies with it (its agents check their raylet)
+    t_end = time.time() + 90
+    while _alive(family) and time.time() < t_end:
+        time.sleep(0.5)
+    left = _alive(family)
+    assert not left, [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in left if Path(f"/proc/{p}").exists()]
+    if sig != "SIGKILL":
+        return
+
+    # --- what a later user of this node sees
+    from trt_ray_bench.cli import main
+
+    p = subprocess.run([sys.executable, "-m", "trt_ray_bench.cli", "doctor"], capture_output=True, text=True)
+    line = next(x for x in p.stdout.splitlines() if x.startswith("journal"))
+    assert "FIX: GPU 0 clocks locked" in line and "trb doctor --restore" in line
+    p = subprocess.run([sys.executable, "-m", "trt_ray_bench.cli", "node", "start", "--head", "--dry-run"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+    assert "a run killed on this node left it changed" in p.stderr and "trb doctor --restore" in p.stderr
+    # the next run (clocks: default) restores it first and says so; it records no state it did not check
+    fake_nvidia.forget_calls()
+    assert main(["run", str(_spec(tmp_path, cls_onnx, clocks="default", timing="{iterations: 3, warmup: 1}"))]) == 0
+    assert fake_nvidia.locks()["locked_gpu"] is None and fake_nvidia.smi()[0] == "-rgc"
+    assert not list((tmp_path / "journal").glob("*.json"))
+    runs = results.load(tmp_path / "results" / "signalled").latest().runs
+    assert runs.warnings.map(lambda w: any("restored what a killed run left: GPU 0 clocks locked" in x
+                                           for x in w)).all()
