@@ -60,35 +60,49 @@ def _join(a) -> None:
 
 
 def _cmd_compare(a) -> int:
-    from .results import alone_vs_together, load, render
+    from .results import alone_vs_together, confidence_of, load, render
 
-    res = load(a.dir, samples=False, telemetry=False)
+    # samples too: repeats are pooled from their inferences, never by averaging percentiles
+    res = load(a.dir, samples=True, telemetry=False)
     if a.run:
         if a.run not in res.run_ids:
             raise UserError("--run", f"{a.run!r} not found under {a.dir} (have {', '.join(res.run_ids)})")
         res = res.only(a.run)
     elif not a.all:
         res = res.latest()
+    if a.by == "gap":  # the seed 001 attribution study: every run under DIR (its sweep's points)
+        from .results.attribution import attribute
+
+        table, cause = attribute(load(a.dir, samples=False, telemetry=False).runs if not a.run else res.runs)
+        print(render(table, a.format) if len(table) else "")
+        print(cause)
+        return 0
     if a.by == "mode":
         from .results import by_mode
 
-        table = by_mode(res.runs)
+        table = by_mode(res.runs, samples=res.samples)
         note = "ms per image (host) of each mode and phase; % vs inference alone; metrics of the last run"
     elif a.by == "stage":
         from .results import stages
 
-        table = stages(res.runs)
-        note = "p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time"
+        table = stages(res.runs, samples=res.samples)
+        note = ("p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time; "
+                "vs_first: the p50 against the model's first row")
     elif a.baseline:
         from .results import versus
 
-        table = versus(res.runs, a.baseline)
-        note = f"speedup = mean of {a.baseline} / mean of the row; host ms per batch, gpu_p50 from CUDA events"
+        table = versus(res.runs, a.baseline, samples=res.samples)
+        note = (f"speedup = mean of {a.baseline} / mean of the row; host ms per batch, gpu_p50 from CUDA events; "
+                f"fps: latency-bound (batch x 1000 / mean)")
     else:
-        table = alone_vs_together(res.runs)
+        table = alone_vs_together(res.runs, samples=res.samples)
         note = "latency: host ms per batch; Δ = together vs alone"
     if a.format == "md":
-        print(f"runs: {', '.join(res.run_ids)}   {note}\n")
+        conf = confidence_of(res.runs)
+        print(f"runs: {', '.join(res.run_ids)}   {note}\n"
+              f"[lo, hi]: the {conf * 100:g} % interval of a Δ (across repeats where a condition has several, "
+              f"else each row's own); significant: yes when the two sides' intervals do not overlap, "
+              f"no: within noise, —: no interval\n")
     print(render(table, a.format))
     return 0
 
@@ -263,8 +277,10 @@ def _cmd_node_start(a) -> int:
     print(f"# {note}")
     if a.dry_run:
         return 0
+    here = Path(sys.executable).with_name("ray")  # this environment's Ray (a venv not activated), else PATH's
+    run_argv = [str(here)] + argv[1:] if here.is_file() else argv
     try:
-        return subprocess.run(argv, env={**os.environ, **env}).returncode
+        return subprocess.run(run_argv, env={**os.environ, **env}).returncode
     except FileNotFoundError:
         raise UserError("ray", "the ray command is not on PATH (pip install ray)") from None
 
@@ -313,9 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
     c.add_argument("dir")
     c.add_argument("--format", choices=("md", "csv"), default="md")
-    c.add_argument("--by", choices=("phase", "mode", "stage"), default="phase",
+    c.add_argument("--by", choices=("phase", "mode", "stage", "gap"), default="phase",
                    help="mode: the seed 002 table (inference vs validation vs without_val, alone and together); "
-                   "stage: where each pipeline / validation row's time goes (load, pre, infer, post, metrics)")
+                   "stage: where each pipeline / validation row's time goes (load, pre, infer, post, metrics); "
+                   "gap: the seed 001 attribution study, naming the cause of the slowdown after a gap")
     c.add_argument("--baseline", metavar="MODEL", help="per-model statistics and speedup over this model "
                    "(the TensorRT-vs-X table) instead of alone vs together")
     g = c.add_mutually_exclusive_group()

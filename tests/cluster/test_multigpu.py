@@ -173,7 +173,13 @@ def test_four_points_two_at_a_time_each_on_its_own_gpu(two_gpus, tmp_path, cls_o
         assert sum(1 for s, e in win.values() if s <= t < e) <= 2
     pairs = [(a, b) for a in win for b in win if a < b and _overlap(win[a], win[b])]
     assert pairs, win
-    assert all(gpu[a] != gpu[b] for a, b in pairs)
+    # points whose models measured at the same time did so on different GPUs (a point's
+    # own span also holds its tabulation after its lease ends: a busy machine may start
+    # the next point on the GPU just given back while that runs)
+    span = runs.groupby("point_id").agg(s=("window_start_ns", "min"), e=("window_end_ns", "max"))
+    measured = {p: (r.s, r.e) for p, r in span.iterrows()}
+    assert all(gpu[a] != gpu[b] for a in measured for b in measured if a < b and _overlap(measured[a], measured[b]))
+    assert any(_overlap(measured[a], measured[b]) for a in measured for b in measured if a < b), measured
     # the clocked point: its GPU alone, locked inside its window
     clocked = pts[pts.clocks_mode == "gpu_mhz=1410"]
     assert len(clocked) == 1

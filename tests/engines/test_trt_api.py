@@ -727,6 +727,9 @@ class FakeCuda:
     def dtoh(self, dst, src, stream) -> None:
         assert isinstance(src, int)
 
+    def memset(self, ptr, value, nbytes, stream) -> None:
+        assert isinstance(ptr, int) and nbytes > 0
+
     def stream(self) -> int:
         return 7
 
@@ -1282,6 +1285,9 @@ class _FakePyCudaDriver(types.ModuleType):
     def memcpy_dtoh_async(self, dst, src, stream):
         self.need()
 
+    def memset_d8_async(self, dst, value, n, stream):
+        self.need()
+
 
 def test_pycuda_facade_in_a_threaded_actor(tmp_path, monkeypatch):
     """Ray's threaded actor: the runner is built in one thread and timed in another. The
@@ -1356,3 +1362,56 @@ if __name__ == "__main__":  # rewrite data/README.md's version table
     head, rest = text.split(_BEGIN, 1)
     README.write_text(f"{head}{_BEGIN}\n{table}\n{_END}{rest.split(_END, 1)[1]}")
     print(table)
+
+
+def test_tensorrt_runner_makes_no_event_in_a_timed_span_and_recycles_them(tmp_path, monkeypatch):
+    """Issue 14 (a): the real TensorRT runner over the real pycuda facade (a stand-in
+    driver that stamps every cudaEventCreate). A duration_s run of thousands of
+    inferences, far past any reserve: no event is created between t0 and t2 of any
+    inference, the run holds a fixed ring of events (memory flat), every inference has
+    its GPU time, and poke() is a memset on the runner's stream."""
+    pytest.importorskip("onnx")
+    import time as _time
+
+    from trt_ray_bench.engines import _cuda
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+    from trt_ray_bench.timing import EVENT_RING, LoopPlan, run_loop
+
+    drv = _FakePyCudaDriver()
+    made: List[int] = []
+    memsets: List[int] = []
+
+    class StampedEvent(drv.Event):
+        def __init__(self):
+            made.append(_time.perf_counter_ns())
+            super().__init__()
+
+    drv.Event = StampedEvent
+    drv.memset_d8_async = lambda dst, value, n, stream: memsets.append(n)
+    pkg = types.ModuleType("pycuda")
+    pkg.VERSION_TEXT, pkg.driver = "2026.1", drv
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)
+    monkeypatch.setattr(_cuda, "_set_primary_flags", lambda device, flags: None)
+    monkeypatch.setenv("TRB_CUDA", "pycuda")
+    src = tiny_onnx(tmp_path / "m.onnx")
+    with standin("8.6.1.6"):
+        info = build_engine(src, BuildOptions(tactics="none"), "Fake Orin", out=tmp_path, where="models[0]")
+    monkeypatch.setitem(sys.modules, "tensorrt", make_trt("8.6.1.6"))
+    model = dataclasses.replace(resolved(src), engine_path=info.path, engine=dataclasses.asdict(info))
+    runner = backend.load(model)
+    runner.prepare([np.zeros((1, 3, 32, 32), np.float32)])
+    s = run_loop(runner, LoopPlan(iterations=None, duration_s=0.6, warmup=5, prewarm="poke"))
+    n = len(s)
+    assert n > 2 * EVENT_RING, f"only {n} inferences: the test needs more than the ring"
+    spans = sorted(zip(s.t_start_ns, s.t_end_ns))
+    inside = [t for t in made if any(a <= t <= b for a, b in spans)]
+    assert not inside, f"{len(inside)} events created inside timed spans"
+    assert len(made) == EVENT_RING * 4  # transfers on: 4 events a slot, made once
+    assert len(s.gpu_ms) == n and set(s.gpu_ms) == {0.25}
+    assert set(s.stages) == {"h2d_ms", "compute_ms", "d2h_ms"} and all(len(v) == n for v in s.stages.values())
+    assert memsets == [4] * n  # one 4-byte poke before every inference
+    s2 = run_loop(runner, LoopPlan(iterations=3 * EVENT_RING, warmup=0))  # a second loop: the same ring
+    assert len(s2.gpu_ms) == 3 * EVENT_RING and len(made) == EVENT_RING * 4
+    runner.close()

@@ -130,3 +130,124 @@ def test_wait_until_spins_to_the_instant():
     t = time.perf_counter_ns() + 20_000_000
     woke = wait_until(t)
     assert 0 <= woke - t < 1_000_000
+
+
+# ----------------------------------------------------------------- issue 14: the loop's order
+class Recorder:
+    """Infers by sleeping, like SleepRunner, and logs every call with its time, so a test
+    can see what ran where: ``("infer"|"sync"|"poke", t_ns)``. GPU times are the call's
+    number, so a test can tell which calls' times were reported."""
+
+    def __init__(self, infer_s=0.0005):
+        self.n_inputs = 2
+        self.infer_s = infer_s
+        self.log = []
+        self._calls = 0
+        self._unread = []
+
+    def infer(self, index):
+        self.log.append(("infer", time.perf_counter_ns()))
+        self._unread.append(float(self._calls))
+        self._calls += 1
+        time.sleep(self.infer_s)
+
+    def synchronize(self, how):
+        self.log.append(("sync", time.perf_counter_ns()))
+
+    def poke(self):
+        self.log.append(("poke", time.perf_counter_ns()))
+
+    def gpu_times_ms(self):
+        out, self._unread = self._unread, []
+        return out
+
+
+def _inside(t, s):
+    return any(a <= t <= b for a, b in zip(s.t_start_ns, s.t_end_ns))
+
+
+@pytest.mark.parametrize("prewarm", ["poke", "dummy"])
+def test_prewarm_runs_after_the_gap_and_outside_the_timed_span(prewarm):
+    r = Recorder()
+    s = run_loop(r, LoopPlan(iterations=6, warmup=2, gap_s=0.01, prewarm=prewarm))
+    starts = s.t_start_ns
+    kind = "poke" if prewarm == "poke" else "infer"
+    pre = [t for k, t in r.log if k == kind and not any(t == a for a in starts) and not _inside(t, s)]
+    assert len(pre) == len(s) == 8  # one before every iteration, none inside a timed span
+    for i, t0 in enumerate(starts):
+        before = [t for t in pre if t < t0]
+        assert before and t0 - before[-1] < 5_000_000  # just before its inference
+        if i:  # ... and after the gap that followed the previous one
+            assert before[-1] - s.t_end_ns[i - 1] >= 10_000_000 * 0.95
+    if prewarm == "dummy":  # the dummies' GPU times are left out, the timed ones kept in order
+        assert s.gpu_ms == [float(2 * i + 1) for i in range(8)]
+    else:
+        assert s.gpu_ms == [float(i) for i in range(8)]
+
+
+@pytest.mark.parametrize("mode", ["sleep", "spin"])
+def test_gap_is_slept_or_spun(mode, monkeypatch):
+    slept = []
+    real = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda x: (x > 0 and slept.append(x), real(x)))  # the runner's are 0
+    r = Recorder(infer_s=0)
+    s = run_loop(r, LoopPlan(iterations=5, warmup=0, gap_s=0.005, gap_mode=mode))
+    gaps = [b - a for a, b in zip(s.t_end_ns, s.t_start_ns[1:])]
+    assert all(g >= 5_000_000 for g in gaps)
+    assert (len(slept) >= 4) == (mode == "sleep")
+
+
+def test_plan_rejects_bad_gap_mode_and_prewarm():
+    with pytest.raises(ValueError, match="gap_mode"):
+        LoopPlan(gap_mode="nap")
+    with pytest.raises(ValueError, match="prewarm"):
+        LoopPlan(prewarm="hot")
+
+
+def test_gpu_times_are_read_every_half_ring_outside_the_timed_spans():
+    """A long run reads its times as it goes (so a GPU runner's event ring is recycled,
+    never outgrown), never inside a timed span, and the reads add up to every inference."""
+    from trt_ray_bench.timing._loop import FLUSH_EVERY
+
+    class Reads(Recorder):
+        def gpu_times_ms(self):
+            self.log.append(("read", time.perf_counter_ns()))
+            return super().gpu_times_ms()
+
+    r = Reads(infer_s=0)
+    s = run_loop(r, LoopPlan(iterations=3 * FLUSH_EVERY, warmup=5, prewarm="dummy"))
+    reads = [t for k, t in r.log if k == "read"]
+    assert len(reads) >= 4 and not any(_inside(t, s) for t in reads)
+    assert s.gpu_ms == [float(2 * i + 1) for i in range(len(s))]
+
+
+def test_together_keeps_the_device_warm_at_the_barrier():
+    """The barrier answers 0.3 s after warm-up: with keep_warm the loop runs warm-up
+    inferences all that time, up to just before the start instant; without, it idles."""
+    def release():
+        time.sleep(0.3)
+        return time.perf_counter_ns() + 30_000_000
+
+    def idle_before_start(keep):
+        s = run_loop(Recorder(infer_s=0.001), LoopPlan(iterations=5, warmup=3, keep_warm=keep), release=release)
+        last_warm = max(e for e, w in zip(s.t_end_ns, s.warmup) if w)
+        return s, (s.instant_ns - last_warm) / 1e6
+
+    s, idle_ms = idle_before_start(True)
+    assert s.barrier_warmup_n > 50 and sum(s.warmup) == 3 + s.barrier_warmup_n
+    assert idle_ms < 10  # the spin before the instant, and at most an iteration or two
+    assert min(t for t, w in zip(s.t_start_ns, s.warmup) if not w) >= s.instant_ns
+    s, idle_ms = idle_before_start(False)
+    assert s.barrier_warmup_n == 0 and sum(s.warmup) == 3 and idle_ms > 300
+
+
+def test_together_window_opens_when_the_last_model_starts():
+    """README: the statistics use the window in which all models were running. A model
+    that starts 9 ms late: the others' first 9 ms were solo, not together."""
+    from trt_ray_bench.timing import common_window
+
+    ms = 1_000_000
+    early = ([0, 5 * ms, 10 * ms, 20 * ms], [4 * ms, 9 * ms, 19 * ms, 30 * ms])
+    late = ([9 * ms, 15 * ms], [14 * ms, 25 * ms])
+    assert common_window([early, late]) == (9 * ms, 25 * ms)
+    assert common_window([([0], [5]), ([6], [9])]) is None  # never running at once

@@ -101,6 +101,8 @@ class ModelActor:
             "stages": {k: np.asarray(v, dtype=np.float64) for k, v in s.stages.items()},
             "released_ns": s.released_ns,
             "n_target": s.n_target,
+            "barrier_warmup_n": s.barrier_warmup_n,
+            "pid": os.getpid(),  # repeat_isolation: process shows a fresh one per repeat
         }
         if s.gpu_ms is not None:
             out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)

@@ -85,7 +85,8 @@ def _loop_plans(plan: Plan) -> Dict[str, LoopPlan]:
     for ms in plan.spec.models:
         t = plan.spec.timing_for(ms)
         out[ms.name] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
-                                warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync)
+                                warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync, gap_mode=t.gap_mode,
+                                prewarm=t.prewarm, keep_warm=t.keep_warm)
     return out
 
 
@@ -191,11 +192,13 @@ def _start_monitor(spec, place, node_gpus: float):
     # tegrastats asked for by name runs from the driver's PATH too (the one the user's
     # shell finds), like the control tools; the lease lists the GPUs with nvidia-smi
     # where NVML is missing, and must see the node's own CUDA_VISIBLE_DEVICES.
+    # Always, also for `clocks: default`: the Monitor restores what a killed run left (the
+    # journal where the driver's TRB_JOURNAL_DIR says) before anything is read or recorded.
     lease = node_gpus > 0
-    if spec.clocks != "default" or spec.mps or spec.power_mode is not None or tel.tegrastats or lease:
-        env = {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}
-        if lease:
-            env["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"] = ORDER["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+    env = {k: os.environ[k] for k in CONTROL_ENV if k in os.environ}
+    if lease:
+        env["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"] = ORDER["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+    if env:
         opts["runtime_env"] = {"env_vars": env}
     nvml = tel.nvml if tel.nvml is not None else node_gpus > 0
     if nvml and node_gpus <= 0:
@@ -279,19 +282,36 @@ def execute(plan: Plan, log: Log = print) -> dict:
         # Every model process on the experiment's GPU (and its MPS daemon's client); the
         # GPU models share it (pinning, not Ray's GPU shares: _pinned says why).
         env = experiment_env(gpu["cuda_visible_devices"], controls.get("mps_pipe_dir")) if gpu else None
-        for m in plan.models:
-            actors[m.name] = ModelActor.options(**_pinned(
-                {"scheduling_strategy": place, "name": f"{plan.run_id}/{m.name}"}, env)).remote(m, input_spec)
-        loads = {name: a.load.remote() for name, a in actors.items()}
-        for name, ref in loads.items():
-            try:
-                info[name] = ray.get(ref)
-                log(f"loaded   {name}  ({info[name]['device']}, {info[name]['load_s']:.1f} s)")
-            except Exception as exc:  # noqa: BLE001 - recorded, the others go on
-                failed[name] = f"load: {_reason(exc)}"
-                log(f"FAILED   {name}: {failed[name]}")
+
+        def start_actors(repeat: int) -> None:
+            """A model actor per model (not failed so far), its engine loaded; the actors of
+            an earlier repeat killed first (``repeat_isolation: process``)."""
+            suffix = f"/r{repeat}" if repeat else ""
+            for m in plan.models:
+                if m.name in failed:
+                    continue
+                if m.name in actors:
+                    ray.kill(actors.pop(m.name))
+                actors[m.name] = ModelActor.options(**_pinned(
+                    {"scheduling_strategy": place, "name": f"{plan.run_id}/{m.name}{suffix}"}, env)).remote(
+                        m, input_spec)
+            loads = {name: a.load.remote() for name, a in actors.items()}
+            for name, ref in loads.items():
+                try:
+                    info[name] = ray.get(ref)
+                    log(f"loaded   {name}  ({info[name]['device']}, {info[name]['load_s']:.1f} s"
+                        + (f", repeat {repeat}" if repeat else "") + ")")
+                except Exception as exc:  # noqa: BLE001 - recorded, the others go on
+                    failed[name] = f"load: {_reason(exc)}"
+                    log(f"FAILED   {name}: {failed[name]}")
+
+        start_actors(0)
         lp = _loop_plans(plan)
+        loaded_for = 0
         for ph in plan.phases:
+            if spec.repeat_isolation == "process" and ph.repeat != loaded_for:
+                start_actors(ph.repeat)  # a fresh process, the engine loaded again, for every repeat
+                loaded_for = ph.repeat
             names = [n for n in ph.models if n not in failed]
             skipped = [n for n in ph.models if n in failed]
             for n in skipped:
@@ -444,6 +464,10 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "cuda_visible_devices": info.get("cuda_visible_devices") if lease else None,
             **_precision_columns(m),
             "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
+            "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,  # issue 14 (L)
+            "keep_warm": mt.keep_warm if ph.phase == "together" else None,
+            "actor_pid": o["raw"].get("pid") if o["status"] == "ok" else None,
+            "barrier_warmup_n": o["raw"].get("barrier_warmup_n") if o["status"] == "ok" else None,
             "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
         }
         warnings: List[str] = list(ctl.get("warnings", []))
@@ -465,15 +489,18 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             })
             sample_frames.append(frame)
             sel = host_ms[inwin]
-            row.update(summarize(sel, m.batch).as_dict())
+            row.update(summarize(sel, m.batch, spec.confidence).as_dict(), confidence=spec.confidence)
             if gpu is not None:
-                row.update(summarize(gpu[inwin], m.batch).as_dict("gpu_"))
+                row.update(summarize(gpu[inwin], m.batch, spec.confidence).as_dict("gpu_"))
+            row["throughput_ips"] = _throughput(ts[inwin], te[inwin], m.batch)
             for k, v in raw.get("stages", {}).items():
                 if k in STAGES and inwin.any():
                     row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
             if "data" in raw:
                 row.update(n_images=raw["data"]["n_images"], n_labels=raw["data"]["n_labels"],
                            data=raw["data"]["summary"])
+                if ph.mode in ("validation", "without_val"):  # one pass over the set: what was asked
+                    row.update(iterations=raw["data"]["n_images"], duration_s=None)
             for k, v in (raw.get("metrics") or {}).items():
                 if k not in ("n_images", "n_labels"):
                     row[k] = v
@@ -502,6 +529,15 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     runs["warnings"] = [first + [d["message"] for d in diag] + late
                         for (first, late), diag in zip(notes, runs["diagnostics"])]
     return {"runs": runs, "samples": samples, "telemetry": tel_frame}
+
+
+def _throughput(ts: np.ndarray, te: np.ndarray, batch: int) -> float:
+    """Achieved images per second over the measured span (first start to last end):
+    gaps, synchronisation and, together, the fill all count (``fps`` is latency-bound)."""
+    if len(ts) == 0:
+        return float("nan")
+    span_ns = int(te.max()) - int(ts.min())
+    return len(ts) * batch * 1e9 / span_ns if span_ns > 0 else float("nan")
 
 
 def _precision_columns(m) -> dict:

@@ -201,6 +201,10 @@ class CudaPython:
         self._ok(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes,
                                          self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync")
 
+    def memset(self, ptr: int, value: int, nbytes: int, stream: int) -> None:
+        """``cudaMemsetAsync`` on ``stream`` (the runners' poke: a tiny GPU operation)."""
+        self._ok(self.rt.cudaMemsetAsync(ptr, value, nbytes, stream), "cudaMemsetAsync")
+
     # ------------------------------------------------------------- streams, events, graphs
     def stream(self) -> int:
         return int(self._ok(self.rt.cudaStreamCreateWithFlags(1), "cudaStreamCreate"))  # non-blocking
@@ -313,6 +317,9 @@ class PyCuda:
 
     def dtoh(self, dst: np.ndarray, src: int, stream: int) -> None:
         self.drv.memcpy_dtoh_async(dst, src, self._s(stream))
+
+    def memset(self, ptr: int, value: int, nbytes: int, stream: int) -> None:
+        self.drv.memset_d8_async(ptr, value, nbytes, self._s(stream))
 
     # ------------------------------------------------------------- streams, events
     def stream(self) -> int:

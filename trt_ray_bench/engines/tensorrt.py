@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import BrokenExtra, MissingExtra, UserError
-from ..timing import BaseRunner
+from ..timing import BaseRunner, EventRing
 from . import _cuda, _trt_api
 from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, converts, deserialize,
                          io_tensors, split_ultralytics_header, trt_module)
@@ -284,10 +284,10 @@ class TensorRTRunner(BaseRunner):
             self.outputs.append((name, ptr, host))
         self.in_ptr = self.cuda.malloc(int(np.prod(self.in_shape)) * self.in_dtype.itemsize)
         self.context.set_tensor_address(self.in_name, self.in_ptr)
+        self._poke_ptr = self.cuda.malloc(4)  # poke(): a 4-byte memset on this stream
         self.n_inputs = 0
         self._inputs: List = []
-        self._events: List[tuple] = []
-        self._n = 0
+        self._events = EventRing(self.cuda.event, self._read_events, 4 if self.transfers else 2)
         self._stages: Dict[str, List[float]] = {}
         self._graph_exec = None
         self._staging = None
@@ -326,20 +326,22 @@ class TensorRTRunner(BaseRunner):
 
     # ---------------------------------------------------------------- timing
     def reserve(self, n: int) -> None:
-        """Create the CUDA events of ``n`` inferences now (``run_loop`` calls it before
-        timing, in the thread that times), so that no ``cudaEventCreate`` lands inside a
-        timed iteration."""
+        """Create the ring of CUDA events now (``run_loop`` calls it before timing, in the
+        thread that times): a fixed number, recycled, so no ``cudaEventCreate`` lands inside
+        a timed iteration and a long run holds no more events than a short one."""
         self.cuda.bind()
-        k = 4 if self.transfers else 2
-        while len(self._events) < n:
-            self._events.append(tuple(self.cuda.event() for _ in range(k)))
+        self._events.fill()
 
-    def _next_events(self) -> tuple:
-        if self._n == len(self._events):
-            self.reserve(self._n + 1)
-        ev = self._events[self._n]
-        self._n += 1
-        return ev
+    def _read_events(self, e: tuple) -> tuple:
+        el = self.cuda.elapsed_ms
+        if self.transfers:
+            return (el(e[0], e[3]), el(e[0], e[1]), el(e[1], e[2]), el(e[2], e[3]))
+        return (el(e[0], e[1]),)
+
+    def poke(self) -> None:
+        """A 4-byte ``cudaMemsetAsync`` on this runner's stream, waited for."""
+        self.cuda.memset(self._poke_ptr, 0, 4, self.stream)
+        self.cuda.sync_stream(self.stream)
 
     def infer(self, index: int) -> None:
         self._launch(self._inputs[index] if self.transfers else None, index)
@@ -359,7 +361,7 @@ class TensorRTRunner(BaseRunner):
 
     def _launch(self, host_in, index: int) -> None:
         cuda, s = self.cuda, self.stream
-        ev = self._next_events()
+        ev = self._events.next()
         cuda.record(ev[0], s)
         if self.transfers:
             cuda.htod(self.in_ptr, host_in, s)
@@ -383,19 +385,17 @@ class TensorRTRunner(BaseRunner):
             self.cuda.sync_stream(self.stream)
 
     def gpu_times_ms(self) -> Optional[List[float]]:
+        """Reads (and frees for reuse) the events of the calls since the last call. Waits
+        for the stream first: with ``sync: none`` the loop's periodic read is a sync point."""
         self.cuda.bind()  # run_loop's first call, in the thread that times
-        el = self.cuda.elapsed_ms
-        evs = self._events[: self._n]
-        total = [el(e[0], e[-1]) for e in evs]
+        self.cuda.sync_stream(self.stream)
+        vals = self._events.take()
+        total = [v[0] for v in vals]
         if self.transfers:
-            self._stages = {
-                "h2d_ms": [el(e[0], e[1]) for e in evs],
-                "compute_ms": [el(e[1], e[2]) for e in evs],
-                "d2h_ms": [el(e[2], e[3]) for e in evs],
-            }
+            self._stages = {"h2d_ms": [v[1] for v in vals], "compute_ms": [v[2] for v in vals],
+                            "d2h_ms": [v[3] for v in vals]}
         else:
             self._stages = {"compute_ms": list(total)}
-        self._n = 0
         return total
 
     def stage_times_ms(self) -> Dict[str, List[float]]:

@@ -83,8 +83,8 @@ class TorchRunner(BaseRunner):
         self.stream = torch.cuda.Stream() if self.cuda else None
         self.graph_wanted = bool(model.options.get("cuda_graph", False))
         self._graph = None
-        self._events: List[tuple] = []
-        self._n = 0
+        self._events = None  # the EventRing, made by reserve()
+        self._poke = None  # poke()'s one-element tensor, made by reserve()
         self.n_inputs = 0
         self.model = model
 
@@ -109,19 +109,33 @@ class TorchRunner(BaseRunner):
             t.cuda.synchronize()
 
     def reserve(self, n: int) -> None:
-        """CUDA events for ``n`` inferences, made before timing (``run_loop`` calls it)."""
-        if not self.cuda:
-            return
-        E = self.torch.cuda.Event
-        while len(self._events) < n:
-            self._events.append((E(enable_timing=True), E(enable_timing=True)))
+        """The ring of CUDA events, made before timing (``run_loop`` calls it) and recycled:
+        nothing is created inside a timed inference, and a long run holds no more events."""
+        if self.cuda:
+            self._ring().fill()
+            if self._poke is None:
+                self._poke = self.torch.zeros(1, device=self.device)
+
+    def _ring(self):
+        if self._events is None:
+            from ..timing import EventRing
+
+            E = self.torch.cuda.Event
+            self._events = EventRing(lambda: E(enable_timing=True), lambda e: (e[0].elapsed_time(e[1]),), 2)
+        return self._events
 
     def _next_events(self) -> tuple:
-        if self._n == len(self._events):
-            self.reserve(self._n + 1)
-        ev = self._events[self._n]
-        self._n += 1
-        return ev
+        return self._ring().next()
+
+    def poke(self) -> None:
+        """A one-element fill on this runner's stream, waited for (nothing without a GPU)."""
+        if not self.cuda:
+            return
+        if self._poke is None:
+            self._poke = self.torch.zeros(1, device=self.device)
+        with self.torch.cuda.stream(self.stream):
+            self._poke.fill_(0)
+        self.stream.synchronize()
 
     def infer(self, index: int) -> None:
         t = self.torch
@@ -174,11 +188,11 @@ class TorchRunner(BaseRunner):
     def gpu_times_ms(self) -> Optional[List[float]]:
         if not self.cuda:
             return None
-        evs = self._events[: self._n]
-        if evs:
-            evs[-1][1].synchronize()
-        self._n = 0
-        return [a.elapsed_time(b) for a, b in evs]
+        ring = self._ring()
+        last = ring.last()
+        if last is not None:
+            last[1].synchronize()
+        return [v[0] for v in ring.take()]
 
     def describe(self) -> dict:
         return {"device": "gpu" if self.cuda else "cpu",

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results.compare import _fmt
+from ..results.compare import _fmt, shown
+from ..results.compare import head as _head
 
 
 def cell(v, col: str) -> str:
@@ -26,10 +27,12 @@ def cell(v, col: str) -> str:
 
 def head(col: str) -> str:
     """``alone_p50_ms`` -> ``alone_p50``, ``increase_p50_pct`` -> ``Δ p50 %`` (as ``trb compare``)."""
-    return col.replace("_ms", "").replace("increase_", "Δ ").replace("_pct", " %").replace("axis:", "")
+    return _head(col).replace("axis:", "")
 
 
 def formatted(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` as strings with the report's headers."""
-    out = pd.DataFrame({head(c): [cell(v, c) for v in df[c]] for c in df.columns}, index=df.index)
+    """``df`` as strings with the report's headers; intervals beside their values, as
+    ``trb compare`` shows them (``results.compare.shown``)."""
+    out = shown(df, cell)
+    out.columns = [head(c) for c in out.columns]
     return out.reset_index(drop=True)

@@ -31,6 +31,11 @@ WINDOW = {"tel_gpu_freq_mhz": ("GPU MHz", "GPU (SM) clock"), "tel_gpu_util_pct":
           "tel_temp_c": ("temp C", "GPU temperature"), "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
           "tel_throttle_frac": ("throttled", "share of readings with a throttle reason")}
 
+#: how every comparison table's intervals and significance read (``results.compare``)
+_NOISE = ("; [lo, hi]: the interval of a Δ at the runs' confidence (across repeats where a condition has several, "
+          "else each row's own); significant: yes when the two sides' intervals do not overlap, no: within noise, "
+          "—: no interval.")
+
 MAX_GROUPS = 8  # comparison tables split by condition before the split is left to the sweep table
 
 
@@ -116,20 +121,24 @@ def comparisons(d: ReportData) -> Section:
     if len(groups) <= MAX_GROUPS:
         if set(ok["phase"]) >= {"alone", "together"}:
             for title, rows in groups:
-                blocks.append(Table(results.alone_vs_together(rows), "Alone vs together" + (f": {title}" if title else ""),
-                                    "Host ms per batch, means over repeats; Δ = together vs alone."))
+                blocks.append(Table(results.alone_vs_together(rows, samples=d.samples),
+                                    "Alone vs together" + (f": {title}" if title else ""),
+                                    "Host ms per batch, pooled over repeats; Δ = together vs alone" + _NOISE))
         if varies(ok, "mode"):
             for title, rows in groups:
-                blocks.append(Table(results.by_mode(rows), "By mode" + (f": {title}" if title else ""),
-                                    "ms per image (host) of each mode and phase; % vs inference alone."))
+                blocks.append(Table(results.by_mode(rows, samples=d.samples), "By mode" + (f": {title}" if title else ""),
+                                    "ms per image (host) of each mode and phase; % vs inference alone" + _NOISE))
     if d.is_sweep:
-        cols = [c for c in ["point_id", *d.axes, "model", "phase", "status", "n", "p50_ms", "p99_ms", "fps",
+        cols = [c for c in ["point_id", *d.axes, "model", "phase", "status", "n", "p50_ms", "p50_ci_lo_ms",
+                            "p50_ci_hi_ms", "p99_ms", "fps", "throughput_ips",
                             "gpu_p50_ms"] if present(d.runs, c)]
         blocks.append(Table(d.runs[cols], "Sweep points", "One row per point, model and phase; host ms per batch."))
     else:
         base = ordered(ok["model"])[0]
-        blocks.append(Table(results.versus(ok, base), "Per model",
-                            f"Host ms per batch, gpu_p50 from CUDA events; speedup = mean of {base} / mean of the row."))
+        blocks.append(Table(results.versus(ok, base, samples=d.samples), "Per model",
+                            f"Host ms per batch, gpu_p50 from CUDA events; fps: latency-bound (batch x 1000 / mean); "
+                            f"speedup = mean of {base} / mean of the row; vs_baseline: the p50 against {base}'s"
+                            + _NOISE))
     return Section("Comparisons", blocks)
 
 
@@ -197,7 +206,8 @@ def _window_table(d: ReportData) -> Table:
     ok = d.ok
     conds = ["phase"] + conditions(ok, d.axes, ("gap_s", "clocks_mode", "mps", "mode"), within_model=False)
     tel = [c for c in WINDOW if present(ok, c)]
-    frame = ok[["run_id", "model", *conds, "p50_ms", "p99_ms", *tel]].rename(columns={c: WINDOW[c][0] for c in tel})
+    ci = [c for c in ("p50_ci_lo_ms", "p50_ci_hi_ms") if present(ok, c)]
+    frame = ok[["run_id", "model", *conds, "p50_ms", *ci, "p99_ms", *tel]].rename(columns={c: WINDOW[c][0] for c in tel})
     return Table(frame.reset_index(drop=True), "Telemetry in each window",
                  "Over each row's measurement window, the mean " + ", ".join(WINDOW[c][1] for c in tel) + ".")
 

@@ -10,7 +10,7 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..results.compare import STAGES
+from ..results.compare import STAGES, condition_interval
 from ..results.explain import SAMPLE_KEYS, readings
 from .data import ReportData, conditions, label, labels, ordered, present, same_partition, varies, varying_within_model
 from .document import Figure
@@ -195,9 +195,28 @@ def _curves(ax, ok: pd.DataFrame, x: str, y: str, keys: List[str], dashed: str =
         name = label(g.iloc[0], keys) if keys else y
         pts = g.groupby(x)[[y] + ([dashed] if dashed else [])].mean().sort_index()
         ax.plot(pts.index, pts[y], "o-", color=color, label=name, ms=4)
+        if y == "p50_ms":
+            _error_bars(ax, pts.index.to_numpy(), pts[y].to_numpy(), [rows for _, rows in g.groupby(x, sort=True)], color)
         if dashed:
             ax.plot(pts.index, pts[dashed], "--", color=color, lw=0.8, alpha=0.7)
     return len(groups)
+
+
+def _intervals(groups: Sequence[pd.DataFrame], stat: str = "p50_ms") -> np.ndarray:
+    """(lo, hi) of ``stat`` per group of rows, as the comparisons take them (across repeats
+    where a condition has several rows, else the row's own interval)."""
+    return np.array([condition_interval(rows, stat) for rows in groups], dtype=float).reshape(-1, 2)
+
+
+def _error_bars(ax, x, y, groups: Sequence[pd.DataFrame], color, horizontal: bool = False) -> bool:
+    """The p50 interval of each point as an error bar; False where no point has one."""
+    iv = _intervals(groups)
+    ok = np.isfinite(iv).all(axis=1) & np.isfinite(y)
+    if not ok.any():
+        return False
+    err = np.clip(np.vstack([y[ok] - iv[ok, 0], iv[ok, 1] - y[ok]]), 0, None)
+    ax.errorbar(np.asarray(x)[ok], y[ok], yerr=err, fmt="none", ecolor=color, elinewidth=1, capsize=3)
+    return True
 
 
 def _symlog_x(ax, xs) -> None:
@@ -229,7 +248,8 @@ def gap_curve(d: ReportData) -> List[Figure]:
     axes[0, 0].legend(fontsize=8)
     _symlog_x(axes[-1, 0], ok["gap_s"].unique())
     axes[-1, 0].set_xlabel("gap between inferences, gap_s (s)")
-    cap = ("Gap sweep: median (p50, solid) and p99 (dashed) latency against the sleep between inferences"
+    cap = ("Gap sweep: median (p50, solid; bars: its interval at the runs' confidence, across repeats where "
+           "there are several) and p99 (dashed) latency against the sleep between inferences"
            + (f", one line per {_series_note(keys)}" if keys else "")
            + ("; below, the mean GPU clock during each measurement window" if clock else "") + ".")
     if n > MAX_LINES:
@@ -298,12 +318,19 @@ def condition_bars(d: ReportData, col: str) -> List[Figure]:
     for ax, (c, title) in zip(axes[:, 0], rows):
         table = groups.pivot_table(index="_x", columns="_bar", values=c, aggfunc="mean").reindex(order)
         _grouped_bars(ax, table)
+        if c == "p50_ms":  # each bar's interval, as the comparisons take it
+            width = 0.8 / max(1, table.shape[1])
+            for i, (bar, color) in enumerate(zip(table.columns, _colors(table.shape[1]))):
+                at = np.arange(len(table)) + (i - (table.shape[1] - 1) / 2) * width
+                parts = [groups[(groups["_x"] == xv) & (groups["_bar"] == bar)] for xv in table.index]
+                _error_bars(ax, at, table[bar].to_numpy(float), parts, "black")
         ax.set_ylabel(title)
     axes[0, 0].legend(fontsize=8)
     what = {"clocks_mode": "clock mode", "mps": "MPS", "power_mode": "power mode"}[col]
     cap = (f"{what[0].upper() + what[1:]} compared: median latency of each model under each {what}"
            + ("; below, the mean GPU clock and utilization in each measurement window" if len(rows) > 1 else "")
-           + ". Bars are means over repeats and runs.")
+           + ". Bars are means over repeats and runs; black lines: the p50's interval at the runs' confidence "
+             "(across repeats where there are several), where measured.")
     return [Figure(f"{col.replace('_', '-')}", cap, _png(fig), [t for _, t in rows])]
 
 

@@ -33,10 +33,14 @@ THRESHOLDS: Dict[str, object] = {
     # clock_changed: the GPU (SM) clock readings within the window span more than this
     # share of their highest value
     "clock_change": 0.05,
-    # start_skew: the models of a together phase began further apart than this
-    "start_skew_us": 1000.0,
+    # start_skew: the models of a together phase began further apart than this many of
+    # the row's median inferences (skew > start_skew_latencies x p50): the early models
+    # ran at least that many inferences before all were running. Relative, not absolute:
+    # 1 ms is 3 inferences of a 0.3 ms model and 1 % of one of a 100 ms model.
+    "start_skew_latencies": 1.0,
     # short_window: a together window that lasted this share less than the duration asked
-    # (with iterations asked: any inference fewer than asked)
+    # (with iterations asked: any inference fewer than asked; validation and without_val
+    # ask for one pass over the set, n_images, whatever the spec's iterations)
     "short_window": 0.05,
     # warmup_short: latency was still falling when measuring began. The median of the
     # first warmup_head share of the measured inferences (the head) is more than
@@ -84,9 +88,13 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
             return np.full(len(runs), np.nan)
         return pd.to_numeric(runs[name], errors="coerce").to_numpy(np.float64)
 
-    n_col, cv_col, skew, iters, dur, wins, warm_n = (col(c) for c in (
-        "n", "cv", "start_skew_us", "iterations", "duration_s", "window_s", "warmup_n"))
+    n_col, cv_col, skew, iters, dur, wins, warm_n, p50, n_img = (col(c) for c in (
+        "n", "cv", "start_skew_us", "iterations", "duration_s", "window_s", "warmup_n", "p50_ms", "n_images"))
     phase = runs["phase"].to_numpy() if "phase" in runs.columns else np.full(len(runs), None)
+    mode = runs["mode"].to_numpy() if "mode" in runs.columns else np.full(len(runs), None)
+    one_pass = np.isin(mode.astype(str), ("validation", "without_val")) & np.isfinite(n_img)
+    iters = np.where(one_pass, n_img, iters)  # trees written before build_tables stored n_images there
+    dur = np.where(one_pass, np.nan, dur)
     rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else np.full(len(runs), None)
     for j in range(len(runs)):
         if not ok[j]:
@@ -142,9 +150,12 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
                 names = decode_throttle_reasons(int(np.bitwise_or.reduce(masks)))
                 add("throttle", f"the GPU reported clock event (throttle) reasons during the measured window: "
                                 f"{', '.join(names)} (in {int((masks != 0).sum())} of {r.size} readings)")
-        if skew[j] > T["start_skew_us"]:
-            add("start_skew", f"the models started {skew[j]:.0f} µs apart (above {T['start_skew_us']:.0f} µs): "
-                              f"the first inferences of the together window did not all run together")
+        med = p50[j] if p50[j] > 0 else (float(np.median(x)) if len(x) else np.nan)  # rows without p50_ms
+        if med > 0 and skew[j] > T["start_skew_latencies"] * med * 1e3:
+            k = skew[j] / (med * 1e3)
+            add("start_skew", f"the models started {skew[j]:.0f} µs apart, {k:.1f} of this model's median "
+                              f"inferences ({fmt_ms(med)} ms; above {T['start_skew_latencies']:g}): the first "
+                              f"models ran about {k:.0f} inference(s) before all of them were running")
         if phase[j] == "together" and n is not None:
             if not pd.isna(iters[j]) and n < iters[j]:
                 add("short_window", f"the together window holds {n} of the {int(iters[j])} requested inferences")

@@ -17,6 +17,8 @@ import pandas as pd
 
 from ..errors import UserError
 from .compare import STAGES
+from .join import placed
+
 
 #: One quantity, as each sampler names it, best first: ``(source, metric, scale)``. Per
 #: run the first candidate with readings wins, so NVML and tegrastats never mix. A metric
@@ -37,9 +39,12 @@ QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
     "throttle_reasons": [("nvml", "throttle_reasons", 1.0)],
 }
 
-#: Clock event reasons that are not a slowdown: the GPU is idle (0x1), or runs at the
-#: application clocks someone set (0x2). Any other bit counts as throttling.
-NOT_THROTTLE = 0x1 | 0x2
+#: Clock event reasons that are not a slowdown: the GPU is idle (0x1), runs at the
+#: application clocks someone set (0x2), follows the clocks of the GPUs it is
+#: sync-boosted with (sync_boost, 0x10), or at a clock the display asked for
+#: (display_clock_setting, 0x100). Any other bit (power cap, thermal, power brake,
+#: hardware slowdown) counts as throttling.
+NOT_THROTTLE = 0x1 | 0x2 | 0x10 | 0x100
 
 #: What NVML reports as the P-state when it does not know it.
 PSTATE_UNKNOWN = 32
@@ -59,6 +64,7 @@ def readings(telemetry: pd.DataFrame, quantity: str) -> Readings:
     cands = QUANTITIES[quantity]
     if telemetry is None or not len(telemetry):
         return {}
+    telemetry = placed(telemetry)  # an averaged reading stands where the period it averages is
     parts = []
     for rank, (source, metric, scale) in enumerate(cands):
         src = telemetry[telemetry["source"] == source]
@@ -222,7 +228,7 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
         if ctx[i]:
             head += ", " + ", ".join(ctx[i])
         stages = _stages(rb, ri)
-        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{stages}; "
+        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{_noise(metric, rb, ri)}{stages}; "
                    f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out
 
@@ -303,6 +309,24 @@ def _latency(metric: str, a, b) -> str:
     if abs(change) <= TOLERANCES["latency"]:
         return f"{name} barely differs ({fmt_ms(a)} → {fmt_ms(b)} ms, {change * 100:+.1f} %)"
     return f"{name} {change * 100:+.0f} % ({fmt_ms(a)} → {fmt_ms(b)} ms)"
+
+
+def _noise(metric: str, a: pd.Series, b: pd.Series) -> str:
+    """Whether the change of ``metric`` (``p50_ms``, ``mean_ms``, ``gpu_*``) is beyond the
+    rows' own intervals (``compare.significance``: within noise when they overlap)."""
+    from .compare import confidence_of, significance
+
+    if not metric.endswith("_ms"):
+        return ""
+    lo, hi = f"{metric[:-3]}_ci_lo_ms", f"{metric[:-3]}_ci_hi_ms"
+    sig = significance(a.get(lo), a.get(hi), b.get(lo), b.get(hi))
+    if sig == "—":
+        return ""
+    conf = confidence_of(pd.DataFrame([a, b]))
+    ivs = f"{fmt_ms(a[lo])}–{fmt_ms(a[hi])} and {fmt_ms(b[lo])}–{fmt_ms(b[hi])} ms"
+    if sig == "no":
+        return f", within noise (the {conf * 100:g} % intervals {ivs} overlap)"
+    return f", beyond noise ({conf * 100:g} % intervals {ivs})"
 
 
 def _telemetry(a: pd.Series, b: pd.Series) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps", "cv"]
+#: ``fps`` is latency-bound (batch x 1000 / mean latency); ``*_ci_lo_ms``/``*_ci_hi_ms`` are the
+#: intervals of the median and the mean at the row's ``confidence`` (``timing._stats``)
+STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps", "cv",
+               "p50_ci_lo_ms", "p50_ci_hi_ms", "mean_ci_lo_ms", "mean_ci_hi_ms"]
 
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
@@ -71,10 +74,20 @@ RUNS = pa.schema(
         ("calib_sha256", pa.string()),
         ("transfers", pa.bool_()), ("cuda_graph", pa.bool_()),
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
+        # issue 14 (engineer L): how the gap was waited out (sleep | spin), what ran untimed just
+        # before each timed inference (none | poke | dummy), repeats in one actor or a fresh one
+        # each (actor | process), and the process id of the model's actor for this row
+        ("gap_mode", pa.string()), ("prewarm", pa.string()), ("repeat_isolation", pa.string()),
+        ("actor_pid", pa.int64()),
+        # together: whether the models kept running untimed inferences while waiting at the
+        # barrier (timing.keep_warm), and how many they ran there (warm-up rows)
+        ("keep_warm", pa.bool_()), ("barrier_warmup_n", pa.int64()),
         ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),
         ("window_start_ns", pa.int64()), ("window_end_ns", pa.int64()), ("window_s", pa.float64()),
         ("start_skew_us", pa.float64()), ("start_instant_ns", pa.int64()), ("start_late_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
         *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
+        # the level of the row's intervals; achieved images/s over its measured span (gaps, sync, fill in)
+        ("confidence", pa.float64()), ("throughput_ips", pa.float64()),
         ("h2d_p50_ms", pa.float64()), ("compute_p50_ms", pa.float64()), ("d2h_p50_ms", pa.float64()),
         ("load_p50_ms", pa.float64()), ("pre_p50_ms", pa.float64()), ("infer_p50_ms", pa.float64()),
         ("post_p50_ms", pa.float64()), ("metrics_p50_ms", pa.float64()), ("n_images", pa.int64()),
@@ -103,6 +116,11 @@ TELEMETRY = pa.schema(
     [
         ("run_id", pa.string()), ("t_ns", pa.int64()), ("source", pa.string()), ("metric", pa.string()),
         ("value", pa.float64()), ("unit", pa.string()),
+        # the period the reading averages, ending at ``t_ns`` (NVML power ~1 s on Ampere and
+        # newer, utilisation over its sample period); 0 for an instantaneous reading. A reading
+        # is placed at its midpoint ``t_ns - avg_s / 2`` (``results.join.placed_t_ns``) when
+        # joined to inferences and when readings are chosen for a window.
+        ("avg_s", pa.float64()),
     ]
 )
 

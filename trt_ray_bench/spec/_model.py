@@ -45,6 +45,8 @@ class TimingOverride(_Strict):
     duration_s: Optional[float] = Field(None, gt=0)
     gap_s: Optional[float] = Field(None, ge=0)
     sync: Optional[Literal["device", "stream", "none"]] = None
+    gap_mode: Optional[Literal["sleep", "spin"]] = None
+    prewarm: Optional[Literal["none", "poke", "dummy"]] = None
 
 
 class ModelSpec(_Strict):
@@ -137,6 +139,12 @@ class TimingSpec(_Strict):
     duration_s: Optional[float] = Field(None, gt=0)
     gap_s: float = Field(0.0, ge=0, description="sleep between inferences (changes GPU clocks)")
     sync: Literal["device", "stream", "none"] = "device"
+    gap_mode: Literal["sleep", "spin"] = Field("sleep", description="how the host waits out gap_s: sleep (the OS "
+                                               "wakes it) or spin (busy-wait: no wake-up latency)")
+    prewarm: Literal["none", "poke", "dummy"] = Field("none", description="just before each timed inference, untimed: "
+                                                      "poke (a tiny GPU operation) or dummy (one inference)")
+    keep_warm: bool = Field(True, description="together: keep running untimed inferences while waiting at the "
+                            "barrier, until just before the start instant (false: idle there)")
     fill: bool = Field(True, description="together: keep every model running until all reached their count")
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
     barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
@@ -221,12 +229,16 @@ class ExperimentSpec(_Strict):
         description="what is timed, each mode run through the whole schedule")
     data: Optional[DataSpec] = None
     repeats: StrictInt = Field(1, ge=1)
+    repeat_isolation: Literal["actor", "process"] = Field(
+        "actor", description="actor: every repeat in the same model actor; process: a fresh actor (the engine "
+        "loaded again) for every repeat")
     timing: TimingSpec = Field(default_factory=TimingSpec)
     input: InputSpec = Field(default_factory=InputSpec)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     clocks: Clocks = Field("default", description="GPU clock mode during the run; restored afterwards")
     mps: bool = Field(False, description="run under the CUDA MPS daemon (started and stopped if not running)")
     power_mode: Optional[StrictInt] = Field(None, ge=0, description="Jetson: nvpmodel mode during the run; restored afterwards")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of every interval (per-row bootstrap, across repeats) and of the comparisons' significance")
     output: str = "results"
 
     @field_validator("clocks", mode="before")

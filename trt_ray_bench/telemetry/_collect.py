@@ -7,19 +7,28 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 try:
     from typing import Protocol
 except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore
 
-Reading = Tuple[str, float, str]  # metric, value, unit
+#: metric, value, unit, and optionally avg_s: the period (s) the value averages, ending when
+#: it was read (absent or 0: an instantaneous value). Averaged readings are placed over that
+#: period when joined (``results.join``): an average over the last second is not the state
+#: at the instant it was read.
+Reading = Union[Tuple[str, float, str], Tuple[str, float, str, float]]
 Emit = Callable[[int, Iterable[Reading]], None]  # (t_ns, readings)
 
 
 class Sampler(Protocol):
     source: str
+    #: (optional) metrics whose value is an average since the previous poll (psutil's CPU
+    #: utilisation): the collector gives them ``avg_s`` = the time since that poll
+    since_last_poll: Iterable[str]
+    #: (optional) metric -> the fixed period (s) its value averages (NVML's power, utilisation)
+    avg_s: Dict[str, float]
 
     def read(self) -> Iterable[Reading]:
         """Current values; called from the collector's thread."""
@@ -50,7 +59,7 @@ class Collector:
         self.polled = [s for s in samplers if not _streams(s)]
         self.streaming = [s for s in samplers if _streams(s)]
         self.interval_s = interval_s
-        self.rows: Dict[str, list] = {"t_ns": [], "source": [], "metric": [], "value": [], "unit": []}
+        self.rows: Dict[str, list] = {"t_ns": [], "source": [], "metric": [], "value": [], "unit": [], "avg_s": []}
         self.errors: List[str] = []
         self._lock = threading.Lock()  # the polling thread and the streams append rows
         self._stop = threading.Event()
@@ -70,24 +79,37 @@ class Collector:
         if msg not in self.errors:
             self.errors.append(msg)
 
-    def _append(self, source: str, t: int, readings: Iterable[Reading]) -> None:
+    def _append(self, source: str, t: int, readings: Iterable[Reading], since: Tuple[Iterable[str], float] = ((), 0.0),
+                fixed: Optional[Dict[str, float]] = None) -> None:
         r = self.rows
+        names, period = since
+        fixed = fixed or {}
         with self._lock:
-            for metric, value, unit in readings:
+            for reading in readings:
+                metric, value, unit = reading[:3]
+                if len(reading) > 3:
+                    avg = float(reading[3])
+                else:
+                    avg = period if metric in names else float(fixed.get(metric, 0.0))
                 r["t_ns"].append(t)
                 r["source"].append(source)
                 r["metric"].append(metric)
                 r["value"].append(float(value))
                 r["unit"].append(unit)
+                r["avg_s"].append(avg)
 
     def _run(self) -> None:
         nxt = time.perf_counter_ns()
         step = int(self.interval_s * 1e9)
+        last: Dict[int, int] = {}  # per polled sampler: when it was last read
         while self.polled and not self._stop.is_set():
             t = time.perf_counter_ns()
             for s in self.polled:
+                names = frozenset(getattr(s, "since_last_poll", ()))
+                period = (t - last[id(s)]) / 1e9 if id(s) in last else self.interval_s
+                last[id(s)] = t
                 try:
-                    self._append(s.source, t, list(s.read()))
+                    self._append(s.source, t, list(s.read()), (names, period), getattr(s, "avg_s", None))
                 except Exception as exc:  # a sampler failing must not stop the run
                     self._error(f"{s.source}: {exc.__class__.__name__}: {exc}")
             nxt += step

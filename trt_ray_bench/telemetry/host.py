@@ -12,6 +12,8 @@ from ._collect import Reading
 
 class HostSampler:
     source = "host"
+    #: psutil's CPU utilisation is the average since the previous call (the Collector's poll)
+    since_last_poll = ("cpu_util_pct",) + tuple(f"cpu{i}_util_pct" for i in range(psutil.cpu_count() or 1))
 
     def __init__(self):
         psutil.cpu_percent(percpu=True)  # the first call only starts the interval

@@ -6,6 +6,12 @@ Metric names match the Jetson sampler's where they mean the same thing: ``gpu_fr
 ``throttle_reasons`` (the clock-event bitmask; ``decode_throttle_reasons`` names it) and
 ``mem_used_mb``.
 
+Averaged readings carry the period they average (``avg_s``, see ``_collect.Reading``):
+``gpu_util_pct`` / ``mem_util_pct`` are the share of time busy over NVML's sample period,
+1/6 s to 1 s depending on the product (the shortest is taken: ``UTIL_AVG_S``);
+``power_mw:gpu`` is averaged over 1 s on Ampere (compute capability 8.6 and up, not GA100)
+and newer, instantaneous before (``power_avg_s``).
+
 pynvml is imported when a sampler is made, so the package imports without it.
 """
 
@@ -17,6 +23,22 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from ._collect import Reading
 
 MiB = 2**20
+#: NVML's utilisation sample period: "between 1 second and 1/6 second depending on the product"
+UTIL_AVG_S = 1.0 / 6
+#: nvmlDeviceGetPowerUsage on Ampere (except GA100) and newer: "averaged over 1 sec interval"
+POWER_AVG_S = 1.0
+
+
+def power_avg_s(cc: Optional[Tuple[int, int]]) -> float:
+    """The period ``nvmlDeviceGetPowerUsage`` averages on a GPU of compute capability
+    ``cc``: 1 s from GA10x (8.6) on, 0 (instantaneous) before; 1 s when unknown."""
+    if cc is None:
+        return POWER_AVG_S
+    return POWER_AVG_S if tuple(cc) >= (8, 6) else 0.0
+
+
+#: metric -> the period it averages (``power_mw:gpu`` set per GPU in ``NvmlSampler``)
+_AVERAGED = {"gpu_util_pct": UTIL_AVG_S, "mem_util_pct": UTIL_AVG_S}
 
 #: What an NVML call raises when this GPU, driver or container cannot answer it at all:
 #: asking again will not help, so the call is dropped from later polls.
@@ -120,6 +142,12 @@ class NvmlSampler:
             else:
                 self.unavailable.update((m, "not in this pynvml") for m, _ in r.outputs)
         self._stale = False
+        try:
+            cc = tuple(self.nvml.nvmlDeviceGetCudaComputeCapability(self.handle))
+        except Exception:  # noqa: BLE001 - an older pynvml or a stand-in: assume averaged
+            cc = None
+        #: metric -> the period its value averages (the Collector stores it as ``avg_s``)
+        self.avg_s = dict(_AVERAGED, **{"power_mw:gpu": power_avg_s(cc)})
 
     @property
     def metrics(self) -> List[str]:

@@ -1,11 +1,14 @@
 """The measurement loop and its statistics: plain functions, no Ray, no GPU imports."""
 
+from ._events import EVENT_RING, EventRing
 from ._loop import BaseRunner, LoopPlan, Runner, Samples, run_loop, wait_until
 from ._stats import Stats, summarize
 from ._window import common_window
 
 __all__ = [
     "BaseRunner",
+    "EVENT_RING",
+    "EventRing",
     "LoopPlan",
     "Runner",
     "Samples",

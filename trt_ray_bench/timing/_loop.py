@@ -17,7 +17,14 @@ try:  # Protocol is 3.8+
 except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore
 
+from ._events import EVENT_RING
+
 SYNC_MODES = ("device", "stream", "none")
+GAP_MODES = ("sleep", "spin")
+PREWARMS = ("none", "poke", "dummy")
+#: the loop reads the runner's GPU times this often (outside the timed span): half the
+#: event ring, so no event is recorded again before its time is read
+FLUSH_EVERY = EVENT_RING // 2
 
 
 class Runner(Protocol):
@@ -54,6 +61,10 @@ class Runner(Protocol):
         """Per-stage times (``h2d_ms``, ``pre_ms``, ...) of the calls the last
         ``gpu_times_ms`` reported; empty where the runner has no stages."""
 
+    def poke(self) -> None:
+        """A tiny GPU operation on the runner's stream, waited for (``timing.prewarm: poke``:
+        wakes the GPU without running the engine); a no-op where there is no GPU."""
+
     def begin_measured(self) -> None:
         """Called once between warm-up and the measured iterations."""
 
@@ -70,6 +81,9 @@ class BaseRunner:
     n_inputs = 0
 
     def reserve(self, n: int) -> None:
+        pass
+
+    def poke(self) -> None:
         pass
 
     def run_array(self, x) -> list:
@@ -104,12 +118,24 @@ class LoopPlan:
     #: how long before the start instant to stop sleeping and spin; 0 when more models
     #: than cores wait at once (spinners would only take the CPU from each other)
     spin_s: float = 0.002
+    #: how the gap is waited out: ``sleep`` (the OS wakes the thread) or ``spin`` (busy-wait)
+    gap_mode: str = "sleep"
+    #: untimed, just before each timed inference: ``none``, ``poke`` (``runner.poke()``) or
+    #: ``dummy`` (one inference on the same input, waited for)
+    prewarm: str = "none"
+    #: together: while waiting at the barrier, keep running untimed (warm-up) inferences
+    #: until just before the start instant, so the warm-up does not wear off
+    keep_warm: bool = True
 
     def __post_init__(self):
         if (self.iterations is None) == (self.duration_s is None):
             raise ValueError("exactly one of iterations and duration_s is needed")
         if self.sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}")
+        if self.gap_mode not in GAP_MODES:
+            raise ValueError(f"gap_mode must be one of {GAP_MODES}")
+        if self.prewarm not in PREWARMS:
+            raise ValueError(f"prewarm must be one of {PREWARMS}")
 
 
 @dataclass
@@ -129,6 +155,9 @@ class Samples:
     instant_ns: int = 0
     #: when the loop actually woke up for it (>= instant_ns; the difference is scheduling delay)
     released_ns: int = 0
+    #: together with ``keep_warm``: warm-up iterations run while waiting at the barrier
+    #: (they are warm-up rows, after the plan's own warm-up)
+    barrier_warmup_n: int = 0
 
     def __len__(self) -> int:
         return len(self.t_start_ns)
@@ -161,7 +190,14 @@ def run_loop(
 ) -> Samples:
     """Warm up, then ask ``release`` (if given) for the start instant and wait for it,
     then time inferences. ``release`` is the barrier of a "together" run: it blocks
-    until every model has warmed up and returns one ``perf_counter_ns`` instant.
+    until every model has warmed up and returns one ``perf_counter_ns`` instant. With
+    ``plan.keep_warm`` the barrier is asked from a helper thread while this one keeps
+    running warm-up inferences, until just before the instant.
+
+    Each iteration: [the gap: sleep or spin ``gap_s`` after the previous inference ended]
+    -> [prewarm: ``runner.poke()``, or one untimed inference + sync] -> t0 infer t1 sync t2.
+    Everything of the harness (reading the GPU times every ``FLUSH_EVERY`` inferences,
+    the gap, the prewarm, the barrier) is outside t0..t2.
 
     ``stop``/``on_target`` implement "together" runs with a fill: after its own
     ``plan.iterations`` the runner calls ``on_target`` once and keeps loading the
@@ -173,22 +209,72 @@ def run_loop(
     sync = runner.synchronize
     infer = runner.infer
     how = plan.sync
-    gap = plan.gap_s
+    gap_ns = int(plan.gap_s * 1e9)
+    spin_gap = plan.gap_mode == "spin"
+    prewarm = plan.prewarm
+    poke = getattr(runner, "poke", None) or (lambda: None)  # a runner without poke has no GPU of its own
     n_inputs = max(1, runner.n_inputs)
     out = Samples()
     starts, ends, enq, wflags = out.t_start_ns, out.t_end_ns, out.enqueue_ns, out.warmup
+    stage_fn = getattr(runner, "stage_times_ms", None)
     runner.gpu_times_ms()  # drop times of calls made before this loop
+    if stage_fn is not None:
+        stage_fn()
     reserve = getattr(runner, "reserve", None)
     if reserve is not None:  # e.g. CUDA events: made here, not inside the timed loop
-        reserve(max(1024, plan.warmup + (plan.iterations or 0) * (2 if stop is not None else 1)))
+        reserve(EVENT_RING)
 
-    # Warm-up: by count, then by time, with the same gap as the measurement so the
-    # device reaches the state the measured iterations will see. The timed body is
-    # written out in both loops on purpose: a shared function would add a call to every
-    # iteration (the harness budget is 1 us).
+    # Per ``infer`` call since the last read: True for a timed one, False for a dummy prewarm.
+    calls: List[bool] = []
+    gpu_all: List[float] = []
+    stages_all: Dict[str, List[float]] = {}
+    state = {"gpu": True}
+
+    def read_times() -> None:
+        """The runner's GPU (and stage) times of the calls since the last read, the dummy
+        prewarms' left out. Outside any timed span."""
+        gpu = runner.gpu_times_ms()
+        st = stage_fn() if stage_fn is not None else {}
+        mask = list(calls)
+        calls.clear()
+        if gpu is None:
+            state["gpu"] = False
+        elif len(gpu) != len(mask):
+            raise RuntimeError(f"runner reported {len(gpu)} GPU times for {len(mask)} inferences")
+        elif state["gpu"]:
+            gpu_all.extend(gpu if all(mask) else [g for g, t in zip(gpu, mask) if t])
+        for k, v in st.items():
+            keep = v if len(v) != len(mask) or all(mask) else [x for x, t in zip(v, mask) if t]
+            stages_all.setdefault(k, []).extend(keep)
+
+    def before(prev_end: int, index: int) -> None:
+        """Outside the timed span: read the times when due, wait out the gap, prewarm."""
+        if len(calls) >= FLUSH_EVERY:
+            read_times()
+        if gap_ns and prev_end:
+            until = prev_end + gap_ns
+            if spin_gap:
+                while clock() < until:
+                    pass
+            else:
+                left = until - clock()
+                if left > 0:
+                    sleep(left / 1e9)
+        if prewarm == "poke":
+            poke()
+        elif prewarm == "dummy":
+            infer(index)
+            sync(how)
+            calls.append(False)
+
+    # Warm-up: by count, then by time, with the same gap and prewarm as the measurement
+    # so the device reaches the state the measured iterations will see. The timed body is
+    # written out in each loop on purpose: nothing but the inference between t0 and t2.
     i = 0
+    prev = 0
     warm_deadline = clock() + int(plan.warmup_s * 1e9)
     while i < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
+        before(prev, i % n_inputs)
         t0 = clock()
         infer(i % n_inputs)
         t1 = clock()
@@ -198,15 +284,54 @@ def run_loop(
         enq.append(t1 - t0)
         ends.append(t2)
         wflags.append(True)
+        calls.append(True)
         i += 1
-        if gap:
-            sleep(gap)
+        prev = t2
 
-    if release is not None:
+    spin_ns = int(plan.spin_s * 1e9)
+    if release is not None and plan.keep_warm:
+        box: dict = {}
+
+        def ask() -> None:
+            try:
+                box["t"] = release()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the timing thread
+                box["exc"] = exc
+
+        waiter = threading.Thread(target=ask, name="trb-barrier", daemon=True)
+        waiter.start()
+        n0, last = i, 0
+        while True:
+            if "exc" in box:
+                raise box["exc"]
+            # released: go on while one more iteration ends before the instant (less the spin)
+            if "t" in box and clock() + 2 * last + gap_ns + spin_ns >= box["t"]:
+                break
+            before(prev, i % n_inputs)
+            t0 = clock()
+            infer(i % n_inputs)
+            t1 = clock()
+            sync(how)
+            t2 = clock()
+            starts.append(t0)
+            enq.append(t1 - t0)
+            ends.append(t2)
+            wflags.append(True)
+            calls.append(True)
+            i += 1
+            last = t2 - prev if prev else t2 - t0
+            prev = t2
+        waiter.join()
+        out.barrier_warmup_n = i - n0
+        out.instant_ns = box["t"]
+        out.released_ns = wait_until(out.instant_ns, spin_ns)
+    elif release is not None:
         out.instant_ns = release()
-        out.released_ns = wait_until(out.instant_ns, int(plan.spin_s * 1e9))
+        out.released_ns = wait_until(out.instant_ns, spin_ns)
     else:
         out.instant_ns = out.released_ns = clock()
+    if release is not None:
+        prev = 0  # the first measured inference starts at the instant, not a gap later
     begin = getattr(runner, "begin_measured", None)
     if begin is not None:  # e.g. validation: warm-up predictions do not count
         begin()
@@ -217,8 +342,8 @@ def run_loop(
     n = 0
     reached = False
     while True:
-        t0 = clock()
-        if deadline is not None and t0 >= deadline:
+        now = clock()
+        if deadline is not None and now >= deadline:
             break
         if target is not None and n >= target:
             if not reached:
@@ -226,9 +351,10 @@ def run_loop(
                 out.n_target = n
                 if on_target is not None:
                     on_target()
-            if stop is None or stop.is_set() or (hard_stop is not None and t0 >= hard_stop):
+            if stop is None or stop.is_set() or (hard_stop is not None and now >= hard_stop):
                 break
-            t0 = clock()
+        before(prev, i % n_inputs)
+        t0 = clock()
         infer(i % n_inputs)
         t1 = clock()
         sync(how)
@@ -237,21 +363,19 @@ def run_loop(
         enq.append(t1 - t0)
         ends.append(t2)
         wflags.append(False)
+        calls.append(True)
         i += 1
         n += 1
-        if gap:
-            sleep(gap)
+        prev = t2
     if not reached:
         out.n_target = n
         if on_target is not None:
             on_target()
 
-    gpu = runner.gpu_times_ms()
-    if gpu is not None:
-        if len(gpu) != len(starts):
-            raise RuntimeError(f"runner reported {len(gpu)} GPU times for {len(starts)} inferences")
-        out.gpu_ms = list(gpu)
-    stages = getattr(runner, "stage_times_ms", None)
-    if stages is not None:
-        out.stages = {k: list(v) for k, v in stages().items() if len(v) == len(starts)}
+    read_times()
+    if state["gpu"]:
+        if len(gpu_all) != len(starts):
+            raise RuntimeError(f"runner reported {len(gpu_all)} GPU times for {len(starts)} inferences")
+        out.gpu_ms = gpu_all
+    out.stages = {k: v for k, v in stages_all.items() if len(v) == len(starts)}
     return out

@@ -8,10 +8,11 @@ from typing import Iterable, Optional, Sequence, Tuple
 def common_window(
     series: Iterable[Tuple[Sequence[int], Sequence[int]]],
 ) -> Optional[Tuple[int, int]]:
-    """Given per model (measured start times, end times) in ns, the interval from the
-    earliest first start (the common start instant, give or take the start skew, which
-    is recorded separately) to the earliest last end: after that some model had stopped
-    loading the device. ``None`` when there is nothing to measure."""
+    """Given per model (measured start times, end times) in ns, the interval in which
+    every model was running: from the latest first start (before it, some model had not
+    started: the early ones ran alone for the start skew) to the earliest last end (after
+    it, some model had stopped loading the device). ``None`` when there is nothing to
+    measure or the models never ran at the same time."""
     firsts, lasts = [], []
     for starts, ends in series:
         if len(starts) == 0:
@@ -20,5 +21,5 @@ def common_window(
         lasts.append(max(ends))
     if not firsts:
         return None
-    lo, hi = min(firsts), min(lasts)
-    return (lo, hi) if hi > max(firsts) else None
+    lo, hi = max(firsts), min(lasts)
+    return (lo, hi) if hi > lo else None
