@@ -132,3 +132,31 @@ def test_by_mode_is_seed_002s_table():
     assert t["validation_alone_vs_inference_pct"] == pytest.approx(50.0)
     assert t["without_val_together_vs_inference_pct"] == pytest.approx(50.0)
     assert t["top1"] == 0.5
+
+
+def test_output_checks_of_concurrent_runs_never_refuse_each_other(tmp_path):
+    """A sweep's points check the same missing output tree at once (seen in CI: one point
+    refused with "results is not writable" while another had just made and removed
+    `results` as its probe). Eight threads checking it 300 times each: no refusal, and
+    nothing left behind."""
+    import threading
+
+    from trt_ray_bench.errors import UserError
+    from trt_ray_bench.results.write import check_writable
+
+    errors = []
+
+    def check(k: int) -> None:
+        for _ in range(300):
+            try:
+                check_writable(tmp_path / "results" / f"sw{k}")
+            except UserError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=check, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(tmp_path.iterdir()) == []

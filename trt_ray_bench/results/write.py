@@ -19,12 +19,14 @@ from .schema import TABLES
 
 def check_writable(root: Path, where: str = "output") -> None:
     """Refuse an output folder we cannot create or write, before anything is measured.
-    Permissions do not tell (root may write anywhere but /proc): the first missing folder
-    is created and removed again, an existing one gets a probe file."""
+    Permissions do not tell (root may write anywhere but /proc): a probe folder of a
+    unique name is made and removed in the deepest folder that exists. Nothing of the
+    output's own path is created, so runs that check the same tree at once (a sweep's
+    points) never see each other's probes."""
     root = Path(root)
-    probe, missing = root, []
+    probe, top = root, None
     while not probe.exists():
-        missing.append(probe)
+        top = probe
         if probe.parent == probe:
             break
         probe = probe.parent
@@ -32,19 +34,12 @@ def check_writable(root: Path, where: str = "output") -> None:
         raise UserError(where, f"{root}: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(where, f"{root}: {probe} is not writable")
-    if missing:
-        top = missing[-1]
-        try:
-            top.mkdir()
-        except OSError as exc:
-            raise UserError(where, f"{root}: cannot create {top} ({exc.strerror or exc})") from None
-        top.rmdir()
-        return
     try:
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".trb-probe-"):
-            pass
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".trb-probe-"))
     except OSError as exc:
-        raise UserError(where, f"{root} is not writable ({exc.strerror})") from None
+        if top is not None:
+            raise UserError(where, f"{root}: cannot create {top} ({exc.strerror or exc})") from None
+        raise UserError(where, f"{root} is not writable ({exc.strerror or exc})") from None
 
 
 def to_table(name: str, frame: pd.DataFrame) -> pa.Table:
