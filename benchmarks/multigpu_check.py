@@ -161,10 +161,13 @@ def check(root: Path, smi_path: Path, res=None) -> Tuple[pd.DataFrame, List[str]
     spans = [(p.start, p.end, p) for p in pts.itertuples() if p.start is not None]
     most = max((sum(1 for s, e, _ in spans if s <= t0 < e) for t0, _, _ in spans), default=0)
     verdict(0 < most <= max(1, len(gpus)), f"{most} points ran at once at most, on {len(gpus)} GPUs")
-    for i, (s1, e1, a) in enumerate(spans):
-        for s2, e2, b in spans[i + 1:]:
+    # on different GPUs whenever they measured at the same time (a point's own span also
+    # holds its tabulation after its GPU was given back, when the next point may take it)
+    measured = [(p.w0, p.w1, p) for p in pts.itertuples()]
+    for i, (s1, e1, a) in enumerate(measured):
+        for s2, e2, b in measured[i + 1:]:
             if s1 < e2 and s2 < e1:
-                verdict(a.gpu_index != b.gpu_index, f"points {a.point_id} and {b.point_id} overlapped on GPUs "
+                verdict(a.gpu_index != b.gpu_index, f"points {a.point_id} and {b.point_id} measured at once on GPUs "
                                                     f"{a.gpu_index} and {b.gpu_index}")
     for p in pts.itertuples():
         name = f"point {p.point_id} ({p.clocks}, gap {p.gap_s:g})"

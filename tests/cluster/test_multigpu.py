@@ -208,7 +208,7 @@ def _proof_check(root: Path, smi_log: Path, clocked_gpu: int) -> None:
     table, ok, fail = mc.check(root, smi_log)
     assert len(table) == 4 and fail == [f for f in fail if "no NVML telemetry" in f] and len(fail) == 4, fail
     assert any(f"meanwhile GPU {1 - clocked_gpu}" in s and "not held at 1410" in s for s in ok), ok
-    assert sum("overlapped on GPUs" in s for s in ok) >= 1 and "2 points ran at once at most" in ok[0]
+    assert sum("measured at once on GPUs" in s for s in ok) >= 1 and "2 points ran at once at most" in ok[0]
     smi = mc.read_smi(smi_log)
     assert set(smi["index"]) == {0, 1} and smi.util.max() == 100  # the stand-in saw the pinned loops
 
