@@ -1289,18 +1289,13 @@ class _FakePyCudaDriver(types.ModuleType):
         self.need()
 
 
-def test_pycuda_facade_in_a_threaded_actor(tmp_path, monkeypatch):
-    """Ray's threaded actor: the runner is built in one thread and timed in another. The
-    pycuda facade makes the primary context current once per thread (not per call), and
-    describe() says it ran through pycuda; a CUDA graph is refused in one line."""
-    pytest.importorskip("onnx")
+def _runner_over_fake_pycuda(drv, tmp_path, monkeypatch):
+    """(runner, model): a TensorRT runner of a tiny engine through the real pycuda facade,
+    over ``drv`` (a stand-in ``pycuda.driver``) and the 8.6 stand-in ``tensorrt``."""
     from trt_ray_bench.engines import _cuda
     from trt_ray_bench.engines import tensorrt as backend
     from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
-    from trt_ray_bench.errors import UserError
-    from trt_ray_bench.timing import LoopPlan, run_loop
 
-    drv = _FakePyCudaDriver()
     pkg = types.ModuleType("pycuda")
     pkg.VERSION_TEXT, pkg.driver = "2026.1", drv
     monkeypatch.setitem(sys.modules, "pycuda", pkg)
@@ -1312,7 +1307,20 @@ def test_pycuda_facade_in_a_threaded_actor(tmp_path, monkeypatch):
         info = build_engine(src, BuildOptions(tactics="none"), "Fake Orin", out=tmp_path, where="models[0]")
     monkeypatch.setitem(sys.modules, "tensorrt", make_trt("8.6.1.6"))  # and the real facade, over the fake driver
     model = dataclasses.replace(resolved(src), engine_path=info.path, engine=dataclasses.asdict(info))
-    runner = backend.load(model)
+    return backend.load(model), model
+
+
+def test_pycuda_facade_in_a_threaded_actor(tmp_path, monkeypatch):
+    """Ray's threaded actor: the runner is built in one thread and timed in another. The
+    pycuda facade makes the primary context current once per thread (not per call), and
+    describe() says it ran through pycuda; a CUDA graph is refused in one line."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+    from trt_ray_bench.timing import LoopPlan, run_loop
+
+    drv = _FakePyCudaDriver()
+    runner, model = _runner_over_fake_pycuda(drv, tmp_path, monkeypatch)
     assert runner.describe()["providers"].endswith("via pycuda")
     out = {}
 
@@ -1373,9 +1381,6 @@ def test_tensorrt_runner_makes_no_event_in_a_timed_span_and_recycles_them(tmp_pa
     pytest.importorskip("onnx")
     import time as _time
 
-    from trt_ray_bench.engines import _cuda
-    from trt_ray_bench.engines import tensorrt as backend
-    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
     from trt_ray_bench.timing import EVENT_RING, LoopPlan, run_loop
 
     drv = _FakePyCudaDriver()
@@ -1389,18 +1394,7 @@ def test_tensorrt_runner_makes_no_event_in_a_timed_span_and_recycles_them(tmp_pa
 
     drv.Event = StampedEvent
     drv.memset_d8_async = lambda dst, value, n, stream: memsets.append(n)
-    pkg = types.ModuleType("pycuda")
-    pkg.VERSION_TEXT, pkg.driver = "2026.1", drv
-    monkeypatch.setitem(sys.modules, "pycuda", pkg)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)
-    monkeypatch.setattr(_cuda, "_set_primary_flags", lambda device, flags: None)
-    monkeypatch.setenv("TRB_CUDA", "pycuda")
-    src = tiny_onnx(tmp_path / "m.onnx")
-    with standin("8.6.1.6"):
-        info = build_engine(src, BuildOptions(tactics="none"), "Fake Orin", out=tmp_path, where="models[0]")
-    monkeypatch.setitem(sys.modules, "tensorrt", make_trt("8.6.1.6"))
-    model = dataclasses.replace(resolved(src), engine_path=info.path, engine=dataclasses.asdict(info))
-    runner = backend.load(model)
+    runner, _ = _runner_over_fake_pycuda(drv, tmp_path, monkeypatch)
     runner.prepare([np.zeros((1, 3, 32, 32), np.float32)])
     s = run_loop(runner, LoopPlan(iterations=None, duration_s=0.6, warmup=5, prewarm="poke"))
     n = len(s)

@@ -64,19 +64,12 @@ def latest_per_clocks(runs: pd.DataFrame) -> pd.DataFrame:
     if not len(ok):
         return ok
     clocks = _col(ok, "clocks_mode", "default").astype(str)
-    keep = []
-    for _, g in ok.groupby(clocks):
-        keep.append(g[g["run_id"] == g["run_id"].max()])
-    return pd.concat(keep)
+    return ok[ok["run_id"] == ok["run_id"].groupby(clocks).transform("max")]
 
 
 def _value(rows: pd.DataFrame, stat: str) -> Tuple[float, float, float]:
     v = float(pd.to_numeric(rows[stat], errors="coerce").median())
-    try:
-        lo, hi = condition_interval(rows, stat)
-    except Exception:  # noqa: BLE001 - rows without interval columns: the plain rule decides
-        lo, hi = float("nan"), float("nan")
-    return v, lo, hi
+    return (v, *condition_interval(rows, stat))  # NaN bounds without interval columns: the plain rule decides
 
 
 def attribute(runs: pd.DataFrame) -> Tuple[pd.DataFrame, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 try:  # Protocol is 3.8+
     from typing import Protocol
@@ -267,26 +267,30 @@ def run_loop(
             sync(how)
             calls.append(False)
 
-    # Warm-up: by count, then by time, with the same gap and prewarm as the measurement
-    # so the device reaches the state the measured iterations will see. The timed body is
-    # written out in each loop on purpose: nothing but the inference between t0 and t2.
-    i = 0
-    prev = 0
-    warm_deadline = clock() + int(plan.warmup_s * 1e9)
-    while i < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
-        before(prev, i % n_inputs)
+    def timed(index: int, warm: bool) -> Tuple[int, int]:
+        """One inference: nothing but it (launch and sync) between t0 and t2; recorded
+        after t2. Returns (t0, t2)."""
         t0 = clock()
-        infer(i % n_inputs)
+        infer(index)
         t1 = clock()
         sync(how)
         t2 = clock()
         starts.append(t0)
         enq.append(t1 - t0)
         ends.append(t2)
-        wflags.append(True)
+        wflags.append(warm)
         calls.append(True)
+        return t0, t2
+
+    # Warm-up: by count, then by time, with the same gap and prewarm as the measurement
+    # so the device reaches the state the measured iterations will see.
+    i = 0
+    prev = 0
+    warm_deadline = clock() + int(plan.warmup_s * 1e9)
+    while i < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
+        before(prev, i % n_inputs)
+        _, prev = timed(i % n_inputs, True)
         i += 1
-        prev = t2
 
     spin_ns = int(plan.spin_s * 1e9)
     if release is not None and plan.keep_warm:
@@ -308,16 +312,7 @@ def run_loop(
             if "t" in box and clock() + 2 * last + gap_ns + spin_ns >= box["t"]:
                 break
             before(prev, i % n_inputs)
-            t0 = clock()
-            infer(i % n_inputs)
-            t1 = clock()
-            sync(how)
-            t2 = clock()
-            starts.append(t0)
-            enq.append(t1 - t0)
-            ends.append(t2)
-            wflags.append(True)
-            calls.append(True)
+            t0, t2 = timed(i % n_inputs, True)
             i += 1
             last = t2 - prev if prev else t2 - t0
             prev = t2
@@ -354,19 +349,9 @@ def run_loop(
             if stop is None or stop.is_set() or (hard_stop is not None and now >= hard_stop):
                 break
         before(prev, i % n_inputs)
-        t0 = clock()
-        infer(i % n_inputs)
-        t1 = clock()
-        sync(how)
-        t2 = clock()
-        starts.append(t0)
-        enq.append(t1 - t0)
-        ends.append(t2)
-        wflags.append(False)
-        calls.append(True)
+        _, prev = timed(i % n_inputs, False)
         i += 1
         n += 1
-        prev = t2
     if not reached:
         out.n_target = n
         if on_target is not None:
