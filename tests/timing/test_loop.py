@@ -241,6 +241,22 @@ def test_together_keeps_the_device_warm_at_the_barrier():
     assert s.barrier_warmup_n == 0 and sum(s.warmup) == 3 and idle_ms > 300
 
 
+def test_a_model_slower_than_the_start_lead_waits_idle_at_the_barrier():
+    """Seen in the quickstart on 2 cores (5 models, ~1 s inferences): a model that kept
+    warm could not stop in time for the start instant (50 ms after the last arrival) and
+    started up to an inference late (2.25 s of start skew). One iteration longer than half
+    the lead: no keep-warm inferences, it is ready at the instant."""
+    def release():
+        time.sleep(0.3)
+        return time.perf_counter_ns() + 50_000_000
+
+    s = run_loop(Recorder(infer_s=0.04), LoopPlan(iterations=3, warmup=2, start_lead_s=0.05), release=release)
+    assert s.barrier_warmup_n == 0 and sum(s.warmup) == 2
+    assert min(t for t, w in zip(s.t_start_ns, s.warmup) if not w) - s.instant_ns < 5_000_000
+    s = run_loop(Recorder(infer_s=0.001), LoopPlan(iterations=3, warmup=2, start_lead_s=0.05), release=release)
+    assert s.barrier_warmup_n > 50
+
+
 def test_together_window_opens_when_the_last_model_starts():
     """README: the statistics use the window in which all models were running. A model
     that starts 9 ms late: the others' first 9 ms were solo, not together."""

@@ -86,7 +86,8 @@ def _loop_plans(plan: Plan) -> Dict[str, LoopPlan]:
         t = plan.spec.timing_for(ms)
         out[ms.name] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
                                 warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync, gap_mode=t.gap_mode,
-                                prewarm=t.prewarm, keep_warm=t.keep_warm)
+                                prewarm=t.prewarm, keep_warm=t.keep_warm,
+                                start_lead_s=t.start_lead_s)
     return out
 
 

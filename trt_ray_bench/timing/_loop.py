@@ -126,6 +126,10 @@ class LoopPlan:
     #: together: while waiting at the barrier, keep running untimed (warm-up) inferences
     #: until just before the start instant, so the warm-up does not wear off
     keep_warm: bool = True
+    #: together: the coordinator's start instant comes this long after the last arrival; a
+    #: model whose one iteration takes more than half of it could not stop keeping warm in
+    #: time (it would start late by up to an inference), so it waits idle instead
+    start_lead_s: float = 0.05
 
     def __post_init__(self):
         if (self.iterations is None) == (self.duration_s is None):
@@ -293,7 +297,8 @@ def run_loop(
         i += 1
 
     spin_ns = int(plan.spin_s * 1e9)
-    if release is not None and plan.keep_warm:
+    one_ns = ends[-1] - starts[-1] + gap_ns if ends else 0  # one iteration, as the warm-up's last took
+    if release is not None and plan.keep_warm and 2 * one_ns <= plan.start_lead_s * 1e9:
         box: dict = {}
 
         def ask() -> None:
