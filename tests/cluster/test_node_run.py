@@ -59,8 +59,20 @@ def test_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
     assert warm.xs("alone", level="phase").eq(2).all()
     assert (warm.xs("together", level="phase").sort_index() == 2 + tog["barrier_warmup_n"].sort_index()).all()
     assert tog["keep_warm"].all() and runs.xs("alone", level="phase")["keep_warm"].isna().all()
-    # contention is visible: together is slower than alone for the detector
-    assert runs.loc[("det", "together"), "p50_ms"] > runs.loc[("det", "alone"), "p50_ms"]
+    # together means at once: most in-window inferences of the detector overlap in time with
+    # inferences of each other model (93-100 % here on 4 cores; run one after another, none
+    # would). Not a latency claim, which depends on the machine: on CI's 2 cores the
+    # detector's p50 together was once 0.5 % below its p50 alone.
+    det_w = t[t.model == "det"]
+    for other in ("cls", "cls2"):
+        o = s[(s.phase == "together") & (s.model == other) & ~s.warmup].sort_values("t_start_ns")
+        first_after = o.t_start_ns.searchsorted(det_w.t_end_ns.to_numpy(), side="left")
+        # the last inference of `other` that started before this detector inference ended
+        # must end after it started
+        idx = first_after - 1
+        overlaps = (idx >= 0) & (o.t_end_ns.to_numpy()[idx.clip(0)] > det_w.t_start_ns.to_numpy())
+        # (a scheduler pause between two of the other's inferences leaves a detector one alone)
+        assert overlaps.mean() >= 0.5, (other, overlaps.mean())
     # statistics are those of the in-window samples
     det_t = t[t.model == "det"].host_ms
     assert runs.loc[("det", "together"), "mean_ms"] == pytest.approx(det_t.mean())
