@@ -73,6 +73,7 @@ import numpy as np
 
 from ..errors import UserError, lazy_import
 from ._export import cache_dir
+from ._resolve import sha256_file as _sha256
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: calibration images used at most (spread evenly over the folder); see the module docstring
@@ -95,14 +96,6 @@ _CONVERTED_KEYS = ("path", "precision", "converter", "converter_version", "sourc
 
 def _onnx():
     return lazy_import("onnx", "convert", _WHY)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _load(path, where: str):
