@@ -8,6 +8,8 @@
 #   bash benchmarks/gpu_proof.sh gap pitfalls skew tables
 #   bash benchmarks/gpu_proof.sh pipeline seed002   (need the chunks of benchmarks/gpu_pipeline_wheels.sh too)
 #   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
+#   bash benchmarks/gpu_proof.sh models pycudatests precision   (issue 12: the pycuda exit, LSUV precision)
+#   EVENTS_S=540 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat, 9 of the 10 minutes)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
@@ -77,7 +79,14 @@ models() {
 gputests() {
   step "GPU tests on cuda-python, then the same on pycuda (issue 12)"
   "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_cudapython.log"
-  TRB_CUDA=pycuda "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_pycuda.log"
+  pycudatests
+}
+pycudatests() {
+  # the whole run on pycuda, and how the interpreter ended: pycuda aborts at exit when a
+  # context is still pushed ("context stack was not empty"), after the tests passed
+  step "GPU tests on pycuda, and the interpreter's exit status"
+  TRB_CUDA=pycuda "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu > "$OUT/gpu_pycuda.log" 2>&1
+  echo "pytest exit $?" | tee -a "$OUT/gpu_pycuda.log"; tail -5 "$OUT/gpu_pycuda.log"
 }
 fidelity2() {
   step "fidelity on each CUDA binding"
