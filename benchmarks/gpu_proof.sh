@@ -9,7 +9,7 @@
 #   bash benchmarks/gpu_proof.sh pipeline seed002   (need the chunks of benchmarks/gpu_pipeline_wheels.sh too)
 #   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
 #   bash benchmarks/gpu_proof.sh models pycudatests precision   (issue 12: the pycuda exit, LSUV precision)
-#   EVENTS_S=540 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat, 9 of the 10 minutes)
+#   EVENTS_S=500 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat; 600 s a call)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
