@@ -83,7 +83,7 @@ gputests() {
 }
 pycudatests() {
   # the whole run on pycuda, and how the interpreter ended: pycuda aborts at exit when a
-  # context is still pushed ("context stack was not empty"), after the tests passed
+  # context is still pushed ("context stack was not empty"), after the tests have run
   step "GPU tests on pycuda, and the interpreter's exit status"
   TRB_CUDA=pycuda "$PY" -m pytest -q -s -p no:cacheprovider tests/gpu > "$OUT/gpu_pycuda.log" 2>&1
   echo "pytest exit $?" | tee -a "$OUT/gpu_pycuda.log"; tail -5 "$OUT/gpu_pycuda.log"

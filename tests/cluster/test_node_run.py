@@ -74,8 +74,7 @@ def test_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
         # (a scheduler pause between two of the other's inferences leaves a detector one alone)
         assert overlaps.mean() >= 0.5, (other, overlaps.mean())
     # statistics are those of the in-window samples
-    det_t = t[t.model == "det"].host_ms
-    assert runs.loc[("det", "together"), "mean_ms"] == pytest.approx(det_t.mean())
+    assert runs.loc[("det", "together"), "mean_ms"] == pytest.approx(det_w.host_ms.mean())
     # provenance and identity travel with every row
     row = r.runs.iloc[0]
     assert row.host and row.ray_version and row.onnxruntime_version and row.weights == "random"

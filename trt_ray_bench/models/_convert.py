@@ -73,7 +73,7 @@ import numpy as np
 
 from ..errors import UserError, lazy_import
 from ._export import cache_dir
-from ._resolve import sha256_file as _sha256
+from ._resolve import sha256_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: calibration images used at most (spread evenly over the folder); see the module docstring
@@ -142,7 +142,7 @@ def _hash_images(folder: Path, files: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.relative_to(folder).as_posix()):
         h.update(f.relative_to(folder).as_posix().encode() + b"\0")
-        h.update(_sha256(f).encode())
+        h.update(sha256_file(f).encode())
     return h.hexdigest()
 
 
@@ -479,7 +479,7 @@ def _read_cached(target: Path) -> Optional[Dict]:
         info = json.loads(side.read_text())
     except (OSError, ValueError):
         return None
-    if not target.is_file() or info.get("sha256") != _sha256(target):
+    if not target.is_file() or info.get("sha256") != sha256_file(target):
         return None  # a file changed or removed by hand: convert again
     return {k: info.get(k) for k in _CONVERTED_KEYS}
 
@@ -497,7 +497,7 @@ def convert_model(src, precision: str, *, hw, task: Optional[str] = None, calib_
     src = Path(src)
     source = _load(src, where)
     have = _precision_of(source)
-    src_sha = _sha256(src)
+    src_sha = sha256_file(src)
     if have == precision:
         return {"path": str(src.resolve()), "precision": precision,
                 "converter": f"none (the ONNX already carries {precision})", "converter_version": "",
@@ -563,7 +563,7 @@ def convert_model(src, precision: str, *, hw, task: Optional[str] = None, calib_
     record = {"path": str(target.resolve()), "precision": precision, "converter": converter,
               "converter_version": ", ".join(f"{k} {v}" for k, v in versions.items()),
               "source_sha256": src_sha, "calib_sha256": calib_sha, "n_calib": len(files),
-              "sha256": _sha256(target), "cached": False, "convert_s": round(time.perf_counter() - t0, 3)}
+              "sha256": sha256_file(target), "cached": False, "convert_s": round(time.perf_counter() - t0, 3)}
     side = dict(record, key=key_inputs, **detail)
     _write_atomic(target.with_suffix(".json"), lambda p: p.write_text(json.dumps(side, indent=1, sort_keys=True)))
     return record
