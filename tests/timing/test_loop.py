@@ -100,6 +100,35 @@ def test_fill_keeps_running_until_stopped_and_reports_target_once():
     assert len(s) > 10  # kept loading the device for ~50 ms after its own 5
 
 
+def test_fill_counts_from_the_window_start_once_known():
+    """A model that began before the others loses its first inferences from the together
+    window: with a fill it is done only when it has its count among those started at or
+    after the window's start, which it is told once every model has begun (``None``
+    before). Here the window opens 20 ms after this model's first inference."""
+    stop = threading.Event()
+    began, reached = [], []
+    box = {"lo": None}
+
+    def on_begin(t_ns):
+        began.append(t_ns)
+        threading.Timer(0.03, lambda: box.update(lo=t_ns + 20_000_000)).start()
+
+    def on_target():
+        reached.append(time.perf_counter_ns())
+        stop.set()
+
+    s = run_loop(SleepRunner(0.002), LoopPlan(iterations=5, warmup=2), stop=stop, on_target=on_target,
+                 on_begin=on_begin, window_start=lambda: box["lo"])
+    measured = [t for t, w in zip(s.t_start_ns, s.warmup) if not w]
+    assert began == [measured[0]]  # told once, the first measured start
+    assert len(reached) == 1
+    assert sum(t >= box["lo"] for t in measured) >= 5  # the count, inside the window
+    assert s.n_target > 5  # it did more than its count to get there
+    # without a fill the window is not waited for: the count alone
+    s2 = run_loop(SleepRunner(0.002), LoopPlan(iterations=5, warmup=0), window_start=lambda: None)
+    assert len(s2) == 5 and s2.n_target == 5
+
+
 def test_fill_has_a_hard_limit():
     s = run_loop(SleepRunner(0.002), LoopPlan(iterations=2, warmup=0), stop=threading.Event(), max_s=0.1)
     assert (s.t_end_ns[-1] - s.t_start_ns[0]) < 400_000_000

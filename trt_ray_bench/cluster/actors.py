@@ -31,6 +31,7 @@ class ModelActor:
         self.dataset = None
         self._modes: Dict[str, object] = {}
         self._stop = threading.Event()
+        self._window_start: Optional[int] = None
 
     def load(self) -> dict:
         from ..engines import load_runner, make_inputs
@@ -76,22 +77,30 @@ class ModelActor:
         """Warm up, (together: wait at the coordinator's barrier), time; return raw samples.
         With ``fill`` the model keeps running after its count until the coordinator stops it."""
         self._stop.clear()
+        self._window_start = None
         name = self.model.name
-        release = None
-        on_target = None
+        release = on_target = on_begin = window_start = None
         stop = None
         if coordinator is not None:
             def release() -> int:
                 return ray.get(coordinator.arrive.remote(name))
 
+            # fire and forget, both: not inside a timed span
             def on_target() -> None:
-                coordinator.reached.remote(name)  # fire and forget: not inside a timed span
+                coordinator.reached.remote(name)
+
+            def on_begin(t_ns: int) -> None:
+                coordinator.began.remote(name, t_ns)
+
+            def window_start() -> Optional[int]:
+                return self._window_start
 
             stop = self._stop if fill else None
         runner = self._runner_for(mode, plan.sync)
         if mode in ("validation", "without_val"):  # one pass over the set
             plan = dataclasses.replace(plan, iterations=self.dataset.n_images, duration_s=None)
-        s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s)
+        s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s,
+                     on_begin=on_begin, window_start=window_start)
         out = {
             "t_start_ns": np.asarray(s.t_start_ns, dtype=np.int64),
             "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
@@ -118,6 +127,10 @@ class ModelActor:
     def stop(self) -> None:
         self._stop.set()
 
+    def set_window_start(self, t_ns: int) -> None:
+        """The together window's start (the latest first measured start), from the coordinator."""
+        self._window_start = t_ns
+
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
@@ -141,8 +154,10 @@ def prepare_models(models: list, wheres: list, build: list) -> list:
 class Coordinator:
     """Barrier of a together run: when every expected model has arrived it picks one
     start instant, ``lead_s`` after the last arrival, on this node's monotonic clock
-    (``perf_counter_ns``), which the models sleep then spin until. Also stops the fill
-    once every model has done its own count. Models that die are withdrawn by the driver."""
+    (``perf_counter_ns``), which the models sleep then spin until. Once every model has
+    begun, tells them all where the common window starts (the latest first measured
+    start), so that with a fill each counts its inferences in the window; stops the fill
+    once every model has done its count there. Models that die are withdrawn by the driver."""
 
     def __init__(self, expected: List[str], lead_s: float, timeout_s: float):
         self.expected = set(expected)
@@ -150,6 +165,8 @@ class Coordinator:
         self.timeout_s = timeout_s
         self.arrived: Dict[str, int] = {}
         self.reached_set: set = set()
+        self.firsts: Dict[str, int] = {}  # first measured start per model
+        self.window_start_ns: Optional[int] = None
         self.actors: Dict[str, object] = {}
         self.start_ns: Optional[int] = None
         self._released = asyncio.Event()
@@ -163,6 +180,11 @@ class Coordinator:
         if self.start_ns is None and self.expected and self.expected <= set(self.arrived):
             self.start_ns = time.perf_counter_ns() + self.lead_ns
             self._released.set()
+        if self.window_start_ns is None and self.expected and self.expected <= set(self.firsts):
+            # a model withdrawn after it began may leave this later than the window: only safer
+            self.window_start_ns = max(self.firsts.values())
+            for actor in self.actors.values():
+                actor.set_window_start.remote(self.window_start_ns)
         if not self._stopped and self.expected and self.expected <= self.reached_set:
             self._stopped = True
             for name, actor in self.actors.items():
@@ -186,6 +208,10 @@ class Coordinator:
                 raise TimeoutError(self.broken) from None
         return self.start_ns
 
+    def began(self, name: str, t_ns: int) -> None:
+        self.firsts[name] = t_ns
+        self._check()
+
     def reached(self, name: str) -> None:
         self.reached_set.add(name)
         self._check()
@@ -196,7 +222,8 @@ class Coordinator:
         self._check()
 
     def state(self) -> dict:
-        return {"start_ns": self.start_ns, "arrived": dict(self.arrived), "reached": sorted(self.reached_set)}
+        return {"start_ns": self.start_ns, "arrived": dict(self.arrived), "reached": sorted(self.reached_set),
+                "window_start_ns": self.window_start_ns}
 
 
 @ray.remote(num_cpus=0)

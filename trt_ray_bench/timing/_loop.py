@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -191,6 +192,8 @@ def run_loop(
     stop: Optional[threading.Event] = None,
     on_target: Optional[Callable[[], None]] = None,
     max_s: Optional[float] = None,
+    on_begin: Optional[Callable[[int], None]] = None,
+    window_start: Optional[Callable[[], Optional[int]]] = None,
 ) -> Samples:
     """Warm up, then ask ``release`` (if given) for the start instant and wait for it,
     then time inferences. ``release`` is the barrier of a "together" run: it blocks
@@ -203,10 +206,14 @@ def run_loop(
     Everything of the harness (reading the GPU times every ``FLUSH_EVERY`` inferences,
     the gap, the prewarm, the barrier) is outside t0..t2.
 
-    ``stop``/``on_target`` implement "together" runs with a fill: after its own
+    ``stop``/``on_target`` implement "together" runs with a fill: once it has done its
     ``plan.iterations`` the runner calls ``on_target`` once and keeps loading the
     device until ``stop`` is set (or ``max_s`` passes), so every model is measured
-    under contention for its whole count.
+    under contention for its whole count. ``on_begin`` is told the start of the first
+    measured inference (after it); ``window_start``, where given, returns the start of
+    the common window once known (the latest first measured start of all models) or
+    ``None``, and with a fill the count is then of the inferences started in it: a model
+    that began a little before the others is not short of its count in the window.
     """
     clock = time.perf_counter_ns
     sleep = time.sleep
@@ -339,6 +346,17 @@ def run_loop(
     deadline = t_begin + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
     hard_stop = t_begin + int(max_s * 1e9) if max_s is not None else None
     target = plan.iterations
+    first = len(starts)  # index of the first measured inference
+    by_window = stop is not None and window_start is not None
+
+    def enough() -> bool:
+        """Done the count: of all measured inferences, or with a fill and a window, of
+        those started at or after the window's start (``None`` until every model began)."""
+        if not by_window:
+            return True
+        lo = window_start()
+        return lo is not None and len(starts) - bisect_left(starts, lo, first) >= target
+
     n = 0
     reached = False
     while True:
@@ -346,7 +364,7 @@ def run_loop(
         if deadline is not None and now >= deadline:
             break
         if target is not None and n >= target:
-            if not reached:
+            if not reached and enough():
                 reached = True
                 out.n_target = n
                 if on_target is not None:
@@ -357,6 +375,8 @@ def run_loop(
         _, prev = timed(i % n_inputs, False)
         i += 1
         n += 1
+        if n == 1 and on_begin is not None:
+            on_begin(starts[first])
     if not reached:
         out.n_target = n
         if on_target is not None:
