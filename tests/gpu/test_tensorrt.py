@@ -300,13 +300,17 @@ def _p50_in_another_thread(m, binding, monkeypatch) -> float:
 
 @pytest.mark.skipif(not binding_present("pycuda"), reason="pycuda is not installed")
 def test_pycuda_facade_times_the_engine_like_cuda_python(det_onnx, monkeypatch):
-    """The same engine through the pycuda facade and (where installed) cuda-python's: the
-    GPU p50s agree, the loop running in another thread than the load."""
+    """The same engine through the pycuda facade and (where installed) cuda-python's: both
+    time it (the loop running in another thread than the load), to the same order. Not a
+    fidelity target, which is benchmarks/trt_fidelity.py --cuda pycuda's (within ~1.3 % of a
+    bare CUDA-event loop on the H200): this small detector is launch-bound, its GPU span
+    holds the host's enqueue, and two loops one after the other differed by 14 % there
+    (0.874 vs 0.764 ms). A facade timing the wrong stream or missing the work is off by far more."""
     m = _model(det_onnx, "fp16", transfers=False)
     p50 = {b: _p50_in_another_thread(m, b, monkeypatch) for b in ("pycuda", "cuda-python") if binding_present(b)}
     print("GPU p50 by binding (ms):", p50)
     if len(p50) == 2:
-        assert p50["pycuda"] == pytest.approx(p50["cuda-python"], rel=0.1)
+        assert 1 / 1.5 <= p50["pycuda"] / p50["cuda-python"] <= 1.5
     graph = dataclasses.replace(m, options={**m.options, "cuda_graph": True})
     monkeypatch.setenv("TRB_CUDA", "pycuda")
     with pytest.raises(UserError, match="options.cuda_graph: needs cuda-python"):
