@@ -144,7 +144,8 @@ class LoopPlan:
             raise ValueError(f"prewarm must be one of {PREWARMS}")
 
 
-def _ns() -> "array[int]":
+def _ns() -> array:
+    """An empty array of int64 (nanoseconds)."""
     return array("q")
 
 
