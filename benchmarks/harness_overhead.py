@@ -6,6 +6,8 @@ Compares, over a no-op "engine" (the Runner protocol with empty methods):
                 (fn is the no-op runner's own bound ``infer``, so both sides call the
                 same no-op and the difference is what the harness adds around it)
   run_loop      run_loop(runner, LoopPlan(iterations=N, warmup=0, sync="device"))
+  sync=none     the same with sync="none" (no read of the GPU times inside the stretch,
+                one synchronisation after it)
   + stop        the same with gap_s=0, a stop Event and on_target given (a together
                 run with fill, count phase); on_target sets the Event, so the loop
                 ends after its N like the last model to reach its count
@@ -81,6 +83,16 @@ def with_run_loop(n: int) -> tuple:
     return (w1 - w0) / n, _span(s)
 
 
+def with_sync_none(n: int) -> tuple:
+    runner = NoopRunner()
+    plan = LoopPlan(iterations=n, warmup=0, sync="none")
+    w0 = time.perf_counter_ns()
+    s = run_loop(runner, plan)
+    w1 = time.perf_counter_ns()
+    assert len(s) == n and s.t_sync_end_ns is not None
+    return (w1 - w0) / n, _span(s)
+
+
 def with_stop(n: int) -> tuple:
     runner = NoopRunner()
     plan = LoopPlan(iterations=n, warmup=0, gap_s=0.0, sync="device")
@@ -112,15 +124,15 @@ def main(argv=None) -> int:
     n, r = args.iterations, args.repeats
 
     # Untimed warm-up of every path (allocator, caches).
-    bare(min(n, 20_000)); with_run_loop(min(n, 20_000)); with_stop(min(n, 20_000))
+    bare(min(n, 20_000)); with_run_loop(min(n, 20_000)); with_sync_none(min(n, 20_000)); with_stop(min(n, 20_000))
     fill_s = with_run_loop(n)[0] * n / 1e9  # fill phase runs about as long as N iterations
     fill_phase(min(fill_s, 0.05))
 
-    res = {"bare": [], "run_loop": [], "stop": [], "fill": []}
+    res = {"bare": [], "run_loop": [], "none": [], "stop": [], "fill": []}
     spans = {k: [] for k in res}
     fill_n = []
     for _ in range(r):
-        for k, f in (("bare", bare), ("run_loop", with_run_loop), ("stop", with_stop)):
+        for k, f in (("bare", bare), ("run_loop", with_run_loop), ("none", with_sync_none), ("stop", with_stop)):
             ns, sp = f(n)
             res[k].append(ns)
             spans[k].append(sp)
@@ -140,6 +152,7 @@ def main(argv=None) -> int:
     rows = [
         ("bare loop (2 clock reads, 1 append)", "bare"),
         ("run_loop sync=device", "run_loop"),
+        ("run_loop sync=none", "none"),
         ("run_loop gap_s=0 + stop Event (count)", "stop"),
         ("run_loop fill phase (stop not set)", "fill"),
     ]

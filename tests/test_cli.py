@@ -72,7 +72,7 @@ def test_compare_by_stage_on_the_h100_seed002_run(trb):
     t = pd.read_csv(io.StringIO(out))
     assert list(t.columns) == ["model", "mode", "phase", "load_ms", "pre_ms", "infer_ms", "post_ms", "metrics_ms",
                                "stages_ms", "p50_ms", "gpu_ms", "vs_first_p50_pct", "vs_first_p50_lo_pct",
-                               "vs_first_p50_hi_pct", "significant"]  # issue 14: each Δ with its interval
+                               "vs_first_p50_hi_pct", "verdict", "why"]  # each Δ, its interval and verdict
     assert len(t) == 20 and list(t["mode"].unique()) == ["validation", "without_val"]  # inference rows have no stages
     assert list(t.model[:5]) == ["yolov8n-cls", "yolov8n", "yolov8n-pose", "yolov8n-seg", "yolov8n-obb"]
     assert t[t["mode"] == "without_val"].metrics_ms.isna().all() and (t[t["mode"] == "validation"].metrics_ms > 0).all()

@@ -37,12 +37,17 @@ def _cmd_run(a) -> int:
         print(f"no model was measured: every run failed ({out['run_dir']} records why)")
     elif set(runs["phase"]) == {"alone", "together"}:
         print(render(alone_vs_together(runs)))
+    elif "variant" in runs.columns and runs["variant"].nunique() > 1:
+        from .results import by_condition
+
+        print(render(by_condition(runs, "variant")))
     else:
         cols = ["model", "phase", "repeat", "status", "n", "mean_ms", "p50_ms", "p99_ms", "fps"]
         print(render(runs.reindex(columns=cols)))
     for _, r in runs.iterrows():
+        var = f" {r['variant']}" if isinstance(r.get("variant"), str) else ""
         for w in r["warnings"]:
-            print(f"warning  {r['model']} {r['phase']} r{r['repeat']}: {w}")
+            print(f"warning  {r['model']}{var} {r['phase']} r{r['repeat']}: {w}")
     if len(bad):
         for _, r in bad.iterrows():
             print(f"FAILED   {r['model']} {r['phase']} r{r['repeat']}: {r['error']}", file=sys.stderr)
@@ -88,6 +93,11 @@ def _cmd_compare(a) -> int:
         table = stages(res.runs, samples=res.samples)
         note = ("p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time; "
                 "vs_first: the p50 against the model's first row")
+    elif a.by not in ("phase", "mode", "stage", "gap"):
+        from .results import by_condition
+
+        table = by_condition(res.runs, a.by, a.baseline, samples=res.samples)
+        note = f"host ms per batch; each {a.by} against {a.baseline or 'the first'}"
     elif a.baseline:
         from .results import versus
 
@@ -100,9 +110,10 @@ def _cmd_compare(a) -> int:
     if a.format == "md":
         conf = confidence_of(res.runs)
         print(f"runs: {', '.join(res.run_ids)}   {note}\n"
-              f"[lo, hi]: the {conf * 100:g} % interval of a Δ (across repeats where a condition has several, "
-              f"else each row's own); significant: yes when the two sides' intervals do not overlap, "
-              f"no: within noise, —: no interval\n")
+              f"Δ [lo, hi]: the ratio of the two conditions' p50s (geometric means over their runs) and its "
+              f"{conf * 100:g} % interval; verdict: slower / faster when the interval excludes 0, not shown when "
+              f"it does not (detectable: the difference the runs could have shown), —: the runs cannot tell "
+              f"(reason below); a condition's p50 CI: across its runs, or one run's own\n")
     print(render(table, a.format))
     return 0
 
@@ -206,7 +217,9 @@ def _cmd_tegrastats(a) -> int:
     if out is not None and kind not in (".parquet", ".csv"):
         what = f"unknown suffix {out.suffix!r}" if out.suffix else "no suffix"
         raise UserError("--out", f"{a.out}: {what}, expected .parquet or .csv")
-    df = read_log(a.logfile)
+    if a.interval_ms is not None and not a.interval_ms > 0:
+        raise UserError("--interval-ms", f"{a.interval_ms:g}: expected a period above 0 ms")
+    df = read_log(a.logfile, interval_ms=a.interval_ms)
     if df.empty:
         raise UserError(a.logfile, "no tegrastats line in it (expected lines like "
                                    "'RAM 1923/3964MB ... GR3D_FREQ 0%@76 ...')")
@@ -329,15 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
     c.add_argument("dir")
     c.add_argument("--format", choices=("md", "csv"), default="md")
-    c.add_argument("--by", choices=("phase", "mode", "stage", "gap"), default="phase",
-                   help="mode: the seed 002 table (inference vs validation vs without_val, alone and together); "
+    c.add_argument("--by", default="phase", metavar="{phase,mode,stage,gap,variant,COLUMN}",
+                   help="mode: inference vs pipeline vs validation vs without_val, alone and together; "
                    "stage: where each pipeline / validation row's time goes (load, pre, infer, post, metrics); "
-                   "gap: the seed 001 attribution study, naming the cause of the slowdown after a gap")
+                   "gap: the gap attribution study, naming the cause of the slowdown after a gap; "
+                   "variant (or any runs column, e.g. gap_s, clocks_mode): each value against --baseline "
+                   "(default: the first)")
     c.add_argument("--baseline", metavar="MODEL", help="per-model statistics and speedup over this model "
                    "(the TensorRT-vs-X table) instead of alone vs together")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--run", help="this run id (default: the latest)")
-    g.add_argument("--all", action="store_true", help="average over every run found")
+    g.add_argument("--all", action="store_true", help="every run found: runs of the same condition are its repeats")
     c.set_defaults(func=_cmd_compare)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (or markdown) of a run, experiment or sweep")
@@ -391,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tegrastats", help="a `tegrastats --logfile` log as the long-form telemetry table")
     t.add_argument("logfile", help="the log tegrastats wrote")
     t.add_argument("--out", metavar="FILE", help="FILE.parquet or FILE.csv (default: CSV on stdout)")
+    t.add_argument("--interval-ms", type=float, metavar="MS", help="the --interval the log was written with: the "
+                   "period the loads (%%) average, in avg_s (default: measured from the lines' timestamps)")
     t.set_defaults(func=_cmd_tegrastats)
 
     n = sub.add_parser("node", help="this board in the lab's Ray cluster")

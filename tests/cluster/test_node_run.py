@@ -82,7 +82,7 @@ def test_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
     assert row.onnx_sha256 and row.cpu_count >= 1 and row.device == "cpu"
     # telemetry on the same clock: samples fall inside the telemetry's time span
     tel = r.telemetry
-    assert {"cpu_util_pct", "ram_used_mb"} <= set(tel.metric)
+    assert {"cpu_util_pct", "ram_used_mib"} <= set(tel.metric)
     assert tel.t_ns.min() <= s.t_start_ns.min() and tel.t_ns.max() >= s.t_end_ns.max() - 50_000_000
     j = results.samples_with_telemetry(t, tel, ["cpu_util_pct"])
     assert j["cpu_util_pct"].notna().mean() > 0.9
@@ -194,35 +194,52 @@ def test_bad_gap_mode_prewarm_isolation_are_one_line(trb, tmp_path, cls_onnx):
 
 
 def test_gap_study_on_onnxruntime_and_compare_by_gap(tmp_path, cls_onnx, trb):
-    """The attribution study's variants, real and short on ONNX Runtime: each row records
-    its gap_mode and prewarm, a dummy prewarm adds no sample, and ``--by gap`` prints the
-    table and one sentence about the cause."""
-    m = f"path: {cls_onnx}, options: {{threads: 1}}"
+    """The attribution study, real and short on ONNX Runtime, as shipped: timing variants of
+    one model, every repeat in a fresh process that runs all the variants in turn, repeats
+    interleaved. Each row records its variant, gap_mode and prewarm; a dummy prewarm adds no
+    sample; ``--by gap`` prints the table and one sentence (a cause, no slowdown, or
+    inconclusive) decided on the runs."""
     spec = tmp_path / "gap.yaml"
     spec.write_text(f"""name: gapattr
 schedule: alone
+repeats: 3
+repeat_isolation: process
 output: {tmp_path / "results"}
 timing: {{warmup: 3, iterations: 20}}
 telemetry: {{interval_s: 0.05}}
 models:
-  - {{name: back-to-back, {m}}}
-  - {{name: gap-sleep, {m}, timing: {{gap_s: 0.005}}}}
-  - {{name: gap-spin, {m}, timing: {{gap_s: 0.005, gap_mode: spin}}}}
-  - {{name: gap-poke, {m}, timing: {{gap_s: 0.005, prewarm: poke}}}}
-  - {{name: gap-dummy, {m}, timing: {{gap_s: 0.005, prewarm: dummy}}}}
+  - {{name: cls, path: {cls_onnx}, options: {{threads: 1}}}}
+variants:
+  - {{name: back-to-back}}
+  - {{name: gap-sleep, timing: {{gap_s: 0.005}}}}
+  - {{name: gap-spin, timing: {{gap_s: 0.005, gap_mode: spin}}}}
+  - {{name: gap-poke, timing: {{gap_s: 0.005, prewarm: poke}}}}
+  - {{name: gap-dummy, timing: {{gap_s: 0.005, prewarm: dummy}}}}
 """)
     code, out, err = trb("run", spec)
     assert code == 0, err
     r = results.load(tmp_path / "results" / "gapattr")
-    runs = r.runs.set_index("model")
-    assert runs.loc["gap-spin", "gap_mode"] == "spin" and runs.loc["gap-dummy", "prewarm"] == "dummy"
-    assert runs.loc["back-to-back", "gap_mode"] == "sleep" and runs.loc["back-to-back", "prewarm"] == "none"
+    runs = r.runs
+    # interleaved: repeat 0's five variants, then repeat 1's, ...
+    assert list(runs["repeat"]) == [0] * 5 + [1] * 5 + [2] * 5
+    assert list(runs["variant"][:5]) == ["back-to-back", "gap-sleep", "gap-spin", "gap-poke", "gap-dummy"]
+    # one process per repeat runs all its variants; every repeat a fresh one
+    assert (runs.groupby("repeat")["actor_pid"].nunique() == 1).all() and runs["actor_pid"].nunique() == 3
+    v = runs[runs.repeat == 0].set_index("variant")
+    assert v.loc["gap-spin", "gap_mode"] == "spin" and v.loc["gap-dummy", "prewarm"] == "dummy"
+    assert v.loc["back-to-back", "gap_mode"] == "sleep" and v.loc["back-to-back", "prewarm"] == "none"
     assert (runs["n"] == 20).all()  # the dummies are not samples
-    s = r.samples[(r.samples.model == "gap-spin") & ~r.samples.warmup].sort_values("t_start_ns")
+    s = r.samples[(r.samples.variant == "gap-spin") & ~r.samples.warmup & (r.samples.repeat == 0)]
+    s = s.sort_values("t_start_ns")
     assert ((s.t_start_ns.to_numpy()[1:] - s.t_end_ns.to_numpy()[:-1]) >= 5_000_000).all()
     code, out, err = trb("compare", tmp_path / "results" / "gapattr", "--by", "gap")
     assert code == 0, err
     for variant in ("back to back", "gap 5 ms, sleep", "gap spin", "gap + poke", "gap + dummy", "gap clocks max"):
         assert variant in out
     last = out.strip().splitlines()[-1]
-    assert last.startswith(("cause: ", "no slowdown after the gap", "cause not found")), last
+    assert last.startswith(("cause: ", "no slowdown shown after the gap", "inconclusive: ")), last
+    # each variant against back to back, paired by process
+    code, out, err = trb("compare", tmp_path / "results" / "gapattr", "--by", "variant")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "| gap-sleep |" in x)
+    assert any(f"| {w} |" in line for w in ("slower", "faster", "not shown")), line

@@ -232,3 +232,64 @@ def test_on_the_fake_orin(fake_jetson, monkeypatch, tmp_path):
     lease.release()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect_gpus() == 0
+
+
+AS_OTHER_USER = """
+import os, sys, time
+from pathlib import Path
+from trt_ray_bench.control.gpus import Gpu, GpuLease
+from trt_ray_bench.errors import UserError
+os.setgid(65534)  # nobody, after every import (the interpreter's files may not be theirs to read)
+os.setuid(65534)
+t0 = time.monotonic()
+try:
+    lease = GpuLease.acquire([Gpu(0, sys.argv[1])], wait_s=float(sys.argv[3]), folder=Path(sys.argv[2]))
+except UserError as exc:
+    print("refused", round(time.monotonic() - t0, 2), exc, flush=True)
+else:
+    print("held", os.getuid(), flush=True)
+    time.sleep(float(sys.argv[4]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching users needs root")
+def test_two_users_share_the_lease(tmp_path):
+    """Two users' runs on one GPU: another user (nobody) waits for the GPU root holds and
+    is refused in one line naming root's holder after its wait; once given back it takes
+    the GPU (root's lock file is lockable by it) and root is then refused; its process
+    killed, root takes it again. A lock file another user cannot write (0644) still locks."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="trb-gpu-users-", dir="/tmp"))  # outside root's 0700 pytest folder
+    os.chmod(base, 0o755)
+    folder = base / "locks"
+
+    def other(wait_s: float, hold_s: float = 0.0) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", AS_OTHER_USER, A.uuid, str(folder), str(wait_s), str(hold_s)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+
+    try:
+        mine = GpuLease.acquire([A], folder=folder)  # root makes the folder and the file
+        p = other(0.5)
+        out, err = p.communicate(timeout=60)
+        assert out.startswith("refused "), out + err
+        waited = float(out.split()[1])
+        assert waited >= 0.5 and out.count("\n") == 1
+        assert f"GPU 0 (pid {os.getpid()}) each run another experiment (waited 0.5 s for one to be given back" in out
+        mine.release()
+        for mode in (0o666, 0o644):  # 0644: nobody opens it read-only, and flock works all the same
+            os.chmod(folder / f"{A.uuid}.lock", mode)
+            p = other(5.0, 300.0)
+            try:
+                assert p.stdout.readline().split() == ["held", "65534"], p.stderr.read() if p.poll() else ""
+                with pytest.raises(UserError, match="no free GPU on this node: GPU 0 "):
+                    GpuLease.acquire([A], wait_s=0.2, folder=folder)
+            finally:
+                p.kill()
+                p.wait()
+            lease = GpuLease.acquire([A], wait_s=5.0, folder=folder)  # the kernel gave it back
+            lease.release()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

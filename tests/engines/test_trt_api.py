@@ -1409,3 +1409,58 @@ def test_tensorrt_runner_makes_no_event_in_a_timed_span_and_recycles_them(tmp_pa
     s2 = run_loop(runner, LoopPlan(iterations=3 * EVENT_RING, warmup=0))  # a second loop: the same ring
     assert len(s2.gpu_ms) == 3 * EVENT_RING and len(made) == EVENT_RING * 4
     runner.close()
+
+
+def test_tensorrt_runner_with_sync_none_is_never_waited_for_inside_the_stretch(tmp_path, monkeypatch):
+    """``sync: none`` at gap 0, the real TensorRT runner over the real pycuda facade (a
+    stand-in driver that stamps every wait: event synchronize / elapsed time, stream and
+    context synchronize): nothing waits between the first and the last measured
+    inference; the context is synchronised once after the warm-up and once after the
+    phase. The ring (its cap lowered to 1024 here) holds 1024 of the 1100 measured
+    inferences; the rest record no events and have NaN GPU and stage times."""
+    pytest.importorskip("onnx")
+    import time as _time
+
+    from trt_ray_bench.timing import LoopPlan, _events, run_loop
+
+    monkeypatch.setattr(_events, "EVENT_RING_MAX", 1024)
+    drv = _FakePyCudaDriver()
+    waits: List[int] = []
+    drains: List[int] = []
+    records: List[int] = []
+
+    class StampedEvent(drv.Event):
+        def record(self, stream):
+            records.append(_time.perf_counter_ns())
+            super().record(stream)
+
+        def synchronize(self):
+            waits.append(_time.perf_counter_ns())
+            super().synchronize()
+
+        def time_till(self, other):
+            waits.append(_time.perf_counter_ns())
+            return super().time_till(other)
+
+    class StampedStream(drv.Stream):
+        def synchronize(self):
+            waits.append(_time.perf_counter_ns())
+            super().synchronize()
+
+    drv.Event, drv.Stream = StampedEvent, StampedStream
+    drv.Context.synchronize = staticmethod(lambda: drains.append(_time.perf_counter_ns()))
+    runner, _ = _runner_over_fake_pycuda(drv, tmp_path, monkeypatch)
+    runner.prepare([np.zeros((1, 3, 32, 32), np.float32)])
+    n_records = len(records)
+    s = run_loop(runner, LoopPlan(iterations=1100, warmup=5, sync="none"))
+    w = 5
+    lo, hi = s.t_start_ns[w], s.t_end_ns[-1]
+    assert waits and not [t for t in waits if lo <= t <= hi]
+    assert len(drains) == 2 and drains[0] < lo and hi < drains[1] <= s.t_sync_end_ns
+    g = np.asarray(s.gpu_ms)
+    assert len(g) == w + 1100 and (g[:w + 1024] == 0.25).all() and np.isnan(g[w + 1024:]).all()
+    assert s.gpu_capacity == 1024 and s.gpu_missing == 76
+    assert set(s.stages) == {"h2d_ms", "compute_ms", "d2h_ms"}
+    assert all(np.isnan(np.asarray(v)[w + 1024:]).all() and len(v) == len(g) for v in s.stages.values())
+    assert len(records) - n_records == 4 * (w + 1024)  # transfers on: 4 events an inference with a slot
+    runner.close()

@@ -96,6 +96,53 @@ def test_unsynchronised_host_timer_misses_the_gpu_work(det_onnx):
     assert summarize(np.asarray(unsynced.host_ns) / 1e6).p50_ms < gpu
 
 
+def _sync_none(m, n):
+    """``n`` measured inferences of ``m`` with ``sync: none`` at gap 0, on a fresh runner
+    (its event ring as the loop sizes it); the samples and the measured mask."""
+    r = load_runner(m)
+    r.prepare(make_inputs("dummy", m.hw, m.batch))
+    s = run_loop(r, LoopPlan(iterations=n, warmup=50, sync="none"))
+    r.close()
+    return s, ~np.asarray(s.warmup)
+
+
+def test_sync_none_ends_with_one_synchronisation_and_keeps_every_gpu_time(det_onnx):
+    """``sync: none`` at gap 0 on a real engine: the launches return before the work is
+    done, so the launch rate (first start to the last launch's return) is above the rate
+    of inferences completed (first start to the final synchronisation), which no engine
+    can make faster than its own GPU times allow; the final wait is positive; every
+    measured inference has its GPU time (the ring holds the phase), and its stages."""
+    m = _model(det_onnx)
+    n = 2000
+    s, meas = _sync_none(m, n)
+    ts, te = np.asarray(s.t_start_ns)[meas], np.asarray(s.t_end_ns)[meas]
+    assert s.t_sync_end_ns >= te[-1] and s.sync_wait_ns > 0
+    launched = n / ((te[-1] - ts[0]) / 1e9)
+    completed = n / ((s.t_sync_end_ns - ts[0]) / 1e9)
+    gpu = np.asarray(s.gpu_ms)[meas]
+    print(f"sync none: launched {launched:.0f}/s, completed {completed:.0f}/s, final wait "
+          f"{s.sync_wait_ns / 1e6:.2f} ms, GPU mean {gpu.mean():.3f} ms")
+    assert completed < launched
+    assert completed <= 1000.0 / gpu.mean() * 1.02  # one stream: the work is serial
+    assert s.gpu_capacity >= n and s.gpu_missing == 0
+    assert len(gpu) == n and np.isfinite(gpu).all() and (gpu > 0).all()
+    assert set(s.stages) == {"h2d_ms", "compute_ms", "d2h_ms"}
+    assert all(np.isfinite(np.asarray(v)).all() for v in s.stages.values())
+
+
+def test_sync_none_past_the_ring_capacity_on_a_real_engine(det_onnx, monkeypatch):
+    """The ring's cap lowered to 1024 for a phase of 1500: the first 1024 measured
+    inferences have their GPU times, the rest record no events (NaN) and the run goes on."""
+    from trt_ray_bench.timing import _events
+
+    monkeypatch.setattr(_events, "EVENT_RING_MAX", 1024)
+    s, meas = _sync_none(_model(det_onnx, transfers=False), 1500)
+    gpu = np.asarray(s.gpu_ms)[meas]
+    assert s.gpu_capacity == 1024 and s.gpu_missing == 1500 - 1024
+    assert np.isfinite(gpu[:1024]).all() and (gpu[:1024] > 0).all() and np.isnan(gpu[1024:]).all()
+    assert s.t_sync_end_ns >= np.asarray(s.t_end_ns)[-1]
+
+
 def test_foreign_and_corrupt_engines_are_clear_errors(tmp_path, cls_onnx):
     bad = tmp_path / "bad.engine"
     bad.write_bytes(b"\x00" * 4096)

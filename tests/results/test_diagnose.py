@@ -86,7 +86,10 @@ def test_cv_and_few_samples_name_the_unreliable_percentiles():
     runs, samples = _case(noisy)
     (d,) = results.diagnose(runs, samples, None)
     assert _codes(d)[0] == "cv" and f"{runs.cv[0] * 100:.0f} % of the mean" in d[0]["message"]
-    for n, weak in ((5, "p50, p90, p95 and p99 are unreliable"), (50, "p99 is unreliable"), (100, None)):
+    # below these counts no distribution-free 95 % interval of the percentile exists
+    for n, weak in ((5, "p50, p90, p95 and p99 have no distribution-free 95 % interval below p50 6, p90 36"),
+                    (50, "p95 and p99 have no distribution-free 95 % interval below p95 72, p99 368"),
+                    (100, "p99 has no distribution-free 95 % interval below p99 368"), (400, None)):
         runs, samples = _case(_steady(n))
         d = results.diagnose(runs, samples, None).iloc[0]
         few = [x["message"] for x in d if x["code"] == "few_samples"]
@@ -94,7 +97,11 @@ def test_cv_and_few_samples_name_the_unreliable_percentiles():
             assert few == []
         else:
             assert len(few) == 1 and f"only {n} measured inferences" in few[0] and weak in few[0]
-    assert THRESHOLDS["min_samples"]["p99"] == 100
+    assert THRESHOLDS["min_samples"] == {"p50": 6, "p90": 36, "p95": 72, "p99": 368}
+    # at the row's own level: 90 % needs fewer
+    runs, samples = _case(_steady(250), confidence=0.9)
+    few = [x["message"] for x in results.diagnose(runs, samples, None).iloc[0] if x["code"] == "few_samples"]
+    assert few and "below p99 299" in few[0] and "90 %" in few[0]
 
 
 def test_clock_change_counts_only_inside_the_window():
@@ -116,14 +123,14 @@ def test_throttle_reasons_decoded_idle_and_app_clocks_ignored():
     runs, samples = _case(_steady(100))
     t = np.arange(0, 200, 10) * MS
     quiet = _tel("r", "throttle_reasons", t, np.where(np.arange(len(t)) % 2, 0x1, 0x2))
-    assert results.diagnose(runs, samples, quiet).iloc[0] == []
+    assert _codes(results.diagnose(runs, samples, quiet).iloc[0]) == ["few_samples"]  # p99 of 100: nothing else
     hot = _tel("r", "throttle_reasons", t, np.where(np.arange(len(t)) < 5, 0x4 | 0x20 | 0x1, 0))
     (d,) = results.diagnose(runs, samples, hot)
-    assert _codes(d) == ["throttle"]
-    assert "sw_power_cap, sw_thermal_slowdown (in 5 of 20 readings)" in d[0]["message"]
-    assert "gpu_idle" not in d[0]["message"]
+    assert _codes(d) == ["few_samples", "throttle"]
+    assert "sw_power_cap, sw_thermal_slowdown (in 5 of 20 readings)" in d[1]["message"]
+    assert "gpu_idle" not in d[1]["message"]
     # another run's throttling at the same instants is not this row's
-    assert results.diagnose(runs, samples, hot.assign(run_id="other")).iloc[0] == []
+    assert _codes(results.diagnose(runs, samples, hot.assign(run_id="other")).iloc[0]) == ["few_samples"]
 
 
 def test_start_skew_and_short_together_window():
@@ -147,7 +154,7 @@ def test_rows_keep_their_index_failed_rows_get_nothing_and_no_window_uses_the_sa
     t = np.arange(0, 1300, 10) * MS
     tel = _tel("r", "gpu_freq_mhz", t, np.where(t > 1100 * MS, 1000.0, 1980.0))  # inside b's samples only
     d = results.diagnose(runs, pd.concat([a_s, b_s]), tel)
-    assert list(d.index) == [7, 3] and d[7] == [] and _codes(d[3]) == ["clock_changed"]
+    assert list(d.index) == [7, 3] and d[7] == [] and _codes(d[3]) == ["few_samples", "clock_changed"]
 
 
 def test_fast_on_100k_samples():

@@ -4,6 +4,7 @@ throttling, start_skew's absolute threshold; and explain saying "within noise"."
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from trt_ray_bench import results
 
@@ -41,7 +42,7 @@ def test_short_window_counts_the_images_of_a_validation_pass():
 
 
 def test_sync_boost_and_display_clock_are_not_throttling():
-    runs, samples = _case(_steady(100), phase="alone")
+    runs, samples = _case(_steady(400), phase="alone")
     t = np.arange(0, 200, 10) * MS
     tel = pd.DataFrame({"run_id": "r", "t_ns": t, "source": "nvml", "metric": "throttle_reasons",
                         "value": np.where(np.arange(len(t)) % 2, 0x10 | 0x1, 0x100 | 0x2).astype(float), "unit": ""})
@@ -55,26 +56,33 @@ def test_sync_boost_and_display_clock_are_not_throttling():
 
 def test_start_skew_is_relative_to_the_latency():
     # 500 µs apart: 2.5 inferences of a 0.2 ms model ran before the others started
-    runs, samples = _case(_steady(200, 0.2), start_skew_us=500.0, iterations=200)
+    runs, samples = _case(_steady(400, 0.2), start_skew_us=500.0, iterations=400)
     d = results.diagnose(runs, samples, None).iloc[0]
     assert [x["code"] for x in d] == ["start_skew"] and "2.5 of this model's median" in d[0]["message"]
     # 2 ms apart is 2 % of one 100 ms inference: nothing ran alone
-    runs, samples = _case(_steady(50, 100.0), start_skew_us=2000.0, iterations=50)
+    runs, samples = _case(_steady(400, 100.0), start_skew_us=2000.0, iterations=400)
     assert "start_skew" not in _codes(runs, samples)
 
 
-def _pair(lo_a, hi_a, lo_b, hi_b):
-    return pd.DataFrame([{"run_id": "r", "model": "m", "phase": p, "status": "ok", "p50_ms": (lo + hi) / 2,
-                          "p50_ci_lo_ms": lo, "p50_ci_hi_ms": hi, "confidence": 0.95}
-                         for p, lo, hi in (("alone", lo_a, hi_a), ("together", lo_b, hi_b))])
+def _pair(alone, together, iso="process"):
+    """One model alone and together in each repeat (its p50s), a process per repeat."""
+    return pd.DataFrame([{"run_id": "r", "model": "m", "phase": p, "repeat": i, "status": "ok", "p50_ms": v,
+                          "confidence": 0.95, "repeat_isolation": iso}
+                         for p, vals in (("alone", alone), ("together", together)) for i, v in enumerate(vals)])
 
 
-def test_explain_says_when_a_difference_is_within_noise():
+def test_explain_says_what_the_runs_show():
     tel = pd.DataFrame(columns=["run_id", "t_ns", "source", "metric", "value", "unit"])
-    (said,) = results.explain(_pair(1.0, 1.1, 1.05, 1.16), tel, "phase")
-    assert "within noise (the 95 % intervals 1.00–1.10 and 1.05–1.16 ms overlap)" in said
-    (said,) = results.explain(_pair(1.0, 1.1, 1.2, 1.3), tel, "phase")
-    assert "beyond noise" in said and "within noise" not in said
+    (said,) = results.explain(_pair([1.0], [1.05]), tel, "phase")
+    assert "(untested: one run each: run-to-run noise unknown)" in said
+    said = results.explain(_pair([1.0, 1.2, 0.9], [1.05, 1.1, 1.0]), tel, "phase")
+    assert len(said) == 3 and all("not shown at 95 % over 3 pairs of runs" in s for s in said)
+    assert "would have been" in said[0]
+    said = results.explain(_pair([1.0, 1.2, 0.9], [1.2, 1.45, 1.07]), tel, "phase")
+    assert all("slower at 95 % over 3 pairs of runs (×1.199 [1.175, 1.224])" in s for s in said)
+    (said,) = results.explain(_pair([1.0, 1.2, 0.9], [1.2, 1.45, 1.07], iso="actor").query("repeat == 0"), tel,
+                              "phase")
+    assert "untested" in said
 
 
 def test_an_averaged_reading_describes_the_window_it_averages():
@@ -85,5 +93,10 @@ def test_an_averaged_reading_describes_the_window_it_averages():
                           "window_start_ns": 1000 * MS, "window_end_ns": 1500 * MS}])
     tel = pd.DataFrame({"run_id": "r", "t_ns": [1100 * MS, 1800 * MS], "source": "nvml", "metric": "power_mw:gpu",
                         "value": [100_000.0, 300_000.0], "unit": "mW", "avg_s": [1.0, 1.0]})
-    # middles: 0.6 s (the idle second before the window) and 1.3 s (inside it)
-    assert results.window_telemetry(runs, tel)["tel_power_w"].iloc[0] == 300.0
+    # the window (0.5 s) is shorter than the period each reading averages (1 s): no value
+    assert np.isnan(results.window_telemetry(runs, tel)["tel_power_w"].iloc[0])
+    # a 2 s window 1.0-3.0 s: the reading stamped 1.1 s has 0.1 of its second inside, the one
+    # stamped 1.8 s 0.8: weighted by those shares
+    runs = runs.assign(window_end_ns=3000 * MS)
+    w = results.window_telemetry(runs, tel)["tel_power_w"].iloc[0]
+    assert w == pytest.approx((0.1 * 100 + 0.8 * 300) / 0.9)

@@ -1,5 +1,7 @@
 """Writing, loading and comparing real Parquet files."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -27,8 +29,8 @@ def _samples(run_id):
 
 def _telemetry(run_id):
     return pd.DataFrame({"run_id": run_id, "t_ns": [90, 90, 190, 290], "source": "host",
-                         "metric": ["cpu_util_pct", "ram_used_mb", "cpu_util_pct", "cpu_util_pct"],
-                         "value": [10.0, 1000.0, 50.0, 90.0], "unit": ["%", "MB", "%", "%"]})
+                         "metric": ["cpu_util_pct", "ram_used_mib", "cpu_util_pct", "cpu_util_pct"],
+                         "value": [10.0, 1000.0, 50.0, 90.0], "unit": ["%", "MiB", "%", "%"]})
 
 
 def _write(root, run_id, alone=10.0, together=15.0):
@@ -65,8 +67,9 @@ def test_load_tree_latest_and_compare(tmp_path):
     assert "| m | 20.00ms | 50.00ms | +150.0%" in md
     csv = results.render(t, "csv")
     assert csv.splitlines()[0].startswith("model,alone_mean_ms,together_mean_ms,increase_mean_pct")
-    both = results.alone_vs_together(r.runs)  # averaged over the two runs
-    assert both.loc[0, "alone_mean_ms"] == 15.0
+    both = results.alone_vs_together(r.runs)  # the two runs are repeats: their geometric mean
+    assert both.loc[0, "alone_mean_ms"] == pytest.approx(np.sqrt(10.0 * 20.0))
+    assert both.loc[0, "verdict"] == "not shown"  # two runs: each a process measuring both phases, paired
 
 
 def test_samples_join_telemetry_at_their_start(tmp_path):
@@ -74,7 +77,33 @@ def test_samples_join_telemetry_at_their_start(tmp_path):
     r = results.load(tmp_path)
     j = results.samples_with_telemetry(r.samples, r.telemetry)
     assert list(j["cpu_util_pct"]) == [10.0, 50.0, 90.0]
-    assert j["ram_used_mb"].iloc[0] == 1000.0
+    assert j["ram_used_mib"].iloc[0] == 1000.0
+
+
+def test_old_trees_read_mib_values_under_their_mib_names(tmp_path):
+    """Trees written when the MiB figures were named ``_mb`` (unit ``MB``) read with the
+    ``_mib`` names and unit ``MiB``, values unchanged: a tree written so, and the H100 trees."""
+    old = pd.DataFrame({"run_id": "20260101-000000-aaaaaa", "t_ns": [90, 90, 90, 190], "source": "host",
+                        "metric": ["ram_used_mb", "ram_total_mb", "cpu_util_pct", "ram_used_mb"],
+                        "value": [1000.0, 64000.0, 10.0, 1001.0], "unit": ["MB", "MB", "%", "MB"]})
+    old = pd.concat([old, pd.DataFrame({"run_id": "20260101-000000-aaaaaa", "t_ns": [90, 90], "source": "tegrastats",
+                                        "metric": ["swap_cached_mb", "ram_lfb_size_mb"], "value": [6.0, 4.0],
+                                        "unit": ["MB", "MB"]})], ignore_index=True)
+    rid = "20260101-000000-aaaaaa"
+    results.write_run(tmp_path / "e" / rid, {"runs": _runs(rid, 10.0, 15.0), "samples": _samples(rid),
+                                             "telemetry": old}, "name: e\n")
+    t = results.load(tmp_path).telemetry
+    assert t.metric.tolist() == ["ram_used_mib", "ram_total_mib", "cpu_util_pct", "ram_used_mib", "swap_cached_mib",
+                                 "ram_lfb_size_mib"]
+    assert t.unit.tolist() == ["MiB", "MiB", "%", "MiB", "MiB", "MiB"]
+    assert t.value.tolist() == old.value.tolist()
+    j = results.samples_with_telemetry(results.load(tmp_path).samples, t, ["ram_used_mib"])
+    assert j["ram_used_mib"].tolist() == [1000.0, 1001.0, 1001.0]
+    h100 = results.load(Path(__file__).resolve().parents[1] / "data" / "h100" / "gpu_alone_together",
+                        samples=False).telemetry
+    names = set(h100.metric)
+    assert {"ram_used_mib", "ram_total_mib", "mem_used_mib"} <= names and not any(m.endswith("_mb") for m in names)
+    assert set(h100.loc[h100.metric == "mem_used_mib", "unit"]) == {"MiB"}
 
 
 def test_load_errors(tmp_path):
@@ -101,7 +130,7 @@ def test_versus_baseline_speedup():
     t = results.versus(runs, "torch").set_index("model")
     assert t.loc["trt", "speedup"] == pytest.approx(4.0) and t.loc["torch", "speedup"] == 1.0
     assert "bad" not in t.index
-    assert "| trt | 100 | 2.00ms |" in results.render(t.reset_index())
+    assert "| trt | 100 | 1 | 2.00ms |" in results.render(t.reset_index())
     with pytest.raises(UserError, match="'bad' has no successful run"):
         results.versus(runs, "bad")
     # a condition that differs between runs (clocks) splits the rows and the baseline

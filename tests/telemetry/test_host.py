@@ -17,7 +17,7 @@ def test_host_sampler_collects_on_the_loop_clock():
     busy.wait()
     t1 = time.perf_counter_ns()
     metrics = set(rows["metric"])
-    assert {"cpu_util_pct", "cpu0_util_pct", "ram_used_mb", "ram_total_mb"} <= metrics
+    assert {"cpu_util_pct", "cpu0_util_pct", "ram_used_mib", "ram_total_mib"} <= metrics
     stamps = sorted(set(rows["t_ns"]))
     assert 5 <= len(stamps) <= 15  # ~10 polls at 20 ms
     assert t0 <= stamps[0] and stamps[-1] <= t1

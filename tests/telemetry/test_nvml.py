@@ -13,7 +13,7 @@ from trt_ray_bench.telemetry import Collector, NvmlSampler, decode_throttle_reas
 
 METRICS = {
     "gpu_freq_mhz", "gpu_graphics_mhz", "mem_freq_mhz", "gpu_util_pct", "mem_util_pct",
-    "power_mw:gpu", "temp_c:gpu", "pstate", "throttle_reasons", "mem_used_mb",
+    "power_mw:gpu", "temp_c:gpu", "pstate", "throttle_reasons", "mem_used_mib",
 }
 
 
@@ -53,7 +53,7 @@ def test_gpu_sampler_at_100_hz(nvml):
     assert min(by["power_mw:gpu"]) > 0
     assert all(0 < v < 120 for v in by["temp_c:gpu"])
     assert all(0 <= v <= 15 for v in by["pstate"])
-    assert min(by["mem_used_mb"]) > 0
+    assert min(by["mem_used_mib"]) > 0
     assert all(v == int(v) >= 0 for v in by["throttle_reasons"])
     print("clock event reasons seen:", sorted({n for v in by["throttle_reasons"] for n in decode_throttle_reasons(v)}))
 
@@ -62,7 +62,7 @@ def test_gpu_info(nvml):
     info = gpu_info(0)
     assert info["name"] and info["uuid"].startswith("GPU-")
     assert info["driver_version"] and info["cuda_driver_version"].count(".") == 1
-    assert info["memory_total_mb"] > 1000
+    assert info["memory_total_mib"] > 1000
     assert info["max_sm_mhz"] > 0 and info["max_mem_mhz"] > 0
     assert info["power_limit_mw"] > 0
 
@@ -152,7 +152,7 @@ def test_reader_table_yields_every_metric_with_units(pynvml):
     assert got["power_mw:gpu"] == (71000, "mW")
     assert got["temp_c:gpu"] == (41, "C")  # the versioned TemperatureV is preferred
     assert got["throttle_reasons"][0] == 0x1  # the newer ClocksEvent call is preferred
-    assert got["mem_used_mb"] == (3.0, "MB")
+    assert got["mem_used_mib"] == (3.0, "MiB")
 
 
 def test_a_call_not_supported_is_dropped_after_its_first_failure(pynvml):
@@ -238,7 +238,7 @@ def test_gpu_info_with_a_missing_value(pynvml):
     fake.nvmlDeviceGetEnforcedPowerLimit = no_limit
     assert gpu_info(0, nvml=fake) == {
         "index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0000", "driver_version": "580.65.06",
-        "cuda_driver_version": "13.0", "memory_total_mb": 80 * 1024.0, "max_sm_mhz": 1980,
+        "cuda_driver_version": "13.0", "memory_total_mib": 80 * 1024.0, "max_sm_mhz": 1980,
         "max_mem_mhz": 2619, "power_limit_mw": None,
     }
 

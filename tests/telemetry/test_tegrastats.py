@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from trt_ray_bench.telemetry import Collector, HostSampler, TegrastatsSampler
-from trt_ray_bench.telemetry.tegrastats import parse_line, read_log, wanted
+from trt_ray_bench.telemetry.tegrastats import log_interval_s, parse_line, read_log, wanted, with_periods
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -92,8 +92,8 @@ def test_orin_agx_jetpack6_line():
     for off in ("nvdec", "nvjpg", "nvjpg1", "ofa", "nvdla0", "nvdla1", "pva0"):
         assert v[f"{off}_on"] == 0 and f"{off}_freq_mhz" not in v
     assert v["ape_freq_mhz"] == 174
-    assert (v["ram_used_mb"], v["ram_total_mb"], v["ram_lfb_count"], v["ram_lfb_size_mb"]) == (18207, 62841, 466, 4)
-    assert (v["swap_used_mb"], v["swap_total_mb"], v["swap_cached_mb"]) == (86, 31420, 0)
+    assert (v["ram_used_mib"], v["ram_total_mib"], v["ram_lfb_count"], v["ram_lfb_size_mib"]) == (18207, 62841, 466, 4)
+    assert (v["swap_used_mib"], v["swap_total_mib"], v["swap_cached_mib"]) == (86, 31420, 0)
     # the next second: current and average apart
     _, v2, _, _ = _metrics("orin_agx_r36.4.4_b")
     assert (v2["power_mw:VIN_SYS_5V0"], v2["power_avg_mw:VIN_SYS_5V0"]) == (4607, 4657)
@@ -105,7 +105,7 @@ def test_nano_tx2_xavier_lines():
     assert (nano["power_mw:POM_5V_IN"], nano["power_avg_mw:POM_5V_IN"]) == (1750, 1628)  # no unit: mW
     assert (nano["gpu_util_pct"], nano["gpu_freq_mhz"]) == (0, 76) and "gpu_freq_mhz:gpc0" not in nano
     assert (nano["iram_used_kb"], nano["iram_total_kb"], nano["iram_lfb_kb"]) == (0, 252, 252)
-    assert (nano["ram_lfb_count"], nano["ram_lfb_size_mb"]) == (2, 2)
+    assert (nano["ram_lfb_count"], nano["ram_lfb_size_mib"]) == (2, 2)
     assert _cores(nano) == [0, 1, 2, 3] and nano["temp_c:gpu"] == 40 and nano["temp_c:pmic"] == 50
 
     _, tx2, _, _ = _metrics("tx2")
@@ -159,7 +159,7 @@ def test_older_and_odd_formats():
     assert (tx1["gpu_util_pct"], tx1["gpu_freq_mhz"]) == (3, 76)
 
     _, jtop, _, _ = _metrics("jtop_emulator")
-    assert jtop["ram_lfb_size_mb"] == 0.5  # lfb 1x512kB
+    assert jtop["ram_lfb_size_mib"] == 0.5  # lfb 1x512kB
     assert jtop["temp_c:bcpu"] == -45 and jtop["nvenc_freq_mhz"] == 716 and jtop["gpu_util_pct"] == 42
 
     stamp, orin5, _, _ = _metrics("orin_agx_jp5.1")
@@ -191,7 +191,7 @@ def test_unknown_tokens_are_kept_not_fatal():
     assert parse_line("") == (None, [], [])
     stamp, readings, unknown = parse_line("13-45-2024 99:00:00 hello RAM 1/2MB CPU [bad,off]")
     assert stamp is None and unknown == ["13-45-2024", "99:00:00", "hello", "CPU[0]=bad"]
-    assert dict((m, v) for m, v, _ in readings) == {"ram_used_mb": 1, "ram_total_mb": 2, "cpu1_online": 0}
+    assert dict((m, v) for m, v, _ in readings) == {"ram_used_mib": 1, "ram_total_mib": 2, "cpu1_online": 0}
     _, readings, unknown = parse_line("GR3D_FREQ @[300,off,600] VDD_GPU 1.5W/2W VDD_IN 598mW/598 VDD_GPU_SOC 10340mW")
     v = {m: x for m, x, _ in readings}
     assert unknown == []
@@ -202,14 +202,14 @@ def test_unknown_tokens_are_kept_not_fatal():
 
 
 _NAME = re.compile(r"""(
-    (ram|swap)_(used|total)_mb | ram_lfb_count | ram_lfb_size_mb | swap_cached_mb | iram_(used|total|lfb)_kb
+    (ram|swap)_(used|total)_mib | ram_lfb_count | ram_lfb_size_mib | swap_cached_mib | iram_(used|total|lfb)_kb
   | cpu\d+_(online|util_pct|freq_mhz) | mts_(fg|bg)_pct
   | gpu_(util_pct|freq_mhz) | gpu_freq_mhz:gpc\d+ | emc_(util_pct|freq_mhz)
   | [a-z][a-z0-9]*_(on|util_pct|freq_mhz) | [a-z][a-z0-9]*_freq_mhz:\d+ | [a-z][a-z0-9]*_vpu\d+_util_pct
   | temp_c:[a-z][a-z0-9_]* | temp_max_c:[a-z][a-z0-9_]*
   | power_(avg_|max_)?mw:[A-Z][A-Z0-9_]*(\#\d+)?
 )$""", re.X)
-_UNITS = {"_mb": "MB", "_kb": "kB", "_pct": "%", "_mhz": "MHz", "_online": "bool", "_on": "bool",
+_UNITS = {"_mib": "MiB", "_kb": "kB", "_pct": "%", "_mhz": "MHz", "_online": "bool", "_on": "bool",
           "_count": "blocks", "temp": "C", "power": "mW"}
 
 
@@ -226,6 +226,28 @@ def test_every_recorded_line_gives_documented_metrics(key):
         assert unit == want, (metric, unit)
     names = {m for m, _, _ in readings}
     assert any(m.startswith(("cpu", "gpu_")) for m in names)
+
+
+@pytest.mark.parametrize("key", ["orin_agx_r36.4.4", "agx_xavier_jp4", "thor_r39_loaded", "tx1_l4t28.1"])
+def test_loads_average_the_interval_the_rest_are_instantaneous(key):
+    """tegrastats prints each load as the share of its interval the unit was busy: those
+    readings carry the interval as ``avg_s``; clocks, temperatures, memory and rails
+    (current, average and peak) are 0."""
+    _, readings, _ = parse_line(LINES[key])
+    got = {m: (u, a) for m, _, u, a in with_periods(readings, 0.1)}
+    assert len(got) == len(readings)
+    loads = {m for m, (u, _) in got.items() if u == "%"}
+    assert "gpu_util_pct" in loads and "cpu0_util_pct" in loads
+    assert all(got[m][1] == 0.1 for m in loads)
+    assert all(a == 0.0 for m, (u, a) in got.items() if m not in loads)
+    assert all(m.endswith("_pct") for m in loads)
+    assert {"gpu_freq_mhz", "ram_used_mib"} <= set(got) - loads
+    if key == "orin_agx_r36.4.4":  # the engines' loads and the EMC's too
+        assert {"emc_util_pct", "nvenc_util_pct", "vic_util_pct"} <= loads
+        assert got["power_mw:VDD_GPU_SOC"] == ("mW", 0.0) and got["power_avg_mw:VDD_GPU_SOC"] == ("mW", 0.0)
+        assert got["temp_c:tj"] == ("C", 0.0) and got["ram_lfb_size_mib"] == ("MiB", 0.0)
+    if key == "agx_xavier_jp4":  # MTS foreground / background: loads
+        assert {"mts_fg_pct", "mts_bg_pct"} <= loads
 
 
 def test_wanted_by_spec_and_platform():
@@ -285,7 +307,7 @@ def test_sampler_stamps_each_line_on_the_loop_clock_and_leaves_no_process(standi
     assert t0 <= stamps[0] and stamps[-1] <= t1 and stamps == sorted(stamps)
     gaps_ms = [(b - a) / 1e6 for a, b in zip(stamps, stamps[1:])]
     assert 35 <= statistics.median(gaps_ms) <= 70
-    first = dict((m, v) for m, v, _ in rows[0][1])
+    first = dict((m, v) for m, v, _, _ in rows[0][1])
     assert first["power_mw:VDD_GPU_SOC"] == 2412 and first["temp_c:tj"] == 52.562
     assert not _alive(s.pid)  # stopped, waited for: no orphan
     assert s.stop() == []  # a second stop is harmless and says nothing again
@@ -303,6 +325,10 @@ def test_collector_runs_polled_and_streaming_samplers_together(standin):
     assert 5 <= teg.t_ns.nunique() <= 12
     # the rows of one line stay together: every stamp carries the whole line
     assert teg.groupby("t_ns").size().eq(75).all()
+    # the loads average the 50 ms interval each line closes; clocks, rails, memory are instantaneous
+    avg = teg.groupby("metric")["avg_s"].agg(set)
+    assert all(avg[m] == {0.05} for m in ("gpu_util_pct", "cpu0_util_pct", "emc_util_pct", "nvenc_util_pct"))
+    assert all(avg[m] == {0.0} for m in ("gpu_freq_mhz", "power_mw:VDD_GPU_SOC", "temp_c:tj", "ram_used_mib"))
 
 
 def test_absent_tegrastats_is_a_warning_and_the_rest_goes_on(tmp_path, monkeypatch):
@@ -347,7 +373,7 @@ def test_unknown_tokens_are_counted_in_one_warning(standin):
     standin.replay("thor_r39_loaded")
     s = TegrastatsSampler(interval_ms=50)
     _, _, rows, warnings = _collect(s, 0.4)
-    assert rows and all(any(m == "power_mw:VIN" for m, _, _ in r) for _, r in rows)
+    assert rows and all(any(m == "power_mw:VIN" for m, *_ in r) for _, r in rows)
     assert len(warnings) == 1
     n = len(rows)
     assert warnings[0].startswith(f"tegrastats: {2 * n} unknown tokens in {n} of {n} lines")
@@ -389,7 +415,7 @@ def _log(tmp_path):
 
 def test_read_log_is_the_long_form_table(tmp_path):
     df = read_log(_log(tmp_path))
-    assert list(df.columns) == ["line", "timestamp", "source", "metric", "value", "unit"]
+    assert list(df.columns) == ["line", "timestamp", "source", "metric", "value", "unit", "avg_s"]
     assert sorted(df.line.unique()) == [0, 1, 3]
     stamps = df.groupby("line").timestamp.first()
     assert str(stamps[0]) == "2026-05-09 18:42:06" and str(stamps[1]) == "2026-05-09 18:42:07"
@@ -400,13 +426,66 @@ def test_read_log_is_the_long_form_table(tmp_path):
     assert df.attrs["unknown_tokens"] == {"hello": 1} and df.attrs["lines"] == 3
 
 
+def _timed_log(tmp_path, key, seconds, per_second):
+    """A log of one real recorded line (it starts with its timestamp), stamped as
+    ``tegrastats --interval`` 1000 / ``per_second`` ms would: ``per_second`` lines in each
+    of ``seconds`` seconds."""
+    line = LINES[key]
+    t0 = pd.Timestamp(pd.to_datetime(line[:19], format="%m-%d-%Y %H:%M:%S"))
+    stamps = [t0 + pd.Timedelta(seconds=k // per_second) for k in range(seconds * per_second)]
+    path = tmp_path / f"{key}.log"
+    path.write_text("".join(t.strftime("%m-%d-%Y %H:%M:%S") + line[19:] + "\n" for t in stamps))
+    return path
+
+
+def test_read_log_measures_the_interval_or_is_told_it(tmp_path):
+    # the AGX Orin line recorded with "tegrastats --interval 100": ten lines a second for 5 s
+    df = read_log(_timed_log(tmp_path, "orin_agx_jp6_dla", 5, 10))
+    assert df.attrs["interval_s"] == 0.1
+    avg = df.groupby("metric")["avg_s"].agg(set)
+    assert avg["gpu_util_pct"] == {0.1} and avg["cpu3_util_pct"] == {0.1} and avg["emc_util_pct"] == {0.1}
+    assert avg["gpu_freq_mhz"] == {0.0} and avg["power_mw:VDD_GPU_SOC"] == {0.0} and avg["ram_used_mib"] == {0.0}
+    # one line every 2 s, with an hour's pause in the middle: the pause is not an interval
+    df = read_log(_two_second_log(tmp_path))
+    assert df.attrs["interval_s"] == 2.0
+    # told: the --interval the log was written with
+    df = read_log(_timed_log(tmp_path, "orin_agx_jp6_dla", 5, 10), interval_ms=250)
+    assert df.attrs["interval_s"] == 0.25 and set(df.loc[df.metric == "gpu_util_pct", "avg_s"]) == {0.25}
+    # boards that print no timestamp: the loads' period is unknown (NaN) unless told
+    nano = tmp_path / "nano.log"
+    nano.write_text((LINES["nano_jp4.6.1"] + "\n") * 20)
+    df = read_log(nano)
+    assert df.loc[df.unit == "%", "avg_s"].isna().all() and (df.loc[df.unit != "%", "avg_s"] == 0).all()
+    assert set(read_log(nano, interval_ms=500).loc[lambda d: d.unit == "%", "avg_s"]) == {0.5}
+
+
+def _two_second_log(tmp_path):
+    """The AGX Orin R36.4.4 line every 2 s for 20 s, then, an hour later, again."""
+    line = LINES["orin_agx_r36.4.4"]
+    t0 = pd.Timestamp("2026-05-09 18:42:06")
+    stamps = [t0 + pd.Timedelta(seconds=2 * k) for k in range(10)]
+    stamps += [t0 + pd.Timedelta(seconds=3600 + 2 * k) for k in range(10)]
+    path = tmp_path / "two_seconds.log"
+    path.write_text("".join(t.strftime("%m-%d-%Y %H:%M:%S") + line[19:] + "\n" for t in stamps))
+    return path
+
+
+def test_log_interval_from_second_resolution_stamps():
+    t0 = pd.Timestamp("2026-05-09 18:42:06").to_pydatetime()
+    at = [t0 + pd.Timedelta(milliseconds=300 * k).to_pytimedelta() for k in range(100)]  # --interval 300, 30 s
+    stamps = [t.replace(microsecond=0) for t in at]
+    assert log_interval_s(stamps) == pytest.approx(0.3, abs=0.01)
+    assert math.isnan(log_interval_s(stamps[:3]))  # within one second: not measurable
+    assert math.isnan(log_interval_s([None] * 10))
+
+
 def test_trb_tegrastats_prints_csv_and_writes_parquet(trb, tmp_path):
     log = _log(tmp_path)
     code, out, err = trb("tegrastats", log)
     assert code == 0
     assert "1 unknown tokens" in err and "'hello'" in err
     csv = pd.read_csv(io.StringIO(out))
-    assert list(csv.columns) == ["line", "timestamp", "source", "metric", "value", "unit"]
+    assert list(csv.columns) == ["line", "timestamp", "source", "metric", "value", "unit", "avg_s"]
     row = csv[(csv.line == 0) & (csv.metric == "power_mw:VDD_GPU_SOC")]
     assert row.value.tolist() == [2412.0] and row.unit.tolist() == ["mW"]
     assert row.timestamp.tolist() == ["2026-05-09 18:42:06"]
@@ -419,6 +498,16 @@ def test_trb_tegrastats_prints_csv_and_writes_parquet(trb, tmp_path):
 
     code, _, _ = trb("tegrastats", log, "--out", tmp_path / "t.csv")
     assert code == 0 and pd.read_csv(tmp_path / "t.csv").value.tolist() == csv.value.tolist()
+
+
+def test_trb_tegrastats_interval_ms(trb, tmp_path):
+    code, out, err = trb("tegrastats", _log(tmp_path), "--interval-ms", "100")
+    assert code == 0
+    csv = pd.read_csv(io.StringIO(out))
+    assert set(csv.loc[csv.metric == "gpu_util_pct", "avg_s"]) == {0.1}
+    assert set(csv.loc[csv.metric == "power_mw:VDD_GPU_SOC", "avg_s"]) == {0.0}
+    code, out, err = trb("tegrastats", _log(tmp_path), "--interval-ms", "0")
+    assert code == 2 and err.count("\n") == 1 and "--interval-ms" in err
 
 
 def test_trb_tegrastats_mistakes_are_one_line(trb, tmp_path):
@@ -466,6 +555,8 @@ def test_tegrastats_rows_join_samples_in_a_real_run(tmp_path, cls_onnx, ray_loca
     want = {"gpu_util_pct", "gpu_freq_mhz:gpc1", "power_mw:VDD_GPU_SOC", "temp_c:tj", "cpu0_freq_mhz"}
     assert want <= set(teg.metric)
     assert set(teg[teg.metric == "power_mw:VDD_GPU_SOC"].value) == {2412.0}
+    assert set(teg[teg.metric == "gpu_util_pct"].avg_s) == {0.05}  # a load: the interval its line closes
+    assert set(teg[teg.metric == "power_mw:VDD_GPU_SOC"].avg_s) == {0.0}
     stamps = sorted(teg.t_ns.unique())
     assert len(stamps) >= 4 and 30 <= statistics.median(pd.Series(stamps).diff().dropna() / 1e6) <= 80
     s = r.samples

@@ -25,15 +25,15 @@ def _tel(source, metric, times_ms, values, avg_s=0.0):
 
 def test_two_samplers_each_join_every_inference():
     """Host every 100 ms, tegrastats every 100 ms offset by 37 ms: no shared timestamp,
-    yet every inference gets both sources' readings (ram_used_mb, in both, is named per source)."""
+    yet every inference gets both sources' readings (ram_used_mib, in both, is named per source)."""
     tel = pd.concat([_tel("host", "cpu_util_pct", range(0, 1000, 100), np.arange(10.0)),
-                     _tel("host", "ram_used_mb", range(0, 1000, 100), 1000.0),
+                     _tel("host", "ram_used_mib", range(0, 1000, 100), 1000.0),
                      _tel("tegrastats", "gpu_freq_mhz", range(37, 1000, 100), 600.0 + np.arange(10)),
-                     _tel("tegrastats", "ram_used_mb", range(37, 1000, 100), 2000.0)])
+                     _tel("tegrastats", "ram_used_mib", range(37, 1000, 100), 2000.0)])
     j = results.samples_with_telemetry(_samples([150, 450, 820]), tel)
     assert list(j["cpu_util_pct"]) == [1.0, 4.0, 8.0]
     assert list(j["gpu_freq_mhz"]) == [601.0, 604.0, 607.0]
-    assert (j["ram_used_mb@host"] == 1000).all() and (j["ram_used_mb@tegrastats"] == 2000).all()
+    assert (j["ram_used_mib@host"] == 1000).all() and (j["ram_used_mib@tegrastats"] == 2000).all()
 
 
 def test_a_stale_reading_is_not_attached():
@@ -77,6 +77,6 @@ def test_the_collector_stores_what_each_reading_averages():
     rows = pd.DataFrame(c.stop())
     cpu = rows[(rows.source == "host") & (rows.metric == "cpu_util_pct")]
     assert len(cpu) >= 4 and cpu["avg_s"].iloc[1:].between(0.03, 0.3).all()
-    assert (rows[rows.metric == "ram_used_mb"]["avg_s"] == 0).all()
+    assert (rows[rows.metric == "ram_used_mib"]["avg_s"] == 0).all()
     assert set(rows[rows.metric == "power_mw:gpu"]["avg_s"]) == {1.0}
     assert set(rows[rows.metric == "gpu_freq_mhz"]["avg_s"]) == {0.0}

@@ -309,3 +309,220 @@ def test_samples_are_held_compactly():
         assert len(times) == 20_000 and times.itemsize == 8
     held = sum(sys.getsizeof(t) for t in (s.t_start_ns, s.t_end_ns, s.enqueue_ns, s.gpu_ms, s.warmup))
     assert held < 20_000 * 48  # 4 x 8 bytes + a pointer per flag (lists alone: ~4 x 40)
+
+
+# ----------------------------------------------------------------- sync: none done right
+class StreamRunner:
+    """A GPU runner in Python with a stand-in stream: ``infer`` is the launch (it returns
+    at once) and queues ``work_s`` of work, done one inference after another in real time;
+    ``synchronize`` waits until all of it is done (``none``: for nothing), and so does a
+    read of the GPU times, as a real event read does. ``depth``: inferences the launch
+    queue holds (a launch waits while it is full; None: no limit). ``ring``: the most
+    calls ``reserve`` grants (making them takes ``reserve_s``); a call past the capacity
+    since the last read has no GPU time (NaN). Logs every call with its time."""
+
+    def __init__(self, work_s=0.001, ring=100_000, depth=None, reserve_s=0.0):
+        self.n_inputs = 2
+        self.work_ns = int(work_s * 1e9)
+        self.ring, self.depth, self.reserve_s = ring, depth, reserve_s
+        self.cap = 0
+        self.busy_until = 0
+        self.unread = 0
+        self.log = []
+        self.reserved = []
+
+    def reserve(self, n):
+        self.reserved.append(n)
+        if min(n, self.ring) > self.cap:
+            self.cap = min(n, self.ring)
+            time.sleep(self.reserve_s)
+        return self.cap
+
+    def _wait_until(self, t):
+        while True:
+            left = t - time.perf_counter_ns()
+            if left <= 0:
+                return
+            time.sleep(left / 1e9)
+
+    def infer(self, index):
+        if self.depth is not None:  # a full launch queue: the launch waits for room
+            self._wait_until(self.busy_until - self.depth * self.work_ns)
+        now = time.perf_counter_ns()
+        self.busy_until = max(self.busy_until, now) + self.work_ns
+        self.unread += 1
+        self.log.append(("infer", now))
+
+    def synchronize(self, how):
+        self.log.append((how, time.perf_counter_ns()))
+        if how != "none":
+            self._wait_until(self.busy_until)
+
+    def gpu_times_ms(self):
+        self.log.append(("read", time.perf_counter_ns()))
+        self._wait_until(self.busy_until)
+        n, self.unread = self.unread, 0
+        kept = min(n, self.cap)
+        return [self.work_ns / 1e6] * kept + [float("nan")] * (n - kept)
+
+    def times(self, kind):
+        return [t for k, t in self.log if k == kind]
+
+
+def _measured(s):
+    """(index of the first measured inference, its start, the last measured end)."""
+    w = s.warmup.index(False)
+    return w, s.t_start_ns[w], s.t_end_ns[-1]
+
+
+def test_sync_none_at_gap_0_reads_no_gpu_time_inside_the_measured_stretch():
+    """Reading a GPU timer waits for the device: between back-to-back unsynchronised
+    inferences it would be a synchronisation the user did not ask for. With sync: none at
+    gap 0 the ring holds the whole phase; the times are read after the warm-up's and the
+    phase's one synchronisation each, never between the first and the last measured
+    inference, and every inference has its GPU time."""
+    from trt_ray_bench.timing._loop import DRAIN, FLUSH_EVERY
+
+    r = StreamRunner(work_s=0.0005)
+    s = run_loop(r, LoopPlan(iterations=300, warmup=20, sync="none"))
+    w, lo, hi = _measured(s)
+    reads = r.times("read")
+    assert reads and not any(lo <= t <= hi for t in reads)
+    drains = r.times(DRAIN)
+    assert len(drains) == 2  # once after the warm-up, once after the phase
+    assert s.t_end_ns[w - 1] < drains[0] < lo and hi < drains[1] <= s.t_sync_end_ns
+    assert reads[-1] >= s.t_sync_end_ns  # the final read: after the final synchronisation
+    assert len(r.times("none")) == 320  # every timed inference: no wait inside its span
+    assert r.reserved == [300 + FLUSH_EVERY] and s.gpu_capacity == 300 + FLUSH_EVERY
+    assert len(s.gpu_ms) == 320 and all(g == 0.5 for g in s.gpu_ms) and s.gpu_missing == 0
+    # the launches ran ahead of the device (150 ms of work): the final synchronisation waited for it
+    assert s.sync_wait_ns > 100_000_000
+
+
+def test_sync_none_throughput_counts_completed_inferences():
+    """Launches that return at once, 2 ms of work each: the measured span ends at the
+    final synchronisation, so the rate is the device's (~500/s), not the launches'."""
+    r = StreamRunner(work_s=0.002)
+    s = run_loop(r, LoopPlan(iterations=100, warmup=5, sync="none"))
+    w, lo, hi = _measured(s)
+    completed = 100 / ((s.t_sync_end_ns - lo) / 1e9)
+    launched = 100 / ((hi - lo) / 1e9)
+    assert 400 < completed <= 500 * 1.01
+    assert launched > 5 * completed
+    assert s.t_sync_end_ns - s.sync_wait_ns >= hi  # the wait began after the last launch
+    assert len(r.times("device")) == 2  # no other wait than the warm-up's and the phase's
+
+
+def test_sync_none_past_the_ring_capacity_gpu_times_are_nan_and_counted():
+    """The ring cannot hold the phase (64 here, EVENT_RING_MAX on a real runner): the
+    inferences past it get no GPU time rather than a read inside the stretch."""
+    from trt_ray_bench.timing._loop import FLUSH_EVERY
+
+    r = StreamRunner(work_s=0.0001, ring=64)
+    s = run_loop(r, LoopPlan(iterations=100, warmup=5, sync="none"))
+    w, lo, hi = _measured(s)
+    assert r.reserved == [100 + FLUSH_EVERY]
+    assert s.gpu_capacity == 64 and s.gpu_missing == 36
+    g = list(s.gpu_ms)
+    assert len(g) == 105 and all(x == 0.1 for x in g[:w + 64]) and all(x != x for x in g[w + 64:])
+    assert not any(lo <= t <= hi for t in r.times("read"))
+
+
+def test_other_sync_modes_read_every_half_ring_and_have_no_final_wait():
+    """sync: device (each inference waited for): the times are read every half ring, as
+    small as the runner's is, outside the spans; no final synchronisation, no NaN."""
+    from trt_ray_bench.timing import EVENT_RING
+
+    r = StreamRunner(work_s=0.0001, ring=64)
+    s = run_loop(r, LoopPlan(iterations=100, warmup=5, sync="device"))
+    assert r.reserved == [EVENT_RING]
+    reads = r.times("read")
+    assert len(reads) >= 2 + 105 // 32 and not any(_inside(t, s) for t in reads)
+    assert len(s.gpu_ms) == 105 and all(g == 0.1 for g in s.gpu_ms)
+    assert s.t_sync_end_ns is None and s.sync_wait_ns is None and s.gpu_capacity is None and s.gpu_missing == 0
+    assert len(r.times("device")) == 105  # one per inference, inside its span, and no other
+
+
+def test_sync_none_with_a_gap_reads_in_the_gaps():
+    """With a gap the loop is not timing back to back: the times are read as they come
+    due, in a gap (before its wait), never inside a span; the ring keeps its usual size."""
+    from trt_ray_bench.timing import EVENT_RING
+
+    r = StreamRunner(work_s=0.001, ring=16)
+    s = run_loop(r, LoopPlan(iterations=40, warmup=2, gap_s=0.002, sync="none"))
+    w, lo, hi = _measured(s)
+    assert r.reserved == [EVENT_RING]
+    inside = [t for t in r.times("read") if lo <= t <= hi]
+    assert len(inside) >= 3  # every 8 calls (half the ring of 16)
+    gaps = list(zip(s.t_end_ns[w:], s.t_start_ns[w + 1:]))
+    assert all(any(a < t < b for a, b in gaps) for t in inside)
+    assert all(b - a >= 2_000_000 for a, b in gaps)  # the read is inside the gap, not added to it
+    assert len(s.gpu_ms) == 42 and all(g == 1.0 for g in s.gpu_ms) and s.gpu_capacity is None
+    assert s.t_sync_end_ns >= hi
+
+
+def test_sync_none_duration_sizes_the_ring_from_the_warmup():
+    """A duration-based phase: the ring is sized from the warm-up's rate (a 1 s phase at
+    ~1 ms an inference: about 1500 + 512 slots, more than the 1024 it had), made after
+    the warm-up, which then runs again as long as making them took (50 ms here): the
+    device is not idle before the measured phase. Every measured inference has its time."""
+    from trt_ray_bench.timing import EVENT_RING
+
+    r = StreamRunner(work_s=0.001, depth=8, reserve_s=0.05)
+    s = run_loop(r, LoopPlan(iterations=None, duration_s=1.0, warmup=20, sync="none"))
+    w, lo, hi = _measured(s)
+    assert r.reserved[0] == EVENT_RING and len(r.reserved) == 2 and r.reserved[1] > EVENT_RING
+    assert w > 20 + 30  # warmed up again for about the 50 ms the events took
+    drains = r.times("device")
+    assert len(drains) == 3 and drains[1] < lo  # after the warm-up, after the warm-up again, after the phase
+    assert 700 < len(s) - w <= r.reserved[1]
+    assert s.gpu_missing == 0 and all(g == 1.0 for g in s.gpu_ms)
+    assert not any(lo <= t <= hi for t in r.times("read"))
+
+
+def test_sync_none_keep_warm_leaves_nothing_queued_at_the_start_instant():
+    """Together with keep_warm: the warm-up inferences run while the model waits at the
+    barrier are each waited for (after t2), so at the start instant the device has no
+    backlog and the measured phase's work starts at once (launches that never wait would
+    have queued 200 ms of work here)."""
+    def release():
+        time.sleep(0.2)
+        return time.perf_counter_ns() + 30_000_000
+
+    r = StreamRunner(work_s=0.001)
+    s = run_loop(r, LoopPlan(iterations=50, warmup=5, sync="none"), release=release)
+    w, lo, hi = _measured(s)
+    assert s.barrier_warmup_n > 50
+    assert 0 <= lo - s.instant_ns < 5_000_000
+    assert s.t_sync_end_ns - lo < 50 * 1_000_000 * 1.6  # its own 50 ms of work, no backlog
+    assert not any(lo <= t <= hi for t in r.times("read"))
+    assert len(s.gpu_ms) == len(s) and s.gpu_missing == 0
+
+
+def test_sync_none_ring_sizes_for_a_fill_and_a_dummy_prewarm():
+    """A fill may add any number of inferences: the ring asked for is EVENT_RING_MAX. A
+    dummy prewarm takes a slot of its own: twice the iterations."""
+    from trt_ray_bench.timing import EVENT_RING_MAX
+    from trt_ray_bench.timing._loop import FLUSH_EVERY
+
+    r = StreamRunner(work_s=0.0001)
+    stop = threading.Event()
+    s = run_loop(r, LoopPlan(iterations=10, warmup=2, sync="none"), stop=stop, on_target=stop.set)
+    assert r.reserved == [EVENT_RING_MAX] and s.gpu_capacity == 100_000
+    r = StreamRunner(work_s=0.0001)
+    s = run_loop(r, LoopPlan(iterations=10, warmup=2, sync="none", prewarm="dummy"))
+    assert r.reserved == [2 * 10 + FLUSH_EVERY] and len(s.gpu_ms) == 12 and s.gpu_missing == 0
+
+
+def test_sync_none_iteration_estimate_is_the_slower_of_launches_and_gpu_work():
+    """What the keep-warm decision and a duration's ring size use with sync: none (the
+    host span is only the launch): the median launch pace or, where slower, the median
+    GPU time per iteration; a cold first inference does not count."""
+    from trt_ray_bench.timing._loop import _iteration_ns
+
+    ms = 1_000_000
+    launches = [0, 50 * ms, 50 * ms + 10_000, 50 * ms + 20_000, 50 * ms + 30_000]  # then 10 us apart
+    assert _iteration_ns(launches, [40.0, 1.0, 1.0, 1.0, 1.0], 1, 0, 0) == 1 * ms  # GPU-bound
+    assert _iteration_ns(launches, [40.0, 1.0, 1.0, 1.0, 1.0], 2, 3 * ms, 0) == 5 * ms  # a dummy each, a gap
+    assert _iteration_ns(launches, [0.001] * 5, 1, 0, 0) == 10_000  # launch-bound
+    assert _iteration_ns(launches[:1], [], 1, 0, 7) == 7  # one warm-up, no GPU timer: the fallback

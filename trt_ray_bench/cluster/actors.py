@@ -14,7 +14,7 @@ import numpy as np
 import ray
 
 from ..errors import UserError
-from ..timing import LoopPlan, run_loop
+from ..timing import LoopPlan, Samples, run_loop
 
 NAMESPACE = "trb"
 
@@ -101,20 +101,7 @@ class ModelActor:
             plan = dataclasses.replace(plan, iterations=self.dataset.n_images, duration_s=None)
         s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s,
                      on_begin=on_begin, window_start=window_start)
-        out = {
-            "t_start_ns": np.asarray(s.t_start_ns, dtype=np.int64),
-            "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
-            "enqueue_ns": np.asarray(s.enqueue_ns, dtype=np.int64),
-            "warmup": np.asarray(s.warmup, dtype=bool),
-            "instant_ns": s.instant_ns,
-            "stages": {k: np.asarray(v, dtype=np.float64) for k, v in s.stages.items()},
-            "released_ns": s.released_ns,
-            "n_target": s.n_target,
-            "barrier_warmup_n": s.barrier_warmup_n,
-            "pid": os.getpid(),  # repeat_isolation: process shows a fresh one per repeat
-        }
-        if s.gpu_ms is not None:
-            out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)
+        out = raw_samples(s)
         if self.dataset is not None and mode != "inference":
             out["data"] = {"summary": self.dataset.summary(), "n_images": self.dataset.n_images,
                            "n_labels": self.dataset.n_labels}
@@ -135,6 +122,31 @@ class ModelActor:
         if self.runner is not None:
             self.runner.close()
             self.runner = None
+
+
+def raw_samples(s: Samples) -> Dict[str, object]:
+    """One loop's samples as the driver gets them (``node_run.build_tables`` reads them)."""
+    out = {
+        "t_start_ns": np.asarray(s.t_start_ns, dtype=np.int64),
+        "t_end_ns": np.asarray(s.t_end_ns, dtype=np.int64),
+        "enqueue_ns": np.asarray(s.enqueue_ns, dtype=np.int64),
+        "warmup": np.asarray(s.warmup, dtype=bool),
+        "instant_ns": s.instant_ns,
+        "stages": {k: np.asarray(v, dtype=np.float64) for k, v in s.stages.items()},
+        "released_ns": s.released_ns,
+        "n_target": s.n_target,
+        "barrier_warmup_n": s.barrier_warmup_n,
+        # sync: none: the final synchronisation (end of the measured span, its wait) and
+        # the measured inferences the event ring could not hold (no GPU time)
+        "t_sync_end_ns": s.t_sync_end_ns,
+        "sync_wait_ns": s.sync_wait_ns,
+        "gpu_capacity": s.gpu_capacity,
+        "gpu_missing": s.gpu_missing,
+        "pid": os.getpid(),  # repeat_isolation: process shows a fresh one per repeat
+    }
+    if s.gpu_ms is not None:
+        out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)
+    return out
 
 
 @ray.remote(num_cpus=0)
@@ -235,14 +247,16 @@ class Monitor:
 
     def __init__(self, interval_s: float, host: bool = True, sample_nvml: bool = False,
                  tegrastats: Optional[bool] = False, tegrastats_ms: int = 100, nvml: Optional[bool] = None,
-                 lease: float = 0, lease_wait_s: float = 10.0):
+                 lease: float = 0, lease_wait_s: float = 10.0, driver: Optional[dict] = None):
         """``nvml``: True requires NVML on the GPU (a UserError from ``provenance`` where
         it does not answer), None uses it where it answers (never on a Jetson, which has
         none), False never; ``sample_nvml`` says whether the driver wants it at all.
         ``tegrastats``: True runs it (absent: a warning), None runs it if this node is a
         Jetson, False never; ``tegrastats_ms`` its ``--interval``. ``lease``: the GPUs
         Ray says this node has; where there are any, take one that is free (waiting up to
-        ``lease_wait_s`` for one), refused by ``provenance`` where none is."""
+        ``lease_wait_s`` for one), refused by ``provenance`` where none is. ``driver``:
+        ``telemetry.foreign.driver_identity()`` of the run's driver: it and its
+        descendants are ours, not foreign load."""
         from ..control import detect_platform
         from ..telemetry import Collector, HostSampler
 
@@ -275,6 +289,10 @@ class Monitor:
 
             if wanted(tegrastats, kind):
                 samplers.append(TegrastatsSampler(tegrastats_ms))
+        from ..telemetry.foreign import ForeignSampler
+
+        nv = next((s for s in samplers if str(getattr(s, "source", "")).startswith("nvml")), None)
+        samplers.append(ForeignSampler(driver, gpu=(nv.nvml, nv.handle) if nv is not None else None))
         self.collector = Collector(samplers, interval_s)
         self.collector.errors.extend(notes)
         self.controls = None

@@ -21,6 +21,7 @@ from ..control.gpus import ORDER, experiment_env
 from ..control.nvpmodel import mode_text
 from ..errors import UserError
 from ..results import diagnose, write_run
+from ..telemetry.foreign import driver_identity
 from ..timing import LoopPlan, common_window, summarize
 from ..engines import has_build_step, needs_gpu
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
@@ -79,15 +80,16 @@ def connect(address: Optional[str]) -> bool:
     return True
 
 
-def _loop_plans(plan: Plan) -> Dict[str, LoopPlan]:
-    """Each model's loop: the experiment's timing with the model's own overrides."""
+def _loop_plans(plan: Plan) -> Dict[tuple, LoopPlan]:
+    """Each model's loop per variant (``(name, variant)``; variant "" where there are
+    none): the experiment's timing with the model's own overrides, then the variant's."""
     out = {}
     for ms in plan.spec.models:
-        t = plan.spec.timing_for(ms)
-        out[ms.name] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
-                                warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync, gap_mode=t.gap_mode,
-                                prewarm=t.prewarm, keep_warm=t.keep_warm,
-                                start_lead_s=t.start_lead_s)
+        for v in plan.spec.variant_names:
+            t = plan.spec.timing_for(ms, v or None)
+            out[(ms.name, v)] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
+                                         warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync, gap_mode=t.gap_mode,
+                                         prewarm=t.prewarm, keep_warm=t.keep_warm, start_lead_s=t.start_lead_s)
     return out
 
 
@@ -185,7 +187,7 @@ def _get(ref, timeout: Optional[float] = None):
         raise
 
 
-def _start_monitor(spec, place, node_gpus: float):
+def _start_monitor(spec, place, node_gpus: float, driver: Optional[dict] = None):
     """The Monitor, holding the experiment's GPU where the node has GPUs, with the node's
     controls checked (UserError before anything changes); and the leased GPU or None."""
     opts = {"scheduling_strategy": place}
@@ -206,7 +208,8 @@ def _start_monitor(spec, place, node_gpus: float):
         raise UserError("telemetry.nvml", "true, but the node running this experiment has no GPU")
     # tegrastats None (the default) is decided in the Monitor, which knows its platform.
     monitor = Monitor.options(**opts).remote(tel.interval_s, tel.host, bool(nvml), tel.tegrastats,
-                                              tel.tegrastats_interval_ms, tel.nvml, node_gpus, LEASE_WAIT_S)
+                                              tel.tegrastats_interval_ms, tel.nvml, node_gpus, LEASE_WAIT_S,
+                                              driver=driver or driver_identity())
     try:
         provenance = _get(monitor.provenance.remote())
         gpu = _get(monitor.gpu.remote())
@@ -249,7 +252,7 @@ def _restore_controls(monitor, controls: dict, log: Log) -> dict:
     return after
 
 
-def execute(plan: Plan, log: Log = print) -> dict:
+def execute(plan: Plan, log: Log = print, driver: Optional[dict] = None) -> dict:
     """Run every phase of ``plan`` on this node's actors; return the raw outcome. The
     node's controls (clock mode, MPS) are applied before the models load (MPS clients must
     start after the daemon) and restored whatever happens."""
@@ -258,7 +261,7 @@ def execute(plan: Plan, log: Log = print) -> dict:
     spec = plan.spec
     node_gpus = _node_gpus(node_id)
     # The GPU first (the Monitor leases it), then the engines are built on it.
-    monitor, provenance, controls, gpu = _start_monitor(spec, place, node_gpus)
+    monitor, provenance, controls, gpu = _start_monitor(spec, place, node_gpus, driver)
     try:
         _prepare_on_node(plan, place, node_gpus, log, experiment_env(gpu["cuda_visible_devices"]) if gpu else None)
     except BaseException:
@@ -284,19 +287,24 @@ def execute(plan: Plan, log: Log = print) -> dict:
         # GPU models share it (pinning, not Ray's GPU shares: _pinned says why).
         env = experiment_env(gpu["cuda_visible_devices"], controls.get("mps_pipe_dir")) if gpu else None
 
-        def start_actors(repeat: int) -> None:
-            """A model actor per model (not failed so far), its engine loaded; the actors of
-            an earlier repeat killed first (``repeat_isolation: process``)."""
+        loaded_for: Dict[str, int] = {}
+
+        def start_actors(repeat: int, names: Optional[List[str]] = None) -> None:
+            """A model actor per model of ``names`` (default: all; not failed so far), its
+            engine loaded; its actor of an earlier repeat killed first
+            (``repeat_isolation: process``)."""
             suffix = f"/r{repeat}" if repeat else ""
+            starting = {}
             for m in plan.models:
-                if m.name in failed:
+                if m.name in failed or (names is not None and m.name not in names):
                     continue
                 if m.name in actors:
                     ray.kill(actors.pop(m.name))
-                actors[m.name] = ModelActor.options(**_pinned(
+                actors[m.name] = starting[m.name] = ModelActor.options(**_pinned(
                     {"scheduling_strategy": place, "name": f"{plan.run_id}/{m.name}{suffix}"}, env)).remote(
                         m, input_spec)
-            loads = {name: a.load.remote() for name, a in actors.items()}
+                loaded_for[m.name] = repeat
+            loads = {name: a.load.remote() for name, a in starting.items()}
             for name, ref in loads.items():
                 try:
                     info[name] = ray.get(ref)
@@ -308,11 +316,10 @@ def execute(plan: Plan, log: Log = print) -> dict:
 
         start_actors(0)
         lp = _loop_plans(plan)
-        loaded_for = 0
         for ph in plan.phases:
-            if spec.repeat_isolation == "process" and ph.repeat != loaded_for:
-                start_actors(ph.repeat)  # a fresh process, the engine loaded again, for every repeat
-                loaded_for = ph.repeat
+            stale = [n for n in ph.models if n not in failed and loaded_for.get(n) != ph.repeat]
+            if spec.repeat_isolation == "process" and stale:
+                start_actors(ph.repeat, stale)  # a fresh process, the engine loaded again, for every repeat
             names = [n for n in ph.models if n not in failed]
             skipped = [n for n in ph.models if n in failed]
             for n in skipped:
@@ -320,7 +327,8 @@ def execute(plan: Plan, log: Log = print) -> dict:
             if not names:
                 continue
             mode = f"{ph.mode} " if ph.mode != "inference" else ""
-            log(f"repeat {ph.repeat}  {mode}{ph.phase:<8} {', '.join(names)}")
+            var = f"{ph.variant} " if ph.variant else ""
+            log(f"repeat {ph.repeat}  {mode}{var}{ph.phase:<8} {', '.join(names)}")
             outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed, plan.run_id))
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
         interrupted = interrupt.why(exc)
@@ -351,9 +359,10 @@ def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
     return reason
 
 
-def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spec, failed: Dict[str, str],
+def _run_phase(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan], spec, failed: Dict[str, str],
                run_id: str) -> List[dict]:
     t = spec.timing
+    lp = {n: lp_all[(n, ph.variant)] for n in names}  # this phase's variant
     if ph.phase == "alone":
         name = names[0]
         try:
@@ -366,7 +375,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp: Dict[str, LoopPlan], spe
         name=f"{run_id}/coordinator",
     ).remote(names, t.start_lead_s, t.barrier_timeout_s)
     ray.get(coord.set_actors.remote({n: actors[n] for n in names}))
-    fill = t.fill and t.iterations is not None
+    fill = t.fill and all(p.iterations is not None for p in lp.values())
     if len(names) >= (os.cpu_count() or 1):  # more waiters than cores: sleep, do not spin
         lp = {n: dataclasses.replace(p, spin_s=0.0) for n, p in lp.items()}
     refs = {actors[n].run_phase.remote(lp[n], coord, fill, t.fill_timeout_s, ph.mode): n for n in names}
@@ -410,21 +419,22 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     """Samples, runs (statistics over the right window) and telemetry of one run."""
     spec = plan.spec
     by_name = {m.name: m for m in plan.models}
-    timing = {ms.name: spec.timing_for(ms) for ms in spec.models}
+    spec_models = {ms.name: ms for ms in spec.models}
+    settings = _settings(spec)
     sample_frames, run_rows = [], []
     notes: List[tuple] = []  # per row: warnings before and after the diagnostics' messages
     # Together phases: the window in which every successful model was running.
     windows, skews = {}, {}
     groups: Dict[tuple, List[dict]] = {}
     for o in result["outcomes"]:
-        groups.setdefault((o["phase"].repeat, o["phase"].mode, o["phase"].phase, o["phase"].models), []).append(o)
+        groups.setdefault(o["phase"], []).append(o)
     for key, os_ in groups.items():
         ok = [o for o in os_ if o["status"] == "ok"]
         measured = []
         for o in ok:
             w = ~o["raw"]["warmup"]
             measured.append((o["raw"]["t_start_ns"][w], o["raw"]["t_end_ns"][w]))
-        if key[2] == "together":
+        if key.phase == "together":
             windows[key] = common_window(measured)
             firsts = [s[0] for s, _ in measured if len(s)]
             skews[key] = (max(firsts) - min(firsts)) / 1e3 if len(firsts) > 1 else float("nan")
@@ -446,9 +456,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     }
     for o in result["outcomes"]:
         ph: Phase = o["phase"]
-        key = (ph.repeat, ph.mode, ph.phase, ph.models)
+        key = ph
         m = by_name[o["model"]]
-        mt = timing[m.name]
+        mt = spec.timing_for(spec_models[m.name], ph.variant or None)
         info = result["info"].get(m.name, {})
         row = {
             "run_id": plan.run_id, "experiment": spec.name, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
@@ -459,6 +469,9 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "imgsz_h": m.hw[0], "imgsz_w": m.hw[1], "batch": m.batch, "input_kind": spec.input.kind,
             "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
             "duration_s": mt.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
+            "variant": ph.variant or None, "warmup": mt.warmup, "warmup_s": mt.warmup_s,
+            "fill": mt.fill if ph.phase == "together" else None, "repeat_order": spec.repeat_order,
+            **_option_columns(m.options), "settings": settings,
             "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
             # the experiment's GPU (its lease), and what the model's process was pinned to
             "gpu_index": lease.get("index"), "gpu_uuid": lease.get("uuid"),
@@ -483,6 +496,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             gpu = raw.get("gpu_ms")
             frame = pd.DataFrame({
                 "run_id": plan.run_id, "model": m.name, "phase": ph.phase, "repeat": ph.repeat, "mode": ph.mode,
+                "variant": ph.variant or None,
                 "iteration": np.arange(len(ts)), "warmup": warm, "in_window": inwin,
                 "t_start_ns": ts, "t_end_ns": te, "host_ms": host_ms, "enqueue_ms": raw["enqueue_ns"] / 1e6,
                 "gpu_ms": gpu if gpu is not None else np.full(len(ts), np.nan),
@@ -493,7 +507,16 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             row.update(summarize(sel, m.batch, spec.confidence).as_dict(), confidence=spec.confidence)
             if gpu is not None:
                 row.update(summarize(gpu[inwin], m.batch, spec.confidence).as_dict("gpu_"))
-            row["throughput_ips"] = _throughput(ts[inwin], te[inwin], m.batch)
+            sync_end = raw.get("t_sync_end_ns")  # sync: none: the span ends at the final synchronisation
+            row["throughput_ips"] = (_throughput(ts[inwin], te[inwin], m.batch) if sync_end is None
+                                     else _throughput(ts[~warm], te[~warm], m.batch, end_ns=sync_end))
+            # sync: none: how long that synchronisation waited (how far the launches ran ahead),
+            # and the measured inferences past the event ring (no GPU time)
+            row["sync_wait_ms"] = raw["sync_wait_ns"] / 1e6 if raw.get("sync_wait_ns") is not None else np.nan
+            if raw.get("gpu_missing"):
+                late.append(f"{raw['gpu_missing']} of {int((~warm).sum())} measured inferences have no GPU time "
+                            f"(sync: none at gap 0 reads the event ring only after the phase; it held "
+                            f"{raw.get('gpu_capacity')})")
             for k, v in raw.get("stages", {}).items():
                 if k in STAGES and inwin.any():
                     row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
@@ -532,13 +555,40 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
     return {"runs": runs, "samples": samples, "telemetry": tel_frame}
 
 
-def _throughput(ts: np.ndarray, te: np.ndarray, batch: int) -> float:
-    """Achieved images per second over the measured span (first start to last end):
-    gaps, synchronisation and, together, the fill all count (``fps`` is latency-bound)."""
+def _throughput(ts: np.ndarray, te: np.ndarray, batch: int, end_ns: Optional[int] = None) -> float:
+    """Achieved images per second over the measured span (first start to last end, or to
+    ``end_ns``: with ``sync: none`` the final synchronisation, when every launched
+    inference was done): gaps, synchronisation and, together, the fill all count
+    (``fps`` is latency-bound)."""
     if len(ts) == 0:
         return float("nan")
-    span_ns = int(te.max()) - int(ts.min())
+    span_ns = (int(end_ns) if end_ns is not None else int(te.max())) - int(ts.min())
     return len(ts) * batch * 1e9 / span_ns if span_ns > 0 else float("nan")
+
+
+#: spec fields that do not change what is measured: a run of the same settings under another
+#: name, output folder, description, level or number of repeats measures the same condition
+_NOT_SETTINGS = ("name", "description", "output", "confidence", "repeats")
+
+
+def _settings(spec) -> str:
+    """The resolved spec as one canonical JSON string, less ``_NOT_SETTINGS``: runs whose
+    ``settings`` differ are different conditions (``results.compare``)."""
+    return json.dumps(spec.model_dump(mode="json", exclude=set(_NOT_SETTINGS)), sort_keys=True,
+                      separators=(",", ":"))
+
+
+def _option_columns(options: dict) -> dict:
+    """The model's backend options as a canonical JSON string, and the ones that change
+    latency most as columns of their own (ONNX Runtime's ``threads``, TensorRT's ``opt_level``)."""
+    opts = dict(options or {})
+
+    def num(k):
+        v = opts.get(k)
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return {"options": json.dumps(opts, sort_keys=True, default=str) if opts else None,
+            "threads": num("threads"), "opt_level": num("opt_level")}
 
 
 def _precision_columns(m) -> dict:

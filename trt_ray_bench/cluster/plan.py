@@ -26,6 +26,7 @@ class Phase:
     phase: str  # alone | together
     models: Tuple[str, ...]
     mode: str = "inference"  # inference | pipeline | validation | without_val
+    variant: str = ""  # the timing variant (spec ``variants``), "" where there are none
 
 
 @dataclass
@@ -64,16 +65,22 @@ class Plan:
                                   else f"{m.source} -> ONNX (exported on first use, cached)")
             prec = f" {m.precision}"
             size = f"{m.hw[0]}x{m.hw[1]}" if m.hw_known else "size from the engine"
-            t = s.timing_for(next(ms for ms in s.models if ms.name == m.name))
+            t = s.timing_for(next(ms for ms in s.models if ms.name == m.name))  # before the variants
             own = "" if t == s.timing else f"  [timing: warm-up {t.warmup}, gap {t.gap_s:g} s, sync {t.sync}]"
             lines.append(
                 f"  {m.name:<16} {m.task or '?':<8} {m.backend + prec:<17} {size} b{m.batch}  "
                 f"weights {m.weights:<7} {src}{own}"
             )
-        lines.append("phases")
+        for v in s.variants:
+            t = v.timing.model_dump(exclude_none=True)
+            lines.append(f"  variant {v.name}: " + (", ".join(f"{k} {x}" for k, x in t.items()) or "the model's timing"))
+        lines.append(f"phases      ({s.repeat_order} repeats, {s.repeat_isolation} isolation)" if s.repeats > 1
+                     else "phases")
+        width = max((len(p.variant) for p in self.phases), default=0)
         for p in self.phases:
             mode = f"{p.mode:<12}" if len(s.modes) > 1 or p.mode != "inference" else ""
-            lines.append(f"  repeat {p.repeat}  {mode}{p.phase:<8}  {', '.join(p.models)}")
+            var = f"{p.variant:<{width}}  " if width else ""
+            lines.append(f"  repeat {p.repeat}  {mode}{var}{p.phase:<8}  {', '.join(p.models)}")
         lines.append(f"output      {self.run_dir}")
         lines.extend(f"note        {n}" for n in self.notes)
         return "\n".join(lines)
@@ -85,14 +92,29 @@ def new_run_id() -> str:
 
 
 def phases_of(spec: ExperimentSpec, names: List[str]) -> List[Phase]:
+    """Every phase in the order it runs. ``interleaved`` (default): repeat by repeat, each
+    running every mode, variant and phase (alone a, b, c, then together), so a drift of the
+    machine spreads over all conditions; ``grouped``: each model's alone repeats one after
+    another (a, a, b, b), then the together repeats."""
+    variants = spec.variant_names
+    if spec.repeat_order == "interleaved":
+        out = []
+        for r in range(spec.repeats):
+            for mode in spec.modes:
+                for v in variants:
+                    for ph in spec.phases:
+                        if ph == "alone":
+                            out.extend(Phase(r, "alone", (n,), mode, v) for n in names)
+                        else:
+                            out.append(Phase(r, "together", tuple(names), mode, v))
+        return out
     out = []
-    for r in range(spec.repeats):
-        for mode in spec.modes:
-            for ph in spec.phases:
-                if ph == "alone":
-                    out.extend(Phase(r, "alone", (n,), mode) for n in names)
-                else:
-                    out.append(Phase(r, "together", tuple(names), mode))
+    if "alone" in spec.phases:
+        out = [Phase(r, "alone", (n,), mode, v) for n in names for r in range(spec.repeats)
+               for mode in spec.modes for v in variants]
+    if "together" in spec.phases:
+        out += [Phase(r, "together", tuple(names), mode, v) for r in range(spec.repeats)
+                for mode in spec.modes for v in variants]
     return out
 
 

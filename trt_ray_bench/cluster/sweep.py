@@ -26,6 +26,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ..errors import UserError
 from ..results import write_run
 from ..spec import SweepPoint, SweepSpec, expand
+from ..telemetry.foreign import driver_identity
 from .node_run import _reason, build_tables, connect, execute
 from .plan import make_plan
 
@@ -150,14 +151,15 @@ def _install(files: Optional[Dict[str, bytes]]) -> List[str]:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None) -> dict:
+def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None, driver: Optional[dict] = None) -> dict:
     """On the node this task was pinned to: install the kind's prepared files, then plan,
-    run and tabulate one point."""
+    run and tabulate one point. ``driver``: the sweep's driver (its processes are not
+    foreign load where it runs on this node)."""
     started = _now()
     lines: List[str] = []
     installed = _install(files)
     plan = make_plan(spec, export=True)
-    result = execute(plan, lines.append)
+    result = execute(plan, lines.append, driver=driver)
     tables = build_tables(plan, result)
     ended = _now()
     runs = tables["runs"]
@@ -268,6 +270,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
             + "".join(f"; {n.name}: {n.slots} GPUs, {n.slots} points at once" for n in picked if n.slots > 1))
         prepared = _prepare_kinds(picked, [j.point.spec for j in todo], log)
         board = {n.node_id: n.board for n in picked}
+        driver = driver_identity()
         running: Dict[object, tuple] = {}  # ref -> (job, node_id, submitted)
         n_done = n_failed = 0
         total = len(todo)
@@ -295,7 +298,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                     ref = _run_point.options(
                         resources={SLOT: 1},
                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=nid, soft=False),
-                    ).remote(job.point.spec, meta, prepared.get(board[nid]))
+                    ).remote(job.point.spec, meta, prepared.get(board[nid]), driver)
                     running[ref] = (job, nid, _now())
                     log(f"start       {job.point.point_id} on {nodes[nid]}  {job.point.label()}"
                         + (f"  (attempt {job.attempt})" if job.attempt > 1 else ""))

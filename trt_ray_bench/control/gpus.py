@@ -255,7 +255,8 @@ class GpuLease:
                 break
             time.sleep(0.05)
         held = ", ".join(f"GPU {g.index}{_holder(folder / f'{g.key}.lock')}" for g in gpus)
-        raise UserError("gpu", f"no free GPU on this node: {held} each run another experiment (locks in {folder})")
+        raise UserError("gpu", f"no free GPU on this node: {held} each run another experiment (waited {wait_s:g} s "
+                               f"for one to be given back; locks in {folder})")
 
     def release(self) -> None:
         if self._fd is not None:

@@ -287,7 +287,8 @@ class TensorRTRunner(BaseRunner):
         self._poke_ptr = self.cuda.malloc(4)  # poke(): a 4-byte memset on this stream
         self.n_inputs = 0
         self._inputs: List = []
-        self._events = EventRing(self.cuda.event, self._read_events, 4 if self.transfers else 2)
+        self._events = EventRing(self.cuda.event, self._read_events, 4 if self.transfers else 2,
+                                 width=4 if self.transfers else 1)
         self._stages: Dict[str, List[float]] = {}
         self._graph_exec = None
         self._staging = None
@@ -325,12 +326,14 @@ class TensorRTRunner(BaseRunner):
             self._graph_exec = self.cuda.capture(self.stream, lambda: self.context.execute_async_v3(self.stream))
 
     # ---------------------------------------------------------------- timing
-    def reserve(self, n: int) -> None:
+    def reserve(self, n: int) -> int:
         """Create the ring of CUDA events now (``run_loop`` calls it before timing, in the
-        thread that times): a fixed number, recycled, so no ``cudaEventCreate`` lands inside
-        a timed iteration and a long run holds no more events than a short one."""
+        thread that times): ``n`` slots (at least ``EVENT_RING``, at most ``EVENT_RING_MAX``;
+        kept for later loops), recycled, so no ``cudaEventCreate`` lands inside a timed
+        iteration and a long run holds no more events than the largest phase asked for.
+        Returns the capacity; an inference past it records no events (NaN GPU time)."""
         self.cuda.bind()
-        self._events.fill()
+        return self._events.reserve(n)
 
     def _read_events(self, e: tuple) -> tuple:
         el = self.cuda.elapsed_ms
@@ -361,11 +364,13 @@ class TensorRTRunner(BaseRunner):
 
     def _launch(self, host_in, index: int) -> None:
         cuda, s = self.cuda, self.stream
-        ev = self._events.next()
-        cuda.record(ev[0], s)
+        ev = self._events.next()  # None: past the reserved ring's capacity, no GPU time
+        if ev is not None:
+            cuda.record(ev[0], s)
         if self.transfers:
             cuda.htod(self.in_ptr, host_in, s)
-            cuda.record(ev[1], s)
+            if ev is not None:
+                cuda.record(ev[1], s)
         elif self.n_inputs > 1:
             self.context.set_tensor_address(self.in_name, self._inputs[index])
         if self._graph_exec is not None:
@@ -373,10 +378,12 @@ class TensorRTRunner(BaseRunner):
         else:
             self.context.execute_async_v3(s)
         if self.transfers:
-            cuda.record(ev[2], s)
+            if ev is not None:
+                cuda.record(ev[2], s)
             for _, ptr, host in self.outputs:
                 cuda.dtoh(host, ptr, s)
-        cuda.record(ev[-1], s)
+        if ev is not None:
+            cuda.record(ev[-1], s)
 
     def synchronize(self, how: str) -> None:
         if how == "device":
@@ -385,8 +392,10 @@ class TensorRTRunner(BaseRunner):
             self.cuda.sync_stream(self.stream)
 
     def gpu_times_ms(self) -> Optional[List[float]]:
-        """Reads (and frees for reuse) the events of the calls since the last call. Waits
-        for the stream first: with ``sync: none`` the loop's periodic read is a sync point."""
+        """Reads (and frees for reuse) the events of the calls since the last call; NaN
+        for a call past the ring's capacity. Waits for the stream first, so ``run_loop``
+        calls it only where a wait changes nothing it measures: with ``sync: none`` in a
+        gap or after the final synchronisation, never between back-to-back inferences."""
         self.cuda.bind()  # run_loop's first call, in the thread that times
         self.cuda.sync_stream(self.stream)
         vals = self._events.take()

@@ -84,6 +84,7 @@ class TorchRunner(BaseRunner):
         self.graph_wanted = bool(model.options.get("cuda_graph", False))
         self._graph = None
         self._events = None  # the EventRing, made by reserve()
+        self._recorded = 0  # ring slots whose events reserve() recorded once (torch makes them then)
         self._poke = None  # poke()'s one-element tensor, made by reserve()
         self.n_inputs = 0
         self.model = model
@@ -108,13 +109,26 @@ class TorchRunner(BaseRunner):
         if self.cuda:
             t.cuda.synchronize()
 
-    def reserve(self, n: int) -> None:
-        """The ring of CUDA events, made before timing (``run_loop`` calls it) and recycled:
-        nothing is created inside a timed inference, and a long run holds no more events."""
-        if self.cuda:
-            self._ring().fill()
-            if self._poke is None:
-                self._poke = self.torch.zeros(1, device=self.device)
+    def reserve(self, n: int) -> Optional[int]:
+        """The ring of CUDA events (``n`` slots, at least ``EVENT_RING``, at most
+        ``EVENT_RING_MAX``), made before timing (``run_loop`` calls it) and recycled:
+        nothing is created inside a timed inference, and a long run holds no more events
+        than its largest phase asked for. torch creates a CUDA event at its first
+        ``record``, so every new one is recorded once here. Returns the capacity (None
+        without a GPU); an inference past it records no events (NaN GPU time)."""
+        if not self.cuda:
+            return None
+        ring = self._ring()
+        cap = ring.reserve(n)
+        if self._recorded < len(ring.slots):
+            for slot in ring.slots[self._recorded:]:
+                for e in slot:
+                    e.record(self.stream)
+            self._recorded = len(ring.slots)
+            self.stream.synchronize()
+        if self._poke is None:
+            self._poke = self.torch.zeros(1, device=self.device)
+        return cap
 
     def _ring(self):
         if self._events is None:
@@ -122,9 +136,11 @@ class TorchRunner(BaseRunner):
 
             E = self.torch.cuda.Event
             self._events = EventRing(lambda: E(enable_timing=True), lambda e: (e[0].elapsed_time(e[1]),), 2)
+            self._recorded = 0
         return self._events
 
-    def _next_events(self) -> tuple:
+    def _next_events(self) -> Optional[tuple]:
+        """The next slot of the ring; None past a reserved ring's capacity (no GPU time)."""
         return self._ring().next()
 
     def poke(self) -> None:
@@ -143,15 +159,17 @@ class TorchRunner(BaseRunner):
             with t.inference_mode():
                 self.net(self._inputs[index])
             return
-        start, end = self._next_events()
+        ev = self._next_events()
         with t.cuda.stream(self.stream), t.inference_mode():
-            start.record(self.stream)
+            if ev is not None:
+                ev[0].record(self.stream)
             if self._graph is not None:
                 self._static.copy_(self._inputs[index], non_blocking=True)
                 self._graph.replay()
             else:
                 self.net(self._inputs[index])
-            end.record(self.stream)
+            if ev is not None:
+                ev[1].record(self.stream)
 
     def run_array(self, x: np.ndarray) -> list:
         """One inference on a new image (the pipeline's call); outputs as CPU tensors,
@@ -163,9 +181,10 @@ class TorchRunner(BaseRunner):
         if not self.cuda:
             with t.inference_mode():
                 return [o.float() for o in module_outputs(self.net(src.to(self.device, self.dtype)))]
-        start, end = self._next_events()
+        ev = self._next_events()
         with t.cuda.stream(self.stream), t.inference_mode():
-            start.record(self.stream)
+            if ev is not None:
+                ev[0].record(self.stream)
             xd = src.to(self.device).to(self.dtype)
             if self._graph is not None:
                 self._static.copy_(xd)
@@ -174,7 +193,8 @@ class TorchRunner(BaseRunner):
             else:
                 y = self.net(xd)
             outs = [o.to("cpu", non_blocking=True) for o in module_outputs(y)]
-            end.record(self.stream)
+            if ev is not None:
+                ev[1].record(self.stream)
         return outs
 
     def synchronize(self, how: str) -> None:
@@ -186,6 +206,9 @@ class TorchRunner(BaseRunner):
             self.stream.synchronize()
 
     def gpu_times_ms(self) -> Optional[List[float]]:
+        """The GPU times of the calls since the last call (NaN for a call past the ring's
+        capacity); waits for the last one, so ``run_loop`` calls it only where a wait
+        changes nothing it measures."""
         if not self.cuda:
             return None
         ring = self._ring()

@@ -12,10 +12,12 @@ from ..results.compare import head as _head
 
 
 def cell(v, col: str) -> str:
+    if col.endswith("_repeats") and isinstance(v, (list, tuple, np.ndarray)):
+        return _fmt(list(v), col)
     if isinstance(v, (list, tuple, np.ndarray)):
         return "; ".join(str(x) for x in v)
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
-        return "-"
+        return "—"
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)) and not (col.endswith(("_ms", "_pct")) or col == "speedup"):

@@ -31,10 +31,19 @@ WINDOW = {"tel_gpu_freq_mhz": ("GPU MHz", "GPU (SM) clock"), "tel_gpu_util_pct":
           "tel_temp_c": ("temp C", "GPU temperature"), "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
           "tel_throttle_frac": ("throttled", "share of readings with a throttle reason")}
 
-#: how every comparison table's intervals and significance read (``results.compare``)
-_NOISE = ("; [lo, hi]: the interval of a Δ at the runs' confidence (across repeats where a condition has several, "
-          "else each row's own); significant: yes when the two sides' intervals do not overlap, no: within noise, "
-          "—: no interval.")
+#: how every comparison table's intervals and verdicts read (``results.compare``, ``results.verdict``)
+_NOISE = ("; Δ [lo, hi]: the ratio of two conditions' p50s (geometric means over their runs) and its interval at "
+          "the runs' confidence, tested on the runs (a process each: paired where the same processes measured "
+          "both, else Welch's t on log p50); verdict: slower / faster where the interval excludes 0, not shown "
+          "where it does not (detectable: the change the runs could have shown), —: the runs cannot tell. A "
+          "condition's p50 CI: across its runs where it has several, else the run's own (under the dependence "
+          "between its inferences).")
+
+
+def _table(frame: pd.DataFrame, title: str, note: str) -> Table:
+    """A comparison table whose note ends with the reasons of its ``—`` verdicts."""
+    why = results.compare.notes(frame)
+    return Table(frame, title, note + (" " + " ".join(w[0].upper() + w[1:] + "." for w in why) if why else ""))
 
 MAX_GROUPS = 8  # comparison tables split by condition before the split is left to the sweep table
 
@@ -121,12 +130,12 @@ def comparisons(d: ReportData) -> Section:
     if len(groups) <= MAX_GROUPS:
         if set(ok["phase"]) >= {"alone", "together"}:
             for title, rows in groups:
-                blocks.append(Table(results.alone_vs_together(rows, samples=d.samples),
+                blocks.append(_table(results.alone_vs_together(rows, samples=d.samples),
                                     "Alone vs together" + (f": {title}" if title else ""),
                                     "Host ms per batch, pooled over repeats; Δ = together vs alone" + _NOISE))
         if varies(ok, "mode"):
             for title, rows in groups:
-                blocks.append(Table(results.by_mode(rows, samples=d.samples), "By mode" + (f": {title}" if title else ""),
+                blocks.append(_table(results.by_mode(rows, samples=d.samples), "By mode" + (f": {title}" if title else ""),
                                     "ms per image (host) of each mode and phase; % vs inference alone" + _NOISE))
     if d.is_sweep:
         cols = [c for c in ["point_id", *d.axes, "model", "phase", "status", "n", "p50_ms", "p50_ci_lo_ms",
@@ -134,8 +143,11 @@ def comparisons(d: ReportData) -> Section:
                             "gpu_p50_ms"] if present(d.runs, c)]
         blocks.append(Table(d.runs[cols], "Sweep points", "One row per point, model and phase; host ms per batch."))
     else:
+        if varies(ok, "variant"):
+            blocks.append(_table(results.by_condition(ok, "variant", samples=d.samples), "By variant",
+                                 "Host ms per batch; each timing variant against the first, per model" + _NOISE))
         base = ordered(ok["model"])[0]
-        blocks.append(Table(results.versus(ok, base, samples=d.samples), "Per model",
+        blocks.append(_table(results.versus(ok, base, samples=d.samples), "Per model",
                             f"Host ms per batch, gpu_p50 from CUDA events; fps: latency-bound (batch x 1000 / mean); "
                             f"speedup = mean of {base} / mean of the row; vs_baseline: the p50 against {base}'s"
                             + _NOISE))

@@ -193,19 +193,29 @@ def _curves(ax, ok: pd.DataFrame, x: str, y: str, keys: List[str], dashed: str =
     groups = list(ok.groupby(keys, sort=False, dropna=False)) if keys else [((), ok)]
     for (_, g), color in zip(groups[:MAX_LINES], _colors(min(len(groups), MAX_LINES))):
         name = label(g.iloc[0], keys) if keys else y
-        pts = g.groupby(x)[[y] + ([dashed] if dashed else [])].mean().sort_index()
-        ax.plot(pts.index, pts[y], "o-", color=color, label=name, ms=4)
+        parts = [(xv, rows) for xv, rows in g.groupby(x, sort=True)]
+        xs = np.array([xv for xv, _ in parts], dtype=float)
+        if y.endswith("p50_ms"):  # the point its interval is about (the geometric mean of the runs' p50s)
+            ys = np.array([condition_interval(rows, y)[0] for _, rows in parts], dtype=float)
+        else:  # window means of telemetry: a mean of means
+            ys = np.array([pd.to_numeric(rows[y], errors="coerce").mean() for _, rows in parts], dtype=float)
+        ax.plot(xs, ys, "o-", color=color, label=name, ms=4)
         if y == "p50_ms":
-            _error_bars(ax, pts.index.to_numpy(), pts[y].to_numpy(), [rows for _, rows in g.groupby(x, sort=True)], color)
-        if dashed:
-            ax.plot(pts.index, pts[dashed], "--", color=color, lw=0.8, alpha=0.7)
+            _error_bars(ax, xs, ys, [rows for _, rows in parts], color)
+        if dashed:  # a tail percentile is never averaged: each run's own, joined where there is one a point
+            one = [(xv, float(rows[dashed].iloc[0])) for xv, rows in parts if len(rows) == 1]
+            if one:
+                ax.plot([a for a, _ in one], [b for _, b in one], "--", color=color, lw=0.8, alpha=0.7)
+            many = [(xv, v) for xv, rows in parts if len(rows) > 1 for v in pd.to_numeric(rows[dashed], errors="coerce")]
+            if many:
+                ax.plot([a for a, _ in many], [b for _, b in many], "_", color=color, ms=8, alpha=0.7)
     return len(groups)
 
 
 def _intervals(groups: Sequence[pd.DataFrame], stat: str = "p50_ms") -> np.ndarray:
     """(lo, hi) of ``stat`` per group of rows, as the comparisons take them (across repeats
     where a condition has several rows, else the row's own interval)."""
-    return np.array([condition_interval(rows, stat) for rows in groups], dtype=float).reshape(-1, 2)
+    return np.array([condition_interval(rows, stat)[1:] for rows in groups], dtype=float).reshape(-1, 2)
 
 
 def _error_bars(ax, x, y, groups: Sequence[pd.DataFrame], color, horizontal: bool = False) -> bool:
@@ -248,8 +258,9 @@ def gap_curve(d: ReportData) -> List[Figure]:
     axes[0, 0].legend(fontsize=8)
     _symlog_x(axes[-1, 0], ok["gap_s"].unique())
     axes[-1, 0].set_xlabel("gap between inferences, gap_s (s)")
-    cap = ("Gap sweep: median (p50, solid; bars: its interval at the runs' confidence, across repeats where "
-           "there are several) and p99 (dashed) latency against the sleep between inferences"
+    cap = ("Gap sweep: median (p50, solid: the geometric mean of the runs' p50s where there are several; bars: "
+           "its interval at the runs' confidence) and p99 (dashed where one run per point; each run's own as a "
+           "dash where several: never averaged) against the sleep between inferences"
            + (f", one line per {_series_note(keys)}" if keys else "")
            + ("; below, the mean GPU clock during each measurement window" if clock else "") + ".")
     if n > MAX_LINES:
@@ -283,7 +294,8 @@ def sweep_axes(d: ReportData) -> List[Figure]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         _symlog_x(ax, pd.to_numeric(ok[a]).unique())
-    cap = (f"Sweep: median (solid) and p99 (dashed) latency against each numeric axis "
+    cap = (f"Sweep: median (solid; the geometric mean of the runs' p50s where there are several) and p99 "
+           f"(dashed; each run's own where several, never averaged) latency against each numeric axis "
            f"({', '.join(a[5:] for a in numeric)}), one line per model and setting of the other axes.")
     if notes:
         cap += " Drawn: " + "; ".join(notes) + "."
@@ -316,7 +328,11 @@ def condition_bars(d: ReportData, col: str) -> List[Figure]:
     order = ordered(groups["_x"])
     fig, axes = _new(len(rows), 1, max(8, 0.55 * len(order)), 3.2 * len(rows), sharex=True)
     for ax, (c, title) in zip(axes[:, 0], rows):
-        table = groups.pivot_table(index="_x", columns="_bar", values=c, aggfunc="mean").reindex(order)
+        if c == "p50_ms":  # the point its interval is about, per bar
+            pts = {k: condition_interval(rows, "p50_ms")[0] for k, rows in groups.groupby(["_x", "_bar"], sort=False)}
+            table = pd.Series(pts, dtype=float).unstack().reindex(order)
+        else:
+            table = groups.pivot_table(index="_x", columns="_bar", values=c, aggfunc="mean").reindex(order)
         _grouped_bars(ax, table)
         if c == "p50_ms":  # each bar's interval, as the comparisons take it
             width = 0.8 / max(1, table.shape[1])
@@ -329,8 +345,9 @@ def condition_bars(d: ReportData, col: str) -> List[Figure]:
     what = {"clocks_mode": "clock mode", "mps": "MPS", "power_mode": "power mode"}[col]
     cap = (f"{what[0].upper() + what[1:]} compared: median latency of each model under each {what}"
            + ("; below, the mean GPU clock and utilization in each measurement window" if len(rows) > 1 else "")
-           + ". Bars are means over repeats and runs; black lines: the p50's interval at the runs' confidence "
-             "(across repeats where there are several), where measured.")
+           + ". A p50 bar over several runs is the geometric mean of their p50s (telemetry bars: the mean of the "
+             "windows' means); black lines: the p50's interval at the runs' confidence (across the runs where "
+             "there are several), where measured.")
     return [Figure(f"{col.replace('_', '-')}", cap, _png(fig), [t for _, t in rows])]
 
 
@@ -359,8 +376,8 @@ def stage_bars(d: ReportData, stages: Sequence[str], name: str, what: str) -> Li
     ax.legend(fontsize=8, ncol=len(stages), loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     cap = (f"{what}: the median of each stage, stacked, per model and condition "
-           f"({', '.join(c.replace('_p50_ms', '') for c in stages)}). Medians of stages need not add up to "
-           f"the median of the whole.")
+           f"({', '.join(c.replace('_p50_ms', '') for c in stages)}; over several runs, the mean of their "
+           f"medians). Medians of stages need not add up to the median of the whole.")
     return [Figure(name, cap, _png(fig), [c.replace("_p50_ms", "") for c in stages])]
 
 

@@ -3,27 +3,32 @@
 >>> from trt_ray_bench import results
 >>> r = results.load("results/quickstart")      # every run under the folder
 >>> r.runs[["model", "phase", "p50_ms", "p99_ms"]]
->>> results.alone_vs_together(r.latest().runs, samples=r.latest().samples)   # Δ, interval, significant
+>>> results.alone_vs_together(r.latest().runs)     # Δ, its interval and verdict, tested on runs
 >>> results.diagnose(r.runs, r.samples, r.telemetry)   # warnings per row, as values
 >>> results.explain(r.runs, r.telemetry, "phase")       # what else differed, in sentences
 """
 
-from .compare import (STAGES, alone_vs_together, by_mode, condition_interval, confidence_of, difference_interval, pct,
-                      pooled, render, significance, stages, versus)
+from .compare import (CONDITION_COLUMNS, STAGES, alone_vs_together, by_condition, by_mode, condition_interval, confidence_of,
+                      conditions_that_vary, pct, pooled, render, stages, versus, with_row_stats)
 from .diagnose import diagnose
 from .explain import explain, window_telemetry
 from .join import samples_with_telemetry
 from .load import Results, load, run_dirs
+from .verdict import Verdict, compare_rows, compare_units, unit_keys, unit_values
 from .write import check_writable, write_run
 
 __all__ = [
+    "CONDITION_COLUMNS",
     "STAGES",
     "Results",
     "alone_vs_together",
+    "by_condition",
     "by_mode",
     "condition_interval",
     "confidence_of",
-    "difference_interval",
+    "compare_rows",
+    "compare_units",
+    "conditions_that_vary",
     "check_writable",
     "diagnose",
     "explain",
@@ -33,9 +38,12 @@ __all__ = [
     "render",
     "run_dirs",
     "samples_with_telemetry",
-    "significance",
     "stages",
+    "unit_keys",
+    "unit_values",
     "versus",
+    "Verdict",
     "window_telemetry",
+    "with_row_stats",
     "write_run",
 ]

@@ -1,43 +1,71 @@
-"""Comparison tables, derived from ``runs`` rows (data first, presentation after), each
-difference with its interval and whether it is beyond the noise.
+"""Comparison tables, derived from ``runs`` rows (data first, presentation after): each
+condition's values and interval, and each difference tested on runs, not on inferences.
 
-The rule, used by every table (and by ``results.explain``): each side of a comparison
-gets an interval of its p50 at the runs' ``confidence`` (0.95 unless the spec said
-otherwise). A side measured in several rows of the same condition (repeats, or runs of
-``--all``) gets the interval across them: Student's t interval of the mean of their p50s
-(``timing._stats.across_interval``), the noise between runs. A side of one row gets that
-row's own interval (``p50_ci_lo_ms``..``p50_ci_hi_ms``: the order-statistic interval of
-its median). Two intervals that overlap make the difference *within noise*
-(``significant: no``); disjoint intervals make it ``yes``; a side without an interval
-(too few samples, trees written before the intervals existed) gives ``—``. The interval
-of a difference is the range the two intervals allow (:func:`difference_interval`): it
-excludes zero exactly when the intervals are disjoint, so it agrees with the column.
+**Conditions.** Rows of one model are repeats of one condition only when they differ in
+nothing but the repeat (and the run): every column of ``CONDITION_COLUMNS`` that takes
+two values within a model, phase and mode splits the rows and is shown as a column, named
+by its field; so does ``settings`` (the resolved spec, less its name, output and
+description: a field without a column of its own, such as ``timing.start_lead_s``, is
+named there). Software versions, the host and the GPU are conditions too.
 
-Rows are grouped by every condition that differs for one model (``CONDITION_COLUMNS``:
-mode, clocks, MPS, gap, ...; repeats and runs are pooled, never conditions), and the
-values of a group pool its samples (``samples`` given: the percentiles of all its
-inferences) or, without samples, weight each row by its ``n`` (exact for the mean, an
-approximation for percentiles): never a mean of percentiles.
+**A condition's value.** One row: its own statistics and the intervals of its median and
+mean (``timing._stats``: under the dependence between its inferences). Several rows
+(repeats, or runs with ``--all``): the point of p50 and mean is the geometric mean of the
+rows' values, with its Student's t interval on the logarithms (``p50_lo_ms`` ..
+``p50_hi_ms``): one quantity for the point and its interval, the p50 a run of this
+condition typically has. Tail percentiles are never averaged nor pooled into a mixture:
+a pooled row's ``p90_ms`` .. ``p99_ms`` are NaN and its ``p99_ms_repeats`` lists each
+row's. ``fps`` is the latency-bound rate of all the inferences (batch x 1000 over their
+mean latency: their summed latencies, not a mean of the rows' fps), ``throughput_ips``
+the achieved rate over the pooled span (all inferences over the sum of the rows'
+measured spans); min and max are the extremes, std and cv those of all inferences.
+
+**A difference** between two conditions is tested by ``results.verdict`` on their runs
+(units of evidence: a process each), Welch's or the paired t on log p50: the Δ % is the
+ratio of the two conditions' geometric means, its interval (``*_lo_pct`` .. ``*_hi_pct``)
+the ratio's, ``verdict`` slower / faster / not shown / — (with ``why``), ``p_value``, and
+``detectable_pct`` the smallest difference the runs could have shown.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import json
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..timing._stats import CONFIDENCE, across_interval
+from ..timing._stats import geometric_interval, geometric_mean
+from .verdict import NO_TEST, Verdict, compare_rows, level, unit_keys
 
 STATS = ("mean_ms", "p50_ms", "p99_ms")
-NO_TEST = "—"
 
-#: run conditions: a column of these that takes two values for one model splits the rows
-#: (``phase``, ``mode`` and ``n_models`` are handled by each table; ``repeat`` and
-#: ``run_id`` never split: rows that differ only there are repeats of one condition)
-CONDITION_COLUMNS = ("mode", "clocks_mode", "mps", "power_mode", "gap_s", "sync", "gap_mode", "prewarm",
-                     "repeat_isolation", "backend", "precision", "batch", "imgsz_h", "imgsz_w", "input_kind",
-                     "experiment", "point", "host", "gpu_name")
+#: run conditions: a column of these that takes two values for one model (within a phase
+#: and mode) splits the rows. ``repeat`` and ``run_id`` never split: rows that differ only
+#: there are repeats of one condition.
+CONDITION_COLUMNS = (
+    # what was measured and how
+    "mode", "variant", "backend", "precision", "batch", "imgsz_h", "imgsz_w", "input_kind", "n_inputs", "onnx_sha256",
+    "engine_path", "typing", "converted_sha256", "transfers", "cuda_graph", "options", "threads", "opt_level",
+    "providers", "device",
+    # the loop
+    "sync", "gap_s", "gap_mode", "prewarm", "warmup", "warmup_s", "iterations", "duration_s", "keep_warm", "fill",
+    "n_models", "repeat_isolation",
+    # the machine's state asked for
+    "clocks_mode", "mps", "power_mode",
+    # where, and with what software
+    "experiment", "point", "host", "platform", "board", "gpu_name", "gpu_driver", "jetpack", "l4t", "cpu_model",
+    "python_version", "trb_version", "ray_version", "onnxruntime_version", "numpy_version", "tensorrt_version",
+    "torch_version", "ultralytics_version",
+    # the rest of the resolved spec
+    "settings",
+)
+#: split within these (a column varies when it takes two values inside one of them)
+_WITHIN = ("model", "phase", "mode")
+
+#: statistics of a pooled group, per prefix ``""`` (host) and ``gpu_`` (CUDA events)
+_PREFIXES = ("", "gpu_")
+_TAILS = ("p90_ms", "p95_ms", "p99_ms")
 
 
 def pct(new, base):
@@ -49,193 +77,227 @@ def _finite(*v) -> bool:
     return all(x is not None and not pd.isna(x) and np.isfinite(float(x)) for x in v)
 
 
-def significance(a_lo, a_hi, b_lo, b_hi) -> str:
-    """Whether two intervals ``[a_lo, a_hi]`` and ``[b_lo, b_hi]`` tell their values
-    apart: ``"yes"`` when they do not overlap, ``"no"`` when they do (the difference is
-    within noise), ``"—"`` when either bound is missing (NaN / None). Works on any
-    intervals of one quantity (per-row bootstrap, across repeats); engineer's rule, not
-    a test with a stated level: for two independent 95 % intervals of the same value it
-    says ``yes`` far less often than 5 % of the time (measured in tests/results/
-    test_significance.py)."""
-    if not _finite(a_lo, a_hi, b_lo, b_hi):
-        return NO_TEST
-    return "yes" if (b_lo > a_hi or a_lo > b_hi) else "no"
-
-
-def difference_interval(a_lo, a_hi, b_lo, b_hi, relative: bool = False) -> Tuple[float, float]:
-    """The interval of ``b - a`` the two intervals allow: ``[b_lo - a_hi, b_hi - a_lo]``;
-    with ``relative``, of ``b / a - 1`` in %: ``[b_lo / a_hi - 1, b_hi / a_lo - 1] x 100``
-    (``a`` positive). It excludes 0 exactly when :func:`significance` says ``yes``."""
-    if not _finite(a_lo, a_hi, b_lo, b_hi):
-        return float("nan"), float("nan")
-    if relative:
-        if a_lo <= 0:
-            return float("nan"), float("nan")
-        return (b_lo / a_hi - 1.0) * 100.0, (b_hi / a_lo - 1.0) * 100.0
-    return b_lo - a_hi, b_hi - a_lo
-
-
 def confidence_of(runs: pd.DataFrame) -> float:
     """The level the rows were measured at (the spec's ``confidence``), else 0.95."""
-    if "confidence" in runs.columns and runs["confidence"].notna().any():
-        return float(runs["confidence"].dropna().iloc[0])
-    return CONFIDENCE
+    return level(runs)
 
 
-def condition_interval(rows: pd.DataFrame, stat: str = "p50_ms", confidence: Optional[float] = None) -> Tuple[float, float]:
-    """The interval of ``stat`` (``p50_ms``, ``mean_ms``, ``gpu_p50_ms``, ``gpu_mean_ms``) of
-    one condition measured in ``rows``: across them (t interval of their values) when two
-    or more have one, else the one row's own ``<stat minus _ms>_ci_lo_ms``/``_hi_ms``."""
+def _num(rows: pd.DataFrame, col: str) -> pd.Series:
+    if col not in rows.columns:
+        return pd.Series(np.nan, index=rows.index, dtype=float)
+    return pd.to_numeric(rows[col], errors="coerce")
+
+
+def condition_interval(rows: pd.DataFrame, stat: str = "p50_ms", confidence: Optional[float] = None):
+    """The point and interval of ``stat`` (``p50_ms``, ``mean_ms``, ``gpu_p50_ms``, ...) of
+    one condition measured in ``rows`` (module doc): ``(point, lo, hi)``."""
     c = confidence_of(rows) if confidence is None else confidence
-    v = pd.to_numeric(rows[stat], errors="coerce").dropna() if stat in rows.columns else pd.Series(dtype=float)
+    v = _num(rows, stat).dropna()
     if len(v) >= 2:
-        return across_interval(v.to_numpy(), c)
+        return (geometric_mean(v.to_numpy()), *geometric_interval(v.to_numpy(), c))
     base = stat[:-3]
-    lo, hi = f"{base}_ci_lo_ms", f"{base}_ci_hi_ms"
-    if len(v) == 1 and lo in rows.columns and hi in rows.columns:
+    if len(v) == 1:
         r = rows.loc[v.index[0]]
-        if _finite(r[lo], r[hi]):
-            return float(r[lo]), float(r[hi])
-    return float("nan"), float("nan")
+        lo, hi = r.get(f"{base}_ci_lo_ms", np.nan), r.get(f"{base}_ci_hi_ms", np.nan)
+        return (float(v.iloc[0]), float(lo) if _finite(lo) else np.nan, float(hi) if _finite(hi) else np.nan)
+    return (np.nan, np.nan, np.nan)
+
+
+def settings_labels(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the spec fields (flattened, dotted) in which its ``settings`` differ from
+    those of the other rows, ``field=value`` joined by ``, ``; empty where all agree."""
+    if "settings" not in rows.columns or rows["settings"].nunique(dropna=True) < 2:
+        return pd.Series("", index=rows.index, dtype=object)
+    flat = {}
+    for s in rows["settings"].dropna().unique():
+        try:
+            flat[s] = _flatten(json.loads(s))
+        except (TypeError, ValueError):
+            flat[s] = {"settings": s[:12]}
+    keys = sorted({k for f in flat.values() for k in f})
+    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat.values()}) > 1]
+    label = {s: ", ".join(f"{k}={json.dumps(f.get(k))}" for k in differ) for s, f in flat.items()}
+    return rows["settings"].map(label).fillna("")
+
+
+def _flatten(d, prefix: str = "") -> dict:
+    out = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = d
+    return out
 
 
 def conditions_that_vary(ok: pd.DataFrame, exclude: Sequence[str] = ()) -> List[str]:
     """The columns of ``CONDITION_COLUMNS`` (and sweep ``axis:`` columns) that take two
-    values (NaN counts as one) for one model of ``ok``."""
+    values (NaN counts as one) within one model, phase and mode of ``ok`` (``mode`` itself:
+    within one model and phase)."""
     cands = [c for c in list(CONDITION_COLUMNS) + [c for c in ok.columns if str(c).startswith("axis:")]
              if c in ok.columns and c not in exclude]
     if not len(ok):
         return []
     out = []
     for c in cands:
-        per = ok[c].astype(str).groupby(ok["model"]).nunique()
-        if (per > 1).any():
+        within = [w for w in _WITHIN if w in ok.columns and w != c]
+        key = _joined(ok, within)
+        if (ok[c].map(str).groupby(key).nunique() > 1).any():
             out.append(c)
     return out
 
 
-#: statistics pooled per group: from the samples' column, how
-_POOL = {"": "host_ms", "gpu_": "gpu_ms"}
-_QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
+def _joined(df: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
+    """Per row, the values of ``cols`` as one string (NaN and None as themselves)."""
+    return pd.Series(["\x1f".join(map(str, t)) for t in df[list(cols)].itertuples(index=False, name=None)],
+                     index=df.index, dtype=object)
 
 
-def _measured_samples(samples: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    from .explain import row_keys
-
-    sel = samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
-    s = samples.loc[sel]
-    return pd.concat([row_keys(s), s[[c for c in cols if c in s.columns]]], axis=1)
+def _with_labels(ok: pd.DataFrame, conds: List[str]) -> pd.DataFrame:
+    """``settings`` shown as the fields that differ, not as a JSON blob."""
+    if "settings" in conds:
+        ok = ok.assign(settings=settings_labels(ok))
+    return ok
 
 
 def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = None,
            medians: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per group of ``keys`` of the ok rows ``ok``: ``n`` (sum), ``n_rows``, and
-    per prefix ``""`` (host) and ``gpu_`` the mean, std, min, max, p50..p99, fps and cv of
-    all the group's inferences (from ``samples`` where they hold every one of them; else
-    n-weighted means of the rows' values), the condition interval of p50 and mean
-    (``p50_lo_ms``, ``p50_hi_ms``, ``mean_lo_ms``, ``mean_hi_ms``, ``gpu_p50_lo_ms``, ...),
-    and the pooled median of each samples column of ``medians`` (``load_ms`` -> ``load_p50_ms``)."""
+    """One row per group of ``keys`` of the ok rows ``ok`` (module doc): ``n`` (sum),
+    ``n_rows``, ``k`` (processes: units of evidence), per prefix ``""`` (host) and
+    ``gpu_`` the point and interval of p50 and mean (``p50_ms``, ``p50_lo_ms``,
+    ``p50_hi_ms``, ``mean_ms``, ...), std, min, max, the tail percentiles of a single row
+    (``p99_ms_repeats`` and the like listing each row's), fps, cv, ``throughput_ips``, and
+    the stage medians of ``medians`` (``load_ms`` -> ``load_p50_ms``: a single row's, else
+    the mean of the rows'). ``_rows`` holds each group's row labels in ``ok``. ``samples``,
+    where given, fills the statistics of rows written without them (``with_row_stats``)."""
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
+    if not len(ok):
+        return pd.DataFrame(columns=list(keys) + ["n", "n_rows", "k", "_rows"])
+    kf = ok[keys].astype(object).where(ok[keys].notna(), "<none>") if keys else pd.DataFrame(index=ok.index)
+    groups = kf.groupby(keys, sort=False, dropna=False).indices if keys else {(): np.arange(len(ok))}
+    conf = confidence_of(ok)
+    units = unit_keys(ok)
+    out = []
+    for gkey, pos in groups.items():
+        rows = ok.iloc[pos]
+        one = len(rows) == 1
+        rec = {k: rows[k].iloc[0] for k in keys}
+        n = _num(rows, "n").fillna(0)
+        rec.update(n=int(n.sum()), n_rows=len(rows), k=int(units.iloc[pos].nunique()), _rows=list(rows.index))
+        batch = float(_num(rows, "batch").fillna(1).iloc[0]) if "batch" in rows.columns else 1.0
+        for p in _PREFIXES:
+            if f"{p}p50_ms" not in rows.columns and f"{p}mean_ms" not in rows.columns:
+                continue
+            for stat in ("p50", "mean"):
+                point, lo, hi = condition_interval(rows, f"{p}{stat}_ms", conf)
+                rec[f"{p}{stat}_ms"], rec[f"{p}{stat}_lo_ms"], rec[f"{p}{stat}_hi_ms"] = point, lo, hi
+            pn = _num(rows, f"{p}n").fillna(n) if p else n
+            means, stds = _num(rows, f"{p}mean_ms"), _num(rows, f"{p}std_ms")
+            have = means.notna() & (pn > 0)
+            if one:
+                rec[f"{p}std_ms"] = float(stds.iloc[0])
+            elif have.any():  # the standard deviation of all the inferences of the rows
+                w, m, s = pn[have], means[have], stds[have].fillna(0.0)
+                tot = float(w.sum())
+                grand = float((w * m).sum()) / tot
+                ss = float(((w - 1).clip(lower=0) * s * s + w * (m - grand) ** 2).sum())
+                rec[f"{p}std_ms"] = float(np.sqrt(ss / (tot - 1))) if tot > 1 else np.nan
+                rec[f"_{p}grand"] = grand
+            rec[f"{p}min_ms"] = float(_num(rows, f"{p}min_ms").min())
+            rec[f"{p}max_ms"] = float(_num(rows, f"{p}max_ms").max())
+            for t in _TAILS:
+                vals = _num(rows, f"{p}{t}")
+                rec[f"{p}{t}"] = float(vals.iloc[0]) if one else np.nan
+                if not one:
+                    rec[f"{p}{t}_repeats"] = [float(v) for v in vals]
+            # latency-bound rate over all the inferences (their summed latencies), never a mean of fps
+            grand = rec.pop(f"_{p}grand", rec.get(f"{p}mean_ms"))
+            rec[f"{p}fps"] = batch * 1000.0 / grand if _finite(grand) and grand > 0 else np.nan
+            std = rec.get(f"{p}std_ms", np.nan)
+            rec[f"{p}cv"] = std / grand if _finite(std, grand) and grand > 0 else np.nan
+        tput = _num(rows, "throughput_ips")
+        if tput.notna().any():
+            have = tput.notna() & (tput > 0) & (n > 0)
+            span = (n[have] * batch / tput[have]).sum()
+            rec["throughput_ips"] = float(n[have].sum() * batch / span) if span > 0 else np.nan
+        for med in medians:
+            c = f"{med[:-3]}_p50_ms"
+            if c in rows.columns:
+                v = _num(rows, c)
+                rec[c] = float(v.iloc[0]) if one else float(v.mean()) if v.notna().any() else np.nan
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def with_row_stats(runs: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the statistics of rows written without the dependence-aware intervals
+    (no ``n_eff``) computed again from their in-window samples; rows whose samples are not
+    there keep their points and lose their intervals (an interval that assumed independent
+    inferences is not given). A copy; rows already complete are left as they are."""
+    from ..timing._stats import summarize
     from .explain import SAMPLE_KEYS, row_keys
 
-    ok = ok.reset_index(drop=True)
-    if not len(ok):
-        return pd.DataFrame(columns=keys)
-    kf = ok[keys].astype(object).where(ok[keys].notna(), "<none>") if keys else pd.DataFrame(index=ok.index)
-    gid = kf.groupby(keys, sort=False, dropna=False).ngroup().to_numpy() if keys else np.zeros(len(ok), int)
-    ok = ok.assign(_g=gid)
-    n = pd.to_numeric(ok["n"], errors="coerce").fillna(0) if "n" in ok.columns else pd.Series(0.0, index=ok.index)
-    out = ok.groupby("_g", sort=True)[keys].first() if keys else pd.DataFrame(index=[0])
-    out["n"] = n.groupby(gid).sum().astype(int).reindex(out.index, fill_value=0)
-    out["n_rows"] = ok.groupby("_g").size()
-    batch = pd.to_numeric(ok["batch"], errors="coerce").groupby(gid).first() if "batch" in ok.columns else None
-    cols = [f"{p}{s}" for p in _POOL for s in ("mean_ms", "std_ms", "min_ms", "max_ms", *_QUANTILES, "fps", "cv")]
-    # without samples: n-weighted means (min, max: the extremes)
-    for c in cols:
-        if c not in ok.columns:
-            continue
-        v = pd.to_numeric(ok[c], errors="coerce")
-        w = n.where(v.notna(), 0.0)
-        if c.endswith("min_ms"):
-            out[c] = v.groupby(gid).min()
-        elif c.endswith("max_ms"):
-            out[c] = v.groupby(gid).max()
-        else:
-            tot = w.groupby(gid).sum()
-            num = (v.fillna(0) * w).groupby(gid).sum()
-            unweighted = v.groupby(gid).mean()  # rows without n: plain mean
-            out[c] = (num / tot.where(tot > 0)).fillna(unweighted)
-    for m in medians:  # stage columns: n-weighted medians of the rows
-        c = f"{m[:-3]}_p50_ms"
-        if c in ok.columns:
-            v = pd.to_numeric(ok[c], errors="coerce")
-            w = n.where(v.notna(), 0.0)
-            tot = w.groupby(gid).sum()
-            out[c] = ((v.fillna(0) * w).groupby(gid).sum() / tot.where(tot > 0)).fillna(v.groupby(gid).mean())
-    m = None
+    if not len(runs):
+        return runs
+    todo = runs["n_eff"].isna() if "n_eff" in runs.columns else pd.Series(True, index=runs.index)
+    if "n" in runs.columns:
+        todo &= pd.to_numeric(runs["n"], errors="coerce").fillna(0) > 0
+    if not todo.any():
+        return runs
+    runs = runs.copy()
+    for col in ("n_eff", "n_eff_mean", "acf1", "block_ratio", "gpu_n_eff", "gpu_n_eff_mean", "gpu_acf1",
+                "gpu_block_ratio"):
+        if col not in runs.columns:
+            runs[col] = np.nan
+    found = set()
     if samples is not None and len(samples):
-        want = list(_POOL.values()) + list(medians)
-        s = _measured_samples(samples, want)
-        rk = row_keys(ok).assign(_g=gid)
-        m = s.merge(rk.drop_duplicates(SAMPLE_KEYS), on=SAMPLE_KEYS, how="inner")
-        full = m.groupby("_g").size().reindex(out.index, fill_value=0) == out["n"]
-        full &= out["n"] > 0
-        m = m[m["_g"].isin(out.index[full])]
-        for p, col in _POOL.items():
-            if col not in m.columns or not m[col].notna().any():
-                continue
-            g = m.dropna(subset=[col]).groupby("_g")[col]
-            if not len(g.size()):
-                continue
-            q = g.quantile(list(_QUANTILES.values())).unstack()
-            agg = pd.DataFrame({f"{p}mean_ms": g.mean(), f"{p}std_ms": g.std(ddof=1), f"{p}min_ms": g.min(),
-                                f"{p}max_ms": g.max(),
-                                **{f"{p}{name}": q[v] for name, v in _QUANTILES.items()}})
-            agg[f"{p}cv"] = agg[f"{p}std_ms"] / agg[f"{p}mean_ms"]
-            if batch is not None:
-                agg[f"{p}fps"] = batch.reindex(agg.index).fillna(1) * 1000.0 / agg[f"{p}mean_ms"]
-            for c in agg.columns:
-                if c not in out.columns:
-                    out[c] = np.nan
-                out.loc[agg.index, c] = agg[c]
-        for med in medians:  # pooled medians of the stages
-            if med in m.columns and m[med].notna().any():
-                c = f"{med[:-3]}_p50_ms"
-                if c not in out.columns:
-                    out[c] = np.nan
-                v = m.dropna(subset=[med]).groupby("_g")[med].median()
-                out.loc[v.index, c] = v
-    conf = confidence_of(ok)
-    for p in _POOL:
-        for stat in ("p50", "mean"):
-            if f"{p}{stat}_ms" not in ok.columns:
-                continue
-            iv = {g: condition_interval(rows, f"{p}{stat}_ms", conf) for g, rows in ok.groupby("_g")}
-            out[f"{p}{stat}_lo_ms"] = pd.Series({g: v[0] for g, v in iv.items()})
-            out[f"{p}{stat}_hi_ms"] = pd.Series({g: v[1] for g, v in iv.items()})
-    if m is not None and len(m):  # one row without stored intervals (older trees): from its samples
-        from ..timing._stats import mean_interval, median_interval
-
-        for p, col in _POOL.items():
-            if col not in m.columns:
-                continue
-            for gk, vals in m.dropna(subset=[col]).groupby("_g")[col]:
-                if out.at[gk, "n_rows"] != 1:
-                    continue
-                for stat, f in (("p50", median_interval), ("mean", mean_interval)):
-                    lo, hi = f"{p}{stat}_lo_ms", f"{p}{stat}_hi_ms"
-                    if lo not in out.columns or pd.isna(out.at[gk, lo]):
-                        out.loc[gk, [lo, hi]] = f(vals.to_numpy(), conf)
-    return out.reset_index(drop=True)
+        sel = samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
+        s = samples.loc[sel]
+        idx = s.groupby([row_keys(s)[k] for k in SAMPLE_KEYS], sort=False).indices
+        keys = list(row_keys(runs.loc[todo]).itertuples(index=False, name=None))
+        for label, key in zip(runs.index[todo], keys):
+            pos = idx.get(key)
+            r = runs.loc[label]
+            if pos is None or ("n" in runs.columns and _finite(r.get("n")) and len(pos) != int(r["n"])):
+                continue  # not this row's samples (a row whose samples were not all kept)
+            conf = float(r["confidence"]) if "confidence" in runs.columns and _finite(r.get("confidence")) else 0.95
+            batch = int(r["batch"]) if "batch" in runs.columns and _finite(r.get("batch")) else 1
+            sub = s.iloc[pos]
+            for p, col in (("", "host_ms"), ("gpu_", "gpu_ms")):
+                x = pd.to_numeric(sub[col], errors="coerce").dropna().to_numpy() if col in sub.columns else []
+                if len(x):
+                    for k, v in summarize(x, batch, conf).as_dict(p).items():
+                        if k not in runs.columns:
+                            runs[k] = np.nan
+                        runs.at[label, k] = v
+            found.add(label)
+    lost = [lb for lb in runs.index[todo] if lb not in found]
+    for p in _PREFIXES:
+        for c in ("p50_ci_lo_ms", "p50_ci_hi_ms", "mean_ci_lo_ms", "mean_ci_hi_ms"):
+            if f"{p}{c}" in runs.columns:
+                runs.loc[lost, f"{p}{c}"] = np.nan
+    return runs
 
 
-def _delta(base: pd.Series, row: pd.Series, stat: str = "p50") -> dict:
-    """Δ % of ``stat`` of ``row`` over ``base``, its interval, and its significance."""
-    a, b = base.get(f"{stat}_ms", np.nan), row.get(f"{stat}_ms", np.nan)
-    a_lo, a_hi = base.get(f"{stat}_lo_ms", np.nan), base.get(f"{stat}_hi_ms", np.nan)
-    b_lo, b_hi = row.get(f"{stat}_lo_ms", np.nan), row.get(f"{stat}_hi_ms", np.nan)
-    lo, hi = difference_interval(a_lo, a_hi, b_lo, b_hi, relative=True)
-    val = float(pct(b, a)) if _finite(a, b) and a > 0 else np.nan
-    return {"pct": val, "lo_pct": lo, "hi_pct": hi, "significant": significance(a_lo, a_hi, b_lo, b_hi)}
+def _test(a_rows: pd.DataFrame, b_rows: pd.DataFrame, stat: str = "p50_ms") -> Verdict:
+    return compare_rows(a_rows, b_rows, stat)
+
+
+def _delta_cols(v: Optional[Verdict], name: str) -> dict:
+    """The columns of one tested difference: ``<name>_pct`` and its interval, ``p_value``,
+    ``verdict``, ``detectable_pct`` and ``why``."""
+    if v is None:
+        return {f"{name}_pct": np.nan, f"{name}_lo_pct": np.nan, f"{name}_hi_pct": np.nan, "p_value": np.nan,
+                "verdict": NO_TEST, "detectable_pct": np.nan, "why": "not measured on both sides"}
+    return {f"{name}_pct": (v.ratio - 1) * 100 if _finite(v.ratio) else np.nan,
+            f"{name}_lo_pct": (v.lo - 1) * 100 if _finite(v.lo) else np.nan,
+            f"{name}_hi_pct": (v.hi - 1) * 100 if _finite(v.hi) else np.nan,
+            "p_value": v.p_value, "verdict": v.verdict,
+            "detectable_pct": (v.detectable - 1) * 100 if _finite(v.detectable) else np.nan, "why": v.why}
 
 
 def _ordered_models(runs: pd.DataFrame) -> list:
@@ -243,53 +305,82 @@ def _ordered_models(runs: pd.DataFrame) -> list:
 
 
 def _key_str(df: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
-    key = pd.Series("", index=df.index)
-    for c in cols:
-        key = key + "\x1f" + df[c].astype(str)
-    return key
+    return _joined(df, cols) if len(cols) else pd.Series("", index=df.index, dtype=object)
+
+
+def _group_rows(ok: pd.DataFrame, g: pd.DataFrame, i) -> pd.DataFrame:
+    return ok.loc[g.at[i, "_rows"]] if i is not None else ok.iloc[0:0]
 
 
 def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS,
                       samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """One row per model and condition that differs for it (mode, clocks, MPS, gap, ...:
-    ``CONDITION_COLUMNS``): alone and together values of each statistic over the
-    condition's successful rows (pooled: module doc), the % increase, and for p50 the
-    interval of that increase and whether it is ``significant`` (yes / no / —), as in
-    the users' seed 002 tables."""
+    """One row per model and condition that differs for it (``CONDITION_COLUMNS``): alone
+    and together values of each statistic (pooled: module doc), the % increase, and for
+    p50 the tested difference (``verdict``, its interval, ``p_value``, ``detectable_pct``,
+    ``why``), as in the users' seed 002 tables."""
     ok = runs[runs["status"] == "ok"]
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
     conds = conditions_that_vary(ok)
-    g = pooled(ok, ["model"] + conds + ["phase"], samples)
+    ok = _with_labels(ok, conds)
+    g = pooled(ok, ["model"] + conds + ["phase"])
     bad = runs[runs["status"] != "ok"]
-    bad_key = _key_str(bad, ["model"] + [c for c in conds if c in bad.columns])
+    bad_key = _key_str(bad, ["model"] + [c for c in conds if c in bad.columns and c != "settings"])
     rows = []
-    groups = {k: grp for k, grp in g.groupby(["model"] + conds, sort=False, dropna=False)} if len(g) else {}
     by_model: Dict[str, list] = {}
-    for k, grp in groups.items():
-        by_model.setdefault(k if isinstance(k, str) else k[0], []).append((k, grp))
+    if len(g):
+        for k, grp in g.groupby(["model"] + conds, sort=False, dropna=False):
+            k = k if isinstance(k, tuple) else (k,)
+            by_model.setdefault(k[0], []).append((k, grp))
     for model in _ordered_models(runs):
-        for k, grp in by_model.get(model, [((model,), g.iloc[0:0])]):
-            k = (k,) if isinstance(k, str) else k
+        for k, grp in by_model.get(model, [((model,), g.iloc[0:0] if len(g) else pd.DataFrame())]):
             row = {"model": model, **dict(zip(conds, k[1:]))}
-            a = grp[grp["phase"] == "alone"]
-            t = grp[grp["phase"] == "together"]
-            a = a.iloc[0] if len(a) else pd.Series(dtype=object)
-            t = t.iloc[0] if len(t) else pd.Series(dtype=object)
+            ia = next((i for i in grp.index if grp.at[i, "phase"] == "alone"), None) if len(grp) else None
+            it = next((i for i in grp.index if grp.at[i, "phase"] == "together"), None) if len(grp) else None
+            a = g.loc[ia] if ia is not None else pd.Series(dtype=object)
+            t = g.loc[it] if it is not None else pd.Series(dtype=object)
             for s in stats:
                 av, tv = a.get(s, np.nan), t.get(s, np.nan)
                 name = s.replace("_ms", "")
                 row[f"alone_{s}"] = av
                 row[f"together_{s}"] = tv
-                row[f"increase_{name}_pct"] = float(pct(tv, av)) if _finite(av, tv) else np.nan
                 if s == "p50_ms":  # the median's difference is the one tested
-                    d = _delta(a, t, name)
-                    row[f"increase_{name}_lo_pct"], row[f"increase_{name}_hi_pct"] = d["lo_pct"], d["hi_pct"]
-                    row["significant"] = d["significant"]
+                    v = _test(_group_rows(ok, g, ia), _group_rows(ok, g, it)) if ia is not None and it is not None \
+                        else None
+                    row.update(_delta_cols(v, f"increase_{name}"))
+                else:
+                    row[f"increase_{name}_pct"] = float(pct(tv, av)) if _finite(av, tv) else np.nan
             row["alone_n"] = int(a.get("n", 0) or 0)
             row["together_n"] = int(t.get("n", 0) or 0)
-            here = bad[bad_key == _key_str(pd.DataFrame([row]), ["model"] + [c for c in conds if c in bad.columns]).iloc[0]]
+            row["alone_k"] = int(a.get("k", 0) or 0)
+            row["together_k"] = int(t.get("k", 0) or 0)
+            key = _key_str(pd.DataFrame([row]), ["model"] + [c for c in conds if c in bad.columns and c != "settings"])
+            here = bad[bad_key == key.iloc[0]]
             row["status"] = "ok" if here.empty else "; ".join(f"{p}: {s}" for p, s in zip(here["phase"], here["status"]))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return _tails_beside(pd.DataFrame(rows), g, "phase", ("alone", "together"))
+
+
+def _tails_beside(out: pd.DataFrame, g: pd.DataFrame, col: str, values) -> pd.DataFrame:
+    """Where a side pooled several rows, its per-row p99s (never averaged) in ``<side>_p99_ms_repeats``."""
+    if not len(out) or "p99_ms_repeats" not in g.columns:
+        return out
+    for v in values:
+        name = f"{v}_p99_ms"
+        if name not in out.columns:
+            continue
+        lists = []
+        for _, r in out.iterrows():
+            sel = (g["model"] == r["model"]) & (g[col] == v)
+            for c in out.columns:
+                if c in g.columns and c not in ("model", col) and not c.startswith(("alone_", "together_")) \
+                        and c in CONDITION_COLUMNS:
+                    sel &= g[c].map(str) == str(r[c])
+            rep = g.loc[sel, "p99_ms_repeats"]
+            lists.append(rep.iloc[0] if len(rep) and isinstance(rep.iloc[0], list) else None)
+        if any(x is not None for x in lists):
+            out.insert(list(out.columns).index(name) + 1, f"{name}_repeats", lists)
+    return out
 
 
 VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "fps", "gpu_p50_ms")
@@ -298,41 +389,136 @@ VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99
 def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS,
            samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per model (and condition that differs for one model): seed 003's table,
-    mean/std/min/max/P95/P99/FPS (latency-bound) pooled over repeats, the p50's interval
-    (``p50_lo_ms``..``p50_hi_ms``), the speedup over ``baseline`` (its mean over theirs),
-    and the p50's % change over the baseline's with its interval and ``significant``."""
+    mean/std/min/max/P95/P99/FPS (latency-bound) pooled over repeats (module doc), the
+    p50's interval (``p50_lo_ms``..``p50_hi_ms``), the speedup over ``baseline`` (its mean
+    over theirs) and the p50's tested difference from the baseline's (``verdict`` ...)."""
     ok = runs[runs["status"] == "ok"]
     if baseline not in set(ok["model"]):
         from ..errors import UserError
 
         raise UserError("--baseline", f"{baseline!r} has no successful run here (have {', '.join(dict.fromkeys(runs['model']))})")
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
     split_phase = "phase" in ok.columns and bool((ok.groupby("model")["phase"].nunique() > 1).any())
-    keys = conditions_that_vary(ok) + (["phase"] if split_phase else [])
-    g = pooled(ok, keys + ["model"], samples)
+    conds = conditions_that_vary(ok)
+    keys = conds + (["phase"] if split_phase else [])
+    ok = _with_labels(ok, conds)
+    g = pooled(ok, keys + ["model"])
     stats = [c for c in stats if c in g.columns and g[c].notna().any()]
-    cols = keys + ["model"] + [c for c in stats if c == "n"]
+    cols = keys + ["model"] + [c for c in stats if c == "n"] + ["k"]
     for c in stats:
         if c == "n":
             continue
         cols.append(c)
         if c == "p50_ms" and "p50_lo_ms" in g.columns:
             cols += ["p50_lo_ms", "p50_hi_ms"]
+        if c in _TAILS and f"{c}_repeats" in g.columns:
+            cols.append(f"{c}_repeats")
     out = g[cols].copy()
-    key = _key_str(g, keys)
-    base_rows = {k: r for k, (_, r) in zip(key[g["model"] == baseline], g[g["model"] == baseline].iterrows())}
+    # the baseline's row of the same other conditions (the columns that vary across models are
+    # the models' own attributes, not conditions to match)
+    match = [c for c in keys if c not in _model_attributes(ok, keys)]
+    key = _key_str(g, match)
+    base_idx = {k: i for k, i in zip(key[g["model"] == baseline], g.index[g["model"] == baseline])}
     speed, deltas = [], []
-    for k, (_, r) in zip(key, g.iterrows()):
-        b = base_rows.get(k)
-        speed.append(b["mean_ms"] / r["mean_ms"] if b is not None and _finite(b["mean_ms"], r["mean_ms"]) else np.nan)
+    for i in g.index:
+        b = base_idx.get(key.loc[i])
+        r = g.loc[i]
+        bm = g.at[b, "mean_ms"] if b is not None else np.nan
+        speed.append(bm / r["mean_ms"] if b is not None and _finite(bm, r["mean_ms"]) else np.nan)
         if b is None or r["model"] == baseline:
-            deltas.append({"pct": np.nan, "lo_pct": np.nan, "hi_pct": np.nan, "significant": NO_TEST})
+            d = _delta_cols(None, "vs_baseline_p50")
+            d.update(verdict=NO_TEST, why="the baseline" if r["model"] == baseline else "no baseline row")
         else:
-            deltas.append(_delta(b, r, "p50"))
+            d = _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
+        deltas.append(d)
     out["speedup"] = speed
-    out["vs_baseline_p50_pct"] = [d["pct"] for d in deltas]
-    out["vs_baseline_p50_lo_pct"] = [d["lo_pct"] for d in deltas]
-    out["vs_baseline_p50_hi_pct"] = [d["hi_pct"] for d in deltas]
-    out["significant"] = [d["significant"] for d in deltas]
+    for c in ("vs_baseline_p50_pct", "vs_baseline_p50_lo_pct", "vs_baseline_p50_hi_pct", "p_value", "verdict",
+              "detectable_pct", "why"):
+        out[c] = [d[c] for d in deltas]
+    return out
+
+
+def _model_attributes(ok: pd.DataFrame, keys: Sequence[str]) -> List[str]:
+    """Of ``keys``, the columns that are constant within every model (its own attributes,
+    such as its precision or backend), not run conditions to match a baseline on."""
+    if not len(ok):
+        return []
+    return [c for c in keys if c in ok.columns and c != "phase"
+            and (ok[c].map(str).groupby(ok["model"]).nunique() <= 1).all()]
+
+
+BY = ("n", "k", "mean_ms", "p50_ms", "gpu_p50_ms")
+
+
+def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str] = BY,
+                 samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """One row per model, value of the runs column ``by`` (``variant``, ``gap_s``,
+    ``clocks_mode``, ...) and other condition that differs: its values pooled over repeats
+    (module doc), and its p50 tested against the row of the same model and other conditions
+    whose ``by`` is ``baseline`` (default: the first value in the runs' order), paired where
+    the same processes measured both (variants of one model)."""
+    from ..errors import UserError
+
+    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    if by not in ok.columns or not ok[by].notna().any():
+        raise UserError("--by", f"{by!r}: the runs here have no such condition"
+                        + (f" (the runs columns that vary: {', '.join(conditions_that_vary(ok))})" if len(ok) else ""))
+    ok = ok[ok[by].notna()]
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
+    values = list(dict.fromkeys(ok[by]))
+    if baseline is None:
+        baseline = values[0]
+    elif baseline not in values:
+        strs = {str(v): v for v in values}
+        if str(baseline) not in strs:
+            raise UserError("--baseline", f"{baseline!r} is not a value of {by} here (have {', '.join(map(str, values))})")
+        baseline = strs[str(baseline)]
+    conds = [c for c in conditions_that_vary(ok, exclude=(by,)) if c not in _follows(ok, by)]
+    ok = _with_labels(ok, conds)
+    phase = ["phase"] if "phase" in ok.columns and ok["phase"].nunique() > 1 else []
+    g = pooled(ok, ["model"] + phase + conds + [by])
+    match = ["model"] + phase + conds
+    key = _key_str(g, match)
+    order = {v: i for i, v in enumerate(values)}
+    g = g.assign(_order=g[by].map(order)).sort_values(["_order"], kind="stable")
+    g = g.loc[sorted(g.index, key=lambda i: (list(dict.fromkeys(key)).index(key[i]), g.at[i, "_order"]))]
+    cols = match + [by] + [c for c in stats if c in g.columns and g[c].notna().any()]
+    out_rows = []
+    base_idx = {key[i]: i for i in g.index if g.at[i, by] == baseline}
+    for i in g.index:
+        r = {c: g.at[i, c] for c in cols}
+        for c in ("p50_lo_ms", "p50_hi_ms"):
+            if c in g.columns:
+                r[c] = g.at[i, c]
+        b = base_idx.get(key[i])
+        if b is None or b == i:
+            d = _delta_cols(None, "vs_baseline_p50")
+            d.update(why="the baseline" if b == i else f"no row with {by}={baseline}")
+        else:
+            d = _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
+        r.update(d)
+        out_rows.append(r)
+    out = pd.DataFrame(out_rows)
+    order_cols = [c for c in cols if c not in ("p50_ms",)]
+    if "p50_ms" in out.columns:
+        at = order_cols.index("mean_ms") + 1 if "mean_ms" in order_cols else len(order_cols)
+        order_cols[at:at] = [c for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms") if c in out.columns]
+    rest = [c for c in out.columns if c not in order_cols]
+    return out[order_cols + rest]
+
+
+def _follows(ok: pd.DataFrame, by: str) -> List[str]:
+    """Condition columns whose value is fixed by ``by`` (a variant's ``gap_s`` and ``prewarm``):
+    shown with it rather than split on."""
+    out = []
+    for c in CONDITION_COLUMNS:
+        if c == by or c not in ok.columns:
+            continue
+        per = ok.groupby(ok[by].map(str))[c].agg(lambda s: s.map(str).nunique())
+        if (per <= 1).all() and ok[c].map(str).nunique() > 1:
+            out.append(c)
     return out
 
 
@@ -346,43 +532,50 @@ def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone
             samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Seed 002's tables in one: per model (and condition that differs for it, other than
     the mode), ms per image of each (mode, phase) measured (pooled over repeats), and the
-    % increase of each over ``base`` (InferenceTime alone by default) with its interval
-    and ``<mode>_<phase>_significant`` (yes / no / —)."""
+    % change of each over ``base`` (InferenceTime alone by default), tested on the runs
+    (``<mode>_<phase>_verdict``, with its interval and why)."""
     ok = runs[runs["status"] == "ok"].copy()
     if "mode" not in ok.columns:
         ok["mode"] = "inference"
     if "batch" not in ok.columns:
         ok["batch"] = 1
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
     conds = conditions_that_vary(ok, exclude=("mode",))
-    g = pooled(ok, ["model"] + conds + ["mode", "phase"], samples)
-    per = g["batch"].fillna(1).to_numpy(float) if "batch" in g.columns else np.ones(len(g))
-    if "batch" not in g.columns:
-        b = ok.groupby("model")["batch"].first()
-        per = g["model"].map(b).fillna(1).to_numpy(float)
+    ok = _with_labels(ok, conds)
+    g = pooled(ok, ["model"] + conds + ["mode", "phase"])
+    per = _num(g, "batch").fillna(1).to_numpy(float) if "batch" in g.columns else \
+        g["model"].map(ok.groupby("model")["batch"].first()).fillna(1).to_numpy(float)
     s = stat[:-3]
+    shown_g = g.copy()
     for c in (stat, f"{s}_lo_ms", f"{s}_hi_ms"):
-        g[c] = (pd.to_numeric(g[c], errors="coerce") / per) if c in g.columns else np.nan
+        shown_g[c] = (_num(g, c) / per) if c in g.columns else np.nan
     present = [k for k in BY_MODE if ((g["mode"] == k[0]) & (g["phase"] == k[1])).any()]
     rows = []
-    groups = list(g.groupby(["model"] + conds, sort=False, dropna=False)) if len(g) else []
     by_model: Dict[str, list] = {}
-    for k, grp in groups:
-        by_model.setdefault(k if isinstance(k, str) else k[0], []).append((k, grp))
+    if len(g):
+        for k, grp in g.groupby(["model"] + conds, sort=False, dropna=False):
+            k = k if isinstance(k, tuple) else (k,)
+            by_model.setdefault(k[0], []).append((k, grp))
     for model in _ordered_models(runs):
         for k, grp in by_model.get(model, [((model,), g.iloc[0:0])]):
-            k = (k,) if isinstance(k, str) else k
             row = {"model": model, **dict(zip(conds, k[1:]))}
-            cell = {(r["mode"], r["phase"]): r for _, r in grp.iterrows()}
+            cell = {(grp.at[i, "mode"], grp.at[i, "phase"]): i for i in grp.index}
             for mode, phase in present:
-                row[f"{mode}_{phase}_ms"] = cell[(mode, phase)][stat] if (mode, phase) in cell else np.nan
-            b = cell.get(tuple(base), pd.Series(dtype=object))
+                row[f"{mode}_{phase}_ms"] = shown_g.at[cell[(mode, phase)], stat] if (mode, phase) in cell else np.nan
+            b = cell.get(tuple(base))
             for mode, phase in present:
                 if (mode, phase) == tuple(base):
                     continue
-                d = _delta(b, cell.get((mode, phase), pd.Series(dtype=object)), s)
-                name = f"{mode}_{phase}_vs_{base[0]}"
-                row[f"{name}_pct"], row[f"{name}_lo_pct"], row[f"{name}_hi_pct"] = d["pct"], d["lo_pct"], d["hi_pct"]
-                row[f"{mode}_{phase}_significant"] = d["significant"]
+                i = cell.get((mode, phase))
+                v = _test(_group_rows(ok, g, b), _group_rows(ok, g, i), stat) if b is not None and i is not None \
+                    else None
+                d = _delta_cols(v, f"{mode}_{phase}_vs_{base[0]}")
+                name = f"{mode}_{phase}"
+                for c in (f"{name}_vs_{base[0]}_pct", f"{name}_vs_{base[0]}_lo_pct", f"{name}_vs_{base[0]}_hi_pct"):
+                    row[c] = d[c]
+                row[f"{name}_verdict"] = d["verdict"]
+                row[f"{name}_why"] = d["why"]
             for m in ("top1", "top5", "map50", "map50_95", "box_map50_95", "mask_map50_95", "pose_map50_95"):
                 if m in ok.columns and ok.loc[ok["model"] == model, m].notna().any():
                     row[m] = float(ok.loc[ok["model"] == model, m].dropna().iloc[-1])
@@ -396,11 +589,11 @@ STAGES = ("load", "pre", "infer", "post", "metrics")
 
 def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Where the time of each pipeline / validation row goes: one row per model, mode and
-    phase (and MPS or clocks where they vary), the p50 of every stage, their sum, the
-    measured p50 per image and the GPU time, in ms (pooled over repeats). Answers seed
-    002's "why is X slower without the metric work": the stage that moved is named by its
-    column. ``vs_first_p50_pct`` is the measured p50's change over the model's first row
-    (modes in their usual order), with its interval and ``significant``."""
+    phase (and MPS or clocks where they vary), the p50 of every stage (one row's, or the
+    mean of its repeats'), their sum, the measured p50 per image and the GPU time, in ms.
+    Answers seed 002's "why is X slower without the metric work": the stage that moved is
+    named by its column. ``vs_first_p50_pct`` is the measured p50's change over the
+    model's first row (modes in their usual order), tested on the runs (``verdict``)."""
     from ..errors import UserError
 
     cols = [f"{s}_p50_ms" for s in STAGES]
@@ -412,8 +605,12 @@ def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.Dat
     ok = ok[ok[present].notna().any(axis=1)]
     if "mode" not in ok.columns:
         ok = ok.assign(mode="inference")
-    keys = ["mode", "phase"] + conditions_that_vary(ok, exclude=("mode",))
-    g = pooled(ok, ["model"] + keys, samples, medians=[f"{s}_ms" for s in STAGES])
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
+    conds = conditions_that_vary(ok, exclude=("mode",))
+    ok = _with_labels(ok, conds)
+    keys = ["mode", "phase"] + conds
+    g = pooled(ok, ["model"] + keys, medians=[f"{s}_ms" for s in STAGES])
     extra = [c for c in ("p50_ms", "gpu_p50_ms") if c in ok.columns]
     modes = list(dict.fromkeys(m for m, _ in BY_MODE))
     order = {"mode": modes, "phase": ["alone", "together"], "model": list(dict.fromkeys(runs["model"]))}
@@ -425,32 +622,45 @@ def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.Dat
         return col.map(lambda v: known.index(v) if v in known else len(known))
 
     g = g.sort_values(keys + ["model"], kind="stable", key=rank).reset_index(drop=True)
-    out = g[["model"] + keys + present + extra].copy()
+    out = g[["model"] + keys + [c for c in present if c in g.columns] + [c for c in extra if c in g.columns]].copy()
     out.insert(len(keys) + 1 + len(present), "stages_ms", out[present].sum(axis=1, min_count=1))
-    first = {}
+    first: Dict[str, int] = {}
     deltas = []
-    for _, r in g.iterrows():
-        b = first.setdefault(r["model"], r)
-        deltas.append({"pct": np.nan, "lo_pct": np.nan, "hi_pct": np.nan, "significant": NO_TEST}
-                      if b is r else _delta(b, r, "p50"))
-    out["vs_first_p50_pct"] = [d["pct"] for d in deltas]
-    out["vs_first_p50_lo_pct"] = [d["lo_pct"] for d in deltas]
-    out["vs_first_p50_hi_pct"] = [d["hi_pct"] for d in deltas]
-    out["significant"] = [d["significant"] for d in deltas]
+    for i in g.index:
+        b = first.setdefault(g.at[i, "model"], i)
+        deltas.append(_delta_cols(None, "vs_first_p50") if b == i else
+                      _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_first_p50"))
+        if b == i:
+            deltas[-1].update(why="the model's first row")
+    for c in ("vs_first_p50_pct", "vs_first_p50_lo_pct", "vs_first_p50_hi_pct", "verdict", "why"):
+        out[c] = [d[c] for d in deltas]
     return out.rename(columns={c: c.replace("_p50_ms", "_ms") for c in present + extra})
 
 
+# ---------------------------------------------------------------------------- presentation
+
 def _fmt(v, col: str) -> str:
+    if isinstance(v, list):
+        vals = [x for x in v if _finite(x)]
+        if not vals:
+            return "—"
+        if len(vals) > 4:
+            return f"{_ms(min(vals))}…{_ms(max(vals))}ms ({len(vals)})"
+        return " / ".join(_ms(x) for x in vals) + "ms"
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
-            return "-"
+            return "—"
         if col.endswith("_pct"):
             return f"{v:+.1f}%"
         if col == "speedup":
             return f"{v:.2f}x"
+        if col == "p_value":
+            return "<0.001" if v < 0.001 else f"{v:.3f}"
         if col == "throughput_ips" or col.endswith("fps"):
             return f"{v:.0f}"
         return f"{v:.2f}ms" if col.endswith("_ms") else f"{v:.3g}"
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "—"
     return str(v)
 
 
@@ -461,11 +671,14 @@ def _ms(x: float) -> str:
 def shown(df: pd.DataFrame, cell=None) -> pd.DataFrame:
     """``df`` as strings for a table: every ``X_lo_pct``/``X_hi_pct`` pair joins the cell
     of ``X_pct`` (``+12.3% [+8.1, +16.0]``), every ``X_lo_ms``/``X_hi_ms`` pair becomes one
-    ``X CI`` cell (``[0.95, 1.05]ms``). ``cell(value, column)`` formats a value."""
+    ``X CI`` cell (``[0.95, 1.05]ms``), ``detectable_pct`` reads ``±4.1%``; the ``why``
+    columns are left to :func:`notes`. ``cell(value, column)`` formats a value."""
     cell = cell or _fmt
     out = {}
     cols = list(df.columns)
     for c in cols:
+        if c == "why" or c.endswith("_why") or c == "_rows":
+            continue
         if c.endswith(("_lo_pct", "_hi_pct")) and c[:-7] + "_pct" in cols:
             continue
         if c.endswith("_hi_ms") and c[:-6] + "_lo_ms" in cols:
@@ -473,7 +686,10 @@ def shown(df: pd.DataFrame, cell=None) -> pd.DataFrame:
         if c.endswith("_lo_ms") and c[:-6] + "_hi_ms" in cols:
             hi = c[:-6] + "_hi_ms"
             name = c[:-9] if c.endswith("_ci_lo_ms") else c[:-6]  # p50_ci_lo_ms -> p50 CI
-            out[name + "_CI"] = [f"[{_ms(lo)}, {_ms(h)}]ms" if _finite(lo, h) else "-" for lo, h in zip(df[c], df[hi])]
+            out[name + "_CI"] = [f"[{_ms(lo)}, {_ms(h)}]ms" if _finite(lo, h) else "—" for lo, h in zip(df[c], df[hi])]
+            continue
+        if c == "detectable_pct":
+            out[c] = [f"±{v:.1f}%" if _finite(v) else "—" for v in df[c]]
             continue
         vals = [cell(v, c) for v in df[c]]
         lo, hi = c[:-4] + "_lo_pct", c[:-4] + "_hi_pct"
@@ -483,9 +699,26 @@ def shown(df: pd.DataFrame, cell=None) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
+def notes(df: pd.DataFrame) -> List[str]:
+    """The reasons behind each ``—`` verdict of a table, once each (``why`` columns)."""
+    out: List[str] = []
+    for c in [c for c in df.columns if c == "why" or c.endswith("_why")]:
+        vcol = "verdict" if c == "why" else c[:-4] + "_verdict"
+        if vcol not in df.columns:
+            continue
+        for v, w in zip(df[vcol], df[c]):
+            if v == NO_TEST and isinstance(w, str) and w and w not in ("the baseline", "the model's first row"):
+                line = f"verdict —: {w}"
+                if line not in out:
+                    out.append(line)
+    return out
+
+
 def head(col: str) -> str:
     """``alone_p50_ms`` -> ``alone_p50``, ``increase_p50_pct`` -> ``Δ p50 %``, ``p50_CI`` -> ``p50 CI``."""
-    return col.replace("_ms", "").replace("increase_", "Δ ").replace("_pct", " %").replace("_CI", " CI")
+    return (col.replace("_ms_repeats", " per run").replace("_ms", "").replace("increase_", "Δ ")
+            .replace("detectable_pct", "detectable").replace("_pct", " %").replace("_CI", " CI")
+            .replace("p_value", "p"))
 
 
 def to_markdown(df: pd.DataFrame, headers: List[str] = None) -> str:
@@ -498,6 +731,9 @@ def to_markdown(df: pd.DataFrame, headers: List[str] = None) -> str:
 
 
 def render(df: pd.DataFrame, fmt: str = "md") -> str:
+    """A table as markdown (its ``—`` verdicts' reasons below it) or CSV (every column)."""
     if fmt == "csv":
-        return df.to_csv(index=False, float_format="%.4f")
-    return to_markdown(df)
+        return df.drop(columns=[c for c in ("_rows",) if c in df.columns]).to_csv(index=False, float_format="%.4f")
+    text = to_markdown(df)
+    extra = notes(df)
+    return text + ("\n" + "\n".join(extra) if extra else "")

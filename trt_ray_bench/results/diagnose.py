@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..telemetry.nvml import decode_throttle_reasons
-from ..timing._stats import CV_WARN, DRIFT_WARN
-from .explain import NOT_THROTTLE, SAMPLE_KEYS, fmt_ms, in_window, measured, readings, row_keys, row_windows
+from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, percentile_min_n
+from .explain import (NOT_THROTTLE, SAMPLE_KEYS, coarse_telemetry, fmt_ms, in_window, measured, readings, row_keys,
+                      row_windows)
+from .foreign import foreign_load as _foreign_load
 
 #: When each diagnostic fires; every latency is the host latency of the row's measured
 #: (in-window) inferences, the series its statistics are computed over.
@@ -27,9 +29,16 @@ THRESHOLDS: Dict[str, object] = {
     # at least drift_min_n inferences
     "drift": DRIFT_WARN,
     "drift_min_n": 20,
-    # few_samples: a percentile needs at least one inference beyond it (p99: 100), and
-    # never fewer than 10
-    "min_samples": {"p50": 10, "p90": 10, "p95": 20, "p99": 100},
+    # few_samples: below these counts no distribution-free interval of the percentile
+    # exists at the row's confidence (``timing._stats.percentile_min_n``: at 95 %, p50 6,
+    # p90 36, p95 72, p99 368); such tail percentiles are given as NaN (—). The figures
+    # here are those at 95 %; each row is checked at its own level.
+    "min_samples": {f"p{q}": percentile_min_n(q) for q in (50, 90, 95, 99)},
+    # autocorrelated: consecutive inferences are dependent enough that the row's effective
+    # sample size (``n_eff`` of its median) is at most 1/autocorrelated of ``n``: an
+    # interval that treated them as independent would be sqrt(n / n_eff) times too narrow
+    # (the row's own intervals account for it, or are not given)
+    "autocorrelated": 2.0,
     # clock_changed: the GPU (SM) clock readings within the window span more than this
     # share of their highest value
     "clock_change": 0.05,
@@ -54,10 +63,21 @@ THRESHOLDS: Dict[str, object] = {
     # more than this share of their median (a difference between two conditions smaller
     # than that is not shown by one repeat of each)
     "repeat_spread": 0.10,
+    # telemetry_coarse: no threshold. A window shorter than the period an averaged reading
+    # covers (the telemetry's avg_s: NVML power 1 s on Ampere and newer, NVML utilization
+    # 1/6 s, psutil's CPU load and tegrastats' loads one polling interval) has no value of
+    # that quantity (results.window_telemetry gives NaN): the row names each such quantity
+    # foreign_load: processes that are not the run's (telemetry.foreign) used more than
+    # foreign_cpu_pct % of one core on average over the row's window (an idle machine's
+    # daemons use a few %, a busy process 50 to 100 % and more), or another trb run, or
+    # another process on the experiment's GPU was seen during it; the message names the
+    # processes at or above foreign_name_pct % of a core
+    "foreign_cpu_pct": 10.0,
+    "foreign_name_pct": 2.0,
 }
 
-CODES = ("cv", "drift", "few_samples", "warmup_short", "clock_changed", "throttle", "start_skew", "short_window",
-         "repeat_spread")
+CODES = ("cv", "drift", "few_samples", "autocorrelated", "warmup_short", "clock_changed", "throttle", "start_skew", "short_window",
+         "repeat_spread", "telemetry_coarse", "foreign_load")
 
 
 def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Optional[pd.DataFrame]) -> pd.Series:
@@ -90,6 +110,7 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
 
     n_col, cv_col, skew, iters, dur, wins, warm_n, p50, n_img = (col(c) for c in (
         "n", "cv", "start_skew_us", "iterations", "duration_s", "window_s", "warmup_n", "p50_ms", "n_images"))
+    n_eff, acf1, ratio, conf, ci_lo = (col(c) for c in ("n_eff", "acf1", "block_ratio", "confidence", "p50_ci_lo_ms"))
     phase = runs["phase"].to_numpy() if "phase" in runs.columns else np.full(len(runs), None)
     mode = runs["mode"].to_numpy() if "mode" in runs.columns else np.full(len(runs), None)
     one_pass = np.isin(mode.astype(str), ("validation", "without_val")) & np.isfinite(n_img)
@@ -120,13 +141,20 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
                              f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
                              f"({fmt_ms(a)} → {fmt_ms(b)} ms)")
         if n is not None:
-            weak = [p for p, need in T["min_samples"].items() if n < need]
+            level = conf[j] if np.isfinite(conf[j]) else CONFIDENCE
+            need = {f"p{q}": percentile_min_n(q, level) for q in (50, 90, 95, 99)}
+            weak = [p for p, k in need.items() if n < k]
             if n == 0:
                 add("few_samples", "no inference was measured in the window: the row has no statistics")
             elif weak:
-                needs = ", ".join(f"{p} {T['min_samples'][p]}" for p in weak)
+                needs = ", ".join(f"{p} {need[p]}" for p in weak)
                 add("few_samples", f"only {n} measured inferences: {_join(weak)} "
-                                   f"{'is' if len(weak) == 1 else 'are'} unreliable (at least: {needs})")
+                                   f"{'has' if len(weak) == 1 else 'have'} no distribution-free {level * 100:g} % "
+                                   f"interval below {needs} inferences"
+                                   + (" (the tail percentiles are not given)" if weak != ["p50"] else ""))
+            dep = _dependence_note(n, n_eff[j], acf1[j], ratio[j], bool(np.isfinite(ci_lo[j])))
+            if dep:
+                add("autocorrelated", dep)
         if len(x) >= T["warmup_min_n"]:
             k = max(1, int(round(T["warmup_head"] * len(x))))
             m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
@@ -162,6 +190,8 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
             elif not pd.isna(dur[j]) and not pd.isna(wins[j]) and wins[j] < (1 - T["short_window"]) * dur[j]:
                 add("short_window", f"the together window lasted {wins[j]:.3g} s of the {dur[j]:.3g} s requested")
     _repeat_spread(runs, ok, col("p50_ms"), lists)
+    _telemetry_coarse(runs, telemetry, starts, ends, ok, lists)
+    _foreign_load(runs, telemetry, starts, ends, ok, lists, THRESHOLDS)
     return pd.Series(lists, index=runs.index, dtype=object)
 
 
@@ -182,6 +212,56 @@ def _repeat_spread(runs: pd.DataFrame, ok: np.ndarray, p50: np.ndarray, lists: L
                    f"smaller than that is not shown by one repeat of each")
             for i in idx:
                 lists[i].append({"code": "repeat_spread", "message": msg})
+
+
+#: How a ``telemetry_coarse`` message names each quantity of ``explain.MEANS``, and the
+#: sampler that averages it
+_QUANTITY_NAMES = {"gpu_util_pct": ("GPU utilization", "utilization"), "power_w": ("GPU power", "power"),
+                   "cpu_util_pct": ("CPU load", "CPU load"), "gpu_freq_mhz": ("GPU clock", "clock"),
+                   "temp_c": ("GPU temperature", "temperature")}
+_AVERAGED_BY = {"nvml": "NVML", "tegrastats": "tegrastats", "host": "psutil"}
+
+
+def _telemetry_coarse(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame], starts: np.ndarray, ends: np.ndarray,
+                      ok: np.ndarray, lists: List[List[dict]]) -> None:
+    """Ok rows whose window is shorter than the period some quantity's averaged readings
+    cover: one message naming each, its period and the window's length."""
+    if telemetry is None or not len(telemetry) or not ok.any():
+        return
+    for j, found in enumerate(coarse_telemetry(runs, telemetry, starts, ends)):
+        if not ok[j] or not found:
+            continue
+        parts = []
+        for k, (q, src, period, _) in enumerate(found):
+            label = _QUANTITY_NAMES.get(q, (q, q))[0]
+            who = _AVERAGED_BY.get(src, src)
+            parts.append(f"{label} is averaged by {who} over {period:.3g} s" if k == 0
+                         else f"{label} by {who} over {period:.3g} s")
+        longest, length = max(p for _, _, p, _ in found), found[0][3]
+        if len(found) == 1:
+            q = found[0][0]
+            what = f"its {_QUANTITY_NAMES.get(q, (q, q))[1]} is not known (no value given)"
+        else:
+            what = "their values are not known (none given)"
+        lists[j].append({"code": "telemetry_coarse", "message":
+                         f"{_join(parts)} but this window lasted {length:.2g} s: {what}; lengthen the phase "
+                         f"(timing.duration_s or iterations) to at least {longest:.3g} s"})
+
+
+def _dependence_note(n: int, n_eff: float, acf1: float, ratio: float, has_interval: bool) -> str:
+    """The ``autocorrelated`` message of a row of ``n`` inferences, or ``""``."""
+    if not n or not np.isfinite(n_eff) or n_eff <= 0 or n / n_eff < THRESHOLDS["autocorrelated"]:
+        return ""
+    what = [f"lag-1 autocorrelation {acf1:.2f}"] if np.isfinite(acf1) else []
+    if np.isfinite(ratio):
+        what.append(f"medians of consecutive tenths spread {ratio:.1f}x as much as shuffled")
+    head = "consecutive inferences are dependent" + (f" ({', '.join(what)})" if what else "")
+    if not has_interval:
+        more = int(np.ceil(n * 2 * max(MIN_NEFF / n_eff, 1.0) / 100.0) * 100)
+        return (f"{head}: {n} inferences are worth about {n_eff:.0f} independent ones, too few for an interval of "
+                f"the median under that dependence (none given); run it longer (at least {more} inferences)")
+    return (f"{head}: {n} inferences are worth about {n_eff:.0f} independent ones; the intervals account for it "
+            f"(an interval assuming independence would be {np.sqrt(n / n_eff):.1f}x too narrow)")
 
 
 def _cv(x: np.ndarray) -> float:

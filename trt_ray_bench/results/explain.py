@@ -10,7 +10,7 @@ sentences that put it next to the latency change.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -59,29 +59,117 @@ TOLERANCES = {"latency": 0.03, "gpu_freq_mhz": 0.01, "power_w": 0.03, "gpu_util_
 Readings = Dict[str, Tuple[np.ndarray, np.ndarray]]  # run_id -> (t_ns sorted, values)
 
 
-def readings(telemetry: pd.DataFrame, quantity: str) -> Readings:
-    """Per run, the readings of one quantity of ``QUANTITIES`` on the node's clock."""
+def _chosen(telemetry: pd.DataFrame, quantity: str) -> Optional[pd.DataFrame]:
+    """The readings of one quantity: ``run_id, t_ns, value`` (scaled), ``avg_s`` (0 where
+    the table has none) and ``source``, per run from its first candidate with readings,
+    in time order; None where there are none."""
     cands = QUANTITIES[quantity]
     if telemetry is None or not len(telemetry):
-        return {}
-    telemetry = placed(telemetry)  # an averaged reading stands where the period it averages is
+        return None
+    has_avg = "avg_s" in telemetry.columns
     parts = []
     for rank, (source, metric, scale) in enumerate(cands):
         src = telemetry[telemetry["source"] == source]
         if metric.startswith("re:"):
             sel = src[src["metric"].str.fullmatch(metric[3:])]
-            if len(sel):  # one value per reading: the mean over the cores
-                sel = sel.groupby(["run_id", "t_ns"], as_index=False)["value"].mean()
         else:
-            sel = src.loc[src["metric"] == metric, ["run_id", "t_ns", "value"]]
-        if len(sel):
-            parts.append(sel.assign(value=sel["value"] * scale, rank=rank))
+            sel = src[src["metric"] == metric]
+        if not len(sel):
+            continue
+        avg = pd.to_numeric(sel["avg_s"], errors="coerce").fillna(0.0) if has_avg else 0.0
+        sel = pd.DataFrame({"run_id": sel["run_id"], "t_ns": sel["t_ns"], "value": sel["value"], "avg_s": avg})
+        if metric.startswith("re:"):  # one value per reading: the mean over the cores
+            sel = sel.groupby(["run_id", "t_ns"], as_index=False)[["value", "avg_s"]].mean()
+        parts.append(sel.assign(value=sel["value"] * scale, rank=rank, source=source))
     if not parts:
-        return {}
+        return None
     tel = pd.concat(parts, ignore_index=True)
-    tel = tel[tel["rank"] == tel.groupby("run_id")["rank"].transform("min")].sort_values(["run_id", "t_ns"])
+    return tel[tel["rank"] == tel.groupby("run_id")["rank"].transform("min")].sort_values(["run_id", "t_ns"],
+                                                                                         kind="stable")
+
+
+def readings(telemetry: pd.DataFrame, quantity: str) -> Readings:
+    """Per run, the readings of one quantity of ``QUANTITIES`` on the node's clock, each
+    at its placed time (``join.placed_t_ns``: an averaged reading at the middle of the
+    period it covers). For instantaneous readings (clocks, P-state, throttle reasons) the
+    time they were read; ``timed_readings`` keeps every reading's period."""
+    if telemetry is None or not len(telemetry):
+        return {}
+    tel = _chosen(placed(telemetry), quantity)  # an averaged reading stands where the period it averages is
+    if tel is None:
+        return {}
     t, v = tel["t_ns"].to_numpy(np.int64), tel["value"].to_numpy(np.float64)
     return {rid: (t[idx], v[idx]) for rid, idx in tel.groupby("run_id", sort=False).indices.items()}
+
+
+class Series(NamedTuple):
+    """One quantity's readings in one run, as ``timed_readings`` returns them."""
+
+    #: the sampler they came from (``nvml``, ``tegrastats``, ``host``)
+    source: str
+    #: instantaneous readings (``avg_s`` 0): when read (ns, sorted) and their values
+    t: np.ndarray
+    v: np.ndarray
+    #: averaged readings: the end of the period each covers (ns, sorted), values, and the
+    #: period's length (ns); a reading covers ``[t_end - avg_ns, t_end]``
+    t_end: np.ndarray
+    v_avg: np.ndarray
+    avg_ns: np.ndarray
+    #: the period the averaged readings cover (their median ``avg_s``); 0 without any
+    period_s: float
+
+
+def timed_readings(telemetry: pd.DataFrame, quantity: str) -> Dict[object, Series]:
+    """Per run, the readings of one quantity of ``QUANTITIES`` with the period each covers
+    (the telemetry table's ``avg_s``: a reading averages ``[t_ns - avg_s, t_ns]``; 0, or a
+    table without the column: instantaneous), for ``window_mean``."""
+    tel = _chosen(telemetry, quantity)
+    if tel is None:
+        return {}
+    t = tel["t_ns"].to_numpy(np.int64)
+    v = tel["value"].to_numpy(np.float64)
+    a = np.round(tel["avg_s"].to_numpy(np.float64) * 1e9).astype(np.int64)
+    src = tel["source"].to_numpy()
+    out: Dict[object, Series] = {}
+    for rid, idx in tel.groupby("run_id", sort=False).indices.items():
+        ai = a[idx]
+        avg = ai > 0
+        inst = idx[~avg]
+        av = idx[avg]
+        out[rid] = Series(str(src[idx[0]]), t[inst], v[inst], t[av], v[av], a[av],
+                          float(np.median(a[av])) / 1e9 if av.size else 0.0)
+    return out
+
+
+def window_mean(s: Optional[Series], start, end) -> Tuple[float, float]:
+    """The mean of one run's quantity over the window ``[start, end]`` (ns) and, where it
+    cannot be known, why: ``(value, coarse_s)``.
+
+    An averaged reading counts by the share of its period inside the window (a reading
+    over ``[t - avg_s, t]`` half inside weighs half); an instantaneous reading inside the
+    window counts as one, and a window with none inside takes the latest one before its
+    end. A window shorter than the period the averaged readings cover (``s.period_s``)
+    has no value of its own: ``(nan, period_s)``. Otherwise ``coarse_s`` is 0, and the
+    value NaN where no reading describes the window."""
+    if s is None or start is None or end is None or pd.isna(start) or pd.isna(end):
+        return np.nan, 0.0
+    a, b = int(start), int(end)
+    if s.period_s > 0 and (b - a) / 1e9 < s.period_s:
+        return np.nan, s.period_s
+    num = den = 0.0
+    if s.t_end.size:  # the readings whose period [t - avg, t] meets the window: a < t < b + longest period
+        lo = np.searchsorted(s.t_end, a, "right")
+        hi = np.searchsorted(s.t_end, b + int(s.avg_ns.max()), "left")
+        t, per = s.t_end[lo:hi], s.avg_ns[lo:hi]
+        w = np.clip(np.minimum(t, b) - np.maximum(t - per, a), 0, None) / per
+        num, den = float(np.dot(w, s.v_avg[lo:hi])), float(w.sum())
+    if s.t.size:
+        lo, hi = np.searchsorted(s.t, a, "left"), np.searchsorted(s.t, b, "right")
+        if hi > lo:
+            num, den = num + float(s.v[lo:hi].sum()), den + (hi - lo)
+        elif den == 0 and hi > 0:  # shorter than the polling interval: the reading in force
+            num, den = float(s.v[hi - 1]), 1.0
+    return (num / den if den > 0 else np.nan), 0.0
 
 
 def in_window(r: Readings, run_id, start, end, as_of: bool = False) -> np.ndarray:
@@ -97,7 +185,7 @@ def in_window(r: Readings, run_id, start, end, as_of: bool = False) -> np.ndarra
 
 
 #: What ties a sample to its runs row.
-SAMPLE_KEYS = ["run_id", "model", "phase", "repeat", "mode"]
+SAMPLE_KEYS = ["run_id", "model", "phase", "repeat", "mode", "variant"]
 
 
 def row_keys(frame: pd.DataFrame) -> pd.DataFrame:
@@ -136,12 +224,22 @@ def row_windows(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> p
     return out
 
 
+#: The quantities ``window_telemetry`` averages over a window (``window_mean``); the
+#: P-state and the throttle reasons, read at an instant, are counted instead.
+MEANS = ("gpu_freq_mhz", "gpu_util_pct", "power_w", "temp_c", "cpu_util_pct")
+
+
 def window_telemetry(runs: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFrame:
     """Per runs row (same index), means over its measured window: ``tel_gpu_freq_mhz``
     (SM clock), ``tel_gpu_util_pct``, ``tel_power_w``, ``tel_pstate`` (the most frequent),
     ``tel_temp_c``, ``tel_cpu_util_pct`` and ``tel_throttle_frac`` (share of readings with
     a clock event reason other than idle or application clocks). NaN where not measured.
-    A window shorter than the polling interval gets the latest reading before its end."""
+
+    Means are ``window_mean``'s: an averaged reading (``avg_s`` > 0) weighs by the share
+    of its period inside the window, an instantaneous one inside it counts as one, and a
+    window without an instantaneous reading gets the latest before its end. A window
+    shorter than the period of a quantity's averaged readings gets NaN for it
+    (``coarse_telemetry`` says which; ``results.diagnose`` names them)."""
     win = row_windows(runs)
     cols = {"gpu_freq_mhz": "tel_gpu_freq_mhz", "gpu_util_pct": "tel_gpu_util_pct", "power_w": "tel_power_w",
             "pstate": "tel_pstate", "temp_c": "tel_temp_c", "cpu_util_pct": "tel_cpu_util_pct",
@@ -150,6 +248,11 @@ def window_telemetry(runs: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFram
     rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else [None] * len(runs)
     starts, ends = win["start_ns"].to_numpy(), win["end_ns"].to_numpy()
     for q, col in cols.items():
+        if q in MEANS:
+            series = timed_readings(telemetry, q)
+            if series:
+                out[col] = [window_mean(series.get(rid), a, b)[0] for rid, a, b in zip(rids, starts, ends)]
+            continue
         r = readings(telemetry, q)
         if not r:
             continue
@@ -162,22 +265,43 @@ def window_telemetry(runs: pd.DataFrame, telemetry: pd.DataFrame) -> pd.DataFram
                 v = v[v != PSTATE_UNKNOWN]
                 u, c = np.unique(v, return_counts=True)
                 vals.append(float(u[np.argmax(c)]) if v.size else np.nan)
-            elif q == "throttle_reasons":
+            else:  # throttle_reasons
                 vals.append(float(np.mean((v.astype(np.int64) & ~NOT_THROTTLE) != 0)))
-            else:
-                vals.append(float(np.mean(v)))
         out[col] = vals
+    return out
+
+
+def coarse_telemetry(runs: pd.DataFrame, telemetry: pd.DataFrame, starts=None,
+                     ends=None) -> List[List[Tuple[str, str, float, float]]]:
+    """Per runs row (in order), the quantities of ``MEANS`` its window is too short to
+    have a value of: ``(quantity, source, period_s, window_s)``, the window shorter than
+    the period the quantity's averaged readings cover (``window_mean`` gives NaN). The
+    windows are ``starts``/``ends`` (ns) where given, else ``row_windows(runs)``."""
+    if starts is None or ends is None:
+        win = row_windows(runs)
+        starts, ends = win["start_ns"].to_numpy(), win["end_ns"].to_numpy()
+    out: List[List[Tuple[str, str, float, float]]] = [[] for _ in range(len(runs))]
+    rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else [None] * len(runs)
+    for q in MEANS:
+        series = timed_readings(telemetry, q)
+        for j, (rid, a, b) in enumerate(zip(rids, starts, ends)):
+            s = series.get(rid)
+            if s is None or not s.period_s:
+                continue
+            coarse = window_mean(s, a, b)[1]
+            if coarse > 0:
+                out[j].append((q, s.source, coarse, (int(b) - int(a)) / 1e9))
     return out
 
 
 # ---------------------------------------------------------------------------- explain
 
 #: Columns that can tell two comparable rows apart, besides ``by`` (and sweep axes).
-_KEYS = ["run_id", "experiment", "model", "phase", "mode", "repeat", "gap_s", "sync", "clocks_mode", "mps",
-         "backend", "precision", "batch", "imgsz_h", "imgsz_w", "n_models", "sweep"]
+_KEYS = ["run_id", "experiment", "model", "phase", "mode", "variant", "repeat", "gap_s", "sync", "clocks_mode",
+         "mps", "backend", "precision", "batch", "imgsz_h", "imgsz_w", "n_models", "sweep"]
 #: Of those, the ones a sentence names when they differ between pairs (the others are
 #: the model's own attributes, or follow from these).
-_SETTINGS = ["phase", "mode", "repeat", "gap_s", "sync", "clocks_mode", "mps", "run_id"]
+_SETTINGS = ["phase", "mode", "variant", "repeat", "gap_s", "sync", "clocks_mode", "mps", "run_id"]
 
 
 def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
@@ -218,6 +342,10 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
         labels = {(ok.at[b, "model"], ok.at[i, "model"], ok.at[i, by], tuple(short[i])) for b, i in pairs}
         if len(labels) == len(pairs):
             ctx = short
+    # each row's condition: the rows that differ from it in nothing but the repeat and run
+    same = [c for c in _KEYS + sorted(c for c in ok.columns if c.startswith("axis:")) + [by]
+            if c in ok.columns and c not in ("repeat", "run_id")]
+    cond = pd.Series(["\x1f".join(map(str, t)) for t in ok[same].itertuples(index=False, name=None)], index=ok.index)
     out = []
     for b, i in pairs:
         rb, ri = ok.loc[b], ok.loc[i]
@@ -228,7 +356,8 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
         if ctx[i]:
             head += ", " + ", ".join(ctx[i])
         stages = _stages(rb, ri)
-        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{_noise(metric, rb, ri)}{stages}; "
+        noise = _noise(metric, ok[cond == cond[b]], ok[cond == cond[i]])
+        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{noise}{stages}; "
                    f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out
 
@@ -269,12 +398,16 @@ def _pair_keys(ok: pd.DataFrame, by: str) -> List[str]:
     """The columns two rows must share to be compared: the candidates present, less
     ``by`` and less those that move with it (no value of theirs occurs with two values of
     ``by``: the run when comparing MPS runs, ``n_models`` when comparing phases, the model
-    name when each gap was its own model)."""
+    name when each gap was its own model) and those ``by`` decides (one value of theirs for
+    each value of ``by``: the ``gap_s`` of a timing variant)."""
     cands = [c for c in _KEYS + sorted(c for c in ok.columns if c.startswith("axis:")) if c in ok.columns and c != by]
     keep = []
     for c in cands:
-        col = ok[c].astype(object).where(ok[c].notna(), "<none>")
-        if pd.DataFrame({"c": col, "by": ok[by]}).groupby("c")["by"].nunique().max() > 1:
+        col = ok[c].map(str)
+        pair = pd.DataFrame({"c": col, "by": ok[by].map(str)})
+        moves = pair.groupby("c")["by"].nunique().max() <= 1
+        decided = pair.groupby("by")["c"].nunique().max() <= 1 and col.nunique() > 1
+        if not moves and not decided:
             keep.append(c)
     return keep
 
@@ -311,22 +444,24 @@ def _latency(metric: str, a, b) -> str:
     return f"{name} {change * 100:+.0f} % ({fmt_ms(a)} → {fmt_ms(b)} ms)"
 
 
-def _noise(metric: str, a: pd.Series, b: pd.Series) -> str:
-    """Whether the change of ``metric`` (``p50_ms``, ``mean_ms``, ``gpu_*``) is beyond the
-    rows' own intervals (``compare.significance``: within noise when they overlap)."""
-    from .compare import confidence_of, significance
+def _noise(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str:
+    """What the runs show of the change of ``metric`` (``p50_ms``, ``mean_ms``, ``gpu_*``)
+    between two conditions (their rows: every repeat and run of each), tested on the runs
+    (``results.verdict``): shown slower or faster, not shown (and what could have been),
+    or untested and why."""
+    from .verdict import compare_rows
 
     if not metric.endswith("_ms"):
         return ""
-    lo, hi = f"{metric[:-3]}_ci_lo_ms", f"{metric[:-3]}_ci_hi_ms"
-    sig = significance(a.get(lo), a.get(hi), b.get(lo), b.get(hi))
-    if sig == "—":
-        return ""
-    conf = confidence_of(pd.DataFrame([a, b]))
-    ivs = f"{fmt_ms(a[lo])}–{fmt_ms(a[hi])} and {fmt_ms(b[lo])}–{fmt_ms(b[hi])} ms"
-    if sig == "no":
-        return f", within noise (the {conf * 100:g} % intervals {ivs} overlap)"
-    return f", beyond noise ({conf * 100:g} % intervals {ivs})"
+    v = compare_rows(a, b, metric)
+    conf = f"{v.confidence * 100:g} %"
+    if v.verdict == "—":
+        return f" (untested: {v.why.split(';')[0]})"
+    runs = f"{v.k_a} pairs of runs" if v.paired else f"{v.k_a} and {v.k_b} runs"
+    if v.verdict == "not shown":
+        return (f", not shown at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}]; a change of "
+                f"{(v.detectable - 1) * 100:.0f} % would have been)")
+    return f", {v.verdict} at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}])"
 
 
 def _telemetry(a: pd.Series, b: pd.Series) -> str:

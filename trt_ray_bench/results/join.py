@@ -80,7 +80,7 @@ def samples_with_telemetry(
     ``t_start_ns``, an averaged one the one whose period's midpoint is nearest to it.
     ``tolerance_ns``: the farthest a reading may be (default: ``TOLERANCE_PERIODS`` of
     that source's own sampling period); beyond it the value is NaN. A metric that more
-    than one source reports (host and tegrastats both have ``ram_used_mb``) is named
+    than one source reports (host and tegrastats both have ``ram_used_mib``) is named
     ``metric@source``; ``source`` keeps one sampler's rows (plain names)."""
     tel = telemetry if source is None else telemetry[telemetry["source"] == source]
     tel = tel if metrics is None else tel[tel["metric"].isin(list(metrics))]

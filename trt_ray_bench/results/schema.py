@@ -7,7 +7,11 @@ import pyarrow as pa
 #: ``fps`` is latency-bound (batch x 1000 / mean latency); ``*_ci_lo_ms``/``*_ci_hi_ms`` are the
 #: intervals of the median and the mean at the row's ``confidence`` (``timing._stats``)
 STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps", "cv",
-               "p50_ci_lo_ms", "p50_ci_hi_ms", "mean_ci_lo_ms", "mean_ci_hi_ms"]
+               "p50_ci_lo_ms", "p50_ci_hi_ms", "mean_ci_lo_ms", "mean_ci_hi_ms",
+               # how dependent consecutive inferences are: the effective sample sizes of the
+               # median's and the mean's intervals, the lag-1 autocorrelation, and the spread of
+               # consecutive tenths' medians over that of shuffled ones (timing._stats)
+               "n_eff", "n_eff_mean", "acf1", "block_ratio"]
 
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
@@ -74,7 +78,7 @@ RUNS = pa.schema(
         ("calib_sha256", pa.string()),
         ("transfers", pa.bool_()), ("cuda_graph", pa.bool_()),
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
-        # issue 14 (engineer L): how the gap was waited out (sleep | spin), what ran untimed just
+        # how the gap was waited out (sleep | spin), what ran untimed just
         # before each timed inference (none | poke | dummy), repeats in one actor or a fresh one
         # each (actor | process), and the process id of the model's actor for this row
         ("gap_mode", pa.string()), ("prewarm", pa.string()), ("repeat_isolation", pa.string()),
@@ -83,11 +87,22 @@ RUNS = pa.schema(
         # barrier (timing.keep_warm), and how many they ran there (warm-up rows)
         ("keep_warm", pa.bool_()), ("barrier_warmup_n", pa.int64()),
         ("iterations", pa.int64()), ("duration_s", pa.float64()), ("n_models", pa.int32()),
+        # the timing variant (spec ``variants``; null without), the warm-up asked for (count,
+        # seconds), together's fill, the order of the repeats (interleaved | grouped)
+        ("variant", pa.string()), ("warmup", pa.int64()), ("warmup_s", pa.float64()), ("fill", pa.bool_()),
+        ("repeat_order", pa.string()),
+        # the model's backend options (canonical JSON) and the ones that move latency most
+        ("options", pa.string()), ("threads", pa.int32()), ("opt_level", pa.int32()),
+        # the resolved spec less its name, description, output, confidence and repeats
+        # (canonical JSON): runs that differ there are different conditions
+        ("settings", pa.string()),
         ("window_start_ns", pa.int64()), ("window_end_ns", pa.int64()), ("window_s", pa.float64()),
         ("start_skew_us", pa.float64()), ("start_instant_ns", pa.int64()), ("start_late_us", pa.float64()), ("n_total", pa.int64()), ("timer", pa.string()),
         *_stats(""), *_stats("gpu_"), ("enqueue_mean_ms", pa.float64()),
         # the level of the row's intervals; achieved images/s over its measured span (gaps, sync, fill in)
         ("confidence", pa.float64()), ("throughput_ips", pa.float64()),
+        # sync: none: how long the one synchronisation after the measured phase waited (null otherwise)
+        ("sync_wait_ms", pa.float64()),
         ("h2d_p50_ms", pa.float64()), ("compute_p50_ms", pa.float64()), ("d2h_p50_ms", pa.float64()),
         ("load_p50_ms", pa.float64()), ("pre_p50_ms", pa.float64()), ("infer_p50_ms", pa.float64()),
         ("post_p50_ms", pa.float64()), ("metrics_p50_ms", pa.float64()), ("n_images", pa.int64()),
@@ -103,7 +118,7 @@ RUNS = pa.schema(
 SAMPLES = pa.schema(
     [
         ("run_id", pa.string()), ("model", pa.string()), ("phase", pa.string()), ("repeat", pa.int32()),
-        ("mode", pa.string()), ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
+        ("mode", pa.string()), ("variant", pa.string()), ("iteration", pa.int64()), ("warmup", pa.bool_()), ("in_window", pa.bool_()),
         ("t_start_ns", pa.int64()), ("t_end_ns", pa.int64()),
         ("host_ms", pa.float64()), ("enqueue_ms", pa.float64()), ("gpu_ms", pa.float64()),
         ("h2d_ms", pa.float64()), ("compute_ms", pa.float64()), ("d2h_ms", pa.float64()),
@@ -117,9 +132,10 @@ TELEMETRY = pa.schema(
         ("run_id", pa.string()), ("t_ns", pa.int64()), ("source", pa.string()), ("metric", pa.string()),
         ("value", pa.float64()), ("unit", pa.string()),
         # the period the reading averages, ending at ``t_ns`` (NVML power ~1 s on Ampere and
-        # newer, utilisation over its sample period); 0 for an instantaneous reading. A reading
-        # is placed at its midpoint ``t_ns - avg_s / 2`` (``results.join.placed_t_ns``) when
-        # joined to inferences and when readings are chosen for a window.
+        # newer, utilisation over its sample period, tegrastats' loads over its interval); 0
+        # for an instantaneous reading. Joined to inferences, a reading is placed at its
+        # midpoint ``t_ns - avg_s / 2`` (``results.join.placed_t_ns``); averaged over a window,
+        # it weighs by the share of its period inside it (``results.explain.window_mean``).
         ("avg_s", pa.float64()),
     ]
 )

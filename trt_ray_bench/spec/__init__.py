@@ -16,6 +16,7 @@ from ._model import (
     ModelSpec,
     TelemetrySpec,
     TimingSpec,
+    VariantSpec,
     split_arch,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "ModelSpec",
     "TelemetrySpec",
     "TimingSpec",
+    "VariantSpec",
     "apply_overrides",
     "load_spec",
     "spec_from_dict",

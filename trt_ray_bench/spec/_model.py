@@ -176,6 +176,22 @@ class InputSpec(_Strict):
         return self
 
 
+class VariantSpec(_Strict):
+    """A timing variant run by every model in its own process (``variants``): each model
+    runs every variant in the same process, so their differences are measured within one
+    process and the noise between processes cancels in them (see ``results.verdict``)."""
+
+    name: str = Field(description="names the variant (the runs column ``variant``)")
+    timing: TimingOverride = Field(default_factory=TimingOverride, description="changes to the model's timing")
+
+    @field_validator("name")
+    @classmethod
+    def _vname(cls, v):
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r}: use letters, digits, '.', '_', '-'")
+        return v
+
+
 #: What is timed per model: the bare engine on prepared tensors (``inference``), the whole
 #: Ultralytics pipeline per image (``pipeline``: load, preprocess, infer, postprocess),
 #: the pipeline over a labelled set with the task's metrics (``validation``), or the same
@@ -232,6 +248,11 @@ class ExperimentSpec(_Strict):
     repeat_isolation: Literal["actor", "process"] = Field(
         "actor", description="actor: every repeat in the same model actor; process: a fresh actor (the engine "
         "loaded again) for every repeat")
+    repeat_order: Literal["interleaved", "grouped"] = Field(
+        "interleaved", description="interleaved: every repeat runs all phases in turn (a, b, c, a, b, c), so a drift "
+        "spreads over every condition; grouped: each model's repeats one after another (a, a, b, b), then together")
+    variants: List[VariantSpec] = Field(
+        default_factory=list, description="timing variants every model runs, each in the model's own process")
     timing: TimingSpec = Field(default_factory=TimingSpec)
     input: InputSpec = Field(default_factory=InputSpec)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
@@ -262,7 +283,7 @@ class ExperimentSpec(_Strict):
         needs = [m for m in self.modes if m != "inference"]
         if needs and self.data is None:
             raise ValueError(f"modes {needs} need 'data' (path: a data yaml or class folders, or synthetic: N)")
-        if needs and any(self.timing_for(m).sync == "none" for m in self.models):
+        if needs and any(self.timing_for(m, v).sync == "none" for m in self.models for v in self.variant_names):
             raise ValueError(f"modes {needs} read every prediction, so they wait for it: sync device or stream")
         return self
 
@@ -273,18 +294,32 @@ class ExperimentSpec(_Strict):
             if m.name in seen:
                 raise ValueError(f"models[{i}].name {m.name!r} is used twice; give each model a unique name")
             seen.add(m.name)
+        names = set()
+        for i, v in enumerate(self.variants):
+            if v.name in names:
+                raise ValueError(f"variants[{i}].name {v.name!r} is used twice; give each variant a unique name")
+            names.add(v.name)
         return self
 
-    def timing_for(self, model: "ModelSpec") -> TimingSpec:
-        """The experiment's timing with the model's overrides applied."""
-        if model.timing is None:
-            return self.timing
-        over = model.timing.model_dump(exclude_none=True)
-        if "iterations" in over:
-            over.setdefault("duration_s", None)
-        if "duration_s" in over:
-            over.setdefault("iterations", None)
-        return self.timing.model_copy(update=over)
+    def timing_for(self, model: "ModelSpec", variant: Optional[str] = None) -> TimingSpec:
+        """The experiment's timing with the model's overrides applied, then the variant's."""
+        t = self.timing
+        overrides = [model.timing] + [v.timing for v in self.variants if variant and v.name == variant]
+        for o in overrides:
+            if o is None:
+                continue
+            over = o.model_dump(exclude_none=True)
+            if "iterations" in over:
+                over.setdefault("duration_s", None)
+            if "duration_s" in over:
+                over.setdefault("iterations", None)
+            t = t.model_copy(update=over)
+        return t
+
+    @property
+    def variant_names(self) -> List[str]:
+        """The variants' names, or ``[""]`` (no variant) where there are none."""
+        return [v.name for v in self.variants] or [""]
 
     @property
     def phases(self) -> Tuple[str, ...]:

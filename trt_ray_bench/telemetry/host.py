@@ -1,5 +1,6 @@
 """Host telemetry through psutil: CPU utilization (total and per core), CPU frequency,
-memory. Metric names match the Jetson sampler's where they mean the same thing."""
+memory (``ram_used_mib``, ``ram_total_mib``: MiB, 2**20 bytes). Metric names match the
+Jetson sampler's where they mean the same thing."""
 
 from __future__ import annotations
 
@@ -34,6 +35,6 @@ class HostSampler:
             else:
                 out.append(("cpu_freq_mhz", f.current, "MHz"))
         vm = psutil.virtual_memory()
-        out.append(("ram_used_mb", (vm.total - vm.available) / 2**20, "MB"))
-        out.append(("ram_total_mb", vm.total / 2**20, "MB"))
+        out.append(("ram_used_mib", (vm.total - vm.available) / 2**20, "MiB"))
+        out.append(("ram_total_mib", vm.total / 2**20, "MiB"))
         return out

@@ -4,7 +4,7 @@ Metric names match the Jetson sampler's where they mean the same thing: ``gpu_fr
 (SM clock), ``gpu_graphics_mhz``, ``mem_freq_mhz``, ``gpu_util_pct``, ``mem_util_pct``,
 ``power_mw:gpu``, ``temp_c:gpu``, ``pstate`` (P0 = 0; NVML says 32 when unknown),
 ``throttle_reasons`` (the clock-event bitmask; ``decode_throttle_reasons`` names it) and
-``mem_used_mb``.
+``mem_used_mib`` (MiB, 2**20 bytes).
 
 Averaged readings carry the period they average (``avg_s``, see ``_collect.Reading``):
 ``gpu_util_pct`` / ``mem_util_pct`` are the share of time busy over NVML's sample period,
@@ -107,7 +107,7 @@ def _readers(nvml, h) -> List[_Reader]:
         _Reader([("throttle_reasons", "bitmask")],
                 one("nvmlDeviceGetCurrentClocksEventReasons"),  # NVML >= 535
                 one("nvmlDeviceGetCurrentClocksThrottleReasons")),
-        _Reader([("mem_used_mb", "MB")], mem_used),
+        _Reader([("mem_used_mib", "MiB")], mem_used),
     ]
 
 
@@ -243,7 +243,7 @@ def gpu_info(index: int = 0, nvml=None) -> dict:
             "uuid": lambda: nvml.nvmlDeviceGetUUID(h),
             "driver_version": nvml.nvmlSystemGetDriverVersion,
             "cuda_driver_version": cuda_version,
-            "memory_total_mb": lambda: nvml.nvmlDeviceGetMemoryInfo(h).total / MiB,
+            "memory_total_mib": lambda: nvml.nvmlDeviceGetMemoryInfo(h).total / MiB,
             "max_sm_mhz": lambda: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_SM),
             "max_mem_mhz": lambda: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_MEM),
             "power_limit_mw": lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(h),

@@ -6,9 +6,11 @@ runs ``tegrastats --interval MS`` and stamps each line on the node's monotonic c
 Metrics (long form, source ``tegrastats``; names shared with the host and NVML samplers
 where they mean the same thing):
 
-- ``ram_used_mb``, ``ram_total_mb``, ``ram_lfb_count`` (blocks), ``ram_lfb_size_mb``;
-  ``swap_used_mb``, ``swap_total_mb``, ``swap_cached_mb``; ``iram_used_kb``,
-  ``iram_total_kb``, ``iram_lfb_kb``
+- ``ram_used_mib``, ``ram_total_mib``, ``ram_lfb_count`` (blocks), ``ram_lfb_size_mib``;
+  ``swap_used_mib``, ``swap_total_mib``, ``swap_cached_mib``; ``iram_used_kb``,
+  ``iram_total_kb``, ``iram_lfb_kb``. tegrastats prints "MB" but counts in MiB: it reads
+  /proc/meminfo (kB there are KiB) and divides by 1024, and its largest free block is
+  "4MB", the kernel's largest buddy allocation of 1024 pages of 4 KiB
 - ``cpu<i>_online`` (1/0: a core tegrastats prints as ``off`` is 0 and gives no other
   row), ``cpu<i>_util_pct``, ``cpu<i>_freq_mhz`` (``CPU [X%,Y%]@Z`` gives every core Z)
 - ``gpu_util_pct``, ``gpu_freq_mhz`` (GR3D); with a per-GPC list (``GR3D_FREQ 0%@[305,305]``)
@@ -30,6 +32,14 @@ where they mean the same thing):
   A rail printed twice in one line (``NC`` on AGX Orin) gets ``#2`` on its second metric.
 
 Anything else is an unknown token: kept as raw text, counted, never an error.
+
+The loads (every metric in ``%``: ``gpu_util_pct``, ``cpu<i>_util_pct``, ``emc_util_pct``,
+``<engine>_util_pct``, ``<engine>_vpu<i>_util_pct``, ``mts_*_pct``) are the share of
+tegrastats' interval the unit was busy: stored with ``avg_s`` = the interval, a reading
+covering the interval that ends when its line was printed (``with_periods``). Clocks,
+temperatures, memory and the rails' values are stored as instantaneous (``avg_s`` 0);
+``power_avg_mw`` is tegrastats' running average since it started, not an average over
+a fixed period, and is stored as 0 too.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Counter, Iterable, List, Optional, Tuple
+from typing import Callable, Counter, Iterable, List, Optional, Sequence, Tuple
 
 from ._collect import Reading
 
@@ -78,8 +88,9 @@ _TEMP = re.compile(r"([A-Za-z][A-Za-z0-9_]*)@(-?" + _NUM + r")C(?:/(-?" + _NUM +
 _TOKEN = re.compile(r"\S+")
 _CORE = re.compile(r"(?:(\d+)%)?(?:@(\d+))?$")
 
-_TO_MB = {"kB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
+_TO_MIB = {"kB": 1 / 1024, "MB": 1.0, "GB": 1024.0}  # tegrastats' kB, MB, GB are KiB, MiB, GiB
 _TO_KB = {"kB": 1.0, "MB": 1024.0, "GB": 1024.0 * 1024}
+_EPOCH = _dt.datetime(1970, 1, 1)  # a log's timestamps are naive: seconds counted from here
 _OFF_SENSOR = -256.0  # what tegrastats prints for a thermal zone that is powered off
 
 
@@ -106,13 +117,13 @@ def _memory(out: _Out, m: re.Match, name: str) -> None:
         if m.group(4):
             out.add("iram_lfb_kb", int(m.group(4)) * _TO_KB[m.group(5)], "kB")
         return
-    out.add(f"{name}_used_mb", int(m.group(1)) * _TO_MB[unit], "MB")
-    out.add(f"{name}_total_mb", int(m.group(2)) * _TO_MB[unit], "MB")
+    out.add(f"{name}_used_mib", int(m.group(1)) * _TO_MIB[unit], "MiB")
+    out.add(f"{name}_total_mib", int(m.group(2)) * _TO_MIB[unit], "MiB")
     if name == "ram" and m.group(4):
         out.add("ram_lfb_count", int(m.group(4)), "blocks")
-        out.add("ram_lfb_size_mb", int(m.group(5)) * _TO_MB[m.group(6)], "MB")
+        out.add("ram_lfb_size_mib", int(m.group(5)) * _TO_MIB[m.group(6)], "MiB")
     elif name == "swap" and m.group(4):
-        out.add("swap_cached_mb", int(m.group(4)) * _TO_MB[m.group(5)], "MB")
+        out.add("swap_cached_mib", int(m.group(4)) * _TO_MIB[m.group(5)], "MiB")
 
 
 def _cpus(out: _Out, m: re.Match, unknown: List[str]) -> None:
@@ -245,18 +256,61 @@ def parse_line(line: str) -> Parsed:
     return stamp, out.readings, unknown
 
 
+#: The unit of tegrastats' loads, each the share of its interval a unit was busy
+LOAD_UNIT = "%"
+
+
+def with_periods(readings: Iterable[Reading], interval_s: float) -> List[Reading]:
+    """One line's readings ``(metric, value, unit)`` with the period each averages
+    (``avg_s``, see ``_collect.Reading``): the loads (unit ``%``) ``interval_s``, ending
+    when the line was printed; clocks, temperatures, memory and rails 0 (instantaneous)."""
+    return [(r[0], r[1], r[2], float(interval_s) if r[2] == LOAD_UNIT else 0.0) for r in readings]
+
+
+def log_interval_s(stamps: Sequence[Optional[_dt.datetime]]) -> float:
+    """tegrastats' interval (s) measured from a log's timestamps: ``stamps``, one per
+    stats line in order (``MM-DD-YYYY HH:MM:SS``, one second resolution; None where a
+    line has none). Between successive lines that start a new second, the seconds elapsed
+    over the lines printed, summed over the log (exact to a second over its span); spans
+    more than three times slower than the median are left out (tegrastats stopped and was
+    started again on the same log). NaN without two changes of second."""
+    firsts = []  # (position, seconds) of each stamped line whose second differs from the previous stamp
+    prev = None
+    for k, st in enumerate(stamps):
+        if st is None:
+            continue
+        if prev is not None and st != prev:
+            firsts.append((k, (st - _EPOCH).total_seconds()))
+        prev = st
+    if len(firsts) < 2:
+        return float("nan")
+    spans = [(b[1] - a[1], b[0] - a[0]) for a, b in zip(firsts, firsts[1:]) if b[1] > a[1]]  # a clock set back: skipped
+    if not spans:
+        return float("nan")
+    each = sorted(s / k for s, k in spans)
+    median = each[len(each) // 2]
+    keep = [(s, k) for s, k in spans if s / k <= 3 * median]
+    return round(sum(s for s, _ in keep) / sum(k for _, k in keep), 3)
+
+
 def wanted(requested: Optional[bool], platform_kind: str) -> bool:
     """Whether a node runs tegrastats: ``telemetry.tegrastats`` true or false as asked,
     None (the default) on a Jetson only."""
     return bool(requested) if requested is not None else platform_kind == "jetson"
 
 
-def read_log(path) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
+def read_log(path, interval_ms: Optional[float] = None) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
     """A ``tegrastats --logfile`` log as a long-form table: ``line`` (index of the line in
     the file), ``timestamp`` (the line's own ``MM-DD-YYYY HH:MM:SS``, the board's local
-    time; NaT on boards that print none), ``source``, ``metric``, ``value``, ``unit``.
-    ``attrs["unknown_tokens"]`` counts what was not understood; ``attrs["lines"]`` the lines.
-    An unreadable file is a UserError naming it."""
+    time; NaT on boards that print none), ``source``, ``metric``, ``value``, ``unit`` and
+    ``avg_s`` (the period a reading averages: the loads tegrastats' interval, the rest 0;
+    see ``with_periods``). The interval is ``interval_ms`` (the ``--interval`` the log was
+    written with) where given, else measured from the lines' timestamps
+    (``log_interval_s``); NaN for the loads where neither tells it (boards that print no
+    timestamp). ``attrs["interval_s"]`` is the interval used, ``attrs["unknown_tokens"]``
+    counts what was not understood, ``attrs["lines"]`` the lines. An unreadable file is a
+    UserError naming it."""
+    import numpy as np
     import pandas as pd
 
     from ..errors import UserError
@@ -267,6 +321,7 @@ def read_log(path) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
         raise UserError(str(path), f"cannot read it ({exc.strerror or exc})") from None
     cols = {"line": [], "timestamp": [], "source": [], "metric": [], "value": [], "unit": []}
     unknown: Counter[str] = collections.Counter()
+    stamps: List[Optional[_dt.datetime]] = []  # one per line with readings
     lines = 0
     for i, line in enumerate(text.splitlines()):
         if not line.strip():
@@ -274,6 +329,8 @@ def read_log(path) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
         lines += 1
         stamp, readings, bad = parse_line(line)
         unknown.update(bad)
+        if readings:
+            stamps.append(stamp)
         for metric, value, unit in readings:
             cols["line"].append(i)
             cols["timestamp"].append(stamp)
@@ -281,16 +338,20 @@ def read_log(path) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
             cols["metric"].append(metric)
             cols["value"].append(value)
             cols["unit"].append(unit)
+    interval_s = float(interval_ms) / 1000 if interval_ms is not None else log_interval_s(stamps)
+    unit = pd.Series(cols["unit"], dtype="object")
     df = pd.DataFrame({
         "line": pd.Series(cols["line"], dtype="int64"),
         "timestamp": pd.to_datetime(pd.Series(cols["timestamp"], dtype="object")),
         "source": pd.Series(cols["source"], dtype="object"),
         "metric": pd.Series(cols["metric"], dtype="object"),
         "value": pd.Series(cols["value"], dtype="float64"),
-        "unit": pd.Series(cols["unit"], dtype="object"),
+        "unit": unit,
+        "avg_s": pd.Series(np.where(unit.to_numpy() == LOAD_UNIT, interval_s, 0.0), dtype="float64"),
     })
     df.attrs["unknown_tokens"] = dict(unknown)
     df.attrs["lines"] = lines
+    df.attrs["interval_s"] = interval_s
     return df
 
 
@@ -331,7 +392,8 @@ def _die_with_parent() -> Optional[Callable[[], None]]:
 class TegrastatsSampler:
     """Runs ``tegrastats --interval MS`` (argv, no shell) and pushes each line's readings,
     stamped with ``perf_counter_ns`` when the line arrives (the clock of the timing loop),
-    through ``emit`` from its own reader thread. A streaming sampler of the Collector.
+    through ``emit`` from its own reader thread, the loads with ``avg_s`` = the interval
+    (``with_periods``). A streaming sampler of the Collector.
 
     Nothing here fails a run: tegrastats not found, exiting early (its exit code and the
     gap it leaves), not stopping on SIGTERM (killed), unknown tokens and lines that arrive
@@ -390,6 +452,7 @@ class TegrastatsSampler:
         self._proc, self.pid = proc, proc.pid
         self._spawned.set()
         gap_ns = self.interval_ms * 1_000_000 // 4
+        interval_s = self.interval_ms / 1000  # a load averages the interval its line closes
         try:
             for raw in iter(proc.stdout.readline, b""):
                 t = time.perf_counter_ns()
@@ -412,7 +475,7 @@ class TegrastatsSampler:
                     self._bursty += 1
                 self._t_last = t
                 self.emitted += 1
-                emit(t, readings)
+                emit(t, with_periods(readings, interval_s))
         finally:
             self._returncode = proc.wait()
             self._t_exit = time.perf_counter_ns()

@@ -12,6 +12,7 @@ import time
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 try:  # Protocol is 3.8+
@@ -19,14 +20,22 @@ try:  # Protocol is 3.8+
 except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore
 
-from ._events import EVENT_RING
+from ._events import EVENT_RING, EVENT_RING_MAX
 
 SYNC_MODES = ("device", "stream", "none")
 GAP_MODES = ("sleep", "spin")
 PREWARMS = ("none", "poke", "dummy")
 #: the loop reads the runner's GPU times this often (outside the timed span): half the
-#: event ring, so no event is recorded again before its time is read
+#: event ring, so no event is recorded again before its time is read. Not with ``sync:
+#: none`` at gap 0: there the times are read only after the phase's final synchronisation
 FLUSH_EVERY = EVENT_RING // 2
+#: ``sync: none``: the one wait where a stretch of unsynchronised inferences ends (the
+#: warm-up, the measured phase): for everything the runner launched, on any stream
+DRAIN = "device"
+#: ``sync: none`` at gap 0, a duration-based phase: the ring is sized for this many times
+#: the warm-up's rate (a margin for a warm-up slower than the phase)
+RATE_MARGIN = 1.5
+_NEVER = 1 << 62  # "read when this many calls are unread": not inside this stretch
 
 
 class Runner(Protocol):
@@ -40,9 +49,13 @@ class Runner(Protocol):
         """Take the inputs to cycle through (arrays of the model's input shape), copied to
         where ``infer`` reads them; sets ``n_inputs``. Not timed."""
 
-    def reserve(self, n: int) -> None:
-        """Make now whatever ``n`` timed inferences will need (CUDA events), so nothing is
-        created inside a timed span. Called by ``run_loop`` before timing."""
+    def reserve(self, n: int) -> Optional[int]:
+        """Make now whatever ``n`` inferences will need (CUDA events), so nothing is
+        created inside a timed span; called by ``run_loop`` before timing (and, for a
+        duration-based ``sync: none`` phase, after the warm-up). Returns the capacity: how
+        many ``infer`` calls' GPU times the runner holds between two ``gpu_times_ms``
+        calls (``None``: no limit, or no GPU timer). A call past it gets no GPU time (NaN),
+        never a wait inside its span."""
 
     def infer(self, index: int) -> None:
         """Launch one inference on prepared input ``index``; may return before it finishes."""
@@ -55,9 +68,11 @@ class Runner(Protocol):
         """Wait for the launched work: ``device`` (whole device), ``stream``, or ``none``."""
 
     def gpu_times_ms(self) -> Optional[Sequence[float]]:
-        """GPU times of the ``infer`` calls since the last call, in order, and forget them;
-        ``None`` if the runner has no GPU timer. Read after the loop, so that an
-        unsynchronised loop (``sync: none``) is not synchronised by reading its timer."""
+        """GPU times of the ``infer`` calls since the last call, in order (NaN for a call
+        past the capacity), and forget them; ``None`` if the runner has no GPU timer. May
+        wait for the device: ``run_loop`` calls it only outside the timed spans, and with
+        ``sync: none`` only in a gap or after its final synchronisation, so that an
+        unsynchronised stretch is not synchronised by reading its timer."""
 
     def stage_times_ms(self) -> Dict[str, List[float]]:
         """Per-stage times (``h2d_ms``, ``pre_ms``, ...) of the calls the last
@@ -82,8 +97,8 @@ class BaseRunner:
 
     n_inputs = 0
 
-    def reserve(self, n: int) -> None:
-        pass
+    def reserve(self, n: int) -> Optional[int]:
+        return None
 
     def poke(self) -> None:
         pass
@@ -172,6 +187,16 @@ class Samples:
     #: together with ``keep_warm``: warm-up iterations run while waiting at the barrier
     #: (they are warm-up rows, after the plan's own warm-up)
     barrier_warmup_n: int = 0
+    #: ``sync: none``: when the one synchronisation after the last measured inference
+    #: returned (every inference launched was done): the measured span ends here
+    t_sync_end_ns: Optional[int] = None
+    #: ``sync: none``: how long that synchronisation waited (how far the launches ran ahead)
+    sync_wait_ns: Optional[int] = None
+    #: ``sync: none`` at gap 0: the measured inferences the event ring could hold (its
+    #: times are read only after the final synchronisation); ``None``: no limit
+    gpu_capacity: Optional[int] = None
+    #: measured inferences past that capacity: no GPU time (NaN in ``gpu_ms``)
+    gpu_missing: int = 0
 
     def __len__(self) -> int:
         return len(self.t_start_ns)
@@ -179,6 +204,18 @@ class Samples:
     @property
     def host_ns(self) -> List[int]:
         return [e - s for s, e in zip(self.t_start_ns, self.t_end_ns)]
+
+
+def _iteration_ns(starts: Sequence[int], gpu_ms: Sequence[float], per: int, gap_ns: int, fallback: int) -> int:
+    """``sync: none``: how long one iteration of the warm-up took as the device kept up
+    with it: the launches' pace (median start to start) or, where slower, the GPU's work
+    (median GPU time of the timed inferences, times the calls an iteration makes, plus
+    the gap). Medians: the first, cold inferences do not count."""
+    step = median([b - a for a, b in zip(starts, starts[1:])]) if len(starts) > 1 else fallback
+    work = [g for g in gpu_ms if g == g]
+    if work:
+        step = max(step, median(work) * 1e6 * per + gap_ns)
+    return max(1, int(step))
 
 
 def wait_until(t_ns: int, spin_ns: int = 2_000_000) -> int:
@@ -212,8 +249,25 @@ def run_loop(
 
     Each iteration: [the gap: sleep or spin ``gap_s`` after the previous inference ended]
     -> [prewarm: ``runner.poke()``, or one untimed inference + sync] -> t0 infer t1 sync t2.
-    Everything of the harness (reading the GPU times every ``FLUSH_EVERY`` inferences,
-    the gap, the prewarm, the barrier) is outside t0..t2.
+    Everything of the harness (reading the GPU times, the gap, the prewarm, the barrier)
+    is outside t0..t2. The GPU times are read every ``FLUSH_EVERY`` inferences, before
+    the gap; with ``sync: none`` at gap 0 never inside the measured stretch (see below).
+
+    ``sync: none``: t2 is when the launch returned, and the launches may run ahead of the
+    device. The warm-up ends with one ``synchronize(DRAIN)`` (the measured phase must not
+    inherit its queued work), and so does the measured phase: ``t_sync_end_ns`` is when
+    that wait returned, the end of the measured span for throughput (inferences completed),
+    ``sync_wait_ns`` how long it waited. Reading the GPU times waits for the device, so
+    they are read only where the loop is not timing back to back: before a gap, or after
+    the final synchronisation. At gap 0 that means the event ring holds the whole phase:
+    ``reserve`` is asked for ``iterations`` (times two with a dummy prewarm) before the
+    warm-up; for a duration, ``RATE_MARGIN`` times its worth at the warm-up's pace
+    (``_iteration_ns``), made after the warm-up, which then runs again as long as making
+    them took; with a fill (or no warm-up to estimate from) ``EVENT_RING_MAX``. A warm-up
+    at gap 0 is read when the ring is half full. The inferences past the capacity get no
+    GPU time (``gpu_capacity``, ``gpu_missing``). While waiting at a together barrier
+    (``keep_warm``) each warm-up inference is waited for after t2, so that the device is
+    idle at the start instant.
 
     ``stop``/``on_target`` implement "together" runs with a fill: once it has done its
     ``plan.iterations`` the runner calls ``on_target`` once and keeps loading the
@@ -237,12 +291,28 @@ def run_loop(
     out = Samples()
     starts, ends, enq, wflags = out.t_start_ns, out.t_end_ns, out.enqueue_ns, out.warmup
     stage_fn = getattr(runner, "stage_times_ms", None)
-    runner.gpu_times_ms()  # drop times of calls made before this loop
+    timer = runner.gpu_times_ms() is not None  # (drops the times of calls made before this loop)
     if stage_fn is not None:
         stage_fn()
+    none = how == "none"
+    # sync: none at gap 0: unsynchronised inferences back to back, whose GPU times are read
+    # only after the phase's final synchronisation (a read waits for the device)
+    back_to_back = none and not gap_ns and timer
+    per = 2 if prewarm == "dummy" else 1  # infer calls (ring slots) an iteration takes
+    size = EVENT_RING
+    if back_to_back:
+        if stop is not None or (plan.iterations is None and not (plan.warmup > 0 or plan.warmup_s > 0)):
+            size = EVENT_RING_MAX  # a fill may add any number; no warm-up to estimate a duration's count
+        elif plan.iterations is not None:
+            size = per * plan.iterations + FLUSH_EVERY  # + what a keep-warm wait may leave unread
     reserve = getattr(runner, "reserve", None)
-    if reserve is not None:  # e.g. CUDA events: made here, not inside the timed loop
-        reserve(EVENT_RING)
+    # e.g. CUDA events: made here, not inside the timed loop
+    cap = reserve(size) if reserve is not None else None
+    periodic = FLUSH_EVERY if not cap else max(1, min(FLUSH_EVERY, cap // 2))
+    # ``before`` reads the GPU times once this many calls are unread; a back-to-back
+    # warm-up as rarely as the ring allows (at its end where there is no limit), the
+    # measured stretch never
+    flush_at = (cap // 2 if cap else _NEVER) if back_to_back else periodic
 
     # Per ``infer`` call since the last read: True for a timed one, False for a dummy prewarm.
     calls: List[bool] = []
@@ -267,9 +337,15 @@ def run_loop(
             keep = v if len(v) != len(mask) or all(mask) else [x for x, t in zip(v, mask) if t]
             stages_all.setdefault(k, array("d")).extend(keep)
 
+    def drain() -> Tuple[int, int]:
+        """sync: none: wait once for everything launched; (when it began, when it returned)."""
+        a = clock()
+        sync(DRAIN)
+        return a, clock()
+
     def before(prev_end: int, index: int) -> None:
         """Outside the timed span: read the times when due, wait out the gap, prewarm."""
-        if len(calls) >= FLUSH_EVERY:
+        if len(calls) >= flush_at:
             read_times()
         if gap_ns and prev_end:
             until = prev_end + gap_ns
@@ -312,8 +388,31 @@ def run_loop(
         _, prev = timed(i % n_inputs, True)
         i += 1
 
-    spin_ns = int(plan.spin_s * 1e9)
     one_ns = ends[-1] - starts[-1] + gap_ns if ends else 0  # one iteration, as the warm-up's last took
+    if none and i:
+        # the warm-up's launches may still be queued: wait for them here, not in the phase
+        drain()
+        read_times()
+        one_ns = _iteration_ns(starts, gpu_all if state["gpu"] else (), per, gap_ns, one_ns)
+        if back_to_back and cap and plan.iterations is None and stop is None:
+            want = int(plan.duration_s * 1e9 * per / one_ns * RATE_MARGIN) + FLUSH_EVERY
+            if min(want, EVENT_RING_MAX) > cap:
+                g0 = clock()
+                cap = reserve(want)  # type: ignore[misc]  # cap is only set where reserve exists
+                g1 = clock()
+                periodic = max(1, min(FLUSH_EVERY, cap // 2)) if cap else FLUSH_EVERY
+                flush_at = cap // 2 if cap else periodic
+                # the device sat idle while the events were made: warm up again as long
+                while True:
+                    before(prev, i % n_inputs)
+                    _, prev = timed(i % n_inputs, True)
+                    i += 1
+                    if clock() - g1 >= g1 - g0:
+                        break
+                drain()
+                read_times()
+
+    spin_ns = int(plan.spin_s * 1e9)
     if release is not None and plan.keep_warm and 2 * one_ns <= plan.start_lead_s * 1e9:
         box: dict = {}
 
@@ -323,9 +422,11 @@ def run_loop(
             except BaseException as exc:  # noqa: BLE001 - raised again in the timing thread
                 box["exc"] = exc
 
+        if none:  # each keep-warm inference is waited for below: a read waits for nothing
+            flush_at = periodic
         waiter = threading.Thread(target=ask, name="trb-barrier", daemon=True)
         waiter.start()
-        n0, last = i, 0
+        n0, last, done = i, 0, prev
         while True:
             if "exc" in box:
                 raise box["exc"]
@@ -334,9 +435,13 @@ def run_loop(
                 break
             before(prev, i % n_inputs)
             t0, t2 = timed(i % n_inputs, True)
+            end = t2
+            if none:  # not ahead of the device: it must have nothing queued at the instant
+                sync(DRAIN)
+                end = clock()
             i += 1
-            last = t2 - prev if prev else t2 - t0
-            prev = t2
+            last = end - done if done else end - t0
+            done, prev = end, t2
         waiter.join()
         out.barrier_warmup_n = i - n0
         out.instant_ns = box["t"]
@@ -357,6 +462,12 @@ def run_loop(
     target = plan.iterations
     first = len(starts)  # index of the first measured inference
     by_window = stop is not None and window_start is not None
+    if back_to_back:  # the measured stretch: no read until its final synchronisation
+        flush_at = _NEVER
+        if cap:
+            out.gpu_capacity = max(0, cap - len(calls))  # less what keep-warm left unread
+    else:
+        flush_at = periodic
 
     def enough() -> bool:
         """Done the count: of all measured inferences, or with a fill and a window, of
@@ -386,6 +497,9 @@ def run_loop(
         n += 1
         if n == 1 and on_begin is not None:
             on_begin(starts[first])
+    if none:  # the measured span ends when the device has done every inference launched
+        a, b = drain()
+        out.t_sync_end_ns, out.sync_wait_ns = b, b - a
     if not reached:
         out.n_target = n
         if on_target is not None:
@@ -396,5 +510,7 @@ def run_loop(
         if len(gpu_all) != len(starts):
             raise RuntimeError(f"runner reported {len(gpu_all)} GPU times for {len(starts)} inferences")
         out.gpu_ms = gpu_all
+        if back_to_back:
+            out.gpu_missing = sum(1 for j in range(first, len(gpu_all)) if gpu_all[j] != gpu_all[j])
     out.stages = {k: v for k, v in stages_all.items() if len(v) == len(starts)}
     return out
