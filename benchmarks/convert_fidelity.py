@@ -121,7 +121,7 @@ def _no_rule_fp16(src: Path, folder: Path) -> Path:
 def run_one(label: str, task: str, size: int, src: Path, weights: str, args, work: Path) -> dict:
     import onnx
 
-    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.models import convert_model
     from trt_ray_bench.models._convert import lsuv_weights
     from trt_ray_bench.validation import make_synthetic

@@ -33,17 +33,17 @@ fidelity() {
 nvml() { step "NVML overhead"; "$PY" benchmarks/nvml_overhead.py 2>&1 | tee "$OUT/nvml.log"; }
 together() {
   step "five engines alone vs together, MPS off then on"
-  trb run experiments/gpu_alone_together.yaml "${FAST[@]}" 2>&1 | tee "$OUT/together.log"
-  trb run experiments/gpu_alone_together.yaml "${FAST[@]}" --set mps=true 2>&1 | tee -a "$OUT/together.log"
+  trb run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" 2>&1 | tee "$OUT/together.log"
+  trb run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" --set mps=true 2>&1 | tee -a "$OUT/together.log"
 }
 gap() {
   step "gap study, clocks default then locked"
-  trb run experiments/seed001_gap_study.yaml "${FAST[@]}" 2>&1 | tee "$OUT/gap.log"
-  trb run experiments/seed001_gap_study.yaml "${FAST[@]}" --set clocks=max 2>&1 | tee -a "$OUT/gap.log"
+  trb run examples/03_idle_gap_slowdown/gap_study.yaml "${FAST[@]}" 2>&1 | tee "$OUT/gap.log"
+  trb run examples/03_idle_gap_slowdown/gap_study.yaml "${FAST[@]}" --set clocks=max 2>&1 | tee -a "$OUT/gap.log"
 }
 pitfalls() {
   step "timing pitfalls"
-  trb run experiments/seed004_timing_pitfalls.yaml "${FAST[@]}" 2>&1 | tee "$OUT/pitfalls.log"
+  trb run examples/06_timing_pitfalls/timing_pitfalls.yaml "${FAST[@]}" 2>&1 | tee "$OUT/pitfalls.log"
 }
 torch310() {
   # Ultralytics' pre/post-processing needs torch under the rig's Python 3.10. PyPI's cp310
@@ -66,11 +66,11 @@ pipeline() {
 seed002() {
   step "seed 002: inference vs validation vs without_val, TensorRT, alone and together"
   torch310 >/dev/null
-  trb run experiments/seed002_inference_vs_validation.yaml "${FAST[@]}" --set 'models.*.backend=tensorrt' \
+  trb run examples/04_inference_vs_validation/inference_vs_validation.yaml "${FAST[@]}" --set 'models.*.backend=tensorrt' \
       --set data.synthetic=${SEED002_IMAGES:-100} --set timing.iterations=${SEED002_ITERS:-200} --set timing.warmup=50 \
       ${SEED002_SET:-} 2>&1 | tee -a "$OUT/seed002.log"
-  trb compare "$R/seed002_inference_vs_validation" --by mode 2>&1 | tee "$OUT/seed002.md"
-  tar -czf "$OUT/seed002.tgz" -C "$R" seed002_inference_vs_validation
+  trb compare "$R/inference_vs_validation" --by mode 2>&1 | tee "$OUT/seed002.md"
+  tar -czf "$OUT/seed002.tgz" -C "$R" inference_vs_validation
 }
 models() {
   # the exports carried in .device/mchunks (benchmarks/gpu_models.py): used as is, no Ultralytics here
@@ -113,7 +113,7 @@ signals() {
   q() { nvidia-smi --query-gpu=index,clocks.sm,clocks.max.sm,pstate --format=csv,noheader | head -1; }
   for sig in HUP KILL; do
     n0=$(cat "$log" 2>/dev/null | grep -c "^loaded"); echo "--- SIG$sig; before: $(q)" | tee -a "$log"
-    setsid "$PY" -m trt_ray_bench.cli run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=alone \
+    setsid "$PY" -m trt_ray_bench.cli run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" --set schedule=alone \
         --set 'models=[{arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}}]' \
         --set 'clocks={gpu_mhz: 1500}' --set timing.iterations=null --set timing.duration_s=60 >> "$log" 2>&1 &
     p=$!
@@ -124,7 +124,7 @@ signals() {
     echo "after: $(q); journal: $(ls /var/tmp/trt_ray_bench/journal 2>/dev/null | tr '\n' ' '); ray:: left: $(pgrep -fc 'ray::' || true)" | tee -a "$log"
   done
   trb doctor 2>&1 | grep -E "journal" | tee -a "$log"
-  trb run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=alone --set timing.iterations=50 \
+  trb run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" --set schedule=alone --set timing.iterations=50 \
       --set 'models=[{arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}}]' \
       2>&1 | grep -E "restored|wrote|clocks" | tee -a "$log"
   echo "after the next run: $(q); journal: $(ls /var/tmp/trt_ray_bench/journal 2>/dev/null | tr '\n' ' ')" | tee -a "$log"
@@ -137,8 +137,8 @@ tables() {
   step "tables"
   {
     for r in "$R"/gpu_alone_together/*/; do echo "## $r"; trb compare "$r"; done
-    trb compare "$R/seed001_gap_study" --all --baseline gap-0
-    trb compare "$R/seed004_timing_pitfalls" --baseline warm-sync
+    trb compare "$R/gap_study" --all --baseline gap-0
+    trb compare "$R/timing_pitfalls" --baseline warm-sync
     "$PY" benchmarks/gpu_tables.py "$R"
   } 2>&1 | tee "$OUT/tables.md"
   tar -czf "$OUT/results.tgz" -C "$R" . && ls -la "$OUT"
@@ -184,17 +184,17 @@ gapattr() {
   step "seed 001 gap attribution: one sweep, clocks default and max"
   "$PY" - "$R" <<'PYEOF'
 import sys, yaml
-d = yaml.safe_load(open("experiments/seed001_gap_attribution.yaml"))
+d = yaml.safe_load(open("examples/03_idle_gap_slowdown/gap_attribution.yaml"))
 d["output"] = sys.argv[1]
 for m in d["base"]["models"]:
     m.setdefault("options", {}).update(tactics="none", opt_level=0)   # FAST, as the other stages
 d["base"]["timing"]["iterations"] = int(__import__("os").environ.get("GAPATTR_ITERS", "300"))
 yaml.safe_dump(d, open("/tmp/gapattr.yaml", "w"), sort_keys=False)
 PYEOF
-  rm -rf "$R/seed001_gap_attribution"
+  rm -rf "$R/gap_attribution"
   trb sweep /tmp/gapattr.yaml 2>&1 | tee "$OUT/gapattr.log"
-  trb compare "$R/seed001_gap_attribution" --by gap 2>&1 | tee "$OUT/gapattr.md"
-  trb compare "$R/seed001_gap_attribution" --by gap --format csv > "$OUT/gapattr.csv" 2>&1
+  trb compare "$R/gap_attribution" --by gap 2>&1 | tee "$OUT/gapattr.md"
+  trb compare "$R/gap_attribution" --by gap --format csv > "$OUT/gapattr.csv" 2>&1
 }
 events() {
   # Events recycled (~EVENTS_S + 20 s): one cls engine timed for EVENTS_S seconds back to
@@ -208,7 +208,7 @@ events() {
     nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader 2>/dev/null | while IFS=', ' read -r a m _; do
       echo "$1: pid $a gpu ${m} MiB rss $(ps -o rss= -p "$a" 2>/dev/null | tr -d ' ') KiB"; done | tee -a "$log"
   }
-  trb run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=alone --set name=events \
+  trb run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" --set schedule=alone --set name=events \
       --set "models=[$CLS1]" --set timing.iterations=null --set timing.duration_s="$secs" \
       --set timing.warmup=50 >> "$log" 2>&1 &
   p=$!
@@ -238,7 +238,7 @@ warmbarrier() {
   step "together: keep_warm at the barrier, on vs off"
   local k
   for k in true false; do
-    trb run experiments/gpu_alone_together.yaml "${FAST[@]}" --set schedule=together --set name=warmbarrier_$k \
+    trb run examples/02_alone_together_gpu/alone_together_gpu.yaml "${FAST[@]}" --set schedule=together --set name=warmbarrier_$k \
         --set "models=[{name: a, arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}}, {name: b, arch: yolov8n, task: classify, imgsz: 224, backend: tensorrt, precision: fp16, options: {tactics: none, opt_level: 0}, timing: {warmup_s: 1.2}}]" \
         --set timing.iterations=500 --set timing.warmup=20 --set timing.keep_warm=$k --set repeats=3 2>&1 | tee -a "$OUT/warmbarrier.log"
   done

@@ -14,7 +14,7 @@ from trt_ray_bench import results
 
 
 def gap_table(root: Path) -> pd.DataFrame:
-    r = results.load(root / "seed001_gap_study")
+    r = results.load(root / "gap_study")
     j = results.samples_with_telemetry(r.samples[r.samples.in_window], r.telemetry,
                                        ["gpu_freq_mhz", "pstate", "power_mw:gpu", "gpu_util_pct"])
     j = j.merge(r.runs[["run_id", "model", "clocks_mode"]], on=["run_id", "model"])

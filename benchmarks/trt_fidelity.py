@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
         return 0
     from trt_ray_bench.engines import _cuda, prepare_model
-    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.engines import resolve_model
     from trt_ray_bench.spec import ModelSpec, split_arch
 
     ok = True

@@ -121,8 +121,8 @@ def _lively(args, calib: str, work: Path) -> Optional[str]:
     used as is."""
     import onnx
 
-    from trt_ray_bench.engines._inputs import list_images, load_images
-    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.models._inputs import list_images, load_images
+    from trt_ray_bench.engines import resolve_model
     from trt_ray_bench.models._convert import lsuv_weights
 
     m = resolve_model(_model_spec(args, "fp32", {}), "model")
@@ -164,9 +164,9 @@ def main(argv=None) -> int:
         print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
         return 0
     from trt_ray_bench.engines import _cuda, prepare_model
-    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.errors import UserError
-    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.engines import resolve_model
 
     work = Path(tempfile.mkdtemp(prefix="trt_precision-"))
     calib, evaluation = _image_sets(args, work)

@@ -19,6 +19,27 @@ def _cache_dir(tmp_path_factory):
     yield d
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ray_token(tmp_path_factory):
+    """The session's own Ray token file, owner-only, for every Ray the tests start and
+    every `trb node start`: never the user's ~/.ray/auth_token, which a Ray of 2.5x+ writes
+    itself (world-readable, with the umask) on its first local ray.init, and which trb
+    refuses while group or others may read it (``cluster.join.check_token_mode``)."""
+    from trt_ray_bench.cluster.join import TOKEN_PATH_ENV, make_token
+
+    path = tmp_path_factory.mktemp("ray-token") / "auth_token"
+    make_token(path)
+    os.environ[TOKEN_PATH_ENV] = str(path)
+    yield path
+
+
+@pytest.fixture(autouse=True)
+def _keep_ray_token(_ray_token, monkeypatch):
+    """Set again for each test: a test that joins a head without token authentication
+    takes it out of this process's environment (``cluster.join._use_auth``)."""
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(_ray_token))
+
+
 def _export(arch, task, imgsz, batch=1):
     """Exported here, or found in the cache where Ultralytics is not installed (a GPU
     machine that was given the exports: benchmarks/gpu_models.py; CI's Python 3.8 run,

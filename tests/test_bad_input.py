@@ -22,8 +22,9 @@ import yaml
 SPEC_NAME = "badinput"
 
 
-class MeasurementStarted(AssertionError):
-    """Raised by the tripwires: preflight let a bad input through to measurement."""
+class MeasurementStarted(BaseException):
+    """Raised by the tripwires: preflight let a bad input through to measurement. A
+    BaseException, so that trb's handler of unexpected errors (exit 3) lets it through."""
 
 
 @pytest.fixture(autouse=True)
@@ -500,3 +501,23 @@ def test_real_cli_process(tmp_path, cls_onnx, case):
     p = subprocess.run([sys.executable, "-m", "trt_ray_bench.cli", "run", str(spec)],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert_refused(p.returncode, p.stdout, p.stderr, expect, results=tmp_path / "results")
+
+
+@pytest.mark.parametrize("backend, args", [
+    pytest.param("onnxruntime", (), id="onnxruntime"),
+    pytest.param("tensorrt", ("--dry-run",), id="tensorrt-dry-run"),  # TensorRT may not be installed here: the
+])                                                                       # same preflight, as a dry run meets it
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda d: d.mkdir(), id="empty-folder"),
+    pytest.param(lambda d: (d.mkdir(), (d / "notes.txt").write_text("x"), (d / "sub").mkdir()), id="no-image-files"),
+])
+def test_calib_images_without_images(trb, tmp_path, cls_onnx, backend, args, make):
+    """Refused in preflight (before Ray starts and before the plan is printed), not by the
+    conversion or the calibrator on the node; the line names the field and the folder."""
+    folder = tmp_path / "calib"
+    make(folder)
+    data = base_spec(tmp_path, cls_onnx)
+    data["models"][0].update(backend=backend, precision="int8", options={"calib_images": str(folder)})
+    err = run_refused(trb, tmp_path, data, args=args)
+    assert err == (f"trb: error: models[0].options.calib_images: {folder}: no images (.jpg, .jpeg, .png, .bmp, "
+                   ".webp, .tif, .tiff) in it\n")

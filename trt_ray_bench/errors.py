@@ -2,6 +2,9 @@
 
 The CLI prints its message on one line and exits 2; nothing has been measured or
 written when it is raised by validation.
+
+The ground floor: every module imports it, and it imports nothing of the package
+(``tests/test_layers.py``), so it can never be part of an import cycle.
 """
 
 
@@ -32,16 +35,6 @@ class MissingExtra(UserError):
     def __init__(self, module: str, extra: str, why: str, fix: str = ""):
         install = fix or f"pip install 'trt_ray_bench[{extra}]'"
         super().__init__(module, f"not installed; {why} needs it: {install}")
-
-
-def on_jetson() -> bool:
-    """This machine is a Jetson (whose TensorRT and CUDA come with JetPack, not from pip)."""
-    try:
-        from .control.platform import detect_platform
-
-        return detect_platform()["kind"] == "jetson"
-    except Exception:  # noqa: BLE001 - a message's wording must not fail
-        return False
 
 
 class BrokenExtra(UserError):
@@ -97,3 +90,22 @@ def lazy_import(module: str, extra: str, why: str):
         if _missing_itself(exc, module):
             raise MissingExtra(module, extra, why) from None
         raise BrokenExtra(module, why, exc) from None
+
+
+#: ``trb``'s exit statuses, in one place (``trb --help`` lists them; README "Exit codes")
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_DOCTOR = 4
+EXIT_CODES = (
+    ("0", "success"),
+    ("1", "measured and written, but a model (trb run) or a sweep point (trb sweep) failed: the FAILED lines "
+          "and the results say why"),
+    ("2", "a user error (bad option, spec or file; a cluster that does not answer), in one line: nothing "
+          "measured or written"),
+    ("3", "an internal error (a bug): one line naming the log file that holds the traceback"),
+    ("4", "trb doctor printed a FIX:, MISSING or BROKEN line"),
+    ("128+N", "stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP): the machine restored, what was "
+              "measured written; 141 when the reader of stdout went away"),
+)

@@ -35,7 +35,7 @@ def _run(tmp_path, onnx, name: str):
     }))
     observer = Accounting(driver_identity())  # this test and all below it are its own
     observer.update()
-    p = subprocess.Popen([sys.executable, "-m", "trt_ray_bench.cli", "run", str(spec)], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "trt_ray_bench.cli", "run", "-v", str(spec)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     ours = {p.pid}
     seen = []  # the observer's passes
@@ -60,7 +60,7 @@ def _run(tmp_path, onnx, name: str):
     row = r.runs.iloc[0]
     tel = r.telemetry[r.telemetry.source == "foreign"]
     f = in_window(tel.assign(avg_s=tel.avg_s.astype(float)), int(row.window_start_ns), int(row.window_end_ns))
-    return row, tel, f, out, ours, seen
+    return row, tel, f, out + err, ours, seen  # -v: every warning message, on stderr
 
 
 def _descends(snap, pid: int, ancestor: int) -> bool:

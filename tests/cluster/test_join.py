@@ -128,7 +128,7 @@ def test_run_starts_its_own_ray_beside_one_already_running(tmp_path, cls_onnx):
         runs = results.load(tmp_path / "results").runs
         assert set(runs.status) == {"ok"}
         # ours was a Ray of its own: the head's cluster still has its one node, untouched
-        assert "ray         local (started for this run, this machine)" in p.stdout
+        assert "ray         local (started for this run, this machine)" in p.stderr
     finally:
         head.stop()
 
@@ -166,15 +166,28 @@ def test_token_authentication_on_a_real_cluster(tmp_path, cls_onnx):
         _refused(_trb(["run", spec, "--address", head.address], stranger, tmp_path),
                  f"--address: {head.address} requires a Ray token")
         assert not (tmp_path / "results").exists()
-        _refused(_trb(["node", "start", "--address", head.address, "--dry-run"], stranger, tmp_path),
+        # a copy group or others may read, where the client looks by default (as Ray 2.5x+ writes its own with
+        # the umask): refused in one line, before anything runs (tests/cluster/test_token_mode.py: every command)
+        copy = tmp_path / "stranger-home" / ".ray" / "auth_token"
+        copy.parent.mkdir()
+        copy.write_text(secret)
+        copy.chmod(0o644)
+        _refused(_trb(["run", spec, "--address", head.address], stranger, tmp_path),
+                 f"--token-file: {copy} has mode 0644: group or others may read", f"chmod 600 {copy}")
+        assert not (tmp_path / "results").exists()
+        copy.unlink()
+        # (a dry run contacts nothing, so it cannot tell the head wants a token: the real start refuses, before
+        # anything starts)
+        _refused(_trb(["node", "start", "--address", head.address], stranger, tmp_path),
                  "--token-file: no Ray token at")
         # with the file, a run works
         p = _trb(["run", spec, "--address", head.address, "--token-file", token], stranger, tmp_path)
         assert p.returncode == 0, p.stderr[-2000:]
         assert set(results.load(tmp_path / "results").runs.status) == {"ok"}
-        # a second node may join (dry run: the versions and the token are checked)
+        # a second node's dry run: the command and the token file it would use, nothing contacted or checked
         p = _trb(["node", "start", "--address", head.address, "--token-file", token, "--dry-run"], stranger, tmp_path)
-        assert p.returncode == 0 and f"# token: {token}" in p.stdout and secret not in p.stdout
+        assert p.returncode == 0 and f"then {token} is used" in p.stdout and secret not in p.stdout
+        assert "# not checked (a dry run contacts nothing)" in p.stdout
         # the token is on no command line of this machine and in no result file
         for d in Path("/proc").iterdir():
             if d.name.isdigit():

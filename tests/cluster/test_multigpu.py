@@ -271,4 +271,4 @@ def test_trb_run_under_cuda_visible_devices_uses_that_gpu(two_gpus, tmp_path, cl
     runs = results.load(tmp_path / "results").runs
     assert list(runs.gpu_index) == [1] and runs.gpu_uuid.iloc[0] == two_gpus.uuids()[1]
     assert two_gpus.smi_by_gpu() == {1: ["supported", "query", "-lgc 1410,1410", "query", "-rgc", "query"]}
-    assert "gpu      1 GPU-" in p.stdout
+    assert "gpu      1 GPU-" in p.stderr

@@ -234,6 +234,39 @@ def test_cli_dry_run_and_bad_axis(tmp_path, cls_onnx, trb):
 def test_cli_sweep_then_resume(tmp_path, cls_onnx, cluster, trb):
     f = _sweep_file(tmp_path, cls_onnx)
     code, out, err = trb("sweep", f, "--address", cluster.address)
-    assert code == 0 and "2 ok, 0 failed, 0 skipped" in out and "[2/2 done, 0 running, 0 failed]" in out
+    assert code == 0 and "2 ok, 0 failed, 0 skipped" in out and "[2/2 done, 0 running, 0 failed, eta 0 s]" in err
     code, out, err = trb("sweep", f, "--address", cluster.address, "--resume")
-    assert code == 0 and "2 to run" not in out and "0 ok, 0 failed, 2 skipped" in out
+    assert code == 0 and "0 to run" in err and "0 ok, 0 failed, 2 skipped" in out
+
+
+def test_cli_sweep_set_and_output_dry_run(tmp_path, cls_onnx, trb):
+    """``trb sweep --set K=V --output DIR``: on the base experiment of every point, as
+    ``trb run --set``; a key the sweep sets itself (an axis, its name) is refused."""
+    f = _sweep_file(tmp_path, cls_onnx)
+    code, out, err = trb("sweep", f, "--dry-run", "--set", "timing.warmup=3", "--output", tmp_path / "elsewhere")
+    assert code == 0, err
+    assert f"output      {tmp_path / 'elsewhere' / 'clisweep'}" in out
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "results").exists()
+    for bad, what in (("timing.gap_s=0.5", "an axis of the sweep (timing.gap_s)"), ("name=other", "the sweep's name"),
+                      ("timing=1", "an axis of the sweep (timing.gap_s)")):
+        code, out, err = trb("sweep", f, "--dry-run", "--set", bad)
+        assert code == 2 and err.count("\n") == 1 and f"--set: {bad.split('=')[0]}: {what} sets it" in err, err
+    code, out, err = trb("sweep", f, "--dry-run", "--set", "timing.nope=1")
+    assert code == 2 and err.count("\n") == 1 and "timing.nope" in err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cli_sweep_set_and_output_run_quietly(tmp_path, cls_onnx, cluster, trb):
+    """A real sweep with --set and --output: every point measured the overridden count,
+    written under --output; -q leaves stderr to warnings (no progress lines)."""
+    from trt_ray_bench import results
+
+    f = _sweep_file(tmp_path, cls_onnx)
+    code, out, err = trb("sweep", f, "--address", cluster.address, "--set", "timing.iterations=7",
+                         "--output", tmp_path / "other", "-q")
+    assert code == 0 and "2 ok, 0 failed, 0 skipped" in out and str(tmp_path / "other" / "clisweep") in out, err
+    assert "start       " not in err and "done," not in err  # -q: no progress lines
+    runs = results.load(tmp_path / "other" / "clisweep", samples=False, telemetry=False).runs
+    assert len(runs) == 2 and set(runs["n"]) == {7} and set(runs["gap_s"]) == {0, 0.01}
+    assert not (tmp_path / "results").exists()

@@ -63,7 +63,7 @@ def test_models_made_once_per_board_kind(tmp_path, boards, cls_onnx):
     lines = []
     out = run_sweep(_sweep(tmp_path), log=lines.append, poll_s=0.1)
     assert [r["status"] for r in out["records"]] == ["ok"] * 3
-    prep = [s for s in lines if s.startswith("prepare")]
+    prep = [s for s in lines if s.startswith("prepare") and "model(s)" in s]  # the end line of each board's
     assert len(prep) == 1 and "board a on n0: 1 model(s), 0 engine(s)" in prep[0], lines  # not for b: one node
     by_node = {r["node"]: r for r in out["records"]}
     assert set(by_node) == {"n0", "n1", "n2"}

@@ -31,9 +31,12 @@ class FakeNvidia:
         old = json.loads(path.read_text()) if path.exists() else {}
         path.write_text(json.dumps({**old, **cfg}))
 
-    def calls(self) -> List[dict]:
+    def calls(self, listing: bool = False) -> List[dict]:
+        """Every call of both stand-ins, in order; the GPU listing (how trb counts GPUs and
+        asks whether the driver answers: ``_listing``) only with ``listing``."""
         log = self.bin / "calls.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        every = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return every if listing else [c for c in every if not self._listing(c)]
 
     @staticmethod
     def _listing(c: dict) -> bool:

@@ -92,7 +92,7 @@ def test_detected_on_the_stand_in_machine(fake_nvidia, monkeypatch):
         assert detect_gpus() == n, value
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", uuids[1])
     assert visible_gpus() == [Gpu(1, uuids[1], "NVIDIA H100 80GB HBM3")]
-    listing = [c["argv"] for c in fake_nvidia.calls()]
+    listing = [c["argv"] for c in fake_nvidia.calls(listing=True)]
     assert set(map(tuple, listing)) == {("--query-gpu=index,uuid,name", "--format=csv,noheader")}
 
 

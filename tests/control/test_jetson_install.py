@@ -177,7 +177,7 @@ def test_an_import_that_crashes_the_interpreter_is_reported(fake_jetson, monkeyp
 def test_a_missing_tensorrt_or_cuda_binding_points_at_jetpack_not_pip(fake_jetson, monkeypatch):
     """On a board, the backend's own refusal names JetPack and the jetson extra, never
     `pip install 'trt_ray_bench[tensorrt]'` (a desktop build)."""
-    from trt_ray_bench.control.doctor import backend_lines
+    from trt_ray_bench.engines import backend_lines
     from trt_ray_bench.engines import _cuda
     from trt_ray_bench.errors import MissingExtra
 
@@ -185,7 +185,7 @@ def test_a_missing_tensorrt_or_cuda_binding_points_at_jetpack_not_pip(fake_jetso
     for module in ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart", "pycuda",
                    "pycuda.driver"):
         monkeypatch.setitem(sys.modules, module, None)  # absent here, whatever this machine has (torch's cuda-bindings)
-    assert ("backend       tensorrt: MISSING: tensorrt: not installed; the tensorrt backend needs it: on a Jetson "
+    assert ("backend       tensorrt: not installed (optional); the tensorrt backend needs it: on a Jetson "
             "it comes with JetPack, never from pip: a venv made with --system-site-packages from the system's "
             "python3 sees it (trb doctor says what this Python lacks)") in backend_lines()
     with pytest.raises(MissingExtra) as err:

@@ -40,7 +40,8 @@ def _spec(tmp_path, onnx, **over):
 
 def test_fixed_clock_locked_for_the_run_reset_after_and_recorded(tmp_path, cls_onnx, ray_local, fake_nvidia):
     out = run_plan(make_plan(_spec(tmp_path, cls_onnx, clocks={"gpu_mhz": 1410})), log=lambda s: None)
-    assert fake_nvidia.smi() == ["supported", "query", "-lgc 1410,1410", "query", "-rgc", "query"]
+    # the plan reads the supported clocks first (a refusal before Ray starts), the node again
+    assert fake_nvidia.smi() == ["supported", "supported", "query", "-lgc 1410,1410", "query", "-rgc", "query"]
     runs = results.load(out["run_dir"]).runs
     assert len(runs) == 4 and set(runs.status) == {"ok"}
     row = runs.iloc[0]
@@ -66,7 +67,7 @@ def test_a_model_that_dies_mid_run_still_gets_clocks_and_mps_restored(tmp_path, 
     assert daemon_pids() and fake_mps.locks()["locked_gpu"] == [1980, 1980]  # in force while measuring
     run.kill("cls2")
     out = run.join()
-    assert fake_mps.sequence() == ["supported", "query", "-lgc 1980,1980", "-lmc 2619,2619", "query", "mps -d",
+    assert fake_mps.sequence() == ["supported", "supported", "query", "-lgc 1980,1980", "-lmc 2619,2619", "query", "mps -d",
                                    "mps quit", "-rgc", "-rmc", "query"]
     assert daemon_pids() == [] and fake_mps.locks() == {"locked_gpu": None, "locked_mem": None}
     runs = results.load(out["run_dir"]).runs.set_index("model")
@@ -80,8 +81,12 @@ def test_a_model_that_dies_mid_run_still_gets_clocks_and_mps_restored(tmp_path, 
 ])
 def test_refused_on_the_node_before_measuring_nothing_written(tmp_path, cls_onnx, ray_local, fake_nvidia,
                                                               clocks, configure, where):
+    # planned while the machine could give it (a local plan checks the controls first), refused
+    # on the node: a node is checked again before anything changes there
+    plan = make_plan(_spec(tmp_path, cls_onnx, clocks={"gpu_mhz": 1410}))
+    plan.spec = plan.spec.model_copy(update={"clocks": clocks if isinstance(clocks, str) else
+                                             type(plan.spec.clocks)(**clocks)})
     fake_nvidia.configure(**configure)
-    plan = make_plan(_spec(tmp_path, cls_onnx, clocks=clocks))
     with pytest.raises(UserError) as e:
         run_plan(plan, log=lambda s: None)
     assert type(e.value) is UserError and e.value.where == where and "\n" not in str(e.value)

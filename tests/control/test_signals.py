@@ -79,7 +79,7 @@ def _start(tmp_path, spec, fake_nvidia):
     while fake_nvidia.locks()["locked_gpu"] is None and time.time() < t_end and proc.poll() is None:
         time.sleep(0.2)
     assert fake_nvidia.locks()["locked_gpu"] == [LOCKED, LOCKED], out.read_text() + err.read_text()
-    while "together" not in out.read_text() and time.time() < t_end:  # into the measured phase
+    while "together" not in err.read_text() and time.time() < t_end:  # into the measured phase (a progress line)
         time.sleep(0.2)
     time.sleep(1.5)
     return proc, out, err

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trt_ray_bench.engines import load_runner, make_inputs
+from trt_ray_bench.engines import load_runner, make_inputs, resolve_model
 from trt_ray_bench.errors import UserError
-from trt_ray_bench.models import resolve_model
 from trt_ray_bench.spec import ModelSpec
 from trt_ray_bench.timing import LoopPlan, run_loop, summarize
 

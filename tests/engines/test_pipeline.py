@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from trt_ray_bench.engines import load_runner
+from trt_ray_bench.engines import load_runner, resolve_model
 from trt_ray_bench.engines.pipeline import STAGES, PipelineRunner, load_pipeline
 from trt_ray_bench.errors import UserError
-from trt_ray_bench.models import export_onnx, resolve_model, yaml_name
+from trt_ray_bench.models import export_onnx, yaml_name
 from trt_ray_bench.spec import ModelSpec
 from trt_ray_bench.timing import LoopPlan, run_loop
 

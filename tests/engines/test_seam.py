@@ -88,8 +88,8 @@ def test_every_module_imports_and_the_cli_answers_without_the_heavy_libraries(tm
     assert first.startswith("modules ") and int(first.split()[1]) >= 60 and first.endswith("heavy []"), first
     assert "usage: trb" in p.stdout and "run" in p.stdout
     # doctor tells which backends cannot run here, and that they are absent (not broken)
-    assert "tensorrt: MISSING: tensorrt: not installed" in p.stdout
-    assert "torch: MISSING: torch: not installed" in p.stdout
+    assert "tensorrt: not installed (optional)" in p.stdout  # an extra: not a problem, doctor exits 0
+    assert "torch: not installed (optional)" in p.stdout
     assert "onnxruntime: ok" in p.stdout
     assert "Traceback" not in p.stderr
 
@@ -177,7 +177,7 @@ def test_a_run_in_which_every_model_failed_prints_the_failures(tmp_path, cls_onn
     p = _trb(["run", spec], dict(os.environ), tmp_path)
     assert p.returncode == 1, p.stderr[-2000:]
     assert "Traceback" not in p.stderr and "KeyError" not in p.stderr
-    assert "no model was measured" in p.stdout
+    assert "no model was measured" in p.stderr
     failed = [line for line in p.stderr.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 2 and all("did not arrive within 0.005 s" in line for line in failed)
     assert list((tmp_path / "results" / "seam").glob("*/runs.parquet"))
@@ -194,7 +194,7 @@ def test_each_backend_module_answers_the_seam_questions(backend):
 
 
 def test_the_seam_answers_per_model(cls_onnx):
-    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.engines import resolve_model
 
     ort32 = resolve_model(ModelSpec(path=str(cls_onnx)), "m")
     ort16 = resolve_model(ModelSpec(path=str(cls_onnx), precision="fp16"), "m")

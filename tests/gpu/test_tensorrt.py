@@ -16,9 +16,8 @@ import threading
 import numpy as np
 import pytest
 
-from trt_ray_bench.engines import load_runner, load_images, make_inputs, prepare_model
+from trt_ray_bench.engines import load_images, load_runner, make_inputs, prepare_model, resolve_model
 from trt_ray_bench.errors import UserError
-from trt_ray_bench.models import resolve_model
 from trt_ray_bench.spec import ModelSpec
 from trt_ray_bench.timing import LoopPlan, run_loop, summarize
 
@@ -215,7 +214,7 @@ def calib_dir(tmp_path_factory):
 
 
 def _images(folder, hw, n=4):
-    from trt_ray_bench.engines._inputs import list_images
+    from trt_ray_bench.models._inputs import list_images
 
     return load_images(list_images(str(folder))[:n], hw, "detect")
 

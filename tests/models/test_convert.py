@@ -74,7 +74,7 @@ def _lively(task: str, src: Path, calib: Path, dst: Path) -> Path:
     """``src`` with LSUV-rescaled weights (measured on the calibration images)."""
     import onnx
 
-    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.models._convert import lsuv_weights
 
     if not dst.exists():
@@ -112,7 +112,7 @@ def measure_agreement(task: str, seed: int, root: Path) -> dict:
     """Convert the rescaled export of ``task`` to fp16 and int8 (calibrated on N_CALIB
     generated images of ``seed``) and compare on N_HELD others: {precision: {output:
     (worst cosine, worst rel. error)}, "models": {...}}."""
-    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models._inputs import list_images, load_images
 
     s = SIZES[task]
     calib = _images(task, root / f"{task}-calib-{seed}", N_CALIB, seed)
@@ -229,7 +229,7 @@ def test_no_output_quantization_keeps_the_classifier_probabilities(root, tmp_pat
     op's input, never a producer's output)."""
     import onnx
 
-    from trt_ray_bench.engines._inputs import list_images, load_images
+    from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.models import _convert
 
     src = _export("classify")

@@ -2,8 +2,9 @@
 
 import pytest
 
+from trt_ray_bench.engines import resolve_model
 from trt_ray_bench.errors import UserError
-from trt_ray_bench.models import export_onnx, inspect_onnx, resolve_model, yaml_name
+from trt_ray_bench.models import export_onnx, inspect_onnx, yaml_name
 from trt_ray_bench.spec import ModelSpec
 
 pytestmark = pytest.mark.slow

@@ -146,6 +146,22 @@ def test_the_browser_check_sees_a_broken_figure(cpu_run, browser, tmp_path):
     assert broken(render(browser, bad)) == [1]
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cpu_only_report_speaks_of_no_gpu(cpu_run, tmp_path):
+    """A real ONNX Runtime run on the CPU (two unrelated models): the page names only what
+    the data has: no GPU time, no CUDA events, no GPU, MPS or SM clock in any note or
+    caption; and the per-model table has no baseline (cls and det are not variants)."""
+    out = build_report(cpu_run, tmp_path / "r.md", "md")
+    text = out.read_text()
+    words = [w for w in ("GPU", "gpu", "CUDA", "MPS", "SM clock", "NVML", "TensorRT") if w in text]
+    assert words == [], [text[max(0, text.index(w) - 120):text.index(w) + 40] for w in words]
+    table = text[text.index("### Per model"):text.index("## Diagnostics")]
+    head = next(x for x in table.splitlines() if x.startswith("| "))
+    assert "speedup" not in head and "verdict" not in head and "| cls |" in table and "| det |" in table
+    assert "No speedup: these models are not variants of one model" in table
+
+
 # --- the real H100 trees ---------------------------------------------------------------
 
 def test_h100_alone_together_draws_gpu_telemetry_and_explains(browser, tmp_path):

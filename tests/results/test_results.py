@@ -40,7 +40,8 @@ def _write(root, run_id, alone=10.0, together=15.0):
 
 def test_atomic_write_and_schema(tmp_path):
     d = _write(tmp_path, "20260101-000000-aaaaaa")
-    assert sorted(p.name for p in d.iterdir()) == ["runs.parquet", "samples.parquet", "spec.yaml", "telemetry.parquet"]
+    assert sorted(p.name for p in d.iterdir()) == ["format.json", "runs.parquet", "samples.parquet", "spec.yaml",
+                                                   "telemetry.parquet"]
     assert pq.read_schema(d / "runs.parquet").names == RUNS.names
     assert pq.read_schema(d / "samples.parquet").names == SAMPLES.names
     assert [p.name for p in (tmp_path / "e").iterdir()] == [d.name]  # no temp folder left

@@ -62,7 +62,7 @@ def test_further_passes_keep_the_metric_work_but_report_one(tmp_path, det_onnx):
     disguise), while the reported metrics still count every image once."""
     from trt_ray_bench.engines import load_runner
     from trt_ray_bench.engines.pipeline import PipelineRunner
-    from trt_ray_bench.models import resolve_model
+    from trt_ray_bench.engines import resolve_model
     from trt_ray_bench.spec import ModelSpec
     from trt_ray_bench.validation import ValidationRunner, load_dataset, make_synthetic
 

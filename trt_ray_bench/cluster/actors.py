@@ -32,6 +32,8 @@ class ModelActor:
         self._modes: Dict[str, object] = {}
         self._stop = threading.Event()
         self._window_start: Optional[int] = None
+        self._samples: Optional[Samples] = None  # the phase being timed (progress reads it)
+        self._target: tuple = (None, None)  # its (iterations, duration_s)
 
     def load(self) -> dict:
         from ..engines import load_runner, make_inputs
@@ -99,8 +101,12 @@ class ModelActor:
         runner = self._runner_for(mode, plan.sync)
         if mode in ("validation", "without_val"):  # one pass over the set
             plan = dataclasses.replace(plan, iterations=self.dataset.n_images, duration_s=None)
-        s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s,
-                     on_begin=on_begin, window_start=window_start)
+        self._samples, self._target = Samples(), (plan.iterations, plan.duration_s)
+        try:
+            s = run_loop(runner, plan, release=release, stop=stop, on_target=on_target, max_s=fill_timeout_s,
+                         on_begin=on_begin, window_start=window_start, out=self._samples)
+        finally:
+            self._samples = None  # not held past the phase (a long one's arrays are large)
         out = raw_samples(s)
         if self.dataset is not None and mode != "inference":
             out["data"] = {"summary": self.dataset.summary(), "n_images": self.dataset.n_images,
@@ -110,6 +116,22 @@ class ModelActor:
             if metrics is not None:
                 out["metrics"] = metrics
         return out
+
+    def progress(self) -> dict:
+        """How far the phase being timed is: ``stage`` (idle, warmup, measure), ``n``
+        (inferences: warm-up ones before measuring, measured ones after), ``elapsed_s``
+        since measuring began, and the phase's ``iterations`` / ``duration_s``. Runs in
+        the actor's second thread and only reads two integers of the loop (the GIL makes
+        that safe); the driver asks only while it draws a live display."""
+        s = self._samples  # one read: the phase may end (and drop it) meanwhile
+        iterations, duration_s = self._target
+        if s is None:
+            return {"stage": "idle", "n": 0, "elapsed_s": 0.0, "iterations": iterations, "duration_s": duration_s}
+        n, first = len(s.t_start_ns), s.measured_from
+        if first < 0:
+            return {"stage": "warmup", "n": n, "elapsed_s": 0.0, "iterations": iterations, "duration_s": duration_s}
+        return {"stage": "measure", "n": n - first, "elapsed_s": (time.perf_counter_ns() - s.released_ns) / 1e9,
+                "iterations": iterations, "duration_s": duration_s}
 
     def stop(self) -> None:
         self._stop.set()

@@ -58,14 +58,63 @@ def no_auth_note(version: Optional[str] = None) -> str:
 
 
 def make_token(path: Path) -> bool:
-    """Write a new random token to ``path`` (owner-only) unless one is there; True if made."""
+    """Write a new random token to ``path`` (owner-only: 0600, whatever the umask, also
+    over an empty file of another mode) unless one is there; True if made."""
     if path.is_file() and path.read_text().strip():
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to a file that was there
         f.write(secrets.token_hex(32))
     return True
+
+
+def check_token_mode(path: Path, where: str) -> None:
+    """Refuse a token file that group or others may read or write, as ssh refuses such a
+    private key: one line naming the file, its mode and the fix. On the mode bits, not on
+    access (root can read any file)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # missing or unreadable: the caller's own message says so
+    if mode & 0o077:
+        raise UserError(where, f"{path} has mode {mode:04o}: group or others may read the cluster's Ray token "
+                               f"(anyone who has it can run code on every node); it must be its owner's alone, as "
+                               f"an ssh key is: chmod 600 {path}")
+
+
+def _ray_turns_token_on() -> bool:
+    """Whether this Ray turns token authentication on by itself for a new local cluster
+    (and then writes ``~/.ray/auth_token`` where there is none)."""
+    try:
+        from ray._private.authentication import authentication_token_setup as setup
+    except Exception:  # noqa: BLE001 - a Ray without it
+        return False
+    return hasattr(setup, "enable_token_auth_by_default")
+
+
+def local_token() -> Optional[Path]:
+    """Before this process starts a local Ray of its own (``trb run`` / ``trb sweep``
+    without ``--address``). A Ray that turns token authentication on by itself (2.5x+,
+    ``RAY_AUTH_MODE`` unset) writes ``~/.ray/auth_token`` where there is none with the
+    process's umask: 0644, the cluster's key readable by every user of the machine. So
+    the file is made here first, owner-only (``make_token``), and Ray finds it. Nothing is
+    made where this Ray has no token authentication, where ``RAY_AUTH_MODE`` says other
+    than token, where ``$RAY_AUTH_TOKEN`` holds the token, or where the file is there.
+    Returns the path made, or None."""
+    if not has_token_auth():
+        return None
+    mode = os.environ.get(AUTH_MODE)
+    if os.environ.get(TOKEN_ENV) or (mode is not None and mode.lower() != "token"):
+        return None
+    if mode is None and not _ray_turns_token_on():
+        return None
+    path = token_path()
+    try:
+        return path if make_token(path) else None
+    except OSError:
+        return None  # a home that cannot be written: Ray says what it cannot do
 
 
 def _readable_token(path: Path, where: str, how_to_get: str) -> None:
@@ -75,6 +124,7 @@ def _readable_token(path: Path, where: str, how_to_get: str) -> None:
         raise UserError(where, f"no Ray token at {path} ({exc.strerror}): {how_to_get}") from None
     if not ok:
         raise UserError(where, f"{path} is empty: {how_to_get}")
+    check_token_mode(path, where)
 
 
 def head_env(given: Optional[str], auth: str = "token", make: bool = True) -> Tuple[Dict[str, str], str]:
@@ -89,8 +139,11 @@ def head_env(given: Optional[str], auth: str = "token", make: bool = True) -> Tu
     path = token_path(given)
     env = {AUTH_MODE: "token", TOKEN_PATH_ENV: str(path)}
     if not make:
+        check_token_mode(path, "--token-file")  # one kept as found must be its owner's alone
         return env, f"token authentication: {path} ({'kept' if path.is_file() else 'made'} when the node starts)"
     made = make_token(path)
+    if not made:
+        check_token_mode(path, "--token-file")
     return env, (f"token {'made' if made else 'kept'}: {path} (copy this file to the same path on every node; never "
                  "on a command line)")
 
@@ -104,6 +157,8 @@ def join_env(address: str, given: Optional[str], auth: str = "token") -> Tuple[D
     if not has_token_auth(version):
         check_head_versions(address)
         return {}, no_auth_note(version)
+    if given:  # named by the user: checked before the head is asked anything
+        check_token_mode(token_path(given), "--token-file")
     if not _head_requires_token(address):
         check_head_versions(address)
         return {AUTH_MODE: "disabled"}, ("the head runs without token authentication, so does this node: the lab "
@@ -171,6 +226,7 @@ def client_auth(address: str, given: Optional[str] = None) -> Optional[Path]:
     path = token_path(given)
     if not path.is_file():
         raise UserError("--address", token_hint(address, given))
+    check_token_mode(path, "--token-file")
     _use_auth({AUTH_MODE: "token", TOKEN_PATH_ENV: str(path)})
     return path
 

@@ -26,7 +26,8 @@ def node_resources(name: str, board: Optional[str] = None, gpus: Optional[int] =
     one ``trb_slot`` per GPU (``gpus``, default the visible ones:
     :func:`~trt_ray_bench.control.detect_gpus`), one on a node without any: an experiment
     owns one GPU, so a node runs as many at once as it has GPUs."""
-    from ..control.platform import board_kind, detect_gpus, slug
+    from ..control.gpus import board_kind, detect_gpus
+    from ..spec._sweep import slug
 
     board = slug(board) if board else board_kind()
     slots = max(1, detect_gpus() if gpus is None else int(gpus))

@@ -16,7 +16,7 @@ import pandas as pd
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from .. import interrupt
+from .. import interrupt, progress
 from ..control.gpus import ORDER, experiment_env
 from ..control.nvpmodel import mode_text
 from ..errors import UserError
@@ -28,6 +28,8 @@ from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
 from .plan import Phase, Plan
 
 Log = Callable[[str], None]
+#: what a step says goes to ``log`` where a caller gives one, else to the package logger
+Say = progress.Say
 
 
 def check_address(address: str, timeout_s: float = 3.0) -> None:
@@ -69,6 +71,9 @@ def connect(address: Optional[str]) -> bool:
 
     # address="local": always a Ray of our own, never one a `ray start` left on this machine
     # (ray.init() would attach to it, and refuse the resources we pass)
+    from .join import local_token
+
+    local_token()  # owner-only, before Ray would write ~/.ray/auth_token world-readable itself
     try:
         ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=detect_gpus(),
                  resources=node_resources(socket.gethostname()), include_dashboard=False, **kw)
@@ -100,7 +105,7 @@ def _node_gpus(node_id: str) -> float:
     return 0.0
 
 
-def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log, env: Optional[Dict[str, str]] = None) -> None:
+def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Say, env: Optional[Dict[str, str]] = None) -> None:
     """On the node, before anything there changes: every model's backend library imports
     there, and what a backend builds (engines, converted models) is built or checked, on
     the experiment's GPU (``env``: :func:`_pinned`). A UserError here is one line, with
@@ -115,21 +120,24 @@ def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Log, env: Optiona
         return  # a local run: make_plan checked the libraries in this very process's environment
     t0 = time.perf_counter()
     opts = _pinned({"scheduling_strategy": place}, env)
-    done = _get(prepare_models.options(**opts).remote(list(plan.models), [f"models[{i}]" for i in
-                                                                            range(len(plan.models))],
-                                                       [i for i, _ in wanted]))
+    what = "checking the models' libraries on the node" if not wanted else (
+        f"preparing {', '.join(m.name for _, m in wanted)} (engines, conversions) on the node")
+    with progress.spinner(what, log=log):
+        done = _get(prepare_models.options(**opts).remote(list(plan.models), [f"models[{i}]" for i in
+                                                                                range(len(plan.models))],
+                                                           [i for i, _ in wanted]))
     for (i, _), m in zip(wanted, done):
         plan.models[i] = m
         e, c = m.engine or {}, m.converted or {}
         if c:
-            log(f"convert  {m.name}: {Path(c['path']).name} ({'cached' if c.get('cached') else 'converted'}; "
+            log.info(f"convert  {m.name}: {Path(c['path']).name} ({'cached' if c.get('cached') else 'converted'}; "
                 f"{c.get('converter')})")
         if e:
             how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
-            log(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
+            log.info(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
                 f"{e.get('gpu')}, {e.get('typing', 'weak')} typing)")
     if wanted:
-        log(f"prepared models in {time.perf_counter() - t0:.1f} s")
+        log.info(f"prepared models in {time.perf_counter() - t0:.1f} s")
 
 
 def _reason(exc: BaseException) -> str:
@@ -221,26 +229,26 @@ def _start_monitor(spec, place, node_gpus: float, driver: Optional[dict] = None)
     return monitor, provenance, controls, gpu
 
 
-def _log_controls(rec: dict, log: Log) -> None:
+def _log_controls(rec: dict, log: Say) -> None:
     p = rec.get("power_mode_in_force")
     if p:
         was = rec.get("power_mode_before") or {}
         same = was.get("id") == p.get("id")
-        log(f"power    {mode_text(p)}" + (" (already in force)" if same else f", was {mode_text(was)}"))
+        log.info(f"power    {mode_text(p)}" + (" (already in force)" if same else f", was {mode_text(was)}"))
     f = rec.get("clocks_in_force")
     if f and "gpu_max_mhz" in f:  # a Jetson: jetson_clocks or the GPU's devfreq node
-        log(f"clocks   {rec['clocks_mode']}: GPU {f.get('gpu_min_mhz'):g}-{f.get('gpu_max_mhz'):g} MHz "
+        log.info(f"clocks   {rec['clocks_mode']}: GPU {f.get('gpu_min_mhz'):g}-{f.get('gpu_max_mhz'):g} MHz "
             f"(reads {f.get('gpu_cur_mhz')} MHz)" + (f", EMC {f['emc_cur_mhz']:g} MHz" if f.get("emc_cur_mhz") else ""))
     elif f:
         mem = f.get("locked_mem_mhz")
         mem = f", memory {mem[0]} MHz" if isinstance(mem, list) else (f", memory lock {mem}" if mem else "")
-        log(f"clocks   {rec['clocks_mode']}: graphics locked at {f['locked_gpu_mhz'][0]} MHz{mem} "
+        log.info(f"clocks   {rec['clocks_mode']}: graphics locked at {f['locked_gpu_mhz'][0]} MHz{mem} "
             f"(reads sm {f.get('sm_mhz')} / mem {f.get('mem_mhz')} MHz)")
     if rec.get("mps") or rec.get("mps_state") not in (None, "off"):
-        log(f"mps      {rec.get('mps_state')}")
+        log.info(f"mps      {rec.get('mps_state')}")
 
 
-def _restore_controls(monitor, controls: dict, log: Log) -> dict:
+def _restore_controls(monitor, controls: dict, log: Say) -> dict:
     """Restore before the Monitor is killed: ``ray.kill`` ends it without exit hooks."""
     try:
         after = _get(monitor.restore_controls.remote(), timeout=120)
@@ -248,14 +256,16 @@ def _restore_controls(monitor, controls: dict, log: Log) -> dict:
         after = {**controls, "warnings": list(controls.get("warnings", [])) + [f"not restored: {_reason(exc)}"]}
     for w in after.get("warnings", []):
         if w.startswith("not restored"):
-            log(f"WARNING  machine controls {w}")
+            log.warning(f"WARNING  machine controls {w}")
     return after
 
 
-def execute(plan: Plan, log: Log = print, driver: Optional[dict] = None) -> dict:
+def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None) -> dict:
     """Run every phase of ``plan`` on this node's actors; return the raw outcome. The
     node's controls (clock mode, MPS) are applied before the models load (MPS clients must
-    start after the daemon) and restored whatever happens."""
+    start after the daemon) and restored whatever happens. ``log``: where the progress
+    lines go (default: the ``trt_ray_bench`` logger)."""
+    log = progress.say(log)
     node_id = ray.get_runtime_context().get_node_id()
     place = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
     spec = plan.spec
@@ -268,7 +278,7 @@ def execute(plan: Plan, log: Log = print, driver: Optional[dict] = None) -> dict
         ray.kill(monitor)
         raise
     if gpu:
-        log(f"gpu      {gpu['index']} {gpu['uuid'] or ''} {gpu['name'] or ''}".rstrip()
+        log.info(f"gpu      {gpu['index']} {gpu['uuid'] or ''} {gpu['name'] or ''}".rstrip()
             + (f" ({gpu['note']})" if gpu.get("note") else ""))
     ray.get(monitor.start.remote())
     started_at = _dt.datetime.now(_dt.timezone.utc)
@@ -308,11 +318,11 @@ def execute(plan: Plan, log: Log = print, driver: Optional[dict] = None) -> dict
             for name, ref in loads.items():
                 try:
                     info[name] = ray.get(ref)
-                    log(f"loaded   {name}  ({info[name]['device']}, {info[name]['load_s']:.1f} s"
+                    log.info(f"loaded   {name}  ({info[name]['device']}, {info[name]['load_s']:.1f} s"
                         + (f", repeat {repeat}" if repeat else "") + ")")
                 except Exception as exc:  # noqa: BLE001 - recorded, the others go on
                     failed[name] = f"load: {_reason(exc)}"
-                    log(f"FAILED   {name}: {failed[name]}")
+                    log.error(f"FAILED   {name}: {failed[name]}")
 
         start_actors(0)
         lp = _loop_plans(plan)
@@ -328,12 +338,16 @@ def execute(plan: Plan, log: Log = print, driver: Optional[dict] = None) -> dict
                 continue
             mode = f"{ph.mode} " if ph.mode != "inference" else ""
             var = f"{ph.variant} " if ph.variant else ""
-            log(f"repeat {ph.repeat}  {mode}{var}{ph.phase:<8} {', '.join(names)}")
-            outcomes.extend(_run_phase(ph, names, actors, lp, spec, failed, plan.run_id))
+            label = f"repeat {ph.repeat}  {mode}{var}{ph.phase:<8}"
+            log.info(f"{label} {', '.join(names)}")
+            t_phase = time.perf_counter()
+            done = _run_phase(ph, names, actors, lp, spec, failed, plan.run_id, view=_PhaseView(label, names, actors))
+            outcomes.extend(done)
+            log.info(f"done     {label} {_phase_result(done)}  ({time.perf_counter() - t_phase:.1f} s)")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
         interrupted = interrupt.why(exc)
         why = interrupted.name if isinstance(interrupted, interrupt.Stopped) else "Ctrl-C"
-        log(f"interrupted ({why}): writing what was measured")
+        log.warning(f"interrupted ({why}): writing what was measured")
         for ph in plan.phases:
             for n in ph.models:
                 if not any(o["phase"] == ph and o["model"] == n for o in outcomes):
@@ -359,14 +373,106 @@ def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
     return reason
 
 
+class _PhaseView:
+    """The live line of one phase: each model's inferences done / its target (or seconds
+    elapsed / its duration), asked of the model actors every ``progress.POLL_S``. Only
+    where the display is live (stderr a terminal): a poll is a short call served by the
+    actor's second thread, and where nobody watches none is made."""
+
+    def __init__(self, label: str, names: List[str], actors):
+        self.names, self.actors = list(names), actors
+        self.state: Dict[str, dict] = {}
+        self.finished: set = set()  # models whose phase returned
+        self.line = progress.Line(" ".join(label.split()), total=100, unit="%",
+                                  bar_format="{desc}  {percentage:3.0f}% |{bar:10}| {elapsed}")
+        self.live = self.line.bar is not None
+        self.timeout = progress.POLL_S if self.live else None
+
+    def poll(self) -> None:
+        if not self.live:
+            return
+        done = self.finished
+        asks = {self.actors[n].progress.remote(): n for n in self.names if n not in done}
+        if asks:
+            ready, _ = ray.wait(list(asks), num_returns=len(asks), timeout=0.2)
+            for ref in ready:
+                try:
+                    self.state[asks[ref]] = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dead actor: its phase says so
+                    pass
+        parts, fractions = [], []
+        for n in self.names:
+            p = self.state.get(n) or {}
+            if n in done:
+                fractions.append(1.0)
+                parts.append(f"{n} done")
+            elif p.get("stage") == "measure":
+                if p.get("iterations"):
+                    fractions.append(min(1.0, p["n"] / p["iterations"]))
+                    parts.append(f"{n} {p['n']}/{p['iterations']}")
+                else:
+                    dur = p.get("duration_s") or float("nan")
+                    fractions.append(min(1.0, p["elapsed_s"] / dur) if dur == dur else 0.0)
+                    parts.append(f"{n} {p['elapsed_s']:.0f}/{dur:g} s ({p['n']})")
+            else:
+                fractions.append(0.0)
+                parts.append(f"{n} warm-up" + (f" {p['n']}" if p.get("n") else ""))
+        self.line.update(100 * sum(fractions) / max(1, len(fractions)), "  ".join(parts))
+
+    def wait(self, refs: list, num_returns: int = 1):
+        """``ray.wait`` that redraws the line every poll while it waits."""
+        while True:
+            ready, rest = ray.wait(refs, num_returns=num_returns, timeout=self.timeout)
+            if ready or not self.live:
+                return ready, rest
+            self.poll()
+
+    def close(self) -> None:
+        self.line.close()
+
+
+def _phase_result(done: List[dict]) -> str:
+    """``cls n 50 p50 0.58 ms; det failed: ...``: a phase's outcome, one line (the
+    together ones over their common window, as the results table will have them)."""
+    measured = []
+    for o in done:
+        if o["status"] == "ok":
+            raw = o["raw"]
+            w = ~raw["warmup"]
+            measured.append((raw["t_start_ns"][w], raw["t_end_ns"][w]))
+    win = common_window(measured) if len(measured) > 1 else None
+    parts, k = [], 0
+    for o in done:
+        if o["status"] != "ok":
+            parts.append(f"{o['model']} {o['status']}: {o.get('error')}")
+            continue
+        ts, te = measured[k]
+        k += 1
+        sel = (ts >= win[0]) & (te <= win[1]) if win else np.ones(len(ts), bool)
+        ms = (te[sel] - ts[sel]) / 1e6
+        parts.append(f"{o['model']}: n {len(ms)}, p50 {np.median(ms):.3g} ms" if len(ms) else f"{o['model']}: n 0")
+    return "; ".join(parts)
+
+
 def _run_phase(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan], spec, failed: Dict[str, str],
-               run_id: str) -> List[dict]:
+               run_id: str, view: Optional[_PhaseView] = None) -> List[dict]:
+    view = view or _PhaseView("", names, actors)
+    try:
+        return _run_phase_viewed(ph, names, actors, lp_all, spec, failed, run_id, view)
+    finally:
+        view.close()
+
+
+def _run_phase_viewed(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan], spec,
+                      failed: Dict[str, str], run_id: str, view: _PhaseView) -> List[dict]:
     t = spec.timing
     lp = {n: lp_all[(n, ph.variant)] for n in names}  # this phase's variant
     if ph.phase == "alone":
         name = names[0]
         try:
-            raw = ray.get(actors[name].run_phase.remote(lp[name], mode=ph.mode))
+            ref = actors[name].run_phase.remote(lp[name], mode=ph.mode)
+            view.wait([ref])
+            raw = ray.get(ref)
             return [{"phase": ph, "model": name, "status": "ok", "raw": raw}]
         except Exception as exc:  # noqa: BLE001
             return [{"phase": ph, "model": name, "status": "failed", "error": _fail(name, exc, failed)}]
@@ -382,8 +488,9 @@ def _run_phase(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan
     out = []
     pending = list(refs)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending = view.wait(pending, num_returns=1)
         name = refs[done[0]]
+        view.finished.add(name)
         try:
             raw = ray.get(done[0])
             out.append({"phase": ph, "model": name, "status": "ok", "raw": raw})
@@ -478,7 +585,7 @@ def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
             "cuda_visible_devices": info.get("cuda_visible_devices") if lease else None,
             **_precision_columns(m),
             "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
-            "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,  # issue 14 (L)
+            "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,
             "keep_warm": mt.keep_warm if ph.phase == "together" else None,
             "actor_pid": o["raw"].get("pid") if o["status"] == "ok" else None,
             "barrier_warmup_n": o["raw"].get("barrier_warmup_n") if o["status"] == "ok" else None,
@@ -600,17 +707,19 @@ def _precision_columns(m) -> dict:
             "calib_sha256": c.get("calib_sha256")}
 
 
-def run_plan(plan: Plan, log: Log = print) -> dict:
-    """Connect (or start) Ray, execute, write the run atomically; returns tables and path."""
+def run_plan(plan: Plan, log: Optional[Log] = None) -> dict:
+    """Connect (or start) Ray, execute, write the run atomically; returns tables and path.
+    ``log``: where the progress lines go (default: the ``trt_ray_bench`` logger)."""
+    log = progress.say(log)
     started = connect(plan.address)
     try:
         t0 = time.perf_counter()
         result = execute(plan, log)
         tables = build_tables(plan, result)
         path = write_run(plan.run_dir, tables, plan.spec_yaml)
-        log(f"wrote    {path}  ({time.perf_counter() - t0:.1f} s)")
+        log.info(f"wrote    {path}  ({time.perf_counter() - t0:.1f} s)")
         for e in result["telemetry"].get("errors", []):
-            log(f"warning  telemetry: {e}")
+            log.warning(f"warning  telemetry: {e}")
         if result.get("interrupted") is not None:  # written, restored: now the caller stops too
             raise result["interrupted"]
         return {"run_dir": path, "tables": tables}

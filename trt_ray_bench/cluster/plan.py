@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..control.machine import clocks_text
-from ..engines import check_model, require_backend
-from ..engines._inputs import list_images
+from ..control.journal import left_behind
+from ..control.machine import MachineControls, clocks_text
+from ..control.platform import detect_platform, driver_text
+from ..engines import check_model, needs_gpu, require_backend, resolve_model
 from ..errors import UserError
-from ..models import ResolvedModel, resolve_model
+from ..models import ResolvedModel, cache_dir, inspect_onnx
+from ..models._inputs import list_images, open_image
 from ..results import check_writable
 from ..spec import ExperimentSpec, spec_to_yaml
 
@@ -128,6 +130,10 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
         _verify_images(files)
     missing = []
     if address is None:  # the models run here: their libraries must import here
+        for exc in refusals_here(spec):  # before Ray starts, not in the Monitor after it
+            if export:
+                raise exc
+            missing.append(str(exc))
         for i, m in enumerate(spec.models):
             try:
                 require_backend(m, f"models[{i}]")
@@ -157,14 +163,37 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
     return plan
 
 
+def refusals_here(spec: ExperimentSpec) -> List[UserError]:
+    """What this machine refuses for a run of ``spec`` here, known before Ray starts: a
+    model that needs a GPU where the NVIDIA driver does not answer (``driver_problem``),
+    a node journal that cannot be read (the run's Monitor would refuse it too; readable
+    journals of killed runs are restored there, not refused), and a clock, MPS or power
+    mode this machine cannot give (``MachineControls.check``). Reads only."""
+    out: List[UserError] = []
+    gpu = [i for i, m in enumerate(spec.models) if needs_gpu(m)]
+    problem = detect_platform().get("driver") if gpu else None
+    if problem:
+        m = spec.models[gpu[0]]
+        out.append(UserError(f"models[{gpu[0]}].backend", f"{m.backend} needs a GPU here: {driver_text(problem)}"))
+    try:
+        left_behind()  # raises for a journal that cannot be read (or a folder that cannot be listed)
+    except UserError as exc:
+        out.append(exc)
+    if not out and (spec.clocks != "default" or spec.mps or spec.power_mode is not None):
+        try:  # reads only: what the run's Monitor would refuse after Ray and the plan
+            MachineControls.from_spec(spec).check()
+        except UserError as exc:
+            out.append(exc)
+    return out
+
+
 def not_runnable_here(specs: List[ExperimentSpec]) -> List[str]:
     """What running these experiments on this machine lacks: one line per distinct reason
     (a backend library missing or broken here, a clock / power / MPS mode this machine
     refuses; checked, nothing changed), for a dry run of a sweep; [] if none."""
-    from ..control import MachineControls
-
     lacks: List[str] = []
     for spec in specs:
+        lacks.extend(str(exc) for exc in refusals_here(spec))
         for m in spec.models:
             try:
                 require_backend(m)
@@ -180,7 +209,6 @@ def not_runnable_here(specs: List[ExperimentSpec]) -> List[str]:
 def _check_data(plan: Plan, make: bool) -> None:
     """Each model's data set read and checked here (labels, classes, images), so that a
     bad set is refused before anything runs; synthetic sets are generated (cached)."""
-    from ..models import cache_dir
     from ..validation import load_dataset, make_synthetic
 
     d = plan.spec.data
@@ -225,8 +253,6 @@ def _model_head(m) -> Tuple[int, Tuple[int, int]]:
         return 0, (5, 3)
     import ast
 
-    from ..models import inspect_onnx
-
     try:
         meta = inspect_onnx(Path(m.onnx_path), "model")["meta"]
         kpt = ast.literal_eval(meta["kpt_shape"]) if meta.get("kpt_shape") else (5, 3)
@@ -238,11 +264,9 @@ def _model_head(m) -> Tuple[int, Tuple[int, int]]:
 def _verify_images(files) -> None:
     """Decode every image once (``verify()`` alone does not decode JPEG data), so a bad
     file is refused here rather than inside a model actor mid-run."""
-    from PIL import Image
-
     for f in files:
         try:
-            with Image.open(f) as im:
+            with open_image(f) as im:
                 im.load()
         except Exception as exc:  # PIL raises many kinds; plugins (ultralytics' HEIF hook) more
             raise UserError(str(f), f"cannot decode the image ({exc.__class__.__name__})") from None

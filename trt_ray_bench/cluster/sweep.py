@@ -23,6 +23,7 @@ import pandas as pd
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from .. import progress
 from ..errors import UserError
 from ..results import write_run
 from ..spec import SweepPoint, SweepSpec, expand
@@ -109,8 +110,8 @@ def _prepare_kind(specs: list) -> Dict[str, bytes]:
     """On one node of a board kind, before any of the sweep's points: export every
     point's models and build their TensorRT engines (once, here), and return the files
     (path under the cache folder -> bytes) for the kind's other nodes to install."""
-    from ..engines import has_build_step, made_files, prepare_model
-    from ..models import cache_dir, resolve_model
+    from ..engines import has_build_step, made_files, prepare_model, resolve_model
+    from ..models import cache_dir
 
     root = cache_dir().resolve()
     files: Dict[str, bytes] = {}
@@ -207,7 +208,7 @@ def prepare(sweep: SweepSpec, resume: bool = False):
     return points, root, skip
 
 
-def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, object]:
+def _prepare_kinds(picked: List[SweepNode], specs: list, log: progress.Say) -> Dict[str, object]:
     """Engines built once per board kind: for every kind with more than one node, or one
     node running several points at once (several GPUs: its points would otherwise export
     and build the same files side by side), one of its nodes exports the models and builds
@@ -233,29 +234,34 @@ def _prepare_kinds(picked: List[SweepNode], specs: list, log: Log) -> Dict[str, 
     out: Dict[str, object] = {}
     for kind, (first, ref, t0) in refs.items():
         try:
-            files = ray.get(ref)
+            with progress.spinner(f"prepare     board {kind} on {first.name}: exports and engines for every point",
+                                  log=log):
+                files = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a build error, a node lost: each node tries itself
             cause = getattr(exc, "cause", None)
-            log(f"prepare     board {kind} on {first.name} failed ({cause if isinstance(cause, UserError) else _reason(exc)});"
+            log.warning(f"prepare     board {kind} on {first.name} failed ({cause if isinstance(cause, UserError) else _reason(exc)});"
                 " each node prepares its own")
             continue
         out[kind] = ref
         engines = sum(1 for f in files if f.endswith(".engine"))
         onnx = sum(1 for f in files if f.endswith(".onnx"))
-        log(f"prepare     board {kind} on {first.name}: {onnx} model(s), {engines} engine(s) in "
+        log.info(f"prepare     board {kind} on {first.name}: {onnx} model(s), {engines} engine(s) in "
             f"{(_now() - t0).total_seconds():.1f} s, shared with {len(kinds[kind]) - 1} other node(s)"
             + (f" and its {first.slots} GPUs" if first.slots > 1 else ""))
     return out
 
 
-def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = False, log: Log = print,
+def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = False, log: Optional[Log] = None,
               poll_s: float = 0.5, planned: Optional[tuple] = None) -> dict:
     """Run every (not yet finished, with ``resume``) point; returns the attempt records.
-    ``planned``: what ``prepare(sweep, resume)`` returned, where the caller already has it."""
+    ``planned``: what ``prepare(sweep, resume)`` returned, where the caller already has it.
+    ``log``: where the progress lines go (default: the ``trt_ray_bench`` logger); a live
+    line (points done, running, failed, ETA) where stderr is a terminal."""
+    log = progress.say(log)
     points, root, skip = planned or prepare(sweep, resume)
     todo = deque(_Job(p) for p in points if p.point_id not in skip)
     if skip:
-        log(f"resume      {len(points) - len(todo)} of {len(points)} points already done")
+        log.info(f"resume      {len(points) - len(todo)} of {len(points)} points already done")
     started = connect(address)
     records: List[dict] = []
 
@@ -266,7 +272,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
         picked = sweep_nodes(sweep)
         nodes = {n.node_id: n.name for n in picked}
         slots = {n.node_id: n.slots for n in picked}
-        log(f"nodes       {', '.join(f'{n.name} ({n.board})' if n.board else n.name for n in picked)}"
+        log.info(f"nodes       {', '.join(f'{n.name} ({n.board})' if n.board else n.name for n in picked)}"
             + "".join(f"; {n.name}: {n.slots} GPUs, {n.slots} points at once" for n in picked if n.slots > 1))
         prepared = _prepare_kinds(picked, [j.point.spec for j in todo], log)
         board = {n.node_id: n.board for n in picked}
@@ -274,6 +280,9 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
         running: Dict[object, tuple] = {}  # ref -> (job, node_id, submitted)
         n_done = n_failed = 0
         total = len(todo)
+        t_run = _now()
+        line = progress.Line(f"sweep {sweep.name}", total=total, unit="point",
+                             bar_format="{desc}  {n_fmt}/{total_fmt} points |{bar:10}| {elapsed}")
         try:
             while todo or running:
                 alive = _alive_ids() & set(nodes)
@@ -300,7 +309,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=nid, soft=False),
                     ).remote(job.point.spec, meta, prepared.get(board[nid]), driver)
                     running[ref] = (job, nid, _now())
-                    log(f"start       {job.point.point_id} on {nodes[nid]}  {job.point.label()}"
+                    log.info(f"start       {job.point.point_id} on {nodes[nid]}  {job.point.label()}"
                         + (f"  (attempt {job.attempt})" if job.attempt > 1 else ""))
                 if not running:
                     if not alive:
@@ -340,16 +349,21 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         todo.append(_Job(job.point, job.attempt + 1, job.tried | {nid}))
                     else:
                         n_failed += 1
-                    log(f"[{n_done}/{total} done, {len(running)} running, {n_failed} failed]  "
+                    eta = _eta(t_run, n_done + n_failed, total - n_done - n_failed)
+                    (log.info if status == "ok" else log.warning)(
+                        f"[{n_done}/{total} done, {len(running)} running, {n_failed} failed{eta and ', eta ' + eta}]  "
                         f"{job.point.point_id} {status} on {nodes[nid]}" + (f" GPU {gpu['index']}" if gpu else "")
                         + (f": {reason}" if reason else "")
                         + (f"  -> {run_dir}" if run_dir else ""))
+                line.update(n_done + n_failed, f"running {len(running)}, failed {n_failed}"
+                            + (f", eta {_eta(t_run, n_done + n_failed, total - n_done - n_failed)}"
+                               if n_done + n_failed else ""))
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
             from .. import interrupt
 
             stop = interrupt.why(exc)
             why = stop.name if isinstance(stop, interrupt.Stopped) else "Ctrl-C"
-            log(f"interrupted ({why}): stopping {len(running)} running point(s)")
+            log.warning(f"interrupted ({why}): stopping {len(running)} running point(s)")
             for ref in running:
                 ray.cancel(ref)
             ray.wait(list(running), num_returns=len(running), timeout=60)
@@ -357,10 +371,23 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                 rec = _record(sweep, job, nodes[nid], "interrupted", why, t_sub.isoformat(), _now().isoformat(), None)
                 keep(rec)
             raise
+        finally:
+            line.close()
     finally:
         if started:
             ray.shutdown()
     return {"root": root, "records": records, "points": points, "skipped": skip}
+
+
+def _eta(t0: _dt.datetime, finished: int, left: int) -> str:
+    """The time the ``left`` points will take at the pace of the ``finished`` ones since
+    ``t0`` (points run in parallel: the pace is the sweep's, not one point's); "" before
+    any finished."""
+    if finished <= 0:
+        return ""
+    if left <= 0:
+        return "0 s"
+    return progress.duration((_now() - t0).total_seconds() / finished * left)
 
 
 def _record(sweep, job: _Job, node, status, reason, t0, t1, run_dir, installed=None, gpu=None) -> dict:

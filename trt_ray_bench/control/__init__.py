@@ -7,11 +7,12 @@ GPU's devfreq node. ``doctor_lines()`` says what this machine offers."""
 from .clocks import NvidiaSmiClocks
 from .devfreq import GpuDevfreq
 from .doctor import doctor_lines
+from .gpus import board_kind, detect_gpus
 from .jetson_clocks import JetsonClocks
 from .machine import MachineControls
 from .mps import MpsDaemon
 from .nvpmodel import NvpModel
-from .platform import board_kind, collect_provenance, detect_gpus, detect_platform
+from .platform import collect_provenance, detect_platform
 
 __all__ = ["GpuDevfreq", "JetsonClocks", "MachineControls", "MpsDaemon", "NvidiaSmiClocks", "NvpModel",
            "board_kind", "collect_provenance", "detect_gpus", "detect_platform", "doctor_lines"]

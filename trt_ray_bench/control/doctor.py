@@ -138,43 +138,24 @@ def _dgpu() -> List[str]:
     return lines
 
 
-def backend_lines() -> List[str]:
-    """Each backend: whether its library imports in this interpreter; if not, whether it
-    is missing or installed but broken, with the fix (``MissingExtra`` / ``BrokenExtra``)."""
-    from ..engines import backend_module
-    from ..errors import UserError
-    from ..spec import BACKENDS
-
-    lines = []
-    for name in BACKENDS:
-        mod = backend_module(name)
-        try:
-            mod.available()
-            detail = getattr(mod, "doctor_detail", None)  # e.g. ONNX Runtime's providers
-            text = f"ok ({detail()})" if detail else "ok"
-        except UserError as exc:
-            text = f"{'MISSING' if 'not installed' in exc.message else 'BROKEN'}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - doctor reports, it does not fail
-            text = f"BROKEN: {exc.__class__.__name__}: {exc}"
-        lines.append(_line("backend", f"{name}: {text}"))
-        more = getattr(mod, "doctor_lines", None)  # e.g. TensorRT: CUDA binding, runtime, GPUs
-        if text.startswith("ok") and more is not None:
-            lines.extend(more())
-    return lines
-
-
 def journal_lines(restore: bool = False) -> List[str]:
     """Machine changes a killed run left behind (the node's journal): listed with the way
-    to undo them, or undone with ``restore``. Never raises."""
+    to undo them, or undone with ``restore``; a journal that cannot be read is named with
+    what to check and how to clear it (never passed over, never removed). Every problem
+    line holds ``FIX:`` (``trb doctor --restore`` exits 1 on one). Never raises."""
     from . import journal
+    from ..errors import UserError
 
     try:
-        left = journal.left_behind()
+        docs = journal.found()
+    except UserError as exc:  # the folder cannot be listed
+        return [_line("journal", f"FIX: {exc.message}")]
     except Exception as exc:  # noqa: BLE001
-        return [_line("journal", f"could not be read ({exc})")]
-    if not left:
+        return [_line("journal", f"FIX: could not be read ({exc.__class__.__name__}: {exc})")]
+    lines = [_line("journal", f"FIX: {journal.unreadable(j).message}") for j in docs if "error" in j]
+    left = [j for j in docs if "error" not in j and not j["alive"]]
+    if not left and not lines:
         return [_line("journal", f"nothing left changed by a killed run ({journal.journal_dir()})")]
-    lines = []
     for j in left:
         if not restore:
             lines.append(_line("journal", f"FIX: {journal.describe(j)}: trb doctor --restore puts it back"))
@@ -199,6 +180,14 @@ def doctor_lines() -> List[str]:
         _safe(lines, "jetson", lambda: _jetson(plat["board"]))
     elif plat["kind"] == "dgpu":
         _safe(lines, "gpu", _dgpu)
+    elif plat.get("driver"):  # nvidia-smi is here, the driver does not answer it
+        from .platform import driver_text
+
+        lines.append(_line("platform", "CPU only: an NVIDIA driver is installed but does not answer"))
+        lines.append(_line("nvidia-smi", f"FIX: {driver_text(plat['driver'])}"))
+        lines.append(_line("runs here", "ONNX Runtime on the CPU; GPU backends (tensorrt, torch on cuda, ONNX "
+                                        "Runtime's CUDA provider), clocks, power_mode and mps are refused until "
+                                        "the driver answers"))
     else:
         lines.append(_line("platform", "CPU only (no NVIDIA GPU found)"))
         lines.append(_line("runs here", "ONNX Runtime on the CPU; clocks, power_mode and mps are "

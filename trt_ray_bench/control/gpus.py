@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError
+from ..spec._sweep import slug
+from . import platform as _platform
 from ._command import run, which
 
 ENV = "CUDA_VISIBLE_DEVICES"
@@ -106,9 +108,7 @@ def list_gpus() -> List[Gpu]:
     integrated GPU; else NVML's list, else nvidia-smi's; else none. ``TRB_GPU_SOURCE``
     (``nvml`` or ``nvidia-smi``) asks one source only: the tests' stand-in nvidia-smi is
     the machine's, whatever NVML a test machine has."""
-    from .platform import detect_platform
-
-    plat = detect_platform()
+    plat = _platform.detect_platform()
     if plat["kind"] == "jetson":
         return [Gpu(0, None, plat["board"])]
     if plat["kind"] == "cpu":
@@ -159,6 +159,28 @@ def visible_gpus(value: Optional[str] = None, gpus: Optional[Sequence[Gpu]] = No
     if len(gpus) == 1 and gpus[0].uuid is None and value and value.strip().upper().startswith("GPU-"):
         return list(gpus)
     return select_visible(value, gpus)
+
+
+def board_kind() -> str:
+    """This node's kind, as a sweep's ``nodes: {board: ...}`` names it: the Jetson's
+    device-tree model, the desktop GPU's name, or ``cpu``; slugged (``spec.slug``)."""
+    plat = _platform.detect_platform()
+    if plat["kind"] == "jetson":
+        return slug(plat["board"])
+    if plat["kind"] == "dgpu":
+        try:
+            gpus = visible_gpus()  # this node's first GPU (NVML's name, else nvidia-smi's)
+            return slug(gpus[0].name if gpus else "") or "dgpu"
+        except Exception:  # noqa: BLE001 - a driver that names no GPU: still a GPU node
+            return "dgpu"
+    return "cpu"
+
+
+def detect_gpus() -> int:
+    """How many GPUs this node offers, for Ray's ``num_gpus`` and the node's slots: the
+    GPUs ``CUDA_VISIBLE_DEVICES`` leaves visible (:func:`visible_gpus`; a Jetson's
+    integrated GPU, which Ray does not see by itself, counts as one)."""
+    return len(visible_gpus())
 
 
 def ray_gpus_by_number(count: int, value: Optional[str] = None) -> List[Gpu]:

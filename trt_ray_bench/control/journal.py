@@ -19,9 +19,11 @@ import json
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 from typing import List, Optional
 
+from ..errors import UserError
 from ._paths import system_path
 
 VERSION = 1
@@ -75,6 +77,10 @@ class Journal:
                "entries": entries, **(info or {})}
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
         tmp.write_text(json.dumps(doc, indent=1))
+        try:  # readable by every user of the board, whatever the writer's umask: theirs refuse one they cannot read
+            tmp.chmod(0o644)
+        except OSError:
+            pass
         os.replace(tmp, self.path)
 
     def clear(self) -> None:
@@ -87,32 +93,138 @@ class Journal:
         return _read(self.path)
 
 
-def _read(path: Path) -> Optional[dict]:
+#: what each kind of entry must carry (``control_of`` and ``entry_text`` read these):
+#: name -> accepted types; and what it may carry (absent or null allowed)
+_ENTRY_FIELDS = {
+    "nvidia-smi-clocks": {"gpu": (int,)},
+    "jetson_clocks": {"stored": (str,)},
+    "devfreq": {"node": (str,), "previous": (list,)},
+    "nvpmodel": {"previous": (int,)},
+    "mps": {},
+}
+_ENTRY_OPTIONAL = {"nvidia-smi-clocks": {"reset": (list,)}, "jetson_clocks": {"dir": (str,)},
+                   "mps": {"gpu": (str,), "pipe_dir": (str,), "log_dir": (str,)}}
+
+
+def _is(value, types) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def shape_problem(doc) -> Optional[str]:
+    """What makes ``doc`` (parsed JSON) not a journal this trb can restore, in words; None
+    where it is one."""
+    if not isinstance(doc, dict):
+        return f"a JSON {type(doc).__name__}, not a journal object"
+    version = doc.get("version", VERSION)
+    if not _is(version, (int,)) or version > VERSION:
+        return f"version {version!r}: written by another trb (this one reads version {VERSION})"
+    if not _is(doc.get("pid"), (int,)) or doc["pid"] < 0:
+        return f"pid {doc.get('pid')!r} is not a process id"
+    if not isinstance(doc.get("host"), str):
+        return f"host {doc.get('host')!r} is not a host name"
+    for name in ("written_at", "run_id", "pid_start"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            return f"{name} {doc[name]!r:.40} is not text"
+    entries = doc.get("entries")
+    if not isinstance(entries, list):
+        return f"entries {entries!r} is not a list"
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or e.get("kind") not in _ENTRY_FIELDS:
+            return f"entries[{i}] is not a change trb makes ({e!r:.60})"
+        for name, types in _ENTRY_FIELDS[e["kind"]].items():
+            if not _is(e.get(name), types):
+                return f"entries[{i}] ({e['kind']}) has no valid {name} ({e.get(name)!r:.40})"
+        for name, types in _ENTRY_OPTIONAL.get(e["kind"], {}).items():
+            if e.get(name) is not None and not _is(e[name], types):
+                return f"entries[{i}] ({e['kind']}) has no valid {name} ({e[name]!r:.40})"
+        if e["kind"] == "nvidia-smi-clocks" and not set(e.get("reset") or []) <= {"gpu", "mem"}:
+            return f"entries[{i}] (nvidia-smi-clocks) resets {e['reset']!r:.40}, not gpu / mem"
+        if e["kind"] == "devfreq" and not (len(e["previous"]) == 2 and all(_is(v, (int,)) for v in e["previous"])):
+            return f"entries[{i}] (devfreq) has no valid previous range"
+    return None
+
+
+def _read(path: Path) -> dict:
+    """The journal at ``path`` with its ``path``; one that cannot be read or is not a
+    journal comes back as ``{"path": ..., "error": why}``, never as nothing: it may be a
+    killed run's record, and is left where it is."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+        raw = path.read_bytes()
+    except OSError as exc:
+        return {"path": str(path), "error": _os_problem(path, exc)}
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON: {exc}"
+        return {"path": str(path), "error": f"{why}; {len(raw)} bytes"}
+    problem = shape_problem(doc)
+    if problem is not None:
+        return {"path": str(path), "error": f"not a trb journal: {problem}"}
     doc["path"] = str(path)
     return doc
 
 
+def _os_problem(path: Path, exc: OSError) -> str:
+    """``exc`` in words; for a permission problem, with the mode and the owner."""
+    why = exc.strerror or str(exc)
+    if not isinstance(exc, PermissionError):
+        return why
+    try:
+        st = path.stat()
+        return f"{why}; mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, this process uid {os.geteuid()}"
+    except OSError:
+        return why
+
+
+def unreadable(journal: dict) -> UserError:
+    """The one-line refusal for a journal that cannot be read: the file, why, what it may
+    have left changed, how to check, how to clear it. Nothing is removed by trb."""
+    path = journal["path"]
+    return UserError("journal", f"{path} cannot be read ({journal['error']}). A run keeps there how to undo its "
+                                "clock, MPS and power-mode changes, so a killed run may have left this machine "
+                                "changed: check it (nvidia-smi -q -d CLOCK; on a Jetson jetson_clocks --show and "
+                                "nvpmodel -q), put back by hand what is changed (nvidia-smi -rgc -rmc; "
+                                "sudo jetson_clocks --restore; sudo nvpmodel -m N), then remove the file (as its owner "
+                                f"or root): rm {'-r ' if os.path.isdir(path) else ''}{path}")
+
+
 def found(key: Optional[str] = None) -> List[dict]:
     """Journals on this node (of ``key`` only, if given), each with its ``path`` and
-    whether its writer still runs (``alive``)."""
+    whether its writer still runs (``alive``); one that cannot be read is in the list with
+    its ``error`` (``unreadable``). A journal folder that cannot be listed raises
+    UserError."""
     d = journal_dir()
-    paths = [d / f"{_SAFE.sub('_', key)}.json"] if key else (sorted(d.glob("*.json")) if d.is_dir() else [])
+    if key:
+        paths = [d / f"{_SAFE.sub('_', key)}.json"]
+        paths = [p for p in paths if os.path.lexists(str(p))]
+    else:
+        try:
+            names = sorted(os.listdir(str(d))) if d.is_dir() else []
+        except OSError as exc:
+            raise UserError("journal", f"the journal folder {d} cannot be listed ({_os_problem(d, exc)}): it should "
+                                       f"be mode 1777 (chmod 1777 {d}, as root), so that every user's runs can record "
+                                       "and find what they change") from None
+        paths = [d / n for n in names if n.endswith(".json") and not n.startswith(".")]
     out = []
     for p in paths:
         doc = _read(p)
-        if doc is not None:
+        if "error" not in doc:
             doc["alive"] = holder_alive(doc)
-            out.append(doc)
+        out.append(doc)
     return out
 
 
 def left_behind(key: Optional[str] = None) -> List[dict]:
-    """Journals whose writer is gone: machines left changed."""
-    return [j for j in found(key) if not j["alive"]]
+    """Journals whose writer is gone: machines left changed. A journal that cannot be read
+    raises UserError (``unreadable``): whether it was left changed cannot be told, and it
+    is never passed over."""
+    out = []
+    for j in found(key):
+        if "error" in j:
+            raise unreadable(j)
+        if not j["alive"]:
+            out.append(j)
+    return out
 
 
 def describe(journal: dict) -> str:
@@ -192,11 +304,10 @@ def restore(journal: dict) -> List[str]:
 
 def restore_left_behind(key: Optional[str] = None) -> List[str]:
     """Restore every journal left behind (of ``key``); returns one line per journal, what
-    was done or what failed. A journal that cannot be restored raises UserError."""
-    from ..errors import UserError
-
+    was done or what failed. A journal that cannot be restored raises UserError; one that
+    cannot be read raises UserError before anything is restored."""
     lines = []
-    for j in left_behind(key):
+    for j in left_behind(key):  # every journal read first: an unreadable one refuses before any change
         problems = restore(j)
         if problems:
             raise UserError("journal", f"a run killed on this node left it changed and it could not be restored: "

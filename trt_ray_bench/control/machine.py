@@ -23,7 +23,7 @@ from .journal import Journal, restore_left_behind
 from .jetson_clocks import JetsonClocks
 from .mps import MpsDaemon
 from .nvpmodel import NvpModel
-from .platform import detect_platform
+from .platform import detect_platform, driver_text
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _KINDS = {"dgpu": "it has a desktop or datacenter NVIDIA GPU", "cpu": "it has no NVIDIA GPU"}
@@ -91,6 +91,11 @@ class MachineControls:
         """Refuse what cannot be done (UserError), changing nothing of this run's own; the
         journals killed runs left on this machine are restored first (or refused in one
         line), so nothing is read or recorded over a state nobody checked."""
+        if isinstance(self.clocks, NvidiaSmiClocks) or self.mps:  # the driver's tools: is there a driver?
+            problem = detect_platform().get("driver")
+            if problem:
+                where, asked = ("clocks", clocks_text(self.clocks_mode)) if self.clocks is not None else ("mps", "true")
+                raise UserError(where, f"{asked}: {driver_text(problem)}")
         if self.journal is not None:  # any GPU's of this machine: its writer is gone, nobody holds it
             self.record["warnings"].extend(restore_left_behind())
         if self.power_mode is not None and self.nvpmodel is None:

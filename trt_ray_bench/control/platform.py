@@ -15,9 +15,10 @@ import re
 import shutil
 import socket
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 from ._command import run, which
 from ._paths import read_text, system_path
@@ -57,37 +58,84 @@ def _version(dist: str) -> str:
         return str(getattr(mod, "__version__", "") or "")
 
 
+#: nvidia-smi's exit statuses for a driver that does not answer (man nvidia-smi, RETURN
+#: VALUE): 9 the driver is not loaded, 12 NVML's library cannot be loaded, 15 the GPU fell
+#: off the bus, 18 the driver and its library are of different versions; 124: no answer
+#: within the probe's time (``_command.run``)
+DRIVER_DOWN_RC = (9, 12, 15, 18, 124)
+_DRIVER_DOWN_SAYS = ("couldn't communicate with the nvidia driver", "failed to initialize nvml",
+                     "version mismatch", "fallen off the bus", "nvidia-smi has failed")
+#: what the user does about it
+DRIVER_FIX = ("load the driver (sudo modprobe nvidia) or reinstall it for the running kernel (a kernel update "
+              "without the driver's DKMS module is the usual cause), or reboot; nvidia-smi must list the GPU")
+_PROBE_TTL_S = 30.0
+_probed: Dict[str, Tuple[float, Optional[str]]] = {}
+
+
+def _nvml_answers() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - not installed, no driver, no library: nvidia-smi says which
+        return False
+    try:
+        pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001
+        pass
+    return True
+
+
+def driver_problem() -> Optional[str]:
+    """Why the NVIDIA driver does not answer on this machine, in nvidia-smi's words with its
+    exit status (``nvidia-smi exit 9: NVIDIA-SMI has failed because it couldn't communicate
+    with the NVIDIA driver. ...``); None where it answers, or where no nvidia-smi is there
+    to ask. NVML answering is enough (unless ``TRB_GPU_SOURCE=nvidia-smi``); else
+    nvidia-smi's GPU listing (the one ``gpus.list_gpus`` runs) is asked, once per process
+    and nvidia-smi every 30 s."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    now = time.monotonic()
+    hit = _probed.get(smi)
+    if hit is not None and now - hit[0] < _PROBE_TTL_S:
+        return hit[1]
+    problem = None
+    if os.environ.get("TRB_GPU_SOURCE", "") == "nvidia-smi" or not _nvml_answers():
+        a = run(["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"], timeout_s=20.0)
+        if not a.ok and (a.rc in DRIVER_DOWN_RC or a.says(*_DRIVER_DOWN_SAYS)):
+            problem = f"nvidia-smi exit {a.rc}: {a.first_line()}"
+    _probed[smi] = (now, problem)
+    return problem
+
+
+def driver_text(problem: str) -> str:
+    """The driver's problem and its fix, for a one-line refusal."""
+    return f"the NVIDIA driver is not answering ({problem}); fix: {DRIVER_FIX}"
+
+
 def detect_platform() -> Dict[str, str]:
     """``kind``: ``jetson`` (device-tree model names a Jetson), ``dgpu`` (an NVIDIA driver
-    answers), or ``cpu``; and the board or GPU name."""
+    answers), or ``cpu``; and the board or GPU name. A machine whose NVIDIA driver is
+    installed but does not answer (``driver_problem``) is ``cpu`` with ``driver``: why."""
     model = read_text(system_path(JETSON_MODEL))
     if "jetson" in model.lower() or "nvidia" in model.lower():
         return {"kind": "jetson", "board": model}
     if shutil.which("nvidia-smi") or system_path(NVIDIA_DRIVER).exists():
+        problem = driver_problem()
+        if problem:
+            return {"kind": "cpu", "board": "", "driver": problem}
         return {"kind": "dgpu", "board": ""}
     return {"kind": "cpu", "board": ""}
 
 
-def slug(name: str) -> str:
-    """``NVIDIA Jetson AGX Orin Developer Kit`` -> ``nvidia_jetson_agx_orin_developer_kit``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def board_kind() -> str:
-    """This node's kind, as a sweep's ``nodes: {board: ...}`` names it: the Jetson's
-    device-tree model, the desktop GPU's name, or ``cpu``; slugged (:func:`slug`)."""
-    plat = detect_platform()
-    if plat["kind"] == "jetson":
-        return slug(plat["board"])
-    if plat["kind"] == "dgpu":
-        try:
-            from .gpus import visible_gpus
-
-            gpus = visible_gpus()  # this node's first GPU (NVML's name, else nvidia-smi's)
-            return slug(gpus[0].name if gpus else "") or "dgpu"
-        except Exception:  # noqa: BLE001 - a driver that names no GPU: still a GPU node
-            return "dgpu"
-    return "cpu"
+def on_jetson() -> bool:
+    """This machine is a Jetson (whose TensorRT and CUDA come with JetPack, not from pip);
+    False where it cannot be told (a message's wording must not fail)."""
+    try:
+        return detect_platform()["kind"] == "jetson"
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _dpkg_version(package: str) -> str:
@@ -135,15 +183,6 @@ def jetson_info() -> Dict[str, str]:
     except Exception:  # noqa: BLE001
         info["jetpack"] = ""
     return info
-
-
-def detect_gpus() -> int:
-    """How many GPUs this node offers, for Ray's ``num_gpus`` and the node's slots: the
-    GPUs ``CUDA_VISIBLE_DEVICES`` leaves visible (``control.gpus.visible_gpus``; a Jetson's
-    integrated GPU, which Ray does not see by itself, counts as one)."""
-    from .gpus import visible_gpus
-
-    return len(visible_gpus())
 
 
 def collect_provenance(gpu_index: int = 0) -> Dict[str, object]:

@@ -3,7 +3,7 @@
 A backend module (``onnxruntime``, ``tensorrt``, ``torch``) has, at module level:
 
 - ``NAME`` (the spec's backend name) and ``USES_ONNX`` (``resolve_model`` exports or
-  checks an ONNX file for it);
+  checks an ONNX file for it, through ``models.resolve_onnx``);
 - ``available()``: raises ``MissingExtra`` / ``BrokenExtra`` where its library cannot be
   imported here;
 - ``needs_gpu(model)``: its actor holds a share of the node's GPU;
@@ -22,8 +22,11 @@ from __future__ import annotations
 import importlib
 from typing import List
 
-from ..spec import BACKENDS
-from ._inputs import load_images, make_inputs
+from ..control.doctor import WIDTH
+from ..errors import UserError
+from ..models import ResolvedModel, resolve_onnx
+from ..models._inputs import load_images, make_inputs
+from ..spec import BACKENDS, ModelSpec
 
 assert len(set(BACKENDS)) == len(BACKENDS)
 
@@ -38,8 +41,6 @@ def backend_module(backend: str):
 def require_backend(model, where: str = "") -> None:
     """Refuse, in one line, a model whose backend library cannot be imported here
     (``MissingExtra``: not installed; ``BrokenExtra``: installed but failing)."""
-    from ..errors import UserError
-
     try:
         backend_module(model.backend).available()
     except UserError as exc:
@@ -77,6 +78,15 @@ def exports_dynamic(spec) -> bool:
     return bool(backend_module(spec.backend).exports_dynamic(spec))
 
 
+def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedModel:
+    """A model spec to a checked model file, as its backend needs it: the ONNX file found
+    or exported (with a dynamic batch axis where the backend asks for one) and checked
+    against the spec; none for a backend that runs the Ultralytics model itself (torch).
+    ``export=False`` (dry run) builds nothing and describes the planned export."""
+    mod = backend_module(m.backend)
+    return resolve_onnx(m, where, export, uses_onnx=bool(mod.USES_ONNX), dynamic=bool(mod.exports_dynamic(m)))
+
+
 def made_files(model) -> List[str]:
     """The cache files ``prepare_model`` made for ``model`` (engine, converted ONNX, their
     records), which the other nodes of a board kind can install instead of making."""
@@ -86,6 +96,38 @@ def made_files(model) -> List[str]:
 def load_runner(model, **kwargs):
     """Build the runner for a ``models.ResolvedModel`` (in the process that will time it)."""
     return backend_module(model.backend).load(model, **kwargs)
+
+
+#: the backends of the core install (the others are extras: absent is not a problem)
+CORE_BACKENDS = ("onnxruntime",)
+
+
+def backend_lines() -> List[str]:
+    """``trb doctor``'s lines of each backend: whether its library imports in this
+    interpreter; if not, whether it is missing or installed but broken, with the fix
+    (``MissingExtra`` / ``BrokenExtra``); then what the backend adds (``doctor_lines``)."""
+    lines = []
+    for name in BACKENDS:
+        mod = backend_module(name)
+        try:
+            mod.available()
+            detail = getattr(mod, "doctor_detail", None)  # e.g. ONNX Runtime's providers
+            text = f"ok ({detail()})" if detail else "ok"
+        except UserError as exc:
+            if "not installed" not in exc.message:
+                text = f"BROKEN: {exc}"
+            elif name in CORE_BACKENDS:
+                text = f"MISSING: {exc}"
+            else:  # an extra this machine may not want: not a problem (trb doctor exits 0 for it)
+                text = f"not installed (optional){exc.message[len('not installed'):]}" if exc.message.startswith(
+                    "not installed") else f"not installed (optional): {exc.message}"
+        except Exception as exc:  # noqa: BLE001 - doctor reports, it does not fail
+            text = f"BROKEN: {exc.__class__.__name__}: {exc}"
+        lines.append(f"{'backend':<{WIDTH}} {name}: {text}")
+        more = getattr(mod, "doctor_lines", None)  # e.g. TensorRT: CUDA binding, runtime, GPUs
+        if text.startswith("ok") and more is not None:
+            lines.extend(more())
+    return lines
 
 
 def backend_versions() -> dict:
@@ -102,6 +144,6 @@ def backend_versions() -> dict:
     return out
 
 
-__all__ = ["backend_module", "check_model", "exports_dynamic", "has_build_step", "load_runner", "made_files",
-           "needs_gpu", "prepare_model", "require_backend", "uses_onnx", "make_inputs", "load_images",
+__all__ = ["backend_lines", "backend_module", "check_model", "exports_dynamic", "has_build_step", "load_runner", "made_files",
+           "needs_gpu", "prepare_model", "require_backend", "resolve_model", "uses_onnx", "make_inputs", "load_images",
            "backend_versions"]

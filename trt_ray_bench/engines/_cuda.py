@@ -21,7 +21,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import MissingExtra, UserError, lazy_import, on_jetson
+from ..control.platform import on_jetson
+from ..errors import MissingExtra, UserError, lazy_import
 
 #: cudaDeviceSchedule* / CU_CTX_SCHED_* flags (same values), by the names the spec uses (``options.sync_wait``)
 SCHEDULE = {"auto": 0, "spin": 1, "yield": 2, "block": 4}

@@ -18,13 +18,15 @@ Nothing here imports TensorRT: the functions take the module (or its objects).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from ..errors import UserError
 
 TYPINGS = ("weak", "strong")
 #: the TensorRT major version from which each typing exists / up to which it exists
 STRONG_FROM, WEAK_BEFORE = 10, 11
+#: the build's progress callbacks (``IProgressMonitor``, ``config.progress_monitor``) exist from 10.0
+PROGRESS_FROM = 10
 
 
 def version_tuple(trt) -> Tuple[int, int]:
@@ -110,3 +112,43 @@ def precision_problem(cc: Tuple[int, int], precision: str) -> Optional[str]:
     if precision == "int8" and not (cc == (6, 1) or cc >= (7, 0)):
         return f"sm {cc[0]}.{cc[1]} has no fast INT8"
     return None
+
+
+def attach_progress(trt, config, note: Callable[[str], None]):
+    """From TensorRT 10: a progress monitor on ``config`` that tells ``note`` the phases
+    the build is in and their steps (``Building engine 2/5 > Tactic selection 14/60``).
+    Below 10 (no ``IProgressMonitor``) nothing is attached and None returned: the
+    caller's spinner shows the time elapsed only. The monitor is returned because it
+    must outlive the build (TensorRT holds no reference to the Python object)."""
+    if version_tuple(trt)[0] < PROGRESS_FROM or not hasattr(trt, "IProgressMonitor") \
+            or not hasattr(config, "progress_monitor"):
+        return None
+
+    class _Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.phases: dict = {}  # name -> [steps done, steps], in the order they started
+
+        def _tell(self) -> None:
+            try:
+                note(" > ".join(f"{name} {done}/{total}" for name, (done, total) in self.phases.items()))
+            except Exception:  # noqa: BLE001 - a display must never fail a build
+                pass
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.phases[str(phase_name)] = [0, int(num_steps)]
+            self._tell()
+
+        def step_complete(self, phase_name, step):
+            if str(phase_name) in self.phases:
+                self.phases[str(phase_name)][0] = int(step) + 1
+                self._tell()
+            return True  # go on (False would cancel the build)
+
+        def phase_finish(self, phase_name):
+            self.phases.pop(str(phase_name), None)
+            self._tell()
+
+    monitor = _Monitor()
+    config.progress_monitor = monitor
+    return monitor

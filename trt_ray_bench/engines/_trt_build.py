@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import MissingExtra, UserError, lazy_import, on_jetson
+from ..control.platform import on_jetson
+from ..errors import MissingExtra, UserError, lazy_import
+from ..models import cache_dir
+from ..models._inputs import list_images, load_images
 from ..models._resolve import sha256_file
 from . import _trt_api
 
@@ -109,8 +112,6 @@ class EngineInfo:
 
 
 def engine_cache_dir() -> Path:
-    from ..models import cache_dir
-
     return cache_dir() / "engines"
 
 
@@ -134,8 +135,8 @@ def converts(opts: BuildOptions) -> bool:
 def _check_calibration(opts: BuildOptions, where: str) -> None:
     """int8's data: a folder of images for a Q/DQ conversion; images and/or a cache file
     for TensorRT's calibrator (weak typing); nothing for an ONNX that has Q/DQ nodes."""
-    if opts.calib_images and not Path(opts.calib_images).is_dir():
-        raise UserError(f"{where}.options.calib_images", f"{opts.calib_images}: not a folder of images")
+    if opts.calib_images:  # a folder holding images, refused on the driver rather than on the node
+        list_images(opts.calib_images, where=f"{where}.options.calib_images")
     if opts.precision != "int8" or opts.onnx_precision == "int8":
         return
     if converts(opts):
@@ -241,8 +242,13 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         calibrator = make_calibrator(trt, network, opts, hw, task)
         config.int8_calibrator = calibrator
     _add_profile(trt, builder, network, config, opts, hw, calibrator is not None)
+    from .. import progress
+
     t0 = time.perf_counter()
-    blob = builder.build_serialized_network(network, config)
+    with progress.spinner(f"engine   {onnx_path.name}: TensorRT {trt.__version__} builds it ({opts.precision}, "
+                          f"{opts.typing} typing)") as spin:
+        monitor = _trt_api.attach_progress(trt, config, spin.note)  # noqa: F841 - kept alive for the build
+        blob = builder.build_serialized_network(network, config)
     if blob is None:
         raise UserError(str(onnx_path), "TensorRT could not build an engine: " + " | ".join(logger.errors)[-400:])
     build_s = time.perf_counter() - t0
@@ -336,7 +342,6 @@ def make_calibrator(trt, network, opts: BuildOptions, hw, task: Optional[str] = 
     import numpy as np
 
     from . import _cuda
-    from ._inputs import list_images, load_images
 
     inp = network.get_input(0)
     shape = [d if d > 0 else 1 for d in inp.shape]

@@ -18,6 +18,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError, lazy_import
+from ..models import convert_model, onnx_precision
+from ..models._inputs import list_images
 from ..timing import BaseRunner
 
 _OPT_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
@@ -115,13 +117,11 @@ def check(model, where: str = "") -> None:
 
     where = where or f"models.{model.name}"
     if model.precision == "int8" and not model.options.get("calib_images"):
-        from ..models import onnx_precision
-
         if not model.onnx_path or onnx_precision(model.onnx_path) != "int8":
             raise UserError(f"{where}.options.calib_images", "int8 is a Q/DQ model calibrated on images: give "
                             "options.calib_images (a folder of images like the model's input)")
-    if model.options.get("calib_images") is not None and not Path(str(model.options["calib_images"])).is_dir():
-        raise UserError(f"{where}.options.calib_images", f"{model.options['calib_images']}: not a folder of images")
+    if model.options.get("calib_images") is not None:  # a folder holding images, refused here rather than on the node
+        list_images(str(model.options["calib_images"]), where=f"{where}.options.calib_images")
     where = f"{where}.options"
     opts = model.options
     unknown = set(opts) - _KNOWN
@@ -147,8 +147,6 @@ def prepare(model, where: str = ""):
     """On the node: fp16 / int8 become a converted ONNX (cached); fp32 runs as exported."""
     if model.precision == "fp32":
         return model
-    from ..models import convert_model
-
     converted = convert_model(model.onnx_path, model.precision, hw=model.hw, task=model.task,
                               calib_images=model.options.get("calib_images"),
                               where=where or f"models.{model.name}")

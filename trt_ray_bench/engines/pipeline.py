@@ -30,6 +30,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import UserError, lazy_import
+from ..models import inspect_onnx
+from . import load_runner
 
 STAGES = ("load_ms", "pre_ms", "infer_ms", "post_ms")
 #: Ultralytics' predict defaults
@@ -89,8 +91,6 @@ def head_info(model, inner=None) -> Head:
     writes (as its AutoBackend does), or from the torch runner's module (``inner.net``)."""
     meta: dict = {}
     if getattr(model, "onnx_path", ""):
-        from ..models import inspect_onnx
-
         meta = inspect_onnx(Path(model.onnx_path), f"models.{model.name}.path")["meta"]
     elif getattr(inner, "net", None) is not None:
         net = inner.net
@@ -419,8 +419,6 @@ class PipelineRunner:
 
 def load_pipeline(model, images: Sequence[Image], **options) -> PipelineRunner:
     """Load ``model``'s backend runner, wrap it in a pipeline and prepare ``images``."""
-    from . import load_runner
-
     runner = PipelineRunner(load_runner(model), model, **options)
     runner.prepare(images)
     return runner

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import BrokenExtra, MissingExtra, UserError
+from ..models import convert_model, onnx_precision
 from ..timing import BaseRunner, EventRing
 from . import _cuda, _trt_api
 from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, converts, deserialize,
@@ -101,8 +102,6 @@ def _carried_precision(path: str) -> Optional[str]:
     if not path or not Path(path).is_file():
         return None
     try:
-        from ..models._convert import onnx_precision
-
         return onnx_precision(path)
     except (ImportError, MissingExtra, BrokenExtra):
         return None
@@ -154,8 +153,6 @@ def prepare(model, where: str = ""):
     check_build_options(opts, where)
     src, converted = Path(model.onnx_path), None
     if converts(opts):
-        from ..models._convert import convert_model
-
         converted = convert_model(src, model.precision, hw=model.hw, task=model.task,
                                   calib_images=opts.calib_images, where=where)
         src = Path(converted["path"])

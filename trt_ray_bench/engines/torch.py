@@ -11,7 +11,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError, lazy_import
-from ..timing import BaseRunner
+from ..timing import BaseRunner, EventRing
+from .pipeline import module_outputs
 
 _KNOWN = {"device", "cuda_graph"}
 
@@ -132,8 +133,6 @@ class TorchRunner(BaseRunner):
 
     def _ring(self):
         if self._events is None:
-            from ..timing import EventRing
-
             E = self.torch.cuda.Event
             self._events = EventRing(lambda: E(enable_timing=True), lambda e: (e[0].elapsed_time(e[1]),), 2)
             self._recorded = 0
@@ -174,8 +173,6 @@ class TorchRunner(BaseRunner):
     def run_array(self, x: np.ndarray) -> list:
         """One inference on a new image (the pipeline's call); outputs as CPU tensors,
         readable after ``synchronize``."""
-        from .pipeline import module_outputs
-
         t = self.torch
         src = t.from_numpy(np.ascontiguousarray(x))
         if not self.cuda:

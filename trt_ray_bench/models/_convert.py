@@ -73,6 +73,7 @@ import numpy as np
 
 from ..errors import UserError, lazy_import
 from ._export import cache_dir
+from ._inputs import list_images, load_images
 from ._resolve import sha256_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -148,8 +149,6 @@ def _hash_images(folder: Path, files: Sequence[Path]) -> str:
 
 def calib_set_sha256(folder) -> str:
     """Hash of a calibration set: every image's path relative to ``folder`` and content."""
-    from ..engines._inputs import list_images
-
     return _hash_images(Path(folder), list_images(str(folder), where="calib_images"))
 
 
@@ -178,8 +177,6 @@ def _input_spec(model, hw: Tuple[int, int], where: str) -> Tuple[str, Tuple[int,
 def _batches(files: Sequence[Path], shape, task: Optional[str]) -> Iterator[np.ndarray]:
     """Calibration batches, decoded one at a time (64 images at 1024 px would be 800 MB);
     no files: one seeded dummy batch."""
-    from ..engines._inputs import load_images
-
     b, _, h, w = shape
     if not files:
         yield np.random.default_rng(DUMMY_SEED).random(shape, dtype=np.float32)
@@ -512,8 +509,6 @@ def convert_model(src, precision: str, *, hw, task: Optional[str] = None, calib_
     files: List[Path] = []
     calib_sha = None
     if calib_images:
-        from ..engines._inputs import list_images
-
         every = list_images(str(calib_images), where=calib_where)
         calib_sha = _hash_images(Path(calib_images), every)
         files = _pick(every, MAX_CALIB_IMAGES)

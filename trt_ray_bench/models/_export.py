@@ -82,7 +82,10 @@ def export_onnx(
     ul = lazy_import("ultralytics", "ultralytics", "exporting a model from a yaml or .pt")
     target.parent.mkdir(parents=True, exist_ok=True)
     src = str(Path(source).resolve()) if Path(source).is_file() else source
-    with tempfile.TemporaryDirectory(prefix="trb-export-") as tmp:
+    from .. import progress
+
+    with tempfile.TemporaryDirectory(prefix="trb-export-") as tmp, \
+            progress.spinner(f"export   {stem} {hw[0]}x{hw[1]} b{batch} to ONNX (Ultralytics)"):
         with _chdir(Path(tmp)):
             try:
                 model = _build(ul, src, task, random_weights)

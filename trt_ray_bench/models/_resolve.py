@@ -121,20 +121,21 @@ def _file_sha(path: str) -> str:
     return sha256_file(Path(path)) if Path(path).is_file() else ""
 
 
-def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedModel:
+def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bool, dynamic: bool) -> ResolvedModel:
     """Find or export the ONNX file of ``m`` and check its input against the spec.
 
+    What the backend needs is given by the caller (``engines.resolve_model`` asks the
+    backend): ``uses_onnx`` (without it, as for torch, which runs the Ultralytics model
+    itself, nothing is exported) and ``dynamic`` (the export has a dynamic batch axis).
     With ``export=False`` (dry run) a model that would need exporting is not built;
-    its planned export is described instead, with ``onnx_path`` empty. The torch
-    backend runs the Ultralytics model itself; ``.engine`` files are checked on the node.
+    its planned export is described instead, with ``onnx_path`` empty. ``.engine`` files
+    are checked on the node.
     """
     if m.path is not None and not Path(m.path).is_file():
         raise UserError(f"{where}.path", f"{m.path}: no such file")
     common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=m.precision)
-    from ..engines import exports_dynamic, uses_onnx
-
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
-    if not uses_onnx(m.backend) or _is_engine(m.path):
+    if not uses_onnx or _is_engine(m.path):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
         weights = "random" if yaml_src else ("unknown" if source.endswith((".engine", ".plan")) else "file")
         return ResolvedModel(task=m.task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
@@ -145,7 +146,6 @@ def resolve_model(m: ModelSpec, where: str, export: bool = True) -> ResolvedMode
         if not export:
             return ResolvedModel(task=m.task, onnx_path="", sha256="", weights="random" if yaml_src else "file",
                                  source=source, hw=hw, **common)
-        dynamic = exports_dynamic(m)
         try:
             path, cached = export_onnx(source, m.task, hw, m.batch, dynamic=dynamic)
         except UserError as exc:

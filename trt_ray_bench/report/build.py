@@ -73,11 +73,13 @@ def write_report(report: Report, out: Path, fmt: str) -> Path:
     return out
 
 
-def build_report(path: Union[str, Path], out: Optional[Union[str, Path]] = None, fmt: Optional[str] = None) -> Path:
+def build_report(path: Union[str, Path], out: Optional[Union[str, Path]] = None, fmt: Optional[str] = None,
+                 baseline: Optional[str] = None) -> Path:
     """The report of the results under ``path`` (a run, an experiment of several runs,
     or a sweep) as ``out`` (default ``<path>/report.html``), format ``html`` or ``md``
-    (default: from ``out``'s suffix). Returns the file written."""
+    (default: from ``out``'s suffix); its per-model table against the model ``baseline``
+    where given. Returns the file written."""
     out, fmt = resolve_output(Path(path), out, fmt)
     res = results.load(path)  # a missing folder or one without runs: one line
     results.check_writable(out.parent, "--out")
-    return write_report(make_report(res, str(path)), out, fmt)
+    return write_report(make_report(res, str(path), baseline), out, fmt)

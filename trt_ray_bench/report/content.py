@@ -3,11 +3,12 @@ machine and software, the comparison tables, diagnostics, explanations, figures.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import pandas as pd
 
 from .. import results
+from ..errors import UserError
 from ._format import cell
 from .data import ReportData, conditions, label, ordered, present, same_partition, varies
 from .document import Figure, Heading, Items, Paragraph, Report, Section, Table
@@ -121,7 +122,7 @@ def _groups(d: ReportData) -> List[tuple]:
             if (g["status"] == "ok").any()]
 
 
-def comparisons(d: ReportData) -> Section:
+def comparisons(d: ReportData, baseline: Optional[str] = None) -> Section:
     ok = d.runs[d.runs["status"] == "ok"]
     blocks: List = []
     if ok.empty:
@@ -146,12 +147,45 @@ def comparisons(d: ReportData) -> Section:
         if varies(ok, "variant"):
             blocks.append(_table(results.by_condition(ok, "variant", samples=d.samples), "By variant",
                                  "Host ms per batch; each timing variant against the first, per model" + _NOISE))
-        base = ordered(ok["model"])[0]
-        blocks.append(_table(results.versus(ok, base, samples=d.samples), "Per model",
-                            f"Host ms per batch, gpu_p50 from CUDA events; fps: latency-bound (batch x 1000 / mean); "
-                            f"speedup = mean of {base} / mean of the row; vs_baseline: the p50 against {base}'s"
-                            + _NOISE))
+        blocks.append(per_model(d, ok, baseline))
     return Section("Comparisons", blocks)
+
+
+#: ``results.versus`` columns that compare a row with the baseline model's
+_AGAINST_BASELINE = ("speedup", "vs_baseline_p50_pct", "vs_baseline_p50_lo_pct", "vs_baseline_p50_hi_pct", "p_value",
+                     "verdict", "detectable_pct", "why")
+
+
+def variants_of_one_model(ok: pd.DataFrame) -> bool:
+    """Whether the models are variants of one model: two or more, with one task, input size
+    and batch, made from one network (one source, or one ONNX), differing in what they are
+    run with (backend, precision, options, timing: seed 003's backends, seed 001's gaps).
+    Only between such models is a speedup a property of the variant, not of the models."""
+    if ok["model"].nunique() < 2:
+        return False
+    if any(c in ok.columns and ok[c].astype(str).nunique() > 1 for c in ("task", "imgsz_h", "imgsz_w", "batch")):
+        return False
+    return any(c in ok.columns and ok[c].notna().all() and ok[c].nunique() == 1 for c in ("source", "onnx_sha256"))
+
+
+def per_model(d: ReportData, ok: pd.DataFrame, baseline: Optional[str] = None) -> Table:
+    """Each model's statistics; a speedup and a verdict against a baseline only where one
+    is given (``trb report --baseline MODEL``) or the models are variants of one model (the
+    first listed, then). The note names only what the table holds: GPU times where a row
+    has them."""
+    base = baseline or (ordered(ok["model"])[0] if variants_of_one_model(ok) else None)
+    frame = results.versus(ok, base or ordered(ok["model"])[0], samples=d.samples)
+    gpu = "gpu_p50_ms" in frame.columns  # versus leaves out a statistic no row has
+    note = ("Host ms per batch" + ("; gpu_p50: GPU time from CUDA events" if gpu else "")
+            + "; fps: latency-bound (batch x 1000 / mean)")
+    if base is None:
+        frame = frame.drop(columns=[c for c in _AGAINST_BASELINE if c in frame.columns])
+        return Table(frame, "Per model", note + "; p50 CI: across the model's runs where it has several, else the "
+                     "run's own. No speedup: these models are not variants of one model (their task, input size or "
+                     "network differ), so none is the others' baseline; trb report --baseline MODEL names one.")
+    why = "given" if baseline else "the first of these variants of one model"
+    return _table(frame, "Per model", note + f"; speedup = mean of {base} ({why}) / mean of the row; vs_baseline: "
+                  f"the p50 against {base}'s" + _NOISE)
 
 
 # --- diagnostics -----------------------------------------------------------------------
@@ -231,8 +265,10 @@ def explanations(d: ReportData) -> Section:
         if said:
             blocks += [Heading(title), Items(list(said))]
     if not blocks:
-        blocks.append(Paragraph("No two runs of one model differ by phase, gap, clock mode, MPS or mode: "
-                                "there is nothing to explain."))
+        gpu = present(d.runs, "gpu_p50_ms") or ("platform" in d.runs.columns and
+                                                 d.runs["platform"].isin(["dgpu", "jetson"]).any())
+        blocks.append(Paragraph("No two runs of one model differ by phase, gap, " + ("clock mode, MPS " if gpu else "")
+                                + "or mode: there is nothing to explain."))
     if any(present(d.ok, c) for c in WINDOW):
         blocks.append(_window_table(d))
     return Section("Explanations: what else differed", blocks)
@@ -240,15 +276,29 @@ def explanations(d: ReportData) -> Section:
 
 # --- the report ------------------------------------------------------------------------
 
-def make_report(res: results.Results, source: str = "") -> Report:
-    """The report of everything in ``res`` (a run, an experiment or a sweep)."""
+def check_baseline(d: ReportData, baseline: Optional[str]) -> None:
+    """``--baseline``: a model with a successful run, in a report that has a per-model table."""
+    if baseline is None:
+        return
+    if d.is_sweep:
+        raise UserError("--baseline", f"{baseline}: a sweep's report compares its points, not models against one "
+                                      "(trb compare DIR --baseline MODEL compares models)")
+    have = ordered(d.runs.loc[d.runs["status"] == "ok", "model"])
+    if baseline not in have:
+        raise UserError("--baseline", f"{baseline!r} has no successful run here (models: {', '.join(have) or 'none'})")
+
+
+def make_report(res: results.Results, source: str = "", baseline: Optional[str] = None) -> Report:
+    """The report of everything in ``res`` (a run, an experiment or a sweep); the per-model
+    table against ``baseline`` where given (``per_model``)."""
     d = ReportData.from_results(res)
+    check_baseline(d, baseline)
     figures: Sequence[Figure] = make_figures(d)
     title = "trb report: " + ", ".join(ordered(d.runs["experiment"].astype(str)))
     return Report(title, [
         summary(d, source or "this folder"),
         environment(d),
-        comparisons(d),
+        comparisons(d, baseline),
         diagnostics(d),
         explanations(d),
         Section("Figures", list(figures) or [Paragraph("These runs hold nothing to draw.")]),

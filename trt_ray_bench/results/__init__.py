@@ -13,12 +13,14 @@ from .compare import (CONDITION_COLUMNS, STAGES, alone_vs_together, by_condition
 from .diagnose import diagnose
 from .explain import explain, window_telemetry
 from .join import samples_with_telemetry
-from .load import Results, load, run_dirs
+from .load import Results, complete_runs, format_version, load, run_dirs, run_state
+from .schema import FORMAT_VERSION
 from .verdict import Verdict, compare_rows, compare_units, unit_keys, unit_values
 from .write import check_writable, write_run
 
 __all__ = [
     "CONDITION_COLUMNS",
+    "FORMAT_VERSION",
     "STAGES",
     "Results",
     "alone_vs_together",
@@ -28,15 +30,18 @@ __all__ = [
     "confidence_of",
     "compare_rows",
     "compare_units",
+    "complete_runs",
     "conditions_that_vary",
     "check_writable",
     "diagnose",
     "explain",
+    "format_version",
     "load",
     "pct",
     "pooled",
     "render",
     "run_dirs",
+    "run_state",
     "samples_with_telemetry",
     "stages",
     "unit_keys",

@@ -1,7 +1,7 @@
-"""Seed 001 explained: which variant of an idle gap restores the back-to-back latency,
+"""The idle-gap slowdown explained: which variant of an idle gap restores the back-to-back latency,
 and so what causes the slowdown after a gap (``trb compare DIR --by gap``).
 
-The study (``experiments/seed001_gap_attribution.yaml``) times one engine back to back
+The study (``examples/03_idle_gap_slowdown/gap_attribution.yaml``) times one engine back to back
 and after a gap, the gap waited out in several ways, under the default and the locked
 (``max``) clocks. Each variant removes one suspect:
 
@@ -40,6 +40,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from ..timing._stats import geometric_interval, t_quantile
 from .verdict import HOW, NO_TEST, LogDesign, interval_verdict, level, unit_values
 
 #: a variant restores the latency when the lower bound of the share of the gap's slowdown
@@ -82,8 +83,6 @@ def _repeats_needed(est: float, se: float, df: float, k: int, confidence: float)
     """About how many units a side would make a one-sided bound of ``est`` (> 0, its
     standard error ``se`` from ``k`` units) clear 0 at ``confidence``: ``se`` shrinking as
     sqrt(k), the t quantile at the new degrees of freedom."""
-    from ..timing._stats import t_quantile
-
     if not (est > 0 and se > 0 and k >= 2):
         return None
     for kk in range(k, 1000):
@@ -131,8 +130,6 @@ def attribute(runs: pd.DataFrame) -> Tuple[pd.DataFrame, str]:
     def line(label: str, g: str, cause: str = "") -> dict:
         r = {"variant": label, "n_rows": len(sel.get(g, [])), "k": design.k(g)}
         if g in units and len(units[g]):
-            from ..timing._stats import geometric_interval
-
             v = units[g].to_numpy(float)
             point = float(np.exp(np.log(v).mean()))
             lo, hi = geometric_interval(v, conf) if len(v) >= 2 else _row_interval(sel[g], stat)

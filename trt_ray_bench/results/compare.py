@@ -35,7 +35,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..timing._stats import geometric_interval, geometric_mean
+from ..errors import UserError
+from ..timing._stats import geometric_interval, geometric_mean, summarize
+from ._keys import SAMPLE_KEYS, row_keys
+from .schema import STAGES
 from .verdict import NO_TEST, Verdict, compare_rows, level, unit_keys
 
 STATS = ("mean_ms", "p50_ms", "p99_ms")
@@ -238,9 +241,6 @@ def with_row_stats(runs: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     (no ``n_eff``) computed again from their in-window samples; rows whose samples are not
     there keep their points and lose their intervals (an interval that assumed independent
     inferences is not given). A copy; rows already complete are left as they are."""
-    from ..timing._stats import summarize
-    from .explain import SAMPLE_KEYS, row_keys
-
     if not len(runs):
         return runs
     todo = runs["n_eff"].isna() if "n_eff" in runs.columns else pd.Series(True, index=runs.index)
@@ -394,8 +394,6 @@ def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS,
     over theirs) and the p50's tested difference from the baseline's (``verdict`` ...)."""
     ok = runs[runs["status"] == "ok"]
     if baseline not in set(ok["model"]):
-        from ..errors import UserError
-
         raise UserError("--baseline", f"{baseline!r} has no successful run here (have {', '.join(dict.fromkeys(runs['model']))})")
     if samples is not None and len(samples):
         ok = with_row_stats(ok, samples)
@@ -458,8 +456,6 @@ def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str
     (module doc), and its p50 tested against the row of the same model and other conditions
     whose ``by`` is ``baseline`` (default: the first value in the runs' order), paired where
     the same processes measured both (variants of one model)."""
-    from ..errors import UserError
-
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     if by not in ok.columns or not ok[by].notna().any():
         raise UserError("--by", f"{by!r}: the runs here have no such condition"
@@ -583,10 +579,6 @@ def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone
     return pd.DataFrame(rows)
 
 
-#: the pipeline's stages, in the order an image goes through them (runs columns ``<stage>_p50_ms``)
-STAGES = ("load", "pre", "infer", "post", "metrics")
-
-
 def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Where the time of each pipeline / validation row goes: one row per model, mode and
     phase (and MPS or clocks where they vary), the p50 of every stage (one row's, or the
@@ -594,8 +586,6 @@ def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.Dat
     Answers seed 002's "why is X slower without the metric work": the stage that moved is
     named by its column. ``vs_first_p50_pct`` is the measured p50's change over the
     model's first row (modes in their usual order), tested on the runs (``verdict``)."""
-    from ..errors import UserError
-
     cols = [f"{s}_p50_ms" for s in STAGES]
     ok = runs[(runs["status"] == "ok")] if "status" in runs.columns else runs
     present = [c for c in cols if c in ok.columns and ok[c].notna().any()]

@@ -15,8 +15,8 @@ import pandas as pd
 
 from ..telemetry.nvml import decode_throttle_reasons
 from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, percentile_min_n
-from .explain import (NOT_THROTTLE, SAMPLE_KEYS, coarse_telemetry, fmt_ms, in_window, measured, readings, row_keys,
-                      row_windows)
+from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows
+from .explain import NOT_THROTTLE, coarse_telemetry, fmt_ms, in_window, readings
 from .foreign import foreign_load as _foreign_load
 
 #: When each diagnostic fires; every latency is the host latency of the row's measured

@@ -16,8 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .compare import STAGES
+# SAMPLE_KEYS, measured and row_keys are also imported from here (the report, benchmarks)
+from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows  # noqa: F401
 from .join import placed
+from .schema import STAGES
+from .verdict import compare_rows
 
 
 #: One quantity, as each sampler names it, best first: ``(source, metric, scale)``. Per
@@ -184,46 +187,6 @@ def in_window(r: Readings, run_id, start, end, as_of: bool = False) -> np.ndarra
     return v[hi - 1:hi] if hi > 0 else np.empty(0)
 
 
-#: What ties a sample to its runs row.
-SAMPLE_KEYS = ["run_id", "model", "phase", "repeat", "mode", "variant"]
-
-
-def row_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """``SAMPLE_KEYS`` of ``frame`` (runs or samples), comparable across the two tables."""
-    out = pd.DataFrame(index=frame.index)
-    for k in SAMPLE_KEYS:
-        col = frame[k] if k in frame.columns else pd.Series(None, index=frame.index, dtype=object)
-        out[k] = col.astype("int64") if k == "repeat" and col.notna().all() else col.astype(object).where(col.notna(), "")
-    return out
-
-
-def measured(samples: pd.DataFrame) -> pd.DataFrame:
-    """The inferences the statistics are computed over (``in_window``), with the keys
-    normalised by ``row_keys``, in time order."""
-    sel = samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
-    s = samples.loc[sel]
-    keys = row_keys(s)
-    cols = [c for c in ("t_start_ns", "t_end_ns", "host_ms", "iteration") if c in s.columns]
-    return pd.concat([keys, s[cols]], axis=1).sort_values("t_start_ns", kind="stable")
-
-
-def row_windows(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """``start_ns``, ``end_ns`` per runs row: ``window_start_ns..window_end_ns`` where
-    present, else (with ``samples``) the span of the row's measured inferences."""
-    out = pd.DataFrame(index=runs.index)
-    for col, new in (("window_start_ns", "start_ns"), ("window_end_ns", "end_ns")):
-        out[new] = pd.to_numeric(runs[col], errors="coerce") if col in runs.columns else np.nan
-    missing = out["start_ns"].isna() | out["end_ns"].isna()
-    if missing.any() and samples is not None and len(samples):
-        meas = measured(samples)
-        span = meas.groupby(SAMPLE_KEYS, dropna=False).agg(lo=("t_start_ns", "min"), hi=("t_end_ns", "max"))
-        keys = row_keys(runs.loc[missing])
-        found = span.reindex(pd.MultiIndex.from_frame(keys))
-        out.loc[missing, "start_ns"] = found["lo"].to_numpy(np.float64)
-        out.loc[missing, "end_ns"] = found["hi"].to_numpy(np.float64)
-    return out
-
-
 #: The quantities ``window_telemetry`` averages over a window (``window_mean``); the
 #: P-state and the throttle reasons, read at an instant, are counted instead.
 MEANS = ("gpu_freq_mhz", "gpu_util_pct", "power_w", "temp_c", "cpu_util_pct")
@@ -362,7 +325,7 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
     return out
 
 
-#: how a sentence names each pipeline stage (``compare.STAGES``: runs columns ``<stage>_p50_ms``)
+#: how a sentence names each pipeline stage (``schema.STAGES``: runs columns ``<stage>_p50_ms``)
 _STAGE_NAMES = {"load": "load", "pre": "preprocess", "infer": "inference", "post": "postprocess",
                 "metrics": "metric work"}
 
@@ -449,8 +412,6 @@ def _noise(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str:
     between two conditions (their rows: every repeat and run of each), tested on the runs
     (``results.verdict``): shown slower or faster, not shown (and what could have been),
     or untested and why."""
-    from .verdict import compare_rows
-
     if not metric.endswith("_ms"):
         return ""
     v = compare_rows(a, b, metric)

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+#: The version of the results format this code writes. A run folder records it twice: in
+#: ``format.json`` (``{"format": 2, ...}``) and in every table's Parquet schema metadata
+#: (``FORMAT_KEY``). ``results.load`` reads every version from ``FIRST_FORMAT`` to this one
+#: and refuses a newer one (written by a newer trt_ray_bench) in one line.
+#:
+#: 1: trees written before the version was recorded (no marker; e.g. tests/data/h100).
+#: 2: the marker. Columns are added to a version without a new number: a reader takes a
+#:    tree that lacks the newer columns. A new number means an older reader would
+#:    misread the tree (a column renamed, its meaning or unit changed, a table split).
+FORMAT_VERSION = 2
+FIRST_FORMAT = 1
+#: the key of the version in each Parquet file's schema metadata (the value: b"2")
+FORMAT_KEY = b"trt_ray_bench.format"
+#: the run folder's record of its version
+FORMAT_FILE = "format.json"
+
 #: ``fps`` is latency-bound (batch x 1000 / mean latency); ``*_ci_lo_ms``/``*_ci_hi_ms`` are the
 #: intervals of the median and the mean at the row's ``confidence`` (``timing._stats``)
 STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "fps", "cv",
@@ -12,6 +28,10 @@ STAT_FIELDS = ["n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms",
                # median's and the mean's intervals, the lag-1 autocorrelation, and the spread of
                # consecutive tenths' medians over that of shuffled ones (timing._stats)
                "n_eff", "n_eff_mean", "acf1", "block_ratio"]
+
+#: the pipeline's stages, in the order an image goes through them: runs columns
+#: ``<stage>_p50_ms``, samples columns ``<stage>_ms``
+STAGES = ("load", "pre", "infer", "post", "metrics")
 
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),

@@ -3,6 +3,7 @@ renamed into place when complete, so a crash never leaves a half-written run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -13,8 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import __version__
 from ..errors import UserError
-from .schema import TABLES
+from .schema import FORMAT_FILE, FORMAT_KEY, FORMAT_VERSION, TABLES
 
 
 def check_writable(root: Path, where: str = "output") -> None:
@@ -44,7 +46,8 @@ def check_writable(root: Path, where: str = "output") -> None:
 
 def to_table(name: str, frame: pd.DataFrame) -> pa.Table:
     """``frame`` in the table's schema: columns it lacks become nulls of the right type,
-    columns the schema does not know are an error (a typo must not vanish silently)."""
+    columns the schema does not know are an error (a typo must not vanish silently). The
+    schema's metadata records the format version (``schema.FORMAT_KEY``)."""
     schema = TABLES[name]
     extra = set(frame.columns) - set(schema.names)
     if extra:
@@ -53,16 +56,21 @@ def to_table(name: str, frame: pd.DataFrame) -> pa.Table:
         pa.array(frame[f.name], type=f.type, from_pandas=True) if f.name in frame.columns else pa.nulls(len(frame), f.type)
         for f in schema
     ]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    meta = dict(schema.metadata or {})
+    meta[FORMAT_KEY] = str(FORMAT_VERSION).encode()
+    return pa.Table.from_arrays(arrays, schema=schema.with_metadata(meta))
 
 
 def write_run(run_dir: Path, tables: Dict[str, pd.DataFrame], spec_yaml: str) -> Path:
-    """Write ``spec.yaml`` and ``<table>.parquet`` files into ``run_dir`` atomically."""
+    """Write ``spec.yaml``, ``format.json`` (the format version, ``schema.FORMAT_VERSION``)
+    and ``<table>.parquet`` files into ``run_dir`` atomically."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".tmp", dir=run_dir.parent))
     try:
         (tmp / "spec.yaml").write_text(spec_yaml)
+        (tmp / FORMAT_FILE).write_text(json.dumps({"format": FORMAT_VERSION, "written_by": f"trt_ray_bench {__version__}"})
+                                       + "\n")
         for name, frame in tables.items():
             pq.write_table(to_table(name, frame), tmp / f"{name}.parquet")
         os.chmod(tmp, 0o755)

@@ -1,7 +1,8 @@
 """Experiment specs: YAML loading, validation, overrides. Every user-facing spec error."""
 
-from ._load import apply_overrides, load_spec, spec_from_dict, spec_to_yaml
-from ._sweep import SweepPoint, SweepSpec, expand, load_sweep, sweep_from_dict
+from ._load import MAX_DEPTH, apply_overrides, load_spec, spec_from_dict, spec_to_yaml
+from ._schema import json_schema
+from ._sweep import SweepPoint, SweepSpec, expand, load_sweep, slug, sweep_from_dict
 from ._model import (
     BACKENDS,
     MODES,
@@ -22,6 +23,7 @@ from ._model import (
 
 __all__ = [
     "BACKENDS",
+    "MAX_DEPTH",
     "MODES",
     "DataSpec",
     "PRECISIONS",
@@ -36,6 +38,7 @@ __all__ = [
     "TimingSpec",
     "VariantSpec",
     "apply_overrides",
+    "json_schema",
     "load_spec",
     "spec_from_dict",
     "spec_to_yaml",
@@ -44,5 +47,6 @@ __all__ = [
     "SweepSpec",
     "expand",
     "load_sweep",
+    "slug",
     "sweep_from_dict",
 ]

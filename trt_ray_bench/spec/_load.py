@@ -1,10 +1,15 @@
-"""YAML to a validated spec, with ``--set a.b=c`` overrides; errors name the field."""
+"""YAML to a validated spec, with ``--set a.b=c`` overrides; errors name the field.
+
+Every user-facing spec error is one line, ``file: field: message``: pydantic's errors go
+through ``format_validation_error`` (the experiment spec and the sweep spec alike), YAML
+through ``read_yaml`` (a syntax error with its line; a document nested deeper than
+``MAX_DEPTH``, which would exhaust Python's recursion, refused before it is built)."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Iterable, List, Union
+from typing import Any, Iterable, List, Optional, Union
 
 import yaml
 from pydantic import ValidationError
@@ -37,11 +42,62 @@ def _message(err: dict) -> str:
 
 
 def format_validation_error(exc: ValidationError, source: str) -> UserError:
+    """The first error, in one line (``source: field: message (and N more)``); an unknown
+    key first where there is one: a misspelt key is also a missing one, and the unknown
+    spelling is what to fix."""
     errors = exc.errors()
-    first = errors[0]
+    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     where = _loc(first.get("loc", ()))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return UserError(f"{source}: {where}" if where else source, _message(first) + more)
+
+
+#: how deep a spec's collections may nest (a real spec: under 10; PyYAML's composer and
+#: pydantic recurse once per level, and a few hundred levels exhaust Python's stack)
+MAX_DEPTH = 50
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the YAML nests collections deeper than ``MAX_DEPTH``, read from the
+    parser's events (which do not recurse), before anything is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return False
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    line = f"line {mark.line + 1}: " if mark is not None else ""
+    return f"{line}{getattr(exc, 'problem', None) or 'invalid YAML'}"
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """``text`` parsed (safe YAML); a syntax error or a document nested deeper than
+    ``MAX_DEPTH`` is a one-line ``UserError`` naming ``source``."""
+    try:
+        if _too_deep(text):
+            raise UserError(source, f"nested too deeply (more than {MAX_DEPTH} levels)")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(source, _yaml_error(exc)) from None
+
+
+def read_yaml_file(path: Union[str, Path], what: str = "the spec", source: Optional[str] = None) -> Any:
+    """A YAML file parsed (``read_yaml``); a missing or unreadable file is one line."""
+    source = source or str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise UserError(source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(source, f"cannot read {what} ({exc.__class__.__name__})") from None
+    return read_yaml(text, source)
 
 
 def apply_overrides(data: dict, overrides: Iterable[str], source: str = "--set") -> dict:
@@ -55,9 +111,11 @@ def apply_overrides(data: dict, overrides: Iterable[str], source: str = "--set")
             raise UserError(source, f"{item!r}: expected KEY=VALUE, e.g. timing.iterations=50")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
+            value = read_yaml(raw, f"{source} {key.strip()}") if raw != "" else None
+        except UserError as exc:
+            if "nested too deeply" in exc.message:
+                raise
+            value = raw  # not YAML: the text itself
         parts = key.strip().split(".")
         if not all(parts):
             raise UserError(source, f"{key!r}: empty path component")
@@ -93,21 +151,8 @@ def _set(node: Any, parts: List[str], value: Any, key: str, source: str) -> None
 
 def load_spec(path: Union[str, Path], overrides: Iterable[str] = ()) -> ExperimentSpec:
     """Read and validate an experiment YAML; raises ``UserError`` naming file and field."""
-    path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(source, "no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise UserError(source, f"cannot read the spec ({exc.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(source, f"{line}{problem}") from None
+    data = read_yaml_file(path, "the spec")
     if not isinstance(data, dict):
         raise UserError(source, "expected a mapping of fields (name, models, timing, ...)")
     data = apply_overrides(data, overrides)

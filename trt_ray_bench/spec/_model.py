@@ -68,6 +68,16 @@ class ModelSpec(_Strict):
     def _t(cls, v):
         return _task(v)
 
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, v):
+        # it names the model (``yolov8n-cls``), whose name names files and folders: a path
+        # here (``../../tmp/evil``) would name one outside them
+        if v is not None and (not _NAME.match(v.strip()) or ".." in v):
+            raise ValueError("must be a name like yolov8n or yolo11s-seg (letters, digits, '.', '_', '-'); "
+                             "a model file goes in 'path'")
+        return v
+
     @field_validator("backend")
     @classmethod
     def _backend(cls, v):
@@ -104,7 +114,11 @@ class ModelSpec(_Strict):
         if self.name is not None and not _NAME.match(self.name):
             raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_', '-'")
         if self.name is None:
-            object.__setattr__(self, "name", self.default_name())
+            name = self.default_name()
+            if not _NAME.match(name):
+                raise ValueError(f"the model's default name {name!r} (from its file's name) is not a name: give "
+                                 f"'name' (letters, digits, '.', '_', '-')")
+            object.__setattr__(self, "name", name)
         return self
 
     def default_name(self) -> str:

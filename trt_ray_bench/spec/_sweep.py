@@ -1,24 +1,33 @@
 """Sweep specs: one experiment spec (``base``) and axes of values, expanded into points.
 
-A point is the base with one value of each axis applied (``apply_overrides``) and
-validated; every point is validated here, before anything runs. See README "Sweeps"."""
+The file is validated by a pydantic model (``SweepSpec``), as the experiment spec is, its
+errors in the same one line (``file: field: message``). A point is the base with one
+value of each axis applied (``apply_overrides``) and validated; every point is validated
+here, before anything runs. See README "Sweeps"."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictInt, TypeAdapter,
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
+from typing_extensions import Annotated, Literal, TypedDict
 
 from ..errors import UserError
-from ._load import apply_overrides, spec_from_dict, spec_to_yaml
+from ._load import apply_overrides, format_validation_error, read_yaml_file, spec_from_dict, spec_to_yaml
 from ._model import ExperimentSpec
 
-_KEYS = {"name", "base", "base_file", "axes", "exclude", "include", "nodes", "repeats", "retries", "output"}
+def slug(name: str) -> str:
+    """A board kind as nodes advertise it (``trb_board_<kind>``) and a sweep's ``nodes:
+    {board: ...}`` selects it: ``NVIDIA Jetson AGX Orin Developer Kit`` ->
+    ``nvidia_jetson_agx_orin_developer_kit``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 @dataclass(frozen=True)
@@ -40,19 +49,110 @@ class SweepPoint:
         return ", ".join(f"{k}={json.dumps(v)}" for k, v in self.values.items()) or "(base)"
 
 
-@dataclass(frozen=True)
-class SweepSpec:
-    name: str
-    base: dict
-    axes: Dict[str, List[Any]]
-    exclude: List[Dict[str, Any]] = field(default_factory=list)
-    include: List[Dict[str, Any]] = field(default_factory=list)
+def _kinds(v: Any) -> List[str]:
+    kinds = [v] if isinstance(v, str) else v
+    if not (isinstance(kinds, list) and kinds and all(isinstance(k, str) and slug(k) for k in kinds)):
+        raise ValueError("expected a board kind or a list of them")
+    return sorted({slug(k) for k in kinds})
+
+
+class BoardSelector(TypedDict):
+    """nodes: {board: KIND} or {board: [KIND, ...]}: every alive node of those kinds."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    board: Annotated[List[str], BeforeValidator(_kinds), WithJsonSchema({
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+        "description": "a board kind as `trb node start --board` names it (slugged), or a list of them"})]
+
+
+_BOARD = TypeAdapter(BoardSelector)
+
+
+def _values(v: Any) -> Any:
+    if not isinstance(v, list) or not v:
+        raise ValueError("expected a non-empty list of values")
+    return v
+
+
+def _assignment(v: Any) -> Any:
+    if not isinstance(v, dict) or not v:
+        raise ValueError("expected a mapping of field -> value")
+    return v
+
+
+def _mapping(v: Any) -> Any:
+    if not isinstance(v, dict):
+        raise ValueError("expected an experiment spec (a mapping)")
+    return v
+
+
+class SweepSpec(BaseModel):
+    """A sweep: one experiment spec (base, or base_file) and axes of values; each point of
+    their product is one experiment, run one per GPU across the nodes."""
+
+    # After ``sweep_from_dict``: ``base`` is the experiment spec (``base_file`` read),
+    # ``name`` is set, and ``source`` names the file in errors.
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              title="trt_ray_bench sweep spec")
+
+    name: Optional[str] = Field(None, description="names the results folder, results/<name>/<run_id>/ "
+                                "(default: the base's name)")
+    base: Optional[Annotated[Dict[str, Any], BeforeValidator(_mapping)]] = Field(
+        None, description="an experiment spec, inline (its schema: `trb schema`)")
+    base_file: Optional[str] = Field(None, description="or the experiment spec's file, relative to the sweep's")
+    axes: Dict[str, Annotated[List[Any], BeforeValidator(_values)]] = Field(
+        default_factory=dict, description="dotted spec fields (as --set) -> their values: every point of the "
+        "cartesian product is one experiment")
+    exclude: List[Annotated[Dict[str, Any], BeforeValidator(_assignment)]] = Field(
+        default_factory=list, description="partial assignments (field -> value): every point they match is dropped")
+    include: List[Annotated[Dict[str, Any], BeforeValidator(_assignment)]] = Field(
+        default_factory=list, description="extra points, each applied to the base alone")
     #: ``"all"``, a list of node names (``trb_node_<name>``), or ``{"board": [kinds]}``
     #: (``trb_board_<kind>``, slugged: ``trb node start --board``)
-    nodes: Union[str, List[str], Dict[str, List[str]]] = "all"
-    repeats: Optional[int] = None
-    retries: int = 1
-    source: str = "sweep"
+    nodes: Union[Literal["all"], Annotated[List[str], Field(min_length=1)], BoardSelector] = Field(
+        "all", description="all: every alive node with a trb_slot; a list of node names; or {board: KIND}")
+    repeats: Optional[StrictInt] = Field(None, ge=1, description="sets every point's `repeats`")
+    retries: StrictInt = Field(1, ge=0, description="a failed point is run again on another node this many times")
+    output: Optional[str] = Field(None, description="results root (default: the base's `output`)")
+
+    _source: str = PrivateAttr("sweep")
+
+    @field_validator("exclude", "include", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v):
+        return [] if v is None else v
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _axes(cls, v):
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("expected a mapping of field -> list of values")
+        return {str(k): x for k, x in v.items()}
+
+    @field_validator("nodes", mode="wrap")
+    @classmethod
+    def _nodes(cls, v, handler):
+        """``all`` | [names] | {board: kind or [kinds]}: the shape picks the form, so an
+        error names what is wrong in it (``nodes.board``), not every form it is not."""
+        if isinstance(v, dict):
+            return dict(_BOARD.validate_python(v))
+        if v == "all" or (isinstance(v, list) and v and all(isinstance(n, str) for n in v)):
+            return handler(v)
+        raise ValueError("expected 'all', a list of node names or {board: KIND}")
+
+    @model_validator(mode="after")
+    def _one_base(self):
+        if (self.base is None) == (self.base_file is None):
+            raise ValueError("give exactly one of base (an experiment spec) or base_file (its path)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The sweep's file (or what stands for it), as errors name it."""
+        return self._source
 
     @property
     def node_kind(self) -> str:
@@ -67,87 +167,34 @@ class SweepSpec:
 def load_sweep(path: Union[str, Path]) -> SweepSpec:
     """Read a sweep YAML; raises a one-line ``UserError`` naming the file and field."""
     path = Path(path)
-    source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(source, f"cannot read the sweep ({exc.__class__.__name__})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise UserError(source, f"{line}{getattr(exc, 'problem', None) or 'invalid YAML'}") from None
-    return sweep_from_dict(data, source, base_dir=path.parent)
-
-
-def _assignments(value: Any, where: str, source: str) -> List[Dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(a, dict) and a for a in value):
-        raise UserError(f"{source}: {where}", "expected a list of mappings of field -> value")
-    return [dict(a) for a in value]
+    data = read_yaml_file(path, "the sweep")
+    return sweep_from_dict(data, str(path), base_dir=path.parent)
 
 
 def sweep_from_dict(data: Any, source: str = "sweep", base_dir: Union[str, Path] = ".") -> SweepSpec:
+    """Validate a sweep (``SweepSpec``, errors in one line as the experiment spec's:
+    ``source: field: message``), read its ``base_file``, and name it."""
     if not isinstance(data, dict):
         raise UserError(source, "expected a mapping (base or base_file, axes, nodes, ...)")
-    extra = sorted(set(data) - _KEYS)
-    if extra:
-        raise UserError(f"{source}: {extra[0]}", f"unknown key (expected {', '.join(sorted(_KEYS))})")
-    if ("base" in data) == ("base_file" in data):
-        raise UserError(source, "give exactly one of base (an experiment spec) or base_file (its path)")
-    if "base" in data:
-        base = data["base"]
-        if not isinstance(base, dict):
-            raise UserError(f"{source}: base", "expected an experiment spec (a mapping)")
-    else:
-        bpath = Path(base_dir) / str(data["base_file"])
-        try:
-            base = yaml.safe_load(bpath.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"{source}: base_file", f"{bpath}: cannot read it ({exc.__class__.__name__})") from None
+    try:
+        sweep = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, source) from None
+    base = sweep.base
+    if base is None:
+        bpath = Path(base_dir) / str(sweep.base_file)
+        base = read_yaml_file(bpath, "the base spec", f"{source}: base_file: {bpath}")
         if not isinstance(base, dict):
             raise UserError(f"{source}: base_file", f"{bpath}: expected an experiment spec (a mapping)")
-    axes = data.get("axes") or {}
-    if not isinstance(axes, dict):
-        raise UserError(f"{source}: axes", "expected a mapping of field -> list of values")
-    for k, v in axes.items():
-        if not isinstance(v, list) or not v:
-            raise UserError(f"{source}: axes.{k}", "expected a non-empty list of values")
-    nodes = _nodes(data.get("nodes", "all"), source)
-    repeats, retries = data.get("repeats"), data.get("retries", 1)
-    for key, v, lo in (("repeats", repeats, 1), ("retries", retries, 0)):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
-            raise UserError(f"{source}: {key}", f"expected an integer >= {lo} (got {v!r})")
     base = dict(base)
-    if data.get("output") is not None:
-        base["output"] = str(data["output"])
-    name = data.get("name") or base.get("name")
+    if sweep.output is not None:
+        base["output"] = sweep.output
+    name = sweep.name or base.get("name")
     if not name:
         raise UserError(f"{source}: name", "give the sweep a name (or the base spec one)")
-    return SweepSpec(name=str(name), base=base, axes={str(k): list(v) for k, v in axes.items()},
-                     exclude=_assignments(data.get("exclude"), "exclude", source),
-                     include=_assignments(data.get("include"), "include", source),
-                     nodes=nodes, repeats=repeats, retries=retries, source=source)
-
-
-def _nodes(nodes: Any, source: str):
-    """``all`` | [names] | {board: kind or [kinds]} (kinds slugged as nodes advertise them)."""
-    from ..control.platform import slug
-
-    if isinstance(nodes, dict):
-        extra = sorted(set(nodes) - {"board"})
-        if extra:
-            raise UserError(f"{source}: nodes.{extra[0]}", "unknown key (expected board)")
-        kinds = nodes.get("board")
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not (isinstance(kinds, list) and kinds and all(isinstance(k, str) and slug(k) for k in kinds)):
-            raise UserError(f"{source}: nodes.board", f"expected a board kind or a list of them (got {kinds!r})")
-        return {"board": sorted({slug(k) for k in kinds})}
-    if not (nodes == "all" or (isinstance(nodes, list) and nodes and all(isinstance(n, str) for n in nodes))):
-        raise UserError(f"{source}: nodes", f"expected 'all', a list of node names or {{board: KIND}} (got {nodes!r})")
-    return nodes
+    out = sweep.model_copy(update={"base": base, "name": str(name)})
+    out._source = source
+    return out
 
 
 def _matches(values: Dict[str, Any], partial: Dict[str, Any]) -> bool:

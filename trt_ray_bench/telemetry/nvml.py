@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import lazy_import
 from ._collect import Reading
 
 MiB = 2**20
@@ -59,8 +60,6 @@ _REASONS = (
 
 
 def _pynvml():
-    from ..errors import lazy_import
-
     return lazy_import("pynvml", "tensorrt", "NVML telemetry")
 
 

@@ -59,6 +59,7 @@ import weakref
 from pathlib import Path
 from typing import Callable, Counter, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import UserError
 from ._collect import Reading
 
 SOURCE = "tegrastats"
@@ -312,8 +313,6 @@ def read_log(path, interval_ms: Optional[float] = None) -> "pandas.DataFrame":  
     UserError naming it."""
     import numpy as np
     import pandas as pd
-
-    from ..errors import UserError
 
     try:
         text = Path(path).read_text(errors="replace")

@@ -197,6 +197,10 @@ class Samples:
     gpu_capacity: Optional[int] = None
     #: measured inferences past that capacity: no GPU time (NaN in ``gpu_ms``)
     gpu_missing: int = 0
+    #: index of the first measured inference, set when measuring begins (-1 before): with
+    #: ``len(t_start_ns)`` what another thread reads to tell how far the loop is
+    #: (``ModelActor.progress``), never anything the loop waits for
+    measured_from: int = -1
 
     def __len__(self) -> int:
         return len(self.t_start_ns)
@@ -240,6 +244,7 @@ def run_loop(
     max_s: Optional[float] = None,
     on_begin: Optional[Callable[[int], None]] = None,
     window_start: Optional[Callable[[], Optional[int]]] = None,
+    out: Optional[Samples] = None,
 ) -> Samples:
     """Warm up, then ask ``release`` (if given) for the start instant and wait for it,
     then time inferences. ``release`` is the barrier of a "together" run: it blocks
@@ -277,6 +282,9 @@ def run_loop(
     the common window once known (the latest first measured start of all models) or
     ``None``, and with a fill the count is then of the inferences started in it: a model
     that began a little before the others is not short of its count in the window.
+
+    ``out``: an empty ``Samples`` to record into (returned), for a caller whose other
+    thread reads how far the loop is (its lengths, ``measured_from``) while it runs.
     """
     clock = time.perf_counter_ns
     sleep = time.sleep
@@ -288,7 +296,7 @@ def run_loop(
     prewarm = plan.prewarm
     poke = getattr(runner, "poke", None) or (lambda: None)  # a runner without poke has no GPU of its own
     n_inputs = max(1, runner.n_inputs)
-    out = Samples()
+    out = Samples() if out is None else out
     starts, ends, enq, wflags = out.t_start_ns, out.t_end_ns, out.enqueue_ns, out.warmup
     stage_fn = getattr(runner, "stage_times_ms", None)
     timer = runner.gpu_times_ms() is not None  # (drops the times of calls made before this loop)
@@ -461,6 +469,7 @@ def run_loop(
     hard_stop = t_begin + int(max_s * 1e9) if max_s is not None else None
     target = plan.iterations
     first = len(starts)  # index of the first measured inference
+    out.measured_from = first
     by_window = stop is not None and window_start is not None
     if back_to_back:  # the measured stretch: no read until its final synchronisation
         flush_at = _NEVER

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from ..engines._inputs import IMAGE_SUFFIXES
+from ..models._inputs import IMAGE_SUFFIXES
 from ..errors import UserError
 
 

@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import UserError
+from ..models._inputs import open_image
 from ..spec._model import _task
 from ._labels import Labels, label_path, read_label_file, to_pixels
 from ._source import Source, find_source
@@ -171,10 +172,8 @@ def _check_some_labels(src: Source, task: str, n_read: int, n_background: int) -
 def image_shape(path: Path) -> Tuple[int, int]:
     """(height, width) of the upright image, from its header (EXIF rotation applied, as
     Ultralytics does, since labels are drawn on the upright image)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
     except Exception as exc:  # noqa: BLE001 - PIL and its plugins raise many kinds
@@ -184,10 +183,10 @@ def image_shape(path: Path) -> Tuple[int, int]:
 
 def read_image(path: Union[str, Path]) -> np.ndarray:
     """The upright RGB image as (H, W, 3) uint8, in the frame the labels are in."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except Exception as exc:  # noqa: BLE001
         raise UserError(str(path), f"cannot decode the image ({_why(exc)})") from None
