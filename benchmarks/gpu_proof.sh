@@ -16,7 +16,7 @@ set -uo pipefail
 . /tmp/trt_env.sh
 export TRB_CACHE_DIR=/tmp/trbcache TRB_TEST_CACHE=/tmp/trbcache PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; R=/tmp/trb-results
-PY=${PY310:-python3}
+PY=${PY:-${PY310:-python3}}
 # This rig's TensorRT has no cuBLAS/cuDNN: no tactics from them; level 0 keeps builds short.
 FAST=(--set 'models.*.options.tactics=none' --set 'models.*.options.opt_level=0' --output "$R")
 trb() { "$PY" -m trt_ray_bench.cli "$@"; }
@@ -142,6 +142,30 @@ tables() {
     "$PY" benchmarks/gpu_tables.py "$R"
   } 2>&1 | tee "$OUT/tables.md"
   tar -czf "$OUT/results.tgz" -C "$R" . && ls -la "$OUT"
+}
+
+measure() {
+  # wall time and peak RSS (the child's ru_maxrss) of one command, into $OUT/measure.log
+  "$PY" - "$@" <<'PYEOF' 2>&1 | tee -a "$OUT/measure.log"
+import os, resource, subprocess, sys, time
+t = time.perf_counter(); rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+wall = time.perf_counter() - t; kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(f"{' '.join(sys.argv[1:])}: exit {rc}, {wall:.1f} s, peak RSS {kb / 1000:.0f} MB")
+PYEOF
+}
+longrun() {
+  # The five tasks alone then together for LONG_S seconds a phase: samples, Parquet size, and
+  # the time and peak RSS of compare and report on the run.
+  step "five tasks, ${LONG_S:-30} s a phase, alone then together; compare and report measured"
+  local spec=examples/02_alone_together_gpu/alone_together_gpu.yaml
+  trb run "$spec" "${FAST[@]}" --set timing.iterations=null --set timing.duration_s=${LONG_S:-30} \
+      --set name=gpu_long 2>&1 | tail -25 | tee "$OUT/longrun.log"
+  local tree="$R/gpu_long"
+  "$PY" -c "import sys; from trt_ray_bench import results; r = results.load(sys.argv[1]); print('samples', r.n_samples, 'runs rows', len(r.runs))" "$tree" 2>&1 | tee -a "$OUT/longrun.log"
+  du -sb "$tree" | tee -a "$OUT/longrun.log"
+  measure "$PY" -m trt_ray_bench.cli compare "$tree" --all
+  measure "$PY" -m trt_ray_bench.cli report "$tree" --out /tmp/long.html
+  trb compare "$tree" --all 2>&1 | tee -a "$OUT/longrun.log"
 }
 
 multigpu() {

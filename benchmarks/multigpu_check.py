@@ -1,4 +1,4 @@
-"""The multi-GPU proof's table (issue 13, item 4): a sweep run on one node with two GPUs
+"""The multi-GPU proof's table: a sweep run on one node with two GPUs
 (``benchmarks/multigpu_sweep.yaml``) next to what ``nvidia-smi`` logged meanwhile,
 independently of trb:
 

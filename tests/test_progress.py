@@ -45,10 +45,14 @@ def test_a_library_caller_gets_every_line_through_its_callable(capsys):
     assert progress.say(say) is say
 
 
-def test_off_a_terminal_a_spinner_is_one_plain_line(capsys):
+def test_off_a_terminal_a_spinner_is_one_plain_line(capsys, monkeypatch):
     progress.configure(progress.NORMAL, live=False)
-    with progress.spinner("export   m 64x64") as s:
+    with progress.spinner("export   m 64x64") as s:  # over at once: no line (a refusal stays one line)
         s.note("ignored off a terminal")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(progress, "QUIET_S", 0.05)
+    with progress.spinner("export   m 64x64"):  # still under way after QUIET_S: one plain line
+        time.sleep(0.3)
     assert capsys.readouterr().err == "export   m 64x64 ...\n"
     line = progress.Line("phase", total=10)
     line.update(5, "m 5/10")

@@ -161,8 +161,10 @@ def _cmd_compare(a) -> int:
     if a.baseline and a.by in ("mode", "stage", "gap"):
         raise UserError("--baseline", f"not used by --by {a.by}: --baseline names the baseline model (alone vs "
                         "together per model) or, with --by COLUMN, the baseline value of that column")
-    # samples too: repeats are pooled from their inferences, never by averaging percentiles
-    res = load(a.dir, samples=True, telemetry=False)
+    # the runs carry their statistics; the samples (left on disk) are read only for rows of
+    # trees written before the intervals respected the dependence between inferences: a row,
+    # and its host / GPU times, at a time (Results.filled), for the runs shown only
+    res = load(a.dir, samples=True, telemetry=False, fill=False)
     if a.run:
         if a.run not in res.run_ids:
             raise UserError("--run", f"{a.run!r} not found under {a.dir} (have {', '.join(res.run_ids)})")
@@ -172,37 +174,39 @@ def _cmd_compare(a) -> int:
     if a.by == "gap":  # the seed 001 attribution study: every run under DIR (its sweep's points)
         from .results.attribution import attribute
 
-        table, cause = attribute(load(a.dir, samples=False, telemetry=False).runs if not a.run else res.runs)
+        table, cause = attribute(load(a.dir, samples=False, telemetry=False).runs if not a.run
+                                 else res.filled(diagnostics=False).runs)
         if a.format == "json":
             _print_json_table(table, a, res, cause=cause)
             return EXIT_OK
         print(render(table, a.format) if len(table) else "")
         print(cause)
         return EXIT_OK
+    res = res.filled(diagnostics=False)
     if a.by == "mode":
         from .results import by_mode
 
-        table = by_mode(res.runs, samples=res.samples)
+        table = by_mode(res.runs)
         note = "ms per image (host) of each mode and phase; % vs inference alone; metrics of the last run"
     elif a.by == "stage":
         from .results import stages
 
-        table = stages(res.runs, samples=res.samples)
+        table = stages(res.runs)
         note = ("p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time; "
                 "vs_first: the p50 against the model's first row")
     elif a.by not in ("phase", "mode", "stage", "gap"):
         from .results import by_condition
 
-        table = by_condition(res.runs, a.by, a.baseline, samples=res.samples)
+        table = by_condition(res.runs, a.by, a.baseline)
         note = f"host ms per batch; each {a.by} against {a.baseline or 'the first'}"
     elif a.baseline:
         from .results import versus
 
-        table = versus(res.runs, a.baseline, samples=res.samples)
+        table = versus(res.runs, a.baseline)
         note = (f"speedup = mean of {a.baseline} / mean of the row; host ms per batch, gpu_p50 from CUDA events; "
                 f"fps: latency-bound (batch x 1000 / mean)")
     else:
-        table = alone_vs_together(res.runs, samples=res.samples)
+        table = alone_vs_together(res.runs)
         note = "latency: host ms per batch; Δ = together vs alone"
     if a.format == "json":
         _print_json_table(table, a, res, note=note)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
 
 #: the signals that stop a run cleanly besides SIGINT (Ctrl-C, Python's own)
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s)
@@ -77,3 +78,36 @@ def install() -> None:
         return
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then act on the first one
+    as its handler would have: for a step that must not stop half-way (a phase's samples
+    written and its rows kept, or neither). In the main thread only (elsewhere signals
+    are not delivered to Python anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: List[int] = []
+
+    def hold(signum, frame) -> None:
+        held.append(signum)
+
+    before = {}
+    for sig in (signal.SIGINT,) + STOP_SIGNALS:
+        before[sig] = signal.getsignal(sig)
+        if before[sig] not in (signal.SIG_IGN, None):
+            signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if held:
+            sig, handler = held[0], before[held[0]]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)

@@ -546,16 +546,23 @@ COLUMN_TEXT: Dict[str, str] = {
 }
 
 
-def _schema_comments() -> Dict[str, str]:
+def _schema_comments(per_table: Optional[Dict[Tuple[str, str], str]] = None) -> Dict[str, str]:
     """Column name -> the comment in ``results/schema.py`` written for it: a comment
     block describes the code line right after it (a ``#:`` block, the constant it
-    precedes: every name in it)."""
+    precedes: every name in it). ``per_table``, where given, gets each comment written
+    inside a table's schema (``NAME = pa.schema(``) under (``NAME``, column)."""
     src = (PKG / "results" / "schema.py").read_text(encoding="utf-8")
     lines = src.splitlines()
     out: Dict[str, str] = {}
     block: List[str] = []
     constant_block: Optional[str] = None
+    table: Optional[str] = None
     for i, line in enumerate(lines):
+        m = re.match(r"^([A-Z_]+)\s*=\s*pa\.schema\(", line)
+        if m:
+            table = m.group(1)
+        elif line and not line[0].isspace() and not line.startswith(("#", ")", "]")):
+            table = None
         s = line.strip()
         if s.startswith("#:"):
             block.append(s[2:].strip())
@@ -582,22 +589,30 @@ def _schema_comments() -> Dict[str, str]:
         elif block:
             for name in re.findall(r"\(\s*[\"']([a-z][a-z0-9_]*)[\"']\s*,\s*pa\.", s):
                 out.setdefault(name, text)
+                if per_table is not None and table is not None:
+                    per_table.setdefault((table, name), text)
         block, constant_block = [], None
     return out
 
 
 def results_columns() -> Dict[str, List[Tuple[str, str, str]]]:
-    """Per table (runs, samples, telemetry): (column, Arrow type, words)."""
+    """Per table (runs, samples, telemetry, aggregates): (column, Arrow type, words). A
+    column another table has too gets its own table's schema comment where it has one."""
     from trt_ray_bench.results import schema
 
-    comments = _schema_comments()
+    own: Dict[Tuple[str, str], str] = {}
+    comments = _schema_comments(own)
     stats = set(schema.STAT_FIELDS)
     out: Dict[str, List[Tuple[str, str, str]]] = {}
     used = set()
+    seen: set = set()
     for table, arrow in schema.TABLES.items():
         rows = []
         for f in arrow:
             name = f.name
+            if name in seen and (table.upper(), name) in own:
+                rows.append((name, str(f.type), own[(table.upper(), name)]))
+                continue
             text = COLUMN_TEXT.get(name)
             if text is not None:
                 used.add(name)
@@ -608,6 +623,7 @@ def results_columns() -> Dict[str, List[Tuple[str, str, str]]]:
             if text is None:
                 text = comments.get(name)
             rows.append((name, str(f.type), text or ""))
+        seen.update(f.name for f in arrow)
         out[table] = rows
     missing = sorted({c for rows in out.values() for c, _, t in rows if not t})
     all_cols = {c for rows in out.values() for c, _, _ in rows}
@@ -638,19 +654,31 @@ _STAT_TEXT = {
 
 def results_page() -> str:
     cols = results_columns()
-    out = ["# Results: the three tables\n", GENERATED_NOTE,
+    out = ["# Results: the four tables\n", GENERATED_NOTE,
            "A run is a folder `OUTPUT/EXPERIMENT/RUN_ID/` holding `spec.yaml` (the resolved spec, after "
-           "`--set`) and three Parquet files: `runs.parquet` (one row per model, phase, mode, variant and "
-           "repeat), `samples.parquet` (one row per inference, warm-up included and flagged) and "
-           "`telemetry.parquet` (long form: one reading per row). The schemas are declared once, in "
+           "`--set`) and four Parquet files: `runs.parquet` (one row per model, phase, mode, variant and "
+           "repeat), `samples.parquet` (one row per inference, warm-up included and flagged; which ones are "
+           "kept is the spec's `timing.samples`: the runs column `samples_kept`), `telemetry.parquet` (long "
+           "form: one reading per row) and `aggregates.parquet` (per runs row and second: count, median and "
+           "slowest latency, kept whatever the samples are). The schemas are declared once, in "
            "`trt_ray_bench/results/schema.py`; `trt_ray_bench.results.load` reads any tree of runs into pandas "
            "(see [pandas analysis](../guides/pandas-analysis.md)). A run is written into a hidden folder and "
-           "renamed when complete: a crash never leaves half a run.\n",
+           "renamed when complete: a crash never leaves half a run. Its samples go there as each phase ends "
+           "(row groups of their own, at most 262,144 rows each), so the driver holds one phase's at a time; "
+           "a hidden folder left by a killed run is removed by the next run into the same experiment folder "
+           "(see [the timing loop](../concepts/timing-loop.md#long-runs-which-samples-are-kept)).\n",
            "Times are milliseconds (`_ms`), microseconds (`_us`), nanoseconds of the node's monotonic clock "
            "(`_ns`, `CLOCK_MONOTONIC`, the clock of every sample and telemetry reading) or seconds (`_s`); "
            "memory is MiB (2^20 bytes).\n"]
-    for table in ("runs", "samples", "telemetry"):
+    for table in ("runs", "samples", "telemetry", "aggregates"):
         out.append(f"## {table}\n")
+        if table == "aggregates":
+            out.append("Per runs row and per second of its measured inferences (binned by their start from the "
+                       "row's window start; a row shorter than a second has one bin; a second without an "
+                       "inference has no row), whatever `timing.samples` keeps: drift and throttling stay visible "
+                       "in a soak that keeps no samples. Each value is a real percentile of that second's "
+                       "inferences, never an average of percentiles; join the telemetry on `t_ns` (the same "
+                       "clock). Runs written before this table existed have none (an empty table on load).\n")
         out.append(_table(["column", "type", "what"], [[_code(c), _code(t), w] for c, t, w in cols[table]]))
         out.append("")
     return "\n".join(out)
@@ -759,6 +787,8 @@ TEST_ENV_TEXT: Dict[str, str] = {
     "TRB_TEST_CACHE": "keep the suite's model exports in this folder between runs",
     "TRB_TEST_NEED_EXPORTS": "a missing export fails instead of skipping (CI's Python 3.8 run, which cannot export)",
     "TRB_OTHER_RAY_BIN": "the `ray` of another generation's venv, for the mixed-generation join test",
+    "TRB_UPDATE_GOLDEN": "rewrite tests/data/golden (what `trb compare` and `trb report` print for tests/data) "
+                         "from today's output, after a change meant to change it",
     "TRB_STANDIN_*": "steer the stand-in tools (`nvidia-smi`, `tegrastats`, `sudo`, ...) the tests put on `PATH`",
 }
 

@@ -117,9 +117,17 @@ def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeyp
         assert fake_nvidia.locks()["locked_gpu"] is None
         assert "-rgc" in fake_nvidia.smi()
         assert journals == []  # cleared after the restore
-    # no half-written run: a complete run folder (what was measured) or none
+    # no half-written run: a complete run folder (what was measured) or none. A run is
+    # written as it goes into a hidden folder: SIGKILL leaves that (no reader lists it),
+    # the next run into the experiment's folder removes it (below)
     root = tmp_path / "results" / "signalled"
-    assert not [p for p in root.glob(".*") if p.is_dir()] if root.exists() else True
+    hidden = [p for p in root.glob(".*") if p.is_dir()] if root.exists() else []
+    if sig == "SIGKILL":
+        assert len(hidden) <= 1 and not list(root.glob("*/runs.parquet"))
+    else:
+        assert not hidden
+        runs = results.load(root).runs  # what was measured, written: here the together phase, cut short
+        assert set(runs.status) == {"interrupted"}
     # every process of the run's local Ray dies with it (its agents check their raylet)
     t_end = time.time() + 90
     while _alive(family) and time.time() < t_end:
@@ -142,8 +150,44 @@ def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeyp
     # the next run (clocks: default) restores it first and says so; it records no state it did not check
     fake_nvidia.forget_calls()
     assert main(["run", str(_spec(tmp_path, cls_onnx, clocks="default", timing="{iterations: 3, warmup: 1}"))]) == 0
+    assert not [p for p in root.glob(".*") if p.is_dir()]  # the killed run's hidden folder: removed
     assert fake_nvidia.locks()["locked_gpu"] is None and fake_nvidia.smi()[0] == "-rgc"
     assert not list((tmp_path / "journal").glob("*.json"))
     runs = results.load(tmp_path / "results" / "signalled").latest().runs
     assert runs.warnings.map(lambda w: any("restored what a killed run left: GPU 0 clocks locked" in x
                                            for x in w)).all()
+
+
+def test_ctrl_c_after_a_phase_keeps_that_phase(tmp_path, cls_onnx):
+    """A run is written as it goes: Ctrl-C in its second phase leaves the first phase's rows
+    and samples (its row group, written when it ended) and the rest ``interrupted``."""
+    spec = tmp_path / "two.yaml"
+    spec.write_text(f"name: signalled\noutput: {tmp_path / 'results'}\nschedule: both\n"
+                    f"telemetry: {{nvml: false, interval_s: 0.2}}\ntiming: {{iterations: 20, warmup: 1}}\n"
+                    f"models:\n  - {{path: {cls_onnx}, name: a, options: {{threads: 1}}}}\n"
+                    f"  - {{path: {cls_onnx}, name: b, options: {{threads: 1}}, timing: {{gap_s: 1.0, iterations: 300}}}}\n")
+    err = tmp_path / "err.txt"
+    with open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "trt_ray_bench.cli", "-v", "run", str(spec)],
+                                stdout=subprocess.DEVNULL, stderr=fe, start_new_session=True)
+    try:
+        t_end = time.time() + 120
+        while "alone    b" not in err.read_text() and time.time() < t_end and proc.poll() is None:
+            time.sleep(0.2)  # a's alone phase is done (written), b's 300 s one has begun
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 128 + signal.SIGINT, err.read_text()[-3000:]
+    root = tmp_path / "results" / "signalled"
+    assert not [p for p in root.glob(".*") if p.is_dir()]
+    r = results.load(root)
+    status = r.runs.set_index(["model", "phase"]).status.to_dict()
+    assert status == {("a", "alone"): "ok", ("b", "alone"): "interrupted", ("a", "together"): "interrupted",
+                      ("b", "together"): "interrupted"}
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(root / r.run_ids[0] / "samples.parquet").metadata.num_row_groups == 1
+    assert set(zip(r.samples.model, r.samples.phase)) == {("a", "alone")} and (r.runs.n.dropna() == 20).all()

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -20,7 +21,11 @@ from .. import interrupt, progress
 from ..control.gpus import ORDER, experiment_env
 from ..control.nvpmodel import mode_text
 from ..errors import UserError
-from ..results import diagnose, write_run
+from ..results import RunWriter
+from ..results.aggregates import per_second
+from ..results.diagnose import diagnose, series_diagnostics
+from ..results.schema import AGGREGATES, SAMPLES
+from ..results.write import sample_tables
 from ..telemetry.foreign import driver_identity
 from ..timing import LoopPlan, common_window, summarize
 from ..engines import has_build_step, needs_gpu
@@ -260,11 +265,18 @@ def _restore_controls(monitor, controls: dict, log: Say) -> dict:
     return after
 
 
-def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None) -> dict:
+def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None,
+            on_phase: Optional[Callable[[List[dict]], Optional[str]]] = None) -> dict:
     """Run every phase of ``plan`` on this node's actors; return the raw outcome. The
     node's controls (clock mode, MPS) are applied before the models load (MPS clients must
     start after the daemon) and restored whatever happens. ``log``: where the progress
-    lines go (default: the ``trt_ray_bench`` logger)."""
+    lines go (default: the ``trt_ray_bench`` logger).
+
+    ``on_phase`` (``RunTables.add``): given each phase's outcomes as soon as the phase
+    ends (their raw samples in ``raw``; the rows of models left out, failed or
+    interrupted, too), with Ctrl-C and SIGTERM held meanwhile; it returns the phase's
+    summary line. The outcomes the result keeps then have no raw samples: the driver
+    holds one phase's at a time. Without it every outcome keeps them (``build_tables``)."""
     log = progress.say(log)
     node_id = ray.get_runtime_context().get_node_id()
     place = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
@@ -290,6 +302,18 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
     info: Dict[str, dict] = {}
     outcomes: List[dict] = []
     interrupted: Optional[BaseException] = None
+
+    def emit(outs: List[dict]) -> Optional[str]:
+        """A phase's outcomes: handed to ``on_phase`` and kept without their raw samples
+        (both or neither: signals wait), or kept whole."""
+        if on_phase is None:
+            outcomes.extend(outs)
+            return None
+        with interrupt.deferred():
+            line = on_phase(outs)
+            outcomes.extend({k: v for k, v in o.items() if k != "raw"} for o in outs)
+        return line
+
     try:
         controls = _get(monitor.apply_controls.remote())
         _log_controls(controls, log)
@@ -332,8 +356,8 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
                 start_actors(ph.repeat, stale)  # a fresh process, the engine loaded again, for every repeat
             names = [n for n in ph.models if n not in failed]
             skipped = [n for n in ph.models if n in failed]
-            for n in skipped:
-                outcomes.append({"phase": ph, "model": n, "status": "failed", "error": failed[n]})
+            if skipped:
+                emit([{"phase": ph, "model": n, "status": "failed", "error": failed[n]} for n in skipped])
             if not names:
                 continue
             mode = f"{ph.mode} " if ph.mode != "inference" else ""
@@ -342,16 +366,19 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
             log.info(f"{label} {', '.join(names)}")
             t_phase = time.perf_counter()
             done = _run_phase(ph, names, actors, lp, spec, failed, plan.run_id, view=_PhaseView(label, names, actors))
-            outcomes.extend(done)
-            log.info(f"done     {label} {_phase_result(done)}  ({time.perf_counter() - t_phase:.1f} s)")
+            line = emit(done)
+            log.info(f"done     {label} {line if line is not None else _phase_result(done)}  "
+                     f"({time.perf_counter() - t_phase:.1f} s)")
+            done = []  # the phase's raw samples: not held while the next phase runs
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
         interrupted = interrupt.why(exc)
         why = interrupted.name if isinstance(interrupted, interrupt.Stopped) else "Ctrl-C"
         log.warning(f"interrupted ({why}): writing what was measured")
+        have = {(o["phase"], o["model"]) for o in outcomes}
         for ph in plan.phases:
-            for n in ph.models:
-                if not any(o["phase"] == ph and o["model"] == n for o in outcomes):
-                    outcomes.append({"phase": ph, "model": n, "status": "interrupted", "error": why})
+            left = [n for n in ph.models if (ph, n) not in have]
+            if left:
+                emit([{"phase": ph, "model": n, "status": "interrupted", "error": why} for n in left])
     finally:
         for a in actors.values():  # the GPU's (and MPS's) clients go first
             ray.kill(a)
@@ -522,167 +549,322 @@ def _in_force(ctl: dict) -> dict:
     return out
 
 
-def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
-    """Samples, runs (statistics over the right window) and telemetry of one run."""
-    spec = plan.spec
-    by_name = {m.name: m for m in plan.models}
-    spec_models = {ms.name: ms for ms in spec.models}
-    settings = _settings(spec)
-    sample_frames, run_rows = [], []
-    notes: List[tuple] = []  # per row: warnings before and after the diagnostics' messages
-    # Together phases: the window in which every successful model was running.
-    windows, skews = {}, {}
-    groups: Dict[tuple, List[dict]] = {}
-    for o in result["outcomes"]:
-        groups.setdefault(o["phase"], []).append(o)
-    for key, os_ in groups.items():
-        ok = [o for o in os_ if o["status"] == "ok"]
-        measured = []
-        for o in ok:
-            w = ~o["raw"]["warmup"]
-            measured.append((o["raw"]["t_start_ns"][w], o["raw"]["t_end_ns"][w]))
-        if key.phase == "together":
-            windows[key] = common_window(measured)
-            firsts = [s[0] for s, _ in measured if len(s)]
-            skews[key] = (max(firsts) - min(firsts)) / 1e3 if len(firsts) > 1 else float("nan")
+class RunTables:
+    """One run's tables, built phase by phase as the run goes: ``add`` takes a phase's
+    outcomes as soon as it ends (``execute``'s ``on_phase``) and turns their raw samples
+    into the rows' statistics, the series' diagnostics (``results.diagnose.series_diagnostics``),
+    the per-second aggregates and the samples ``timing.samples`` keeps, handed to ``sink``
+    (``RunWriter.write_samples``) or, without one, kept here as Arrow; the raw arrays can
+    then go. ``finish`` adds what is known only at the end (the machine's controls as
+    restored, the telemetry and its diagnostics) and returns the tables."""
+
+    def __init__(self, plan: Plan, sink: Optional[Callable[[list], object]] = None):
+        self.plan = plan
+        self.keep = plan.spec.timing.samples
+        self.sink = sink
+        self._outcomes: List[dict] = []  # per row: the outcome less its raw samples
+        self._measured: List[dict] = []  # per row: the columns its samples gave
+        self._late: List[List[str]] = []  # per row: warnings after the diagnostics' messages
+        self._series: List[List[dict]] = []  # per row: drift, warmup_short
+        self._aggregates: List[pd.DataFrame] = []
+        self._samples: List[pa.Table] = []  # without a sink
+
+    def add(self, outcomes: List[dict]) -> str:
+        """One phase's outcomes (``execute``'s, with their ``raw`` samples; or rows of
+        models that failed or were interrupted). Returns the phase's summary line.
+
+        The raw samples are taken out of the outcomes (``raw`` removed from each) as soon
+        as the phase's samples are written, before the statistics: those need only the
+        in-window latencies, and a long phase's raw arrays are most of what the driver
+        holds."""
+        spec, plan = self.plan.spec, self.plan
+        ok = [o for o in outcomes if o["status"] == "ok"]
+        spans = [_measured_span(o["raw"]) for o in ok]
+        ph = outcomes[0]["phase"] if outcomes else None
+        if ph is not None and ph.phase == "together":
+            # the window in which every successful model was running
+            win = common_window([((a,), (b,)) for a, b in (s for s in spans if s is not None)])
+            firsts = [s[0] for s in spans if s is not None]
+            skew = (max(firsts) - min(firsts)) / 1e3 if len(firsts) > 1 else float("nan")
         else:
-            windows[key] = (int(measured[0][0][0]), int(measured[0][1][-1])) if ok and len(measured[0][0]) else None
-            skews[key] = float("nan")
-    prov = dict(result["provenance"])
-    if not prov.get("tensorrt_version"):  # JetPack's / an unpacked module has no pip record
-        prov["tensorrt_version"] = next((m.engine["trt_version"] for m in plan.models
-                                         if m.engine and m.engine.get("trt_version")), None)
-    ctl = result.get("controls") or {}
-    lease = result.get("gpu") or {}
-    machine = {
-        "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
-        "mps_state": ctl.get("mps_state"),
-        **{k: _json(ctl.get(k)) for k in ("clocks_before", "clocks_in_force", "clocks_after",
-                                          "power_mode_before", "power_mode_after")},
-        **_in_force(ctl),
-    }
-    for o in result["outcomes"]:
-        ph: Phase = o["phase"]
-        key = ph
-        m = by_name[o["model"]]
-        mt = spec.timing_for(spec_models[m.name], ph.variant or None)
-        info = result["info"].get(m.name, {})
-        row = {
-            "run_id": plan.run_id, "experiment": spec.name, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
-            "mode": ph.mode,
-            "status": o["status"], "error": o.get("error"), "task": m.task, "backend": m.backend,
-            "device": info.get("device"), "providers": info.get("providers"), "source": m.source,
-            "onnx_path": m.onnx_path, "onnx_sha256": m.sha256, "weights": m.weights,
-            "imgsz_h": m.hw[0], "imgsz_w": m.hw[1], "batch": m.batch, "input_kind": spec.input.kind,
-            "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
-            "duration_s": mt.duration_s, "n_models": len(ph.models), "start_skew_us": skews.get(key),
-            "variant": ph.variant or None, "warmup": mt.warmup, "warmup_s": mt.warmup_s,
-            "fill": mt.fill if ph.phase == "together" else None, "repeat_order": spec.repeat_order,
-            **_option_columns(m.options), "settings": settings,
-            "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
-            # the experiment's GPU (its lease), and what the model's process was pinned to
-            "gpu_index": lease.get("index"), "gpu_uuid": lease.get("uuid"),
-            "cuda_visible_devices": info.get("cuda_visible_devices") if lease else None,
-            **_precision_columns(m),
-            "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
-            "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,
-            "keep_warm": mt.keep_warm if ph.phase == "together" else None,
-            "actor_pid": o["raw"].get("pid") if o["status"] == "ok" else None,
-            "barrier_warmup_n": o["raw"].get("barrier_warmup_n") if o["status"] == "ok" else None,
-            "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
-        }
-        warnings: List[str] = list(ctl.get("warnings", []))
-        late: List[str] = []  # after the diagnostics' messages
-        if o["status"] == "ok":
-            raw = o["raw"]
-            win = windows.get(key)
-            ts, te = raw["t_start_ns"], raw["t_end_ns"]
-            host_ms = (te - ts) / 1e6
-            warm = raw["warmup"]
-            inwin = (~warm) & ((ts >= win[0]) & (te <= win[1]) if win else False)
-            gpu = raw.get("gpu_ms")
-            frame = pd.DataFrame({
-                "run_id": plan.run_id, "model": m.name, "phase": ph.phase, "repeat": ph.repeat, "mode": ph.mode,
-                "variant": ph.variant or None,
-                "iteration": np.arange(len(ts)), "warmup": warm, "in_window": inwin,
-                "t_start_ns": ts, "t_end_ns": te, "host_ms": host_ms, "enqueue_ms": raw["enqueue_ns"] / 1e6,
-                "gpu_ms": gpu if gpu is not None else np.full(len(ts), np.nan),
-                **{k: v for k, v in raw.get("stages", {}).items() if k in STAGES},
-            })
-            sample_frames.append(frame)
-            sel = host_ms[inwin]
-            row.update(summarize(sel, m.batch, spec.confidence).as_dict(), confidence=spec.confidence)
+            win = spans[0] if spans else None
+            skew = float("nan")
+        by_name = {m.name: m for m in plan.models}
+        spec_models = {ms.name: ms for ms in spec.models}
+        pieces, series_of = [], []
+        for o in outcomes:
+            meas: Dict[str, object] = {"start_skew_us": skew}
+            late: List[str] = []
+            series: List[dict] = []
+            if o["status"] == "ok":
+                m = by_name[o["model"]]
+                mt = spec.timing_for(spec_models[m.name], o["phase"].variant or None)
+                piece, host, gpu = self._measure(o, m, mt, win, meas, late)
+                if piece is not None:
+                    pieces.append(piece)
+                series_of.append((meas, series, host, gpu, m.batch))
+                piece = host = gpu = None  # (the piece's columns are views of the raw arrays)
+            self._outcomes.append({k: v for k, v in o.items() if k != "raw"})
+            self._measured.append(meas)
+            self._late.append(late)
+            self._series.append(series)
+        if pieces:
+            if self.sink is not None:
+                self.sink(pieces)
+            else:
+                self._samples.extend(sample_tables(pieces))
+        del pieces
+        for o in outcomes:  # written: the raw arrays can go (the caller keeps the rest)
+            o.pop("raw", None)
+        conf = spec.confidence
+        while series_of:  # each row's statistics and series diagnostics, one series at a time
+            meas, series, host, gpu, batch = series_of.pop(0)
+            meas.update(summarize(host, batch, conf).as_dict(), confidence=conf)
+            series.extend(series_diagnostics(host, meas.get("warmup_n")))
+            del host
             if gpu is not None:
-                row.update(summarize(gpu[inwin], m.batch, spec.confidence).as_dict("gpu_"))
-            sync_end = raw.get("t_sync_end_ns")  # sync: none: the span ends at the final synchronisation
-            row["throughput_ips"] = (_throughput(ts[inwin], te[inwin], m.batch) if sync_end is None
-                                     else _throughput(ts[~warm], te[~warm], m.batch, end_ns=sync_end))
-            # sync: none: how long that synchronisation waited (how far the launches ran ahead),
-            # and the measured inferences past the event ring (no GPU time)
-            row["sync_wait_ms"] = raw["sync_wait_ns"] / 1e6 if raw.get("sync_wait_ns") is not None else np.nan
-            if raw.get("gpu_missing"):
-                late.append(f"{raw['gpu_missing']} of {int((~warm).sum())} measured inferences have no GPU time "
-                            f"(sync: none at gap 0 reads the event ring only after the phase; it held "
-                            f"{raw.get('gpu_capacity')})")
-            for k, v in raw.get("stages", {}).items():
-                if k in STAGES and inwin.any():
-                    row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
-            if "data" in raw:
-                row.update(n_images=raw["data"]["n_images"], n_labels=raw["data"]["n_labels"],
-                           data=raw["data"]["summary"])
-                if ph.mode in ("validation", "without_val"):  # one pass over the set: what was asked
-                    row.update(iterations=raw["data"]["n_images"], duration_s=None)
-            for k, v in (raw.get("metrics") or {}).items():
-                if k not in ("n_images", "n_labels"):
-                    row[k] = v
-            if "metrics" in raw and raw["metrics"].get("n_images", 0) < raw["data"]["n_images"]:
-                late.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
-                            f"{raw['data']['n_images']} images of the set")
-            row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if inwin.any() else np.nan
-            row["timer"] = "cuda_event+host" if gpu is not None else "host"
-            row["warmup_n"] = int(warm.sum())
-            row["n_total"] = int((~warm).sum())
-            first = ts[~warm][0] if (~warm).any() else None
-            row["start_instant_ns"] = int(raw["instant_ns"])
-            row["start_late_us"] = (first - raw["instant_ns"]) / 1e3 if first is not None else np.nan
-            if win:
-                row.update(window_start_ns=int(win[0]), window_end_ns=int(win[1]), window_s=(win[1] - win[0]) / 1e9)
-        notes.append((warnings, late))
-        run_rows.append(row)
-    tel = result["telemetry"].get("rows") or {}
-    tel_frame = pd.DataFrame(tel) if tel else pd.DataFrame(columns=["t_ns", "source", "metric", "value", "unit"])
-    tel_frame.insert(0, "run_id", plan.run_id)
-    samples = pd.concat(sample_frames, ignore_index=True) if sample_frames else pd.DataFrame()
-    runs = pd.DataFrame(run_rows)
-    # Statistics warnings, clocks, throttling, skew, window: one place (results.diagnose),
-    # stored as values and, for printing, as sentences after the controls' warnings.
-    runs["diagnostics"] = diagnose(runs, samples, tel_frame) if len(runs) else []
-    runs["warnings"] = [first + [d["message"] for d in diag] + late
-                        for (first, late), diag in zip(notes, runs["diagnostics"])]
-    return {"runs": runs, "samples": samples, "telemetry": tel_frame}
+                meas.update(summarize(gpu, batch, conf).as_dict("gpu_"))
+            del gpu
+        return _phase_line(outcomes, self._measured[len(self._measured) - len(outcomes):])
+
+    def _measure(self, o: dict, m, mt, win, row: dict, late: List[str]):
+        """The columns of an ok row from its raw samples (into ``row``) but its statistics,
+        its late warnings, its aggregates; returns its samples as a ``write.Piece`` (None
+        where none are kept) and the in-window host and GPU latencies (None without a GPU
+        timer) its statistics are computed from."""
+        spec, ph, raw = self.plan.spec, o["phase"], o["raw"]
+        ts, te = raw["t_start_ns"], raw["t_end_ns"]
+        warm = np.asarray(raw["warmup"], dtype=bool)
+        measured = ~warm
+        inwin = measured & (ts >= win[0]) & (te <= win[1]) if win else np.zeros(len(ts), bool)
+        gpu = raw.get("gpu_ms")
+        # the host latencies of the in-window inferences, the series of the row's statistics
+        # (of the others only what is written, a row group at a time: a long phase's arrays
+        # are most of what the driver holds)
+        sel = te[inwin]
+        sel -= ts[inwin]
+        sel = sel / 1e6
+        warm_n = int(warm.sum())
+        row.update(actor_pid=raw.get("pid"), barrier_warmup_n=raw.get("barrier_warmup_n"))
+        sync_end = raw.get("t_sync_end_ns")  # sync: none: the span ends at the final synchronisation
+        row["throughput_ips"] = (_throughput(ts, te, m.batch, mask=inwin) if sync_end is None
+                                 else _throughput(ts, te, m.batch, end_ns=sync_end, mask=measured))
+        # sync: none: how long that synchronisation waited (how far the launches ran ahead),
+        # and the measured inferences past the event ring (no GPU time)
+        row["sync_wait_ms"] = raw["sync_wait_ns"] / 1e6 if raw.get("sync_wait_ns") is not None else np.nan
+        if raw.get("gpu_missing"):
+            late.append(f"{raw['gpu_missing']} of {int(measured.sum())} measured inferences have no GPU time "
+                        f"(sync: none at gap 0 reads the event ring only after the phase; it held "
+                        f"{raw.get('gpu_capacity')})")
+        any_in = bool(inwin.any())
+        for k, v in raw.get("stages", {}).items():
+            if k in STAGES and any_in:
+                row[k.replace("_ms", "_p50_ms")] = float(np.median(v[inwin]))
+        if "data" in raw:
+            row.update(n_images=raw["data"]["n_images"], n_labels=raw["data"]["n_labels"],
+                       data=raw["data"]["summary"])
+            if ph.mode in ("validation", "without_val"):  # one pass over the set: what was asked
+                row.update(iterations=raw["data"]["n_images"], duration_s=None)
+        for k, v in (raw.get("metrics") or {}).items():
+            if k not in ("n_images", "n_labels"):
+                row[k] = v
+        if "metrics" in raw and raw["metrics"].get("n_images", 0) < raw["data"]["n_images"]:
+            late.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
+                        f"{raw['data']['n_images']} images of the set")
+        row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if any_in else np.nan
+        row["timer"] = "cuda_event+host" if gpu is not None else "host"
+        row["warmup_n"] = warm_n
+        row["n_total"] = int(len(ts) - warm_n)
+        first = ts[measured.argmax()] if row["n_total"] else None
+        row["start_instant_ns"] = int(raw["instant_ns"])
+        row["start_late_us"] = (first - raw["instant_ns"]) / 1e3 if first is not None else np.nan
+        if win:
+            row.update(window_start_ns=int(win[0]), window_end_ns=int(win[1]), window_s=(win[1] - win[0]) / 1e9)
+        keys = {"run_id": self.plan.run_id, "model": m.name, "phase": ph.phase, "repeat": ph.repeat,
+                "mode": ph.mode, "variant": ph.variant or None}
+        if row["n_total"]:
+            sl = _tail(warm)  # the measured inferences: the loop's tail, as views where it is one
+            sl = sl if sl is not None else measured
+            anchor = int(win[0]) if win else int(first)
+            bins = per_second(ts[sl], te[sl], gpu[sl] if gpu is not None else None, inwin[sl], anchor)
+            self._aggregates.append(pd.DataFrame({**keys, **bins}))
+        return self._piece(keys, raw, warm, inwin, gpu), sel, gpu[inwin] if gpu is not None else None
+
+    def _piece(self, keys: dict, raw: dict, warm: np.ndarray, inwin: np.ndarray, gpu: Optional[np.ndarray]):
+        """The samples ``timing.samples`` keeps of one row, as a ``write.Piece``."""
+        if self.keep == "none":
+            return None
+        ts, te, enq = raw["t_start_ns"], raw["t_end_ns"], raw["enqueue_ns"]
+        stages = {k: v for k, v in raw.get("stages", {}).items() if k in STAGES}
+        if self.keep == "all":
+            cols = {"iteration": range(len(ts)), "warmup": warm, "in_window": inwin, "t_start_ns": ts,
+                    "t_end_ns": te, "host_ms": lambda lo, hi: (te[lo:hi] - ts[lo:hi]) / 1e6,
+                    "enqueue_ms": lambda lo, hi: enq[lo:hi] / 1e6, **stages}
+            if gpu is not None:
+                cols["gpu_ms"] = gpu
+            return keys, len(ts), cols
+        idx = np.flatnonzero(inwin)  # window: the inferences the statistics use
+        if not len(idx):
+            return None
+
+        def pick(a: np.ndarray, scale: float = 1.0):
+            return (lambda lo, hi: a[idx[lo:hi]]) if scale == 1.0 else (lambda lo, hi: a[idx[lo:hi]] / scale)
+
+        cols = {"iteration": idx, "t_start_ns": pick(ts), "t_end_ns": pick(te),
+                "host_ms": lambda lo, hi: (te[idx[lo:hi]] - ts[idx[lo:hi]]) / 1e6,
+                "enqueue_ms": pick(enq, 1e6), **{k: pick(v) for k, v in stages.items()}}
+        if gpu is not None:
+            cols["gpu_ms"] = pick(gpu)
+        return {**keys, "warmup": False, "in_window": True}, len(idx), cols
+
+    def finish(self, result: dict) -> Dict[str, pd.DataFrame]:
+        """The runs (with the controls as restored, the diagnostics and warnings), the
+        telemetry and the aggregates; and the samples where there is no ``sink``."""
+        plan, spec = self.plan, self.plan.spec
+        by_name = {m.name: m for m in plan.models}
+        spec_models = {ms.name: ms for ms in spec.models}
+        settings = _settings(spec)
+        prov = dict(result["provenance"])
+        if not prov.get("tensorrt_version"):  # JetPack's / an unpacked module has no pip record
+            prov["tensorrt_version"] = next((m.engine["trt_version"] for m in plan.models
+                                             if m.engine and m.engine.get("trt_version")), None)
+        ctl = result.get("controls") or {}
+        lease = result.get("gpu") or {}
+        machine = {
+            "clocks_mode": ctl.get("clocks_mode", "default"), "mps": ctl.get("mps", False),
+            "mps_state": ctl.get("mps_state"),
+            **{k: _json(ctl.get(k)) for k in ("clocks_before", "clocks_in_force", "clocks_after",
+                                              "power_mode_before", "power_mode_after")},
+            **_in_force(ctl),
+        }
+        run_rows = []
+        for o, meas in zip(self._outcomes, self._measured):
+            ph: Phase = o["phase"]
+            m = by_name[o["model"]]
+            mt = spec.timing_for(spec_models[m.name], ph.variant or None)
+            info = result["info"].get(m.name, {})
+            row = {
+                "run_id": plan.run_id, "experiment": spec.name, "model": m.name, "phase": ph.phase,
+                "repeat": ph.repeat, "mode": ph.mode,
+                "status": o["status"], "error": o.get("error"), "task": m.task, "backend": m.backend,
+                "device": info.get("device"), "providers": info.get("providers"), "source": m.source,
+                "onnx_path": m.onnx_path, "onnx_sha256": m.sha256, "weights": m.weights,
+                "imgsz_h": m.hw[0], "imgsz_w": m.hw[1], "batch": m.batch, "input_kind": spec.input.kind,
+                "n_inputs": info.get("n_inputs"), "sync": mt.sync, "gap_s": mt.gap_s, "iterations": mt.iterations,
+                "duration_s": mt.duration_s, "n_models": len(ph.models),
+                "variant": ph.variant or None, "warmup": mt.warmup, "warmup_s": mt.warmup_s,
+                "fill": mt.fill if ph.phase == "together" else None, "repeat_order": spec.repeat_order,
+                **_option_columns(m.options), "settings": settings,
+                "precision": m.precision, "engine_path": m.engine_path or None, "gpu": info.get("gpu"),
+                # the experiment's GPU (its lease), and what the model's process was pinned to
+                "gpu_index": lease.get("index"), "gpu_uuid": lease.get("uuid"),
+                "cuda_visible_devices": info.get("cuda_visible_devices") if lease else None,
+                **_precision_columns(m),
+                "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
+                "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,
+                "keep_warm": mt.keep_warm if ph.phase == "together" else None,
+                "actor_pid": None, "barrier_warmup_n": None, "samples_kept": self.keep,
+                "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
+            }
+            row.update(meas)
+            run_rows.append(row)
+        tel = result["telemetry"].get("rows") or {}
+        tel_frame = pd.DataFrame(tel) if tel else pd.DataFrame(columns=["t_ns", "source", "metric", "value", "unit"])
+        tel_frame.insert(0, "run_id", plan.run_id)
+        runs = pd.DataFrame(run_rows)
+        # Statistics warnings, clocks, throttling, skew, window: one place (results.diagnose),
+        # stored as values and, for printing, as sentences after the controls' warnings; the
+        # series' part computed per phase, on every in-window inference
+        runs["diagnostics"] = diagnose(runs, None, tel_frame, series=self._series) if len(runs) else []
+        first = list(ctl.get("warnings", []))
+        runs["warnings"] = [first + [d["message"] for d in diag] + late
+                            for late, diag in zip(self._late, runs["diagnostics"])]
+        aggregates = (pd.concat(self._aggregates, ignore_index=True) if self._aggregates
+                      else pd.DataFrame(columns=list(AGGREGATES.names)))
+        out = {"runs": runs, "telemetry": tel_frame, "aggregates": aggregates}
+        if self.sink is None:
+            out["samples"] = (pa.concat_tables(self._samples).to_pandas() if self._samples
+                              else pd.DataFrame(columns=list(SAMPLES.names)))
+        return out
 
 
-def _throughput(ts: np.ndarray, te: np.ndarray, batch: int, end_ns: Optional[int] = None) -> float:
+def _measured_span(raw: dict) -> Optional[tuple]:
+    """(first measured start, last measured end) of one loop's samples, or None."""
+    m = ~np.asarray(raw["warmup"], dtype=bool)
+    if not m.any():
+        return None
+    ts, te = raw["t_start_ns"], raw["t_end_ns"]
+    return (int(ts.min(where=m, initial=np.iinfo(np.int64).max)),
+            int(te.max(where=m, initial=np.iinfo(np.int64).min)))
+
+
+def _tail(warm: np.ndarray) -> Optional[slice]:
+    """The measured inferences as a slice where they are the loop's tail (the warm-up
+    first, as ``run_loop`` records it), else None."""
+    k = int((~warm).argmax()) if len(warm) else 0
+    if len(warm) and not warm[k] and not warm[k:].any():
+        return slice(k, len(warm))
+    return None
+
+
+def _phase_line(outcomes: List[dict], rows: List[dict]) -> str:
+    """``cls: n 50, p50 0.58 ms; det failed: ...``: a phase's outcome in one line, from
+    its rows' statistics (together: over the common window)."""
+    parts = []
+    for o, r in zip(outcomes, rows):
+        if o["status"] != "ok":
+            parts.append(f"{o['model']} {o['status']}: {o.get('error')}")
+        elif r.get("n"):
+            parts.append(f"{o['model']}: n {r['n']}, p50 {r['p50_ms']:.3g} ms")
+        else:
+            parts.append(f"{o['model']}: n 0")
+    return "; ".join(parts)
+
+
+def build_tables(plan: Plan, result: dict) -> Dict[str, pd.DataFrame]:
+    """Samples, runs (statistics over the right window), telemetry and aggregates of one
+    run whose outcomes all kept their raw samples (``execute`` without ``on_phase``):
+    ``RunTables`` given one phase at a time."""
+    tables = RunTables(plan)
+    group: List[dict] = []
+    for o in (dict(o) for o in result["outcomes"]):  # (``add`` takes the raw samples out of what it is given)
+        if group and o["phase"] != group[0]["phase"]:
+            tables.add(group)
+            group = []
+        group.append(o)
+    if group:
+        tables.add(group)
+    return tables.finish(result)
+
+
+def _throughput(ts: np.ndarray, te: np.ndarray, batch: int, end_ns: Optional[int] = None,
+                mask: Optional[np.ndarray] = None) -> float:
     """Achieved images per second over the measured span (first start to last end, or to
     ``end_ns``: with ``sync: none`` the final synchronisation, when every launched
-    inference was done): gaps, synchronisation and, together, the fill all count
-    (``fps`` is latency-bound)."""
-    if len(ts) == 0:
+    inference was done) of the inferences ``mask`` selects (all without): gaps,
+    synchronisation and, together, the fill all count (``fps`` is latency-bound)."""
+    n = len(ts) if mask is None else int(np.count_nonzero(mask))
+    if n == 0:
         return float("nan")
-    span_ns = (int(end_ns) if end_ns is not None else int(te.max())) - int(ts.min())
-    return len(ts) * batch * 1e9 / span_ns if span_ns > 0 else float("nan")
+    first = int(ts.min(where=mask, initial=np.iinfo(np.int64).max)) if mask is not None else int(ts.min())
+    last = int(te.max(where=mask, initial=np.iinfo(np.int64).min)) if mask is not None else int(te.max())
+    span_ns = (int(end_ns) if end_ns is not None else last) - first
+    return n * batch * 1e9 / span_ns if span_ns > 0 else float("nan")
 
 
 #: spec fields that do not change what is measured: a run of the same settings under another
 #: name, output folder, description, level or number of repeats measures the same condition
 _NOT_SETTINGS = ("name", "description", "output", "confidence", "repeats")
+#: nor does which samples a run keeps (``timing.samples``: its statistics are of every inference)
+_NOT_TIMING_SETTINGS = ("samples",)
 
 
 def _settings(spec) -> str:
     """The resolved spec as one canonical JSON string, less ``_NOT_SETTINGS``: runs whose
     ``settings`` differ are different conditions (``results.compare``)."""
-    return json.dumps(spec.model_dump(mode="json", exclude=set(_NOT_SETTINGS)), sort_keys=True,
-                      separators=(",", ":"))
+    exclude = {k: True for k in _NOT_SETTINGS}
+    exclude["timing"] = {k: True for k in _NOT_TIMING_SETTINGS}
+    return json.dumps(spec.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
 
 
 def _option_columns(options: dict) -> dict:
@@ -708,21 +890,34 @@ def _precision_columns(m) -> dict:
 
 
 def run_plan(plan: Plan, log: Optional[Log] = None) -> dict:
-    """Connect (or start) Ray, execute, write the run atomically; returns tables and path.
-    ``log``: where the progress lines go (default: the ``trt_ray_bench`` logger)."""
+    """Connect (or start) Ray, execute, write the run as it goes: a hidden folder opened
+    with the first phase's samples (a run refused on the node creates nothing), each
+    phase's samples appended as it ends, the rest at the end, then renamed
+    into place (``results.RunWriter``); an exception on the way removes the folder.
+    Returns the run's folder and its runs, telemetry and aggregates tables (the samples
+    are in the folder). ``log``: where the progress lines go (default: the
+    ``trt_ray_bench`` logger)."""
     log = progress.say(log)
     started = connect(plan.address)
     try:
         t0 = time.perf_counter()
-        result = execute(plan, log)
-        tables = build_tables(plan, result)
-        path = write_run(plan.run_dir, tables, plan.spec_yaml)
+        writer = RunWriter(plan.run_dir, lazy=True)  # opened by the first phase's samples (or the end)
+        try:
+            tables = RunTables(plan, sink=writer.write_samples)
+            result = execute(plan, log, on_phase=tables.add)
+            out = tables.finish(result)
+            path = writer.finish(out, plan.spec_yaml)
+        except BaseException:
+            writer.abort()
+            raise
+        for d in writer.removed:
+            log.info(f"removed  {d}: an unfinished run's hidden folder, its process gone")
         log.info(f"wrote    {path}  ({time.perf_counter() - t0:.1f} s)")
         for e in result["telemetry"].get("errors", []):
             log.warning(f"warning  telemetry: {e}")
         if result.get("interrupted") is not None:  # written, restored: now the caller stops too
             raise result["interrupted"]
-        return {"run_dir": path, "tables": tables}
+        return {"run_dir": path, "tables": out}
     finally:
         if started:
             ray.shutdown()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ..control.gpus import visible_gpus
 from ..control.journal import left_behind
 from ..control.machine import MachineControls, clocks_text
 from ..control.platform import detect_platform, driver_text
@@ -180,10 +181,14 @@ def refusals_here(spec: ExperimentSpec) -> List[UserError]:
     except UserError as exc:
         out.append(exc)
     if not out and (spec.clocks != "default" or spec.mps or spec.power_mode is not None):
-        try:  # reads only: what the run's Monitor would refuse after Ray and the plan
-            MachineControls.from_spec(spec).check()
-        except UserError as exc:
-            out.append(exc)
+        # Reads only: what the run's Monitor would refuse after Ray and the plan. On a host
+        # of several GPUs the run's GPU is known only once it is leased: the node checks it.
+        gpus = visible_gpus()
+        if len(gpus) <= 1:
+            try:
+                MachineControls.from_spec(spec, gpu_index=gpus[0].index if gpus else 0).check()
+            except UserError as exc:
+                out.append(exc)
     return out
 
 

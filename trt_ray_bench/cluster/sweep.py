@@ -2,9 +2,10 @@
 Ray task pinned to one node that holds one of the node's ``trb_slot`` (one per GPU: a
 node runs as many points at once as it has GPUs, each on a GPU of its own, which the
 point's Monitor leases); the task runs the one-node path (``make_plan`` there, so
-models are exported/found on the node, ``execute``, ``build_tables``) and returns the
-tables; the driver writes them under ``<output>/<sweep name>/<run_id>/`` (one results
-tree, on the driver, which is what ``--resume`` reads).
+models are exported/found on the node, ``execute``, ``RunTables``) and returns the
+tables (the samples as a Parquet file made phase by phase); the driver writes them under
+``<output>/<sweep name>/<run_id>/`` (one results tree, on the driver, which is what
+``--resume`` reads).
 
 Every attempt is also appended to ``<output>/<sweep name>/sweep-log.jsonl`` (point id,
 axis values, node, attempt, status, reason, start and end), failed attempts included."""
@@ -26,9 +27,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from .. import progress
 from ..errors import UserError
 from ..results import write_run
+from ..results.write import SamplesBuffer
 from ..spec import SweepPoint, SweepSpec, expand
 from ..telemetry.foreign import driver_identity
-from .node_run import _reason, build_tables, connect, execute
+from .node_run import RunTables, _reason, connect, execute
 from .plan import make_plan
 
 Log = Callable[[str], None]
@@ -160,13 +162,16 @@ def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None, drive
     lines: List[str] = []
     installed = _install(files)
     plan = make_plan(spec, export=True)
-    result = execute(plan, lines.append, driver=driver)
-    tables = build_tables(plan, result)
+    samples = SamplesBuffer()  # each phase's samples into a Parquet file in memory as it ends, its raw arrays dropped
+    built = RunTables(plan, sink=samples.write_samples)
+    result = execute(plan, lines.append, driver=driver, on_phase=built.add)
+    tables = built.finish(result)
     ended = _now()
     runs = tables["runs"]
     for k, v in {**meta, "point_started_at": started, "point_ended_at": ended}.items():
         runs[k] = v
-    return {"tables": tables, "spec_yaml": plan.spec_yaml, "run_dir": str(plan.run_dir), "run_id": plan.run_id,
+    return {"tables": tables, "samples_parquet": samples.getvalue(), "spec_yaml": plan.spec_yaml,
+            "run_dir": str(plan.run_dir), "run_id": plan.run_id,
             "log": lines, "installed": installed, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
             "telemetry_errors": result["telemetry"].get("errors", []), "gpu": result.get("gpu")}
 
@@ -333,7 +338,8 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         if not isinstance(exc, ray.exceptions.RayTaskError) and nid not in _alive_ids():
                             reason = f"node {nodes[nid]} died: {reason}"
                     else:
-                        run_dir = write_run(Path(out["run_dir"]), out["tables"], out["spec_yaml"])
+                        run_dir = write_run(Path(out["run_dir"]), out["tables"], out["spec_yaml"],
+                                            out.get("samples_parquet"))
                         bad = out["tables"]["runs"]
                         bad = bad[bad["status"] != "ok"]
                         status = "ok" if bad.empty else "failed"

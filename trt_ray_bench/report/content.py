@@ -73,7 +73,7 @@ def summary(d: ReportData, source: str) -> Section:
     if present(runs, "mode"):
         text += f", mode(s) {', '.join(ordered(runs['mode'].dropna()))}"
     n_inf = int(runs.loc[runs["status"] == "ok", "n"].sum()) if present(runs, "n") else 0
-    text += (f"; {n_inf} timed inferences in the statistics, {len(d.samples)} recorded in all (warm-up included), "
+    text += (f"; {n_inf} timed inferences in the statistics, {d.n_samples} recorded in all (warm-up included), "
              f"{len(d.telemetry)} telemetry readings.")
     if d.is_sweep:
         text += f" A sweep of {runs['point_id'].nunique()} point(s) over {', '.join(a[5:] for a in d.axes) or 'no axis'}."
@@ -131,12 +131,12 @@ def comparisons(d: ReportData, baseline: Optional[str] = None) -> Section:
     if len(groups) <= MAX_GROUPS:
         if set(ok["phase"]) >= {"alone", "together"}:
             for title, rows in groups:
-                blocks.append(_table(results.alone_vs_together(rows, samples=d.samples),
+                blocks.append(_table(results.alone_vs_together(rows),
                                     "Alone vs together" + (f": {title}" if title else ""),
                                     "Host ms per batch, pooled over repeats; Δ = together vs alone" + _NOISE))
         if varies(ok, "mode"):
             for title, rows in groups:
-                blocks.append(_table(results.by_mode(rows, samples=d.samples), "By mode" + (f": {title}" if title else ""),
+                blocks.append(_table(results.by_mode(rows), "By mode" + (f": {title}" if title else ""),
                                     "ms per image (host) of each mode and phase; % vs inference alone" + _NOISE))
     if d.is_sweep:
         cols = [c for c in ["point_id", *d.axes, "model", "phase", "status", "n", "p50_ms", "p50_ci_lo_ms",
@@ -145,7 +145,7 @@ def comparisons(d: ReportData, baseline: Optional[str] = None) -> Section:
         blocks.append(Table(d.runs[cols], "Sweep points", "One row per point, model and phase; host ms per batch."))
     else:
         if varies(ok, "variant"):
-            blocks.append(_table(results.by_condition(ok, "variant", samples=d.samples), "By variant",
+            blocks.append(_table(results.by_condition(ok, "variant"), "By variant",
                                  "Host ms per batch; each timing variant against the first, per model" + _NOISE))
         blocks.append(per_model(d, ok, baseline))
     return Section("Comparisons", blocks)
@@ -174,7 +174,7 @@ def per_model(d: ReportData, ok: pd.DataFrame, baseline: Optional[str] = None) -
     first listed, then). The note names only what the table holds: GPU times where a row
     has them."""
     base = baseline or (ordered(ok["model"])[0] if variants_of_one_model(ok) else None)
-    frame = results.versus(ok, base or ordered(ok["model"])[0], samples=d.samples)
+    frame = results.versus(ok, base or ordered(ok["model"])[0])
     gpu = "gpu_p50_ms" in frame.columns  # versus leaves out a statistic no row has
     note = ("Host ms per batch" + ("; gpu_p50: GPU time from CUDA events" if gpu else "")
             + "; fps: latency-bound (batch x 1000 / mean)")
@@ -197,7 +197,12 @@ def _stored(d: ReportData) -> bool:
 
 
 def _diagnostics(d: ReportData) -> pd.Series:
-    return d.runs["diagnostics"] if _stored(d) else results.diagnose(d.runs, d.samples, d.telemetry)
+    """The rows' diagnostics: as stored, else computed from the runs, the telemetry and
+    each row's samples, read a row at a time (``Results.filled``)."""
+    if _stored(d):
+        return d.runs["diagnostics"]
+    res = d.res.with_runs(d.runs.drop(columns="diagnostics", errors="ignore"))
+    return res.filled(stats=False).runs["diagnostics"]
 
 
 def _row_items(d: ReportData, per_row: pd.Series, make) -> List[dict]:

@@ -11,6 +11,7 @@ from typing import List, Sequence
 import pandas as pd
 
 from .. import results
+from .digest import Digest, digest
 
 #: run conditions that, when they vary for one model, split its rows in figures
 CONDITIONS = ("mode", "clocks_mode", "mps", "power_mode", "gap_s")
@@ -18,13 +19,15 @@ CONDITIONS = ("mode", "clocks_mode", "mps", "power_mode", "gap_s")
 
 @dataclass(frozen=True)
 class ReportData:
-    """``runs`` (sweep points spread into ``axis:<field>`` columns), ``samples``,
-    ``telemetry`` and ``window`` (the telemetry of each runs row's window, same index)."""
+    """``runs`` (sweep points spread into ``axis:<field>`` columns), ``telemetry``,
+    ``window`` (the telemetry of each runs row's window, same index) and ``res``, the
+    results they come from, whose samples stay on disk: the figures read them a row at a
+    time (``digest``); ``samples`` reads them whole."""
 
     runs: pd.DataFrame
-    samples: pd.DataFrame
     telemetry: pd.DataFrame
     window: pd.DataFrame
+    res: results.Results
 
     @classmethod
     def from_results(cls, res: results.Results) -> "ReportData":
@@ -34,7 +37,26 @@ class ReportData:
 
             runs = point_columns(runs)
         window = results.window_telemetry(runs, res.telemetry)
-        return cls(runs, res.samples, res.telemetry, window)
+        return cls(runs, res.telemetry, window, res)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """Every sample, every column (read whole: the figures use ``digest``)."""
+        return self.res.samples
+
+    @cached_property
+    def n_samples(self) -> int:
+        """How many samples were recorded (warm-up included), without reading them."""
+        return self.res.n_samples
+
+    @cached_property
+    def digest(self) -> Digest:
+        """What the figures draw of the samples, gathered in one pass a row at a time
+        (``report.digest``): the series of a row are its phase and the conditions its
+        model was measured under."""
+        conds = conditions(self.runs, self.axes)
+        series = labels(self.runs, ["phase"] + conds)
+        return digest(self.res, self.runs, series)
 
     @cached_property
     def ok(self) -> pd.DataFrame:
@@ -53,7 +75,8 @@ class ReportData:
 
     @cached_property
     def timed(self) -> pd.DataFrame:
-        """Samples that enter the statistics: after warm-up, inside the window."""
+        """Samples that enter the statistics: after warm-up, inside the window (every
+        sample read: the figures use ``digest``)."""
         s = self.samples
         return s[~s["warmup"].astype(bool) & s["in_window"].astype(bool)]
 

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..results.compare import STAGES, condition_interval
-from ..results.explain import SAMPLE_KEYS, readings
+from ..results.explain import readings
 from .data import ReportData, conditions, label, labels, ordered, present, same_partition, varies, varying_within_model
+from .digest import DPI, MAX_POINTS, MAX_RUNS, TIMELINE_WIDTH_IN, RunLine  # noqa: F401 (MAX_POINTS: its home moved)
 from .document import Figure
 
 MAX_MODELS = 12     # panels in one distribution figure
 MAX_SERIES = 8      # boxes per model
-MAX_RUNS = 6        # time-axis figures
-MAX_POINTS = 20_000  # inferences drawn in one time-axis figure
 MAX_LINES = 12      # lines in one curve
 MAX_BARS = 40       # bars in one stage figure
 
@@ -47,7 +46,7 @@ def _new(nrows: int, ncols: int, width: float, height: float, **kw):
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")  # legends below a figure included
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # legends below a figure included
     return buf.getvalue()
 
 
@@ -75,30 +74,34 @@ def _series_note(cols: Sequence[str]) -> str:
 
 def latency_distribution(d: ReportData, col: str) -> List[Figure]:
     """Box plots of each model's per-inference ``col`` (after warm-up, in the window),
-    one panel per model, one box per phase and condition the model was measured under."""
-    s = d.timed.dropna(subset=[col])
-    if s.empty:
+    one panel per model, one box per phase and condition the model was measured under.
+    Drawn from ``d.digest`` (the samples read a row at a time): exactly the values where
+    they are few enough, else from histograms fine enough not to show it."""
+    dg = d.digest
+    boxes = dg.boxes.get(col, {})
+    every = dg.series_order(col)
+    if not every:
         return []
-    keys = [k for k in SAMPLE_KEYS if k in s.columns and k in d.runs.columns]
     conds = conditions(d.runs, d.axes)
-    runs = d.runs[keys + [c for c in conds if c not in s.columns]].drop_duplicates(keys)
-    s = s.merge(runs, on=keys, how="left")
-    series_cols = (["phase"] if "phase" in s.columns else []) + conds
-    s = s.assign(_series=labels(s, series_cols))
-    series = ordered(s["_series"])[:MAX_SERIES]
-    models = ordered(d.runs["model"])
-    models = [m for m in models if m in set(s["model"])][:MAX_MODELS]
+    series_cols = ["phase"] + conds
+    series = every[:MAX_SERIES]
+    have = dg.models_with(col)
+    models = [m for m in ordered(d.runs["model"]) if m in have][:MAX_MODELS]
     ncols = min(3, len(models))
     nrows = -(-len(models) // ncols)
     fig, axes = _new(nrows, ncols, 4.2 * ncols, 3.4 * nrows)
     colors = dict(zip(series, _colors(len(series))))
     ticks = len(series) <= 4 and max(len(x) for x in series) <= 24
+    binned = False
     for ax, model in zip(axes.flat, models):
-        sm = s[s["model"] == model]
-        here = [x for x in series if (sm["_series"] == x).any()]
-        data = [sm.loc[sm["_series"] == x, col].to_numpy() for x in here]
-        box = ax.boxplot(data, patch_artist=True, widths=0.6, flierprops={"markersize": 2, "alpha": 0.4},
-                         medianprops={"color": "black"})
+        here = [x for x in series if (model, x) in boxes]
+        kw = dict(patch_artist=True, widths=0.6, flierprops={"markersize": 2, "alpha": 0.4},
+                  medianprops={"color": "black"})
+        if all(boxes[(model, x)].exact for x in here):
+            box = ax.boxplot([boxes[(model, x)].values() for x in here], **kw)
+        else:  # what Axes.boxplot draws, from the statistics of the histograms
+            binned = True
+            box = ax.bxp([boxes[(model, x)].stats() for x in here], boxprops={"linestyle": "solid"}, **kw)
         for patch, x in zip(box["boxes"], here):
             patch.set_facecolor(colors[x])
             patch.set_alpha(0.6)
@@ -120,35 +123,65 @@ def latency_distribution(d: ReportData, col: str) -> List[Figure]:
     cap = (f"Distribution of the {what} of each inference after warm-up and inside the measurement window, "
            f"per model, split by {_series_note(series_cols)}. Box: quartiles and median; whiskers: 1.5 IQR; "
            f"dots: outliers.")
-    if len(ordered(s["_series"])) > MAX_SERIES or len(set(s["model"])) > MAX_MODELS:
+    if binned:
+        cap += (" Boxes of many inferences are drawn from a histogram of their values (1000 bins a decade: "
+                "within 0.12 %), one dot per bin of outliers.")
+    if len(every) > MAX_SERIES or len(have) > MAX_MODELS:
         cap += f" Only the first {MAX_SERIES} conditions and {MAX_MODELS} models are drawn."
     return [Figure(f"latency-{col.replace('_ms', '')}", cap, _png(fig), models)]
 
 
 # --- (b) latency over time with the telemetry ------------------------------------------
 
+def _draw_line(ax, line: RunLine, t0: int) -> List[str]:
+    """The latency of one run's inferences over time (``digest.RunLine``): every one as a
+    point, or per pixel column its median (point) and its range (line); returns the
+    models, in the legend's order."""
+    models = line.models()
+    colors = dict(zip(models, _colors(len(models))))
+
+    def points(warm: bool, model=None):
+        ts, ys = [], []
+        for r in line.rows:
+            if r in line.points and (model is None or line.model[r] == model):
+                t, y, w = line.points[r]
+                sel = w if warm else ~w
+                ts.append(t[sel])
+                ys.append(y[sel])
+            agg = line.columns.get((r, warm))
+            if agg is not None and (model is None or line.model[r] == model):
+                ax.vlines((agg.t - t0) / 1e9, agg.lo, agg.hi, colors="0.6" if warm else colors[line.model[r]],
+                          lw=0.6, alpha=0.6)
+                ts.append(agg.t)
+                ys.append(agg.med)
+        t = np.concatenate(ts) if ts else np.empty(0)
+        return (t - t0) / 1e9, (np.concatenate(ys) if ys else np.empty(0))
+
+    x, y = points(True)
+    ax.scatter(x, y, s=3, c="0.6", marker="x", label="warm-up")
+    for model in models:
+        x, y = points(False, model)
+        ax.scatter(x, y, s=3, color=colors[model], label=model)
+    _log_if_wide(ax, line.scale_values())
+    return models
+
+
 def over_time(d: ReportData) -> List[Figure]:
-    """Per run: every inference's host latency on the node's clock, with the GPU clock,
+    """Per run: every inference's host latency on the node's clock (a large run: per
+    pixel column, the median and the range of its inferences), with the GPU clock,
     utilization, power and CPU load below it on the same axis."""
-    rids = ordered(d.samples["run_id"])
+    dg = d.digest
+    rids = dg.runs_with_samples
     per_run = [(title, readings(d.telemetry, q)) for title, q in TRACES]
     out = []
-    for rid in rids[:MAX_RUNS]:
-        s = d.samples[d.samples["run_id"] == rid]
+    for line in dg.lines:
+        rid = line.run_id
         traces = [(title, *r[rid]) for title, r in per_run if rid in r and len(r[rid][0])]
-        t0 = min([s["t_start_ns"].min()] + [t[0] for _, t, _ in traces])
-        fig, axes = _new(1 + len(traces), 1, 10, 3.2 + 1.4 * len(traces), sharex=True,
+        t0 = min([line.t_min] + [t[0] for _, t, _ in traces])
+        fig, axes = _new(1 + len(traces), 1, TIMELINE_WIDTH_IN, 3.2 + 1.4 * len(traces), sharex=True,
                          gridspec_kw={"height_ratios": [2.2] + [1] * len(traces)})
         ax = axes[0, 0]
-        step = max(1, -(-len(s) // MAX_POINTS))
-        shown = s.iloc[::step]
-        warm = shown[shown["warmup"].astype(bool)]
-        ax.scatter((warm["t_start_ns"] - t0) / 1e9, warm["host_ms"], s=3, c="0.6", marker="x", label="warm-up")
-        models = ordered(shown["model"])
-        for model, color in zip(models, _colors(len(models))):
-            m = shown[(shown["model"] == model) & ~shown["warmup"].astype(bool)]
-            ax.scatter((m["t_start_ns"] - t0) / 1e9, m["host_ms"], s=3, color=color, label=model)
-        _log_if_wide(ax, shown["host_ms"])
+        models = _draw_line(ax, line, t0)
         ax.set_ylabel("host ms")
         ax.legend(fontsize=7, markerscale=3, ncol=min(6, len(models) + 1), loc="upper left")
         ax.grid(alpha=0.3)
@@ -162,11 +195,15 @@ def over_time(d: ReportData) -> List[Figure]:
             a.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("seconds from the start of the run")
         names = [t[0] for t in traces]
-        cap = (f"Run {rid}: the host latency of every inference (warm-up in grey)"
+        what = ("the host latency of its inferences per second (it kept no samples: timing.samples none): "
+                "the median (dot) to the slowest (line) of each second" if line.per_second else
+                "the host latency of every inference" if line.exact else
+                f"the host latency of its {line.n} inferences, per pixel column of the time axis ({line.width} over "
+                f"the run) the median (dot) and the fastest to the slowest (line) of those in it (a row of fewer "
+                f"inferences than columns point by point)")
+        cap = (f"Run {rid}: {what} (warm-up in grey)"
                + (f", with {', '.join(n.split(' (')[0] for n in names)} sampled on the same clock" if names else "")
                + "; time in seconds from the run's start; shaded: the together window.")
-        if step > 1:
-            cap += f" Every {step}th inference is drawn."
         if len(rids) > MAX_RUNS:
             cap += f" Time-axis figures are drawn for the first {MAX_RUNS} of {len(rids)} runs."
         out.append(Figure(f"timeline-{rid}", cap, _png(fig), ["latency"] + names))

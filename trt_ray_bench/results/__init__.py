@@ -4,7 +4,7 @@
 >>> r = results.load("results/quickstart")      # every run under the folder
 >>> r.runs[["model", "phase", "p50_ms", "p99_ms"]]
 >>> results.alone_vs_together(r.latest().runs)     # Δ, its interval and verdict, tested on runs
->>> results.diagnose(r.runs, r.samples, r.telemetry)   # warnings per row, as values
+>>> results.diagnose(r.runs, r.samples, r.telemetry, r.aggregates)   # warnings per row, as values
 >>> results.explain(r.runs, r.telemetry, "phase")       # what else differed, in sentences
 """
 
@@ -16,13 +16,14 @@ from .join import samples_with_telemetry
 from .load import Results, complete_runs, format_version, load, run_dirs, run_state
 from .schema import FORMAT_VERSION
 from .verdict import Verdict, compare_rows, compare_units, unit_keys, unit_values
-from .write import check_writable, write_run
+from .write import RunWriter, check_writable, write_run
 
 __all__ = [
     "CONDITION_COLUMNS",
     "FORMAT_VERSION",
     "STAGES",
     "Results",
+    "RunWriter",
     "alone_vs_together",
     "by_condition",
     "by_mode",

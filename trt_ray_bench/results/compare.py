@@ -39,7 +39,7 @@ from ..errors import UserError
 from ..timing._stats import geometric_interval, geometric_mean, summarize
 from ._keys import SAMPLE_KEYS, row_keys
 from .schema import STAGES
-from .verdict import NO_TEST, Verdict, compare_rows, level, unit_keys
+from .verdict import NO_TEST, UNIT_COLUMNS, Verdict, compare_rows, level, unit_keys
 
 STATS = ("mean_ms", "p50_ms", "p99_ms")
 
@@ -236,51 +236,82 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
     return pd.DataFrame(out)
 
 
-def with_row_stats(runs: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with the statistics of rows written without the dependence-aware intervals
-    (no ``n_eff``) computed again from their in-window samples; rows whose samples are not
-    there keep their points and lose their intervals (an interval that assumed independent
-    inferences is not given). A copy; rows already complete are left as they are."""
-    if not len(runs):
-        return runs
+def stats_todo(runs: pd.DataFrame) -> pd.Series:
+    """The rows ``with_row_stats`` computes again: written without ``n_eff`` (before the
+    intervals respected the dependence between inferences), with inferences measured."""
     todo = runs["n_eff"].isna() if "n_eff" in runs.columns else pd.Series(True, index=runs.index)
     if "n" in runs.columns:
         todo &= pd.to_numeric(runs["n"], errors="coerce").fillna(0) > 0
-    if not todo.any():
-        return runs
+    return todo
+
+
+def in_window(samples: pd.DataFrame) -> pd.Series:
+    """Which of ``samples`` a row's statistics are computed over: ``in_window`` (the
+    warm-up left out where a tree has no such column)."""
+    return samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
+
+
+def row_stats(r: pd.Series, sub: pd.DataFrame) -> Optional[Dict[str, float]]:
+    """The statistics (host, and ``gpu_`` where timed) of the runs row ``r`` from its
+    in-window samples ``sub``, in time order; None where they are not all of its samples
+    (their count is not its ``n``: a row whose samples were not all kept)."""
+    if _finite(r.get("n")) and len(sub) != int(r["n"]):
+        return None
+    conf = float(r["confidence"]) if _finite(r.get("confidence")) else 0.95
+    batch = int(r["batch"]) if _finite(r.get("batch")) else 1
+    out: Dict[str, float] = {}
+    for p, col in (("", "host_ms"), ("gpu_", "gpu_ms")):
+        x = pd.to_numeric(sub[col], errors="coerce").dropna().to_numpy() if col in sub.columns else []
+        if len(x):
+            out.update(summarize(x, batch, conf).as_dict(p))
+    return out
+
+
+def apply_row_stats(runs: pd.DataFrame, todo: pd.Series, found: Dict[object, Dict[str, float]]) -> pd.DataFrame:
+    """``runs`` (a copy) with the statistics ``found`` (per row label, ``row_stats``) of the
+    rows ``todo``; those of ``todo`` not found keep their points and lose their intervals."""
     runs = runs.copy()
     for col in ("n_eff", "n_eff_mean", "acf1", "block_ratio", "gpu_n_eff", "gpu_n_eff_mean", "gpu_acf1",
                 "gpu_block_ratio"):
         if col not in runs.columns:
             runs[col] = np.nan
-    found = set()
-    if samples is not None and len(samples):
-        sel = samples["in_window"].astype(bool) if "in_window" in samples.columns else ~samples["warmup"].astype(bool)
-        s = samples.loc[sel]
-        idx = s.groupby([row_keys(s)[k] for k in SAMPLE_KEYS], sort=False).indices
-        keys = list(row_keys(runs.loc[todo]).itertuples(index=False, name=None))
-        for label, key in zip(runs.index[todo], keys):
-            pos = idx.get(key)
-            r = runs.loc[label]
-            if pos is None or ("n" in runs.columns and _finite(r.get("n")) and len(pos) != int(r["n"])):
-                continue  # not this row's samples (a row whose samples were not all kept)
-            conf = float(r["confidence"]) if "confidence" in runs.columns and _finite(r.get("confidence")) else 0.95
-            batch = int(r["batch"]) if "batch" in runs.columns and _finite(r.get("batch")) else 1
-            sub = s.iloc[pos]
-            for p, col in (("", "host_ms"), ("gpu_", "gpu_ms")):
-                x = pd.to_numeric(sub[col], errors="coerce").dropna().to_numpy() if col in sub.columns else []
-                if len(x):
-                    for k, v in summarize(x, batch, conf).as_dict(p).items():
-                        if k not in runs.columns:
-                            runs[k] = np.nan
-                        runs.at[label, k] = v
-            found.add(label)
+    for label in runs.index[todo]:
+        for k, v in (found.get(label) or {}).items():
+            if k not in runs.columns:
+                runs[k] = np.nan
+            runs.at[label, k] = v
     lost = [lb for lb in runs.index[todo] if lb not in found]
     for p in _PREFIXES:
         for c in ("p50_ci_lo_ms", "p50_ci_hi_ms", "mean_ci_lo_ms", "mean_ci_hi_ms"):
             if f"{p}{c}" in runs.columns:
                 runs.loc[lost, f"{p}{c}"] = np.nan
     return runs
+
+
+def with_row_stats(runs: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the statistics of rows written without the dependence-aware intervals
+    (no ``n_eff``) computed again from their in-window samples; rows whose samples are not
+    there keep their points and lose their intervals (an interval that assumed independent
+    inferences is not given). A copy; rows already complete are left as they are.
+    (``results.load`` does this one row at a time, reading only that row's samples.)"""
+    if not len(runs):
+        return runs
+    todo = stats_todo(runs)
+    if not todo.any():
+        return runs
+    found: Dict[object, Dict[str, float]] = {}
+    if samples is not None and len(samples):
+        s = samples.loc[in_window(samples)]
+        idx = s.groupby([row_keys(s)[k] for k in SAMPLE_KEYS], sort=False).indices
+        keys = list(row_keys(runs.loc[todo]).itertuples(index=False, name=None))
+        for label, key in zip(runs.index[todo], keys):
+            pos = idx.get(key)
+            if pos is None:
+                continue  # no samples of this row
+            st = row_stats(runs.loc[label], s.iloc[pos])
+            if st is not None:
+                found[label] = st
+    return apply_row_stats(runs, todo, found)
 
 
 def _test(a_rows: pd.DataFrame, b_rows: pd.DataFrame, stat: str = "p50_ms") -> Verdict:
@@ -308,8 +339,11 @@ def _key_str(df: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
     return _joined(df, cols) if len(cols) else pd.Series("", index=df.index, dtype=object)
 
 
-def _group_rows(ok: pd.DataFrame, g: pd.DataFrame, i) -> pd.DataFrame:
-    return ok.loc[g.at[i, "_rows"]] if i is not None else ok.iloc[0:0]
+def _group_rows(ok: pd.DataFrame, g: pd.DataFrame, i, stat: str = "p50_ms") -> pd.DataFrame:
+    """The rows of group ``i`` of ``g`` (its ``_rows``), only the columns a test of
+    ``stat`` reads (a runs table is wide: copying it whole per test is what costs)."""
+    cols = [c for c in dict.fromkeys(UNIT_COLUMNS + (stat,)) if c in ok.columns]
+    return ok.loc[g.at[i, "_rows"], cols] if i is not None else ok.iloc[0:0][cols]
 
 
 def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS,
@@ -564,7 +598,7 @@ def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone
                 if (mode, phase) == tuple(base):
                     continue
                 i = cell.get((mode, phase))
-                v = _test(_group_rows(ok, g, b), _group_rows(ok, g, i), stat) if b is not None and i is not None \
+                v = _test(_group_rows(ok, g, b, stat), _group_rows(ok, g, i, stat), stat) if b is not None and i is not None \
                     else None
                 d = _delta_cols(v, f"{mode}_{phase}_vs_{base[0]}")
                 name = f"{mode}_{phase}"

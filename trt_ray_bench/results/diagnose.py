@@ -3,12 +3,18 @@
 
 >>> from trt_ray_bench import results
 >>> r = results.load("results/gap_study")
->>> results.diagnose(r.runs, r.samples, r.telemetry)   # a list per runs row
+>>> results.diagnose(r.runs, r.samples, r.telemetry, r.aggregates)   # a list per runs row
+
+Two parts: what a row's latency series says (``series_diagnostics``: drift, warmup_short),
+which a run's driver computes per phase, on each row's in-window inferences, before it
+drops them; and what the runs table and the telemetry say, at the end. ``diagnose`` does
+both for a table of runs; where a row's samples were not kept (``timing.samples: none``)
+the series' part comes from its per-second aggregates (``bins_diagnostics``) and says so.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +22,7 @@ import pandas as pd
 from ..telemetry.nvml import decode_throttle_reasons
 from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, percentile_min_n
 from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows
+from .aggregates import row_bins
 from .explain import NOT_THROTTLE, coarse_telemetry, fmt_ms, in_window, readings
 from .foreign import foreign_load as _foreign_load
 
@@ -26,9 +33,12 @@ THRESHOLDS: Dict[str, object] = {
     "cv": CV_WARN,
     # drift: the median of the second half differs from the first half's by more than
     # this share (medians, so a few outliers are the cv's business, not a drift); needs
-    # at least drift_min_n inferences
+    # at least drift_min_n inferences. Where the samples were not kept (timing.samples:
+    # none), the median of the per-second medians of each half of the row's seconds
+    # (split where half its inferences are done), from at least drift_min_bins seconds
     "drift": DRIFT_WARN,
     "drift_min_n": 20,
+    "drift_min_bins": 2,
     # few_samples: below these counts no distribution-free interval of the percentile
     # exists at the row's confidence (``timing._stats.percentile_min_n``: at 95 %, p50 6,
     # p90 36, p95 72, p99 368); such tail percentiles are given as NaN (—). The figures
@@ -56,9 +66,12 @@ THRESHOLDS: Dict[str, object] = {
     # warmup_trend above the median of the rest, above the rest's 75th percentile (a
     # shift beyond the rest's own jitter, not a few slow ones) and above the median of
     # the next warmup_head share (falling, not a bump). Needs warmup_min_n inferences.
+    # Without samples: the same of the per-second medians (the head: the seconds holding
+    # the first warmup_head share of the inferences), from at least warmup_min_bins seconds
     "warmup_trend": 0.05,
     "warmup_head": 0.10,
     "warmup_min_n": 50,
+    "warmup_min_bins": 20,
     # repeat_spread: the p50 of one model, mode and phase in the repeats of a run spans
     # more than this share of their median (a difference between two conditions smaller
     # than that is not shown by one repeat of each)
@@ -80,11 +93,18 @@ CODES = ("cv", "drift", "few_samples", "autocorrelated", "warmup_short", "clock_
          "repeat_spread", "telemetry_coarse", "foreign_load")
 
 
-def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Optional[pd.DataFrame]) -> pd.Series:
+def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Optional[pd.DataFrame],
+             aggregates: Optional[pd.DataFrame] = None, series: Optional[Sequence[List[dict]]] = None) -> pd.Series:
     """Per runs row (same index), a list of ``{"code", "message"}`` (codes in ``CODES``,
-    thresholds in ``THRESHOLDS``); rows not ``ok`` get an empty list. The telemetry
-    window of a row is ``window_start_ns..window_end_ns``, else its measured inferences'
-    span. Samples or telemetry may be empty: what needs them is then not checked."""
+    in that order; thresholds in ``THRESHOLDS``); rows not ``ok`` get an empty list. The
+    telemetry window of a row is ``window_start_ns..window_end_ns``, else its measured
+    inferences' span. Samples, telemetry or aggregates may be empty: what needs them is
+    then not checked.
+
+    The series' part (``series_diagnostics``) is computed from a row's in-window samples,
+    else from its in-window ``aggregates`` (``bins_diagnostics``: "from per-second
+    medians"); ``series``: per row, that part computed already (a run's driver does it per
+    phase, on the whole series, before it drops the samples), used as it is."""
     T = THRESHOLDS
     lists: List[List[dict]] = [[] for _ in range(len(runs))]
     if not len(runs):
@@ -98,6 +118,7 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
     else:
         host, groups = np.empty(0), {}
     keys = list(row_keys(runs).itertuples(index=False, name=None))
+    bins = row_bins(aggregates, runs) if series is None else {}
     win = row_windows(runs, samples if have_samples else None)
     starts, ends = win["start_ns"].to_numpy(), win["end_ns"].to_numpy()
     freq = readings(telemetry, "gpu_freq_mhz")
@@ -132,14 +153,14 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
         if cv > T["cv"]:
             add("cv", f"latency is unstable: its standard deviation is {cv * 100:.0f} % of the mean "
                       f"(above {T['cv'] * 100:.0f} %)")
-        if len(x) >= T["drift_min_n"]:
-            h = len(x) // 2
-            a, b = float(np.median(x[:h])), float(np.median(x[h:]))
-            d = b / a - 1 if a > 0 else 0.0
-            if abs(d) > T["drift"]:
-                add("drift", f"latency drifted: the median of the second half of the measured inferences is "
-                             f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
-                             f"({fmt_ms(a)} → {fmt_ms(b)} ms)")
+        if series is not None:
+            found.extend(series[j])
+        elif len(x):
+            found.extend(series_diagnostics(x, warm_n[j]))
+        elif keys[j] in bins:
+            b = bins[keys[j]]
+            found.extend(bins_diagnostics(b["n"].to_numpy(np.int64), b["host_p50_ms"].to_numpy(np.float64),
+                                          warm_n[j]))
         if n is not None:
             level = conf[j] if np.isfinite(conf[j]) else CONFIDENCE
             need = {f"p{q}": percentile_min_n(q, level) for q in (50, 90, 95, 99)}
@@ -155,16 +176,6 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
             dep = _dependence_note(n, n_eff[j], acf1[j], ratio[j], bool(np.isfinite(ci_lo[j])))
             if dep:
                 add("autocorrelated", dep)
-        if len(x) >= T["warmup_min_n"]:
-            k = max(1, int(round(T["warmup_head"] * len(x))))
-            m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
-            rest, q75 = (float(v) for v in np.percentile(x[k:], (50, 75)))
-            if rest > 0 and m1 > (1 + T["warmup_trend"]) * rest and m1 > q75 and m1 > m2:
-                wn = "" if pd.isna(warm_n[j]) else f" (it was {int(warm_n[j])} inferences)"
-                add("warmup_short", f"latency was still falling when measuring began: the first "
-                                    f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median {fmt_ms(m1)} ms) "
-                                    f"were {(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms); "
-                                    f"lengthen the warm-up{wn}")
         f = in_window(freq, rids[j], starts[j], ends[j])
         if f.size >= 2 and f.max() > 0:
             lo, hi = float(f.min()), float(f.max())
@@ -192,7 +203,79 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
     _repeat_spread(runs, ok, col("p50_ms"), lists)
     _telemetry_coarse(runs, telemetry, starts, ends, ok, lists)
     _foreign_load(runs, telemetry, starts, ends, ok, lists, THRESHOLDS)
+    order = {c: i for i, c in enumerate(CODES)}
+    for found in lists:  # in CODES' order, whichever part found them
+        found.sort(key=lambda d: order.get(d["code"], len(order)))
     return pd.Series(lists, index=runs.index, dtype=object)
+
+
+def series_diagnostics(x: np.ndarray, warmup_n: Optional[float] = None) -> List[dict]:
+    """``drift`` and ``warmup_short`` of one row's measured (in-window) host latencies
+    ``x``, in time order; ``warmup_n``: the warm-up it had (for the message)."""
+    T = THRESHOLDS
+    x = np.asarray(x, dtype=np.float64)
+    found: List[dict] = []
+    if len(x) >= T["drift_min_n"]:
+        h = len(x) // 2
+        a, b = float(np.median(x[:h])), float(np.median(x[h:]))
+        d = b / a - 1 if a > 0 else 0.0
+        if abs(d) > T["drift"]:
+            found.append({"code": "drift", "message":
+                          f"latency drifted: the median of the second half of the measured inferences is "
+                          f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
+                          f"({fmt_ms(a)} → {fmt_ms(b)} ms)"})
+    if len(x) >= T["warmup_min_n"]:
+        k = max(1, int(round(T["warmup_head"] * len(x))))
+        m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
+        rest, q75 = (float(v) for v in np.percentile(x[k:], (50, 75)))
+        if rest > 0 and m1 > (1 + T["warmup_trend"]) * rest and m1 > q75 and m1 > m2:
+            found.append({"code": "warmup_short", "message":
+                          f"latency was still falling when measuring began: the first "
+                          f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median {fmt_ms(m1)} ms) "
+                          f"were {(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms); "
+                          f"lengthen the warm-up{_warmup_was(warmup_n)}"})
+    return found
+
+
+def bins_diagnostics(n: np.ndarray, p50: np.ndarray, warmup_n: Optional[float] = None) -> List[dict]:
+    """``drift`` and ``warmup_short`` of a row whose samples were not kept, from its
+    in-window per-second bins (``aggregates``: counts ``n`` and medians ``p50``, in time
+    order). The halves and the head are split where that share of its inferences is done;
+    each part's value is the median of its seconds' medians. The messages say so."""
+    T = THRESHOLDS
+    n = np.asarray(n, dtype=np.int64)
+    p50 = np.asarray(p50, dtype=np.float64)
+    keep = (n > 0) & np.isfinite(p50)
+    n, p50 = n[keep], p50[keep]
+    found: List[dict] = []
+    total = int(n.sum())
+    done = np.cumsum(n)
+    if len(n) >= T["drift_min_bins"] and total >= T["drift_min_n"]:
+        h = min(max(int(np.searchsorted(done, total / 2.0)) + 1, 1), len(n) - 1)  # the second half begins there
+        a, b = float(np.median(p50[:h])), float(np.median(p50[h:]))
+        d = b / a - 1 if a > 0 else 0.0
+        if abs(d) > T["drift"]:
+            found.append({"code": "drift", "message":
+                          f"latency drifted: the median of the second half of the measured inferences is "
+                          f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
+                          f"({fmt_ms(a)} → {fmt_ms(b)} ms; from per-second medians: the samples were not kept)"})
+    if len(n) >= T["warmup_min_bins"] and total >= T["warmup_min_n"]:
+        k = max(1, int(np.searchsorted(done, T["warmup_head"] * total)) + 1)
+        if 2 * k < len(n):
+            m1, m2 = float(np.median(p50[:k])), float(np.median(p50[k:2 * k]))
+            rest, q75 = (float(v) for v in np.percentile(p50[k:], (50, 75)))
+            if rest > 0 and m1 > (1 + T["warmup_trend"]) * rest and m1 > q75 and m1 > m2:
+                found.append({"code": "warmup_short", "message":
+                              f"latency was still falling when measuring began: the first {k} s of the measured "
+                              f"inferences (median of per-second medians {fmt_ms(m1)} ms) were "
+                              f"{(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms; from "
+                              f"per-second medians: the samples were not kept); lengthen the "
+                              f"warm-up{_warmup_was(warmup_n)}"})
+    return found
+
+
+def _warmup_was(warmup_n) -> str:
+    return "" if warmup_n is None or pd.isna(warmup_n) else f" (it was {int(warmup_n)} inferences)"
 
 
 def _repeat_spread(runs: pd.DataFrame, ok: np.ndarray, p50: np.ndarray, lists: List[List[dict]]) -> None:

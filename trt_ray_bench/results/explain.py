@@ -10,6 +10,8 @@ sentences that put it next to the latency change.
 
 from __future__ import annotations
 
+import re
+
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -18,9 +20,9 @@ import pandas as pd
 from ..errors import UserError
 # SAMPLE_KEYS, measured and row_keys are also imported from here (the report, benchmarks)
 from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows  # noqa: F401
-from .join import placed
+from .join import placed_t_ns
 from .schema import STAGES
-from .verdict import compare_rows
+from .verdict import UNIT_COLUMNS, compare_rows
 
 
 #: One quantity, as each sampler names it, best first: ``(source, metric, scale)``. Per
@@ -62,6 +64,24 @@ TOLERANCES = {"latency": 0.03, "gpu_freq_mhz": 0.01, "power_w": 0.03, "gpu_util_
 Readings = Dict[str, Tuple[np.ndarray, np.ndarray]]  # run_id -> (t_ns sorted, values)
 
 
+#: the last telemetry tables looked up, with their rows per (source, metric): the same
+#: table is asked for one quantity after another (``_chosen``)
+_INDEXES: List[Tuple[pd.DataFrame, Dict[Tuple[str, str], np.ndarray]]] = []
+
+
+def _by_metric(telemetry: pd.DataFrame) -> Dict[Tuple[str, str], np.ndarray]:
+    """The row positions of each (source, metric) of ``telemetry``: one grouping per table
+    (kept for the last two tables), not one scan of the whole table per quantity."""
+    for frame, index in _INDEXES:
+        if frame is telemetry:
+            return index
+    groups = telemetry.groupby([telemetry["source"].astype(str), telemetry["metric"].astype(str)], sort=False)
+    index = {(str(s), str(m)): i for (s, m), i in groups.indices.items()}
+    _INDEXES.insert(0, (telemetry, index))
+    del _INDEXES[2:]
+    return index
+
+
 def _chosen(telemetry: pd.DataFrame, quantity: str) -> Optional[pd.DataFrame]:
     """The readings of one quantity: ``run_id, t_ns, value`` (scaled), ``avg_s`` (0 where
     the table has none) and ``source``, per run from its first candidate with readings,
@@ -70,15 +90,17 @@ def _chosen(telemetry: pd.DataFrame, quantity: str) -> Optional[pd.DataFrame]:
     if telemetry is None or not len(telemetry):
         return None
     has_avg = "avg_s" in telemetry.columns
+    index = _by_metric(telemetry)
     parts = []
     for rank, (source, metric, scale) in enumerate(cands):
-        src = telemetry[telemetry["source"] == source]
         if metric.startswith("re:"):
-            sel = src[src["metric"].str.fullmatch(metric[3:])]
+            rx = re.compile(metric[3:])
+            pos = [i for (s, m), i in index.items() if s == source and rx.fullmatch(m)]
         else:
-            sel = src[src["metric"] == metric]
-        if not len(sel):
+            pos = [index[(source, metric)]] if (source, metric) in index else []
+        if not pos:
             continue
+        sel = telemetry.iloc[np.sort(np.concatenate(pos))]  # in the table's order
         avg = pd.to_numeric(sel["avg_s"], errors="coerce").fillna(0.0) if has_avg else 0.0
         sel = pd.DataFrame({"run_id": sel["run_id"], "t_ns": sel["t_ns"], "value": sel["value"], "avg_s": avg})
         if metric.startswith("re:"):  # one value per reading: the mean over the cores
@@ -98,11 +120,16 @@ def readings(telemetry: pd.DataFrame, quantity: str) -> Readings:
     time they were read; ``timed_readings`` keeps every reading's period."""
     if telemetry is None or not len(telemetry):
         return {}
-    tel = _chosen(placed(telemetry), quantity)  # an averaged reading stands where the period it averages is
+    tel = _chosen(telemetry, quantity)
     if tel is None:
         return {}
-    t, v = tel["t_ns"].to_numpy(np.int64), tel["value"].to_numpy(np.float64)
-    return {rid: (t[idx], v[idx]) for rid, idx in tel.groupby("run_id", sort=False).indices.items()}
+    # an averaged reading stands where the period it averages is (``join.placed_t_ns``)
+    t, v = placed_t_ns(tel).to_numpy(np.int64), tel["value"].to_numpy(np.float64)
+    out = {}
+    for rid, idx in tel.groupby("run_id", sort=False).indices.items():
+        order = np.argsort(t[idx], kind="stable")
+        out[rid] = (t[idx][order], v[idx][order])
+    return out
 
 
 class Series(NamedTuple):
@@ -309,6 +336,8 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
     same = [c for c in _KEYS + sorted(c for c in ok.columns if c.startswith("axis:")) + [by]
             if c in ok.columns and c not in ("repeat", "run_id")]
     cond = pd.Series(["\x1f".join(map(str, t)) for t in ok[same].itertuples(index=False, name=None)], index=ok.index)
+    narrow = ok[[c for c in dict.fromkeys(UNIT_COLUMNS + (metric,)) if c in ok.columns]]
+    of_cond = {c: narrow.iloc[idx] for c, idx in cond.groupby(cond.to_numpy(), sort=False).indices.items()}
     out = []
     for b, i in pairs:
         rb, ri = ok.loc[b], ok.loc[i]
@@ -319,7 +348,7 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
         if ctx[i]:
             head += ", " + ", ".join(ctx[i])
         stages = _stages(rb, ri)
-        noise = _noise(metric, ok[cond == cond[b]], ok[cond == cond[i]])
+        noise = _noise(metric, of_cond[cond[b]], of_cond[cond[i]])
         out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{noise}{stages}; "
                    f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out

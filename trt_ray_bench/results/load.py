@@ -7,6 +7,12 @@ truncated, something else) is one line naming it where one run was asked for; am
 several runs that run is skipped, with a warning (the ``trt_ray_bench.results`` logger,
 which ``trb`` prints on stderr) and its folder in ``Results.skipped``.
 
+``samples`` and ``telemetry`` are read when first asked for (``results.lazy``): a load reads
+the runs (and checks that the other files are readable Parquet of a format it knows);
+``Results.iter_samples`` and ``Results.samples_for`` read only the columns asked for, a
+runs row at a time. Trees written before the statistics and diagnostics of today are
+completed on load from each row's own samples, one row at a time (``Results.filled``).
+
 ``Results.latest()`` is the newest *complete* run (``complete_runs``): one that measured
 something and was not interrupted. A newer run left by Ctrl-C (or SIGTERM, SIGHUP), or one
 whose every row failed, is passed over and the warning says which, why, and how to see it.
@@ -19,34 +25,74 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
 from ..progress import LOGGER
-from .compare import with_row_stats
-from .diagnose import diagnose
+from .lazy import FrameRows, TableFiles, fill as fill_rows
 from .schema import FIRST_FORMAT, FORMAT_FILE, FORMAT_KEY, FORMAT_VERSION, TABLES
 
 #: where ``load`` and ``Results.latest`` say what they skipped (``trb`` prints it on stderr)
 log: logging.Logger = LOGGER.getChild("results")
 
 
-@dataclass(frozen=True)
+class _Lazy:
+    """A table of ``Results`` that may still be on disk (a ``lazy.TableFiles``): read
+    whole on first access, then kept; None reads as the table's empty frame."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None  # the dataclass field's default
+        value = obj.__dict__.get(self.name)
+        if isinstance(value, TableFiles):
+            value = value.read()
+        elif value is None:
+            value = TABLES[self.name].empty_table().to_pandas()
+        else:
+            return value
+        obj.__dict__[self.name] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Results:
     """``runs`` (one row per model, phase and repeat of each run), ``samples`` (one row
     per inference) and ``telemetry`` (long form), concatenated over every run found;
     ``skipped``: the run folders left out as unreadable (each with why); ``path``: the
-    folder it was loaded from."""
+    folder it was loaded from; ``aggregates``: per row and second, the count, median and
+    slowest latency (``results.aggregates``; empty for runs written before it existed).
+
+    ``samples`` and ``telemetry`` are read from their files on first access (whole, as
+    DataFrames), then kept; ``iter_samples`` and ``samples_for`` read only the columns
+    asked for, a runs row at a time, and keep nothing. ``dataclasses.replace`` reads
+    those it is not given."""
 
     runs: pd.DataFrame
-    samples: pd.DataFrame
-    telemetry: pd.DataFrame
+    samples: pd.DataFrame = _Lazy()  # type: ignore[assignment]
+    telemetry: pd.DataFrame = _Lazy()  # type: ignore[assignment]
     skipped: Tuple[str, ...] = ()
     path: str = ""
+    aggregates: pd.DataFrame = dataclasses.field(default_factory=lambda: TABLES["aggregates"].empty_table().to_pandas())
+
+    def __repr__(self) -> str:
+        tables = ", ".join(f"{name}={self._raw(name)!r}" if isinstance(self._raw(name), TableFiles)
+                           else f"{name}=<{len(getattr(self, name))} rows>" for name in ("samples", "telemetry"))
+        return f"Results({len(self.runs)} runs rows, {tables}, skipped={len(self.skipped)}, path={self.path!r})"
+
+    def _raw(self, name: str):
+        """A lazy table as held: a DataFrame, its ``TableFiles`` (not read yet), or None."""
+        return self.__dict__.get(name)
 
     @property
     def run_ids(self) -> List[str]:
@@ -63,8 +109,105 @@ class Results:
         return self.only(rid)
 
     def only(self, run_id: str) -> "Results":
-        tables = (t[t["run_id"] == run_id].reset_index(drop=True) for t in (self.runs, self.samples, self.telemetry))
-        return dataclasses.replace(self, **dict(zip(("runs", "samples", "telemetry"), tables)))
+        """The rows of one run; its samples and telemetry still unread if they were."""
+        tables = {"runs": self.runs[self.runs["run_id"] == run_id].reset_index(drop=True)}
+        for name in ("samples", "telemetry"):
+            t = self._raw(name)
+            if isinstance(t, TableFiles):
+                tables[name] = t.only(run_id)
+            elif t is None:
+                tables[name] = None
+            else:
+                tables[name] = t[t["run_id"] == run_id].reset_index(drop=True)
+        agg = self.aggregates
+        tables["aggregates"] = agg[agg["run_id"] == run_id].reset_index(drop=True) if "run_id" in agg else agg
+        return dataclasses.replace(self, **tables)
+
+    def _rows(self):
+        """Row-wise reading of the samples: from their files where not read, else from the
+        frame in memory; None where there are none to read (``load(samples=False)``)."""
+        t = self._raw("samples")
+        if isinstance(t, TableFiles):
+            return t
+        if t is None:
+            return None
+        return FrameRows(t)
+
+    @property
+    def n_samples(self) -> int:
+        """How many samples the runs have (``len(samples)``) without reading them: from
+        the files' footers (from their key columns where a file holds other runs too)."""
+        rows = self._rows()
+        return 0 if rows is None else rows.count()
+
+    def iter_samples(self, columns: Optional[Sequence[str]] = None,
+                     rows: Optional[pd.DataFrame] = None) -> Iterator[Tuple[object, pd.DataFrame]]:
+        """Per runs row (of ``rows``, default ``runs``; its label), that row's samples: only
+        ``columns`` (default every column; those a tree lacks left out), in the order they
+        were recorded, one row's at a time, read from disk where they were not read
+        already. Rows without samples are not given::
+
+            for label, s in r.iter_samples(["host_ms", "in_window"]):
+                print(r.runs.at[label, "model"], s.loc[s.in_window, "host_ms"].median())
+        """
+        source = self._rows()
+        if source is None:
+            return iter(())
+        rows = self.runs if rows is None else rows
+        cols = list(columns) if columns is not None else list(TABLES["samples"].names)
+        return source.iter_rows(rows, cols)
+
+    def samples_for(self, rows: Optional[pd.DataFrame] = None,
+                    columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
+        """The samples of the runs rows ``rows`` (default every row), only ``columns``
+        (default every column), as one DataFrame: read a row at a time, so only what is
+        returned is held. ``r.samples_for(columns=["run_id", "model", "host_ms"])`` reads
+        three columns of every sample, ``r.samples_for(r.runs[r.runs.phase == "alone"])``
+        the alone rows' samples."""
+        t = self._raw("samples")
+        if rows is None and isinstance(t, TableFiles):  # every sample: the files' columns as they are
+            return t.read(columns)
+        cols = list(columns) if columns is not None else list(TABLES["samples"].names)
+        if rows is None and isinstance(t, pd.DataFrame):
+            return t[[c for c in cols if c in t.columns]].copy()
+        frames = [f for _, f in self.iter_samples(cols, rows)]
+        if not frames:
+            empty = TABLES["samples"].empty_table().to_pandas()
+            return empty[[c for c in cols if c in empty.columns]]
+        return pd.concat(frames, ignore_index=True)
+
+    def samples_index(self, rows: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+        """Per runs row (of ``rows``, default ``runs``; same index), where its samples are,
+        from their key columns and start times only: ``n`` (how many), ``order`` (of its
+        first sample, across the files in load order), ``t_min`` / ``t_max`` (the first and
+        last ``t_start_ns``); 0 and NaN for a row without samples."""
+        rows = self.runs if rows is None else rows
+        source = self._rows()
+        if source is None:
+            return pd.DataFrame({"n": 0, "order": np.nan, "t_min": np.nan, "t_max": np.nan}, index=rows.index)
+        return source.row_info(rows)
+
+    def samples_per_run(self) -> pd.DataFrame:
+        """Per run id with samples, in the order they were recorded: ``run_id``, ``n`` (its
+        samples, whichever row they are of), ``t_min`` / ``t_max`` (``t_start_ns``)."""
+        source = self._rows()
+        return pd.DataFrame(columns=["run_id", "n", "t_min", "t_max"]) if source is None else source.run_info()
+
+    def with_runs(self, runs: pd.DataFrame) -> "Results":
+        """These results with another runs table (rows of these runs, changed), the samples
+        and telemetry as they are (unread where they were)."""
+        return dataclasses.replace(self, runs=runs, samples=self._raw("samples"), telemetry=self._raw("telemetry"),
+                                   aggregates=self.aggregates)
+
+    def filled(self, diagnostics: bool = True, stats: bool = True) -> "Results":
+        """The runs with what trees written by older versions lack computed again from
+        each row's samples, one row at a time (``lazy.fill``): the statistics of rows
+        without ``n_eff`` (``stats``) and the diagnostics of rows without them
+        (``diagnostics``), from the samples and the telemetry. ``load`` does it unless
+        told not to."""
+        source = self._rows()
+        runs = fill_rows(self.runs, source, lambda: self.telemetry, self.aggregates, diagnostics, stats)
+        return self if runs is self.runs else self.with_runs(runs)
 
 
 def run_state(runs: pd.DataFrame) -> pd.DataFrame:
@@ -182,13 +325,13 @@ def _first_line(exc: BaseException, path: Path) -> str:
     return text.rsplit(f"'{path}': ", 1)[-1][:200]
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """One table of a run as pandas: a file that is not readable Parquet is ``Unreadable``
-    naming it; a file whose own format marker is newer than this code is ``NewerFormat``;
-    one with a marker other than its folder's (a file copied between trees) is read by
-    its own."""
+def read_table(path: Path, columns: Optional[List[str]] = None) -> pd.DataFrame:
+    """One table of a run as pandas (only ``columns`` where given): a file that is not
+    readable Parquet is ``Unreadable`` naming it; a file whose own format marker is newer
+    than this code is ``NewerFormat``; one with a marker other than its folder's (a file
+    copied between trees) is read by its own."""
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise Unreadable(str(path), f"not a readable Parquet file ({_first_line(exc, path)})") from None
     marker = (table.schema.metadata or {}).get(FORMAT_KEY)
@@ -200,33 +343,69 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Unreadable(str(path), f"not a readable Parquet file ({_first_line(exc, path)})") from None
 
 
-def _read_run(d: Path, want: Dict[str, bool]) -> Dict[str, pd.DataFrame]:
+def check_table(path: Path) -> None:
+    """Refuse a table without reading it: its footer must be readable Parquet
+    (``Unreadable``) and its format marker one this code reads (``NewerFormat``)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise Unreadable(str(path), f"not a readable Parquet file ({_first_line(exc, path)})") from None
+    marker = (schema.metadata or {}).get(FORMAT_KEY)
+    if marker is not None:
+        _version_of(marker.decode("ascii", "replace"), path)
+
+
+#: the tables ``load`` leaves on disk until asked for (``Results.samples``, ``.telemetry``)
+LAZY = ("samples", "telemetry")
+
+
+def _read_run(d: Path, want: Dict[str, bool], columns: Optional[List[str]] = None) -> Dict[str, object]:
+    """The tables of one run folder: the runs (only ``columns`` where given) and the
+    other eager tables read, the ``LAZY`` ones checked (``check_table``) and given as
+    their path."""
     format_version(d)  # refuses a newer tree before its files are read
-    out = {}
+    out: Dict[str, object] = {}
     for name in TABLES:
         f = d / f"{name}.parquet"
-        if want[name] and f.is_file():
-            out[name] = read_table(f)
+        if want.get(name) and f.is_file():
+            if name in LAZY:
+                check_table(f)
+                out[name] = f
+            elif name == "runs" and columns is not None:
+                check_table(f)
+                have = pq.read_schema(f).names
+                out[name] = read_table(f, [c for c in dict.fromkeys(["run_id", *columns]) if c in have])
+            else:
+                out[name] = read_table(f)
     if "run_id" not in out["runs"].columns:
         raise Unreadable(str(d / "runs.parquet"), "not a runs table (no run_id column)")
     return out
 
 
-def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True) -> Results:
+def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True, aggregates: bool = True,
+         fill: bool = True, columns: Optional[Sequence[str]] = None) -> Results:
     """Every run under ``path`` (an experiment folder, a run folder, or a whole tree).
+
+    The runs are read; ``samples`` and ``telemetry`` (False: none) are read when first
+    asked for (``Results.samples``), or a row and a few columns at a time
+    (``Results.iter_samples``, ``samples_for``). ``fill``: rows of trees written by older
+    versions get their statistics and diagnostics computed again from their samples, a
+    row at a time (``Results.filled``; needs ``samples``). ``columns``: only these columns
+    of the runs table (and ``run_id``), nothing filled.
 
     One run: a file that cannot be read is a one-line ``UserError`` naming it. Several: an
     unreadable run is skipped with a warning (``Results.skipped``) and the others load; a
-    run of a newer format is refused (``pip install -U trt_ray_bench``), never skipped."""
+    run of a newer format is refused (``pip install -U trt_ray_bench``), never skipped.
+    A file found unreadable only when read later (or gone since) is then one line naming it."""
     dirs = run_dirs(path)
     if not dirs:
         raise UserError(str(path), "no runs found (expected results/<experiment>/<run_id>/runs.parquet)")
-    want = {"runs": True, "samples": samples, "telemetry": telemetry}
-    read: Dict[str, List[pd.DataFrame]] = {name: [] for name in TABLES}
+    want = {"runs": True, "samples": samples, "telemetry": telemetry, "aggregates": aggregates}
+    read: Dict[str, List] = {name: [] for name in TABLES}
     skipped: List[str] = []
     for d in dirs:
         try:
-            tables = _read_run(d, want)
+            tables = _read_run(d, want, None if columns is None else list(columns))
         except NewerFormat:
             raise
         except Unreadable as exc:
@@ -235,18 +414,19 @@ def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True) -
             skipped.append(str(exc))
             log.warning(f"skipped run {d.name}: {exc}")
             continue
+        ids = frozenset(str(v) for v in tables["runs"]["run_id"].dropna().unique())
         for name, frame in tables.items():
-            read[name].append(frame)
+            read[name].append((frame, ids) if name in LAZY else frame)
     if not read["runs"]:
         raise UserError(str(path), f"no readable run: {skipped[0]}" + (f" (and {len(skipped) - 1} more)"
                                                                         if len(skipped) > 1 else ""))
     out = {name: pd.concat(frames, ignore_index=True) if frames else TABLES[name].empty_table().to_pandas()
-           for name, frames in read.items()}
-    _rename_metrics(out["telemetry"])
-    if samples:
-        out["runs"] = _fill_stats(out["runs"], out["samples"])
-        _fill_diagnostics(out["runs"], out["samples"], out["telemetry"])
-    return Results(out["runs"], out["samples"], out["telemetry"], tuple(skipped), str(path))
+           for name, frames in read.items() if name not in LAZY}
+    cache: Dict[Path, object] = {}
+    lazy = {name: TableFiles(name, read[name], read_table, _rename_metrics if name == "telemetry" else None,
+                             cache=cache) if want[name] else None for name in LAZY}
+    res = Results(out["runs"], lazy["samples"], lazy["telemetry"], tuple(skipped), str(path), out["aggregates"])
+    return res.filled() if samples and fill and columns is None else res
 
 
 #: Metrics stored under an older name: values in MiB (2**20 bytes) once named ``_mb`` with
@@ -268,28 +448,3 @@ def _rename_metrics(telemetry: pd.DataFrame) -> None:
         telemetry.loc[old, "metric"] = telemetry.loc[old, "metric"].map(RENAMED_METRICS)
         if "unit" in telemetry.columns:
             telemetry.loc[old, "unit"] = "MiB"
-
-
-def _fill_stats(runs: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """Runs written before the intervals respected the dependence between inferences (no
-    ``n_eff``) get their statistics computed again from their samples
-    (``compare.with_row_stats``), and their diagnostics with them."""
-    if not len(runs):
-        return runs
-    old = runs["n_eff"].isna() if "n_eff" in runs.columns else pd.Series(True, index=runs.index)
-    out = with_row_stats(runs, samples)
-    if old.any() and "diagnostics" in out.columns:
-        out.loc[old, "diagnostics"] = None
-    return out
-
-
-def _fill_diagnostics(runs: pd.DataFrame, samples: pd.DataFrame, telemetry: pd.DataFrame) -> None:
-    """Runs written before the ``diagnostics`` column existed get it computed here, from
-    their samples and telemetry, so every loaded row has one."""
-    if not len(runs):
-        return
-    if "diagnostics" not in runs:
-        runs["diagnostics"] = None
-    todo = runs["diagnostics"].isna()
-    if todo.any():
-        runs.loc[todo, "diagnostics"] = diagnose(runs[todo], samples, telemetry)

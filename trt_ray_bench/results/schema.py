@@ -1,4 +1,4 @@
-"""Arrow schemas of the three tables, declared once. Every writer and reader uses these."""
+"""Arrow schemas of the four tables, declared once. Every writer and reader uses these."""
 
 from __future__ import annotations
 
@@ -129,6 +129,10 @@ RUNS = pa.schema(
         ("n_labels", pa.int64()), ("data", pa.string()),
         *[(k, pa.float64()) for k in ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95",
                                        "mask_map50", "mask_map50_95", "pose_map50", "pose_map50_95")],
+        # which of the row's samples samples.parquet keeps (the spec's ``timing.samples``): all
+        # (every inference, warm-up included), window (the in-window ones its statistics use)
+        # or none (only this row's statistics and its per-second aggregates)
+        ("samples_kept", pa.string()),
         ("warnings", pa.list_(pa.string())), ("diagnostics", DIAGNOSTICS),
         ("started_at", pa.timestamp("us", tz="UTC")),
         *PROVENANCE_FIELDS, ("spec_sha256", pa.string()), *MACHINE_CONTROL_FIELDS, *SWEEP_FIELDS,
@@ -160,4 +164,27 @@ TELEMETRY = pa.schema(
     ]
 )
 
-TABLES = {"runs": RUNS, "samples": SAMPLES, "telemetry": TELEMETRY}
+# Per runs row and per second of its measured inferences (``results.aggregates.BIN_S``;
+# a row shorter than a second gets one bin), kept whatever ``timing.samples`` keeps, so a
+# long run's drift and throttling stay visible without its samples. Each value is of the
+# inferences that started in the bin: a real percentile of them, never an average of
+# other percentiles. Join the telemetry by time (``t_ns``, the same clock).
+AGGREGATES = pa.schema(
+    [
+        ("run_id", pa.string()), ("model", pa.string()), ("phase", pa.string()), ("repeat", pa.int32()),
+        ("mode", pa.string()), ("variant", pa.string()),
+        # the bin's start (node monotonic clock): the row's window start plus a whole number of
+        # seconds; its inferences are those that started in [t_ns, t_ns + 1 s)
+        ("t_ns", pa.int64()),
+        # whether the bin's inferences are in the row's window (those its statistics use); the
+        # measured inferences outside it (together: before the last model began, or the fill
+        # after the first stopped) are a bin of their own beside it, with the same t_ns
+        ("in_window", pa.bool_()),
+        # measured inferences in the bin, and the median and the slowest of their host latency
+        ("n", pa.int64()), ("host_p50_ms", pa.float64()), ("host_max_ms", pa.float64()),
+        # the median and the slowest of their GPU time (CUDA events); null without a GPU timer
+        ("gpu_p50_ms", pa.float64()), ("gpu_max_ms", pa.float64()),
+    ]
+)
+
+TABLES = {"runs": RUNS, "samples": SAMPLES, "telemetry": TELEMETRY, "aggregates": AGGREGATES}

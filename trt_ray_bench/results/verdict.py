@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, Hashable, Optional, Tuple
+from typing import Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -79,29 +79,36 @@ def _num(rows: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(rows[col], errors="coerce")
 
 
+def _strs(rows: pd.DataFrame, col: str, default: str) -> list:
+    if col not in rows.columns:
+        return [default] * len(rows)
+    return [str(x) for x in rows[col].tolist()]
+
+
 def unit_keys(rows: pd.DataFrame) -> pd.Series:
     """Per row, the process that measured it (module doc): ``(run_id, model, repeat)``
     under ``repeat_isolation: process``, ``(run_id, model)`` otherwise (also for trees
     that do not say: repeats then shared one process)."""
-    run = rows["run_id"].map(str) if "run_id" in rows.columns else pd.Series("", index=rows.index)
-    model = rows["model"].map(str) if "model" in rows.columns else pd.Series("", index=rows.index)
-    iso = rows["repeat_isolation"].map(str) if "repeat_isolation" in rows.columns else pd.Series("", index=rows.index)
-    rep = rows["repeat"].map(str) if "repeat" in rows.columns else pd.Series("0", index=rows.index)
-    per_repeat = iso == "process"
-    return pd.Series([(r, m, p if pr else "*") for r, m, p, pr in zip(run, model, rep, per_repeat)],
+    run, model = _strs(rows, "run_id", ""), _strs(rows, "model", "")
+    iso, rep = _strs(rows, "repeat_isolation", ""), _strs(rows, "repeat", "0")
+    return pd.Series([(r, m, p if i == "process" else "*") for r, m, p, i in zip(run, model, rep, iso)],
                      index=rows.index, dtype=object)
 
 
 def unit_values(rows: pd.DataFrame, stat: str = "p50_ms") -> pd.Series:
     """One value of ``stat`` per unit of evidence: the geometric mean of the unit's rows
     (a single row's own value). Non-positive and missing values are left out."""
-    v = _num(rows, stat)
-    keep = v.notna() & (v > 0)
+    v = _num(rows, stat).to_numpy(dtype=float)
+    keep = np.isfinite(v) & (v > 0)
     if not keep.any():
         return pd.Series(dtype=float)
-    logs = np.log(v[keep])
-    keys = unit_keys(rows.loc[keep])
-    return np.exp(logs.groupby(keys.to_numpy(), sort=True).mean())
+    logs: Dict[tuple, list] = {}
+    for key, x in zip(unit_keys(rows).to_numpy()[keep], np.log(v[keep])):
+        logs.setdefault(key, []).append(x)
+    keys = sorted(logs)
+    out = pd.Series([math.exp(sum(x) / len(x)) for x in (logs[k] for k in keys)], dtype=float)
+    out.index = pd.Index(keys, tupleize_cols=False)
+    return out
 
 
 def _none(why: str, ratio: float, k_a: int, k_b: int, paired: bool, confidence: float) -> Verdict:
@@ -220,7 +227,7 @@ def detectable_shift(se: float, df: float, confidence: float = CONFIDENCE, power
     """The log shift a two-sided t test at ``confidence`` with ``df`` degrees of freedom
     shows with probability ``power`` when the standard error is ``se`` (debiased, module
     doc): bisection on the noncentral t's power."""
-    from scipy import stats
+    from scipy import special
 
     if not (se > 0 and df > 0):
         return float("nan")
@@ -230,7 +237,8 @@ def detectable_shift(se: float, df: float, confidence: float = CONFIDENCE, power
     for _ in range(50):
         mid = (lo + hi) / 2.0
         nc = mid / s
-        if stats.nct.sf(tc, df, nc) + stats.nct.cdf(-tc, df, nc) < power:
+        # the noncentral t's two tails (scipy's nctdtr: stats.nct without its per-call overhead)
+        if 1.0 - special.nctdtr(df, nc, tc) + special.nctdtr(df, nc, -tc) < power:
             lo = mid
         else:
             hi = mid
@@ -271,9 +279,20 @@ def compare_units(a: pd.Series, b: pd.Series, confidence: float = CONFIDENCE, wh
 def compare_rows(a_rows: pd.DataFrame, b_rows: pd.DataFrame, stat: str = "p50_ms",
                  confidence: Optional[float] = None) -> Verdict:
     """The test of condition ``b`` (its runs rows) against condition ``a`` on ``stat``."""
+    a_rows, b_rows = a_rows[_columns(a_rows, stat)], b_rows[_columns(b_rows, stat)]
     c = confidence if confidence is not None else level(pd.concat([a_rows, b_rows]))
     a, b = unit_values(a_rows, stat), unit_values(b_rows, stat)
     return compare_units(a, b, c, _why_few(a_rows, b_rows, len(a), len(b)))
+
+
+#: the runs columns a test reads besides its statistic (``unit_keys``, ``level``)
+UNIT_COLUMNS = ("run_id", "model", "repeat_isolation", "repeat", "confidence")
+
+
+def _columns(rows: pd.DataFrame, stat: str) -> List[str]:
+    """The columns of ``rows`` a test of ``stat`` reads: a wide runs table is narrowed
+    before it is copied and joined."""
+    return [c for c in dict.fromkeys(UNIT_COLUMNS + (stat,)) if c in rows.columns]
 
 
 def level(runs: pd.DataFrame) -> float:

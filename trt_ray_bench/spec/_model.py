@@ -163,6 +163,11 @@ class TimingSpec(_Strict):
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
     barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
     fill_timeout_s: float = Field(600.0, gt=0, description="together: longest a model keeps filling for the others")
+    samples: Literal["all", "window", "none"] = Field(
+        "all", description="which inferences samples.parquet keeps: all (every one, warm-up included), window "
+        "(only the in-window ones the row's statistics use) or none (a soak: only the row's statistics, computed "
+        "from every inference first). The per-second aggregates (count, median, max) are kept in every case; the "
+        "whole experiment, not per model (runs column samples_kept)")
 
     @model_validator(mode="after")
     def _count(self):
