@@ -18,7 +18,13 @@ export TRB_CACHE_DIR=/tmp/trbcache TRB_TEST_CACHE=/tmp/trbcache PYTHONPATH=$PWD:
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; R=/tmp/trb-results
 PY=${PY:-${PY310:-python3}}
 # This rig's TensorRT has no cuBLAS/cuDNN: no tactics from them; level 0 keeps builds short.
-FAST=(--set 'models.*.options.tactics=none' --set 'models.*.options.opt_level=0' --output "$R")
+# The builder optimization level exists from TensorRT 8.6 (8.5, JetPack 5's, refuses it).
+if "$PY" -c 'import sys, tensorrt as t; sys.exit(tuple(map(int, t.__version__.split(".")[:2])) < (8, 6))' 2>/dev/null; then
+  OPTL=(--opt-level 0); FAST_OPT=(--set 'models.*.options.opt_level=0')
+else
+  OPTL=(); FAST_OPT=()
+fi
+FAST=(--set 'models.*.options.tactics=none' "${FAST_OPT[@]}" --output "$R")
 trb() { "$PY" -m trt_ray_bench.cli "$@"; }
 step() { echo; echo "=== $*  ($(date +%T))"; }
 
@@ -28,7 +34,7 @@ tests() {
 }
 fidelity() {
   step "fidelity vs a bare CUDA-event loop"
-  "$PY" benchmarks/trt_fidelity.py --tactics none --opt-level 0 --rounds 5 2>&1 | tee "$OUT/fidelity.log"
+  "$PY" benchmarks/trt_fidelity.py --tactics none "${OPTL[@]}" --rounds 5 2>&1 | tee "$OUT/fidelity.log"
 }
 nvml() { step "NVML overhead"; "$PY" benchmarks/nvml_overhead.py 2>&1 | tee "$OUT/nvml.log"; }
 together() {
@@ -91,18 +97,18 @@ pycudatests() {
 fidelity2() {
   step "fidelity on each CUDA binding"
   for b in cuda-python pycuda; do
-    "$PY" benchmarks/trt_fidelity.py --tactics none --opt-level 0 --rounds ${ROUNDS:-7} --cuda $b 2>&1 | tee "$OUT/fidelity-$b.log"
+    "$PY" benchmarks/trt_fidelity.py --tactics none "${OPTL[@]}" --rounds ${ROUNDS:-7} --cuda $b 2>&1 | tee "$OUT/fidelity-$b.log"
   done
 }
 precision() {
   step "FP32 / FP16 (flag, converted) / INT8 (Q/DQ, calibrator), yolov8n 640"
-  "$PY" benchmarks/trt_precision.py --tactics none --opt-level 0 --images 8 2>&1 | tee "$OUT/precision.md"
+  "$PY" benchmarks/trt_precision.py --tactics none "${OPTL[@]}" --images 8 2>&1 | tee "$OUT/precision.md"
 }
 noise() {
   # Issue 14: does one run's interval describe the noise between runs? 10 process-isolated
   # repeats of yolov8n-cls FP16 (a fresh actor, the engine loaded again, each); < 90 s cached.
   step "noise between runs: ${NOISE_REPEATS:-10} process-isolated repeats of yolov8n-cls fp16"
-  "$PY" benchmarks/noise_estimate.py --backend tensorrt --precision fp16 --tactics none --opt-level 0 \
+  "$PY" benchmarks/noise_estimate.py --backend tensorrt --precision fp16 --tactics none "${OPTL[@]}" \
       --repeats ${NOISE_REPEATS:-10} --iterations ${NOISE_ITERS:-1000} --output "$R" 2>&1 | tee "$OUT/noise.md"
 }
 signals() {

@@ -195,6 +195,13 @@ FIELD_CASES = [
     ("repeats-zero", "repeats", 0, [re.compile(r": repeats: .*greater than or equal to 1")]),
     ("imgsz-tiny", "models.0.imgsz", 4, ["models[0].imgsz", "at least 8 pixels"]),
     ("input-limit-zero", "input.limit", 0, ["input.limit", "greater than 0"]),
+    ("idle-negative", "telemetry.idle_s", -1, ["telemetry.idle_s", "greater than or equal to 0", "(got -1)"]),
+    ("cooldown-temp-negative", "timing.cooldown", {"temp_c": -5}, ["timing.cooldown.temp_c", "greater than 0",
+                                                                  "(got -5)"]),
+    ("cooldown-timeout-zero", "timing.cooldown", {"temp_c": 50, "timeout_s": 0},
+     ["timing.cooldown.timeout_s", "greater than 0"]),
+    ("cooldown-no-temp", "timing.cooldown", {"timeout_s": 60}, ["timing.cooldown.temp_c", "required"]),
+    ("cooldown-unknown-key", "timing.cooldown", {"temp": 50}, ["timing.cooldown.temp: unknown key"]),
     # unknown names / choices
     ("backend-unknown", "models.0.backend", "tensorrtx",
      ["models[0].backend", "unknown backend 'tensorrtx'", "expected one of onnxruntime, tensorrt, torch"]),

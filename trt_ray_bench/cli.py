@@ -158,23 +158,25 @@ def _cmd_compare(a) -> int:
             raise UserError("--json", f"conflicts with --format {a.format} (--json is --format json)")
         a.format = "json"
     a.format = a.format or "md"
+    dirs = a.dir if len(a.dir) > 1 else a.dir[0]  # several trees load as one (results.load([...]))
+    where = ", ".join(a.dir)
     if a.baseline and a.by in ("mode", "stage", "gap"):
         raise UserError("--baseline", f"not used by --by {a.by}: --baseline names the baseline model (alone vs "
                         "together per model) or, with --by COLUMN, the baseline value of that column")
     # the runs carry their statistics; the samples (left on disk) are read only for rows of
     # trees written before the intervals respected the dependence between inferences: a row,
     # and its host / GPU times, at a time (Results.filled), for the runs shown only
-    res = load(a.dir, samples=True, telemetry=False, fill=False)
+    res = load(dirs, samples=True, telemetry=False, fill=False)
     if a.run:
         if a.run not in res.run_ids:
-            raise UserError("--run", f"{a.run!r} not found under {a.dir} (have {', '.join(res.run_ids)})")
+            raise UserError("--run", f"{a.run!r} not found under {where} (have {', '.join(res.run_ids)})")
         res = res.only(a.run)
     elif not a.all:
         res = res.latest()
     if a.by == "gap":  # the seed 001 attribution study: every run under DIR (its sweep's points)
         from .results.attribution import attribute
 
-        table, cause = attribute(load(a.dir, samples=False, telemetry=False).runs if not a.run
+        table, cause = attribute(load(dirs, samples=False, telemetry=False).runs if not a.run
                                  else res.filled(diagnostics=False).runs)
         if a.format == "json":
             _print_json_table(table, a, res, cause=cause)
@@ -194,6 +196,12 @@ def _cmd_compare(a) -> int:
         table = stages(res.runs)
         note = ("p50 ms per image of each stage, their sum, the measured p50 per image (host) and the GPU time; "
                 "vs_first: the p50 against the model's first row")
+    elif a.by == "precision":
+        from .results import by_precision
+
+        table = by_precision(res.runs, a.baseline)
+        note = (f"per network: each precision against {a.baseline or 'fp32'} (speedup: its p50 over the row's); "
+                "host ms per batch; energy mJ per inference where measured; accuracy where validation ran")
     elif a.by not in ("phase", "mode", "stage", "gap"):
         from .results import by_condition
 
@@ -208,6 +216,9 @@ def _cmd_compare(a) -> int:
     else:
         table = alone_vs_together(res.runs)
         note = "latency: host ms per batch; Δ = together vs alone"
+    if any(str(c).endswith(("mj_per_inf", "inf_per_j")) for c in table.columns):
+        note += ("; mj_per_inf / inf_per_j: energy per inference and inferences per joule (together: the window's "
+                 "energy over every model's inferences)")
     if a.format == "json":
         _print_json_table(table, a, res, note=note)
         return EXIT_OK
@@ -599,12 +610,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("compare", help="alone vs together table of a results folder")
-    c.add_argument("dir")
+    c.add_argument("dir", nargs="+", metavar="DIR", help="results folder; several: their runs side by side (by "
+                   "default the latest complete run of each), rows of different software generations kept apart")
     c.add_argument("--format", choices=("md", "csv", "json"), help="md (default), csv (every column) or json "
                    "(every column as records, NaN as null)")
     c.add_argument("--json", action="store_true", help="the same as --format json")
-    c.add_argument("--by", default="phase", metavar="{phase,mode,stage,gap,variant,COLUMN}",
+    c.add_argument("--by", default="phase", metavar="{phase,mode,stage,gap,precision,variant,COLUMN}",
                    help="mode: inference vs pipeline vs validation vs without_val, alone and together; "
+                   "precision: per network, FP32 / FP16 / INT8 p50, speedup and verdict against --baseline "
+                   "(default fp32), energy per inference, accuracy and its change where validation ran; "
                    "stage: where each pipeline / validation row's time goes (load, pre, infer, post, metrics); "
                    "gap: the gap attribution study, naming the cause of the slowdown after a gap; "
                    "variant (or any runs column, e.g. gap_s, clocks_mode): each value against --baseline "

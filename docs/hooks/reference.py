@@ -251,6 +251,10 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
                    "always (with weak typing, TensorRT 8.x's route from a Q/DQ or mixed-precision ONNX); `false`: never",
         "calib_images": "int8: a folder of calibration images (the calibrator, or the Q/DQ conversion)",
         "calib_cache": "int8 with the calibrator: the file that keeps its scales (read if present, else written)",
+        "dla_core": "build for and run on this DLA core of a Jetson (Xavier, Orin: 0 or 1; trtexec's `--useDLACore`), "
+                    "FP16 or INT8 only; refused where TensorRT counts no such core (every desktop GPU)",
+        "gpu_fallback": "with `dla_core`: the layers the DLA cannot run go to the GPU (`--allowGPUFallback`; runs "
+                        "column `dla_gpu_layers`); `false` (default) refuses an engine that needs it",
     },
     "torch": {
         "device": "`auto` (default: the GPU where there is one), `cuda` or `cpu`",
@@ -694,14 +698,19 @@ DIAGNOSTIC_TEXT: Dict[str, str] = {
                       "intervals account for it, or are not given); says how long a run would give one",
     "warmup_short": "latency was still falling when measuring began: more warm-up",
     "clock_changed": "the GPU (SM) clock moved inside the window",
-    "throttle": "NVML clock-event reasons were active (named); `sync_boost` and `display_clock_setting` do not count",
+    "throttle": "NVML clock-event reasons were active (named; `sync_boost` and `display_clock_setting` do not "
+                "count), or the board counted over-current events during the phase (`oc_events`, Orin and Thor)",
     "start_skew": "the models of a together phase began more than one of the row's median inferences apart",
     "short_window": "the together window was shorter than asked",
     "repeat_spread": "the repeats of one model, mode and phase disagree by more than the threshold",
+    "cooldown_timeout": "the phase began above `timing.cooldown.temp_c`: its cooldown gave up after `timeout_s` "
+                        "(the row's `cooldown_temp_c` says how hot)",
     "telemetry_coarse": "the window is shorter than the period an averaged telemetry reading covers (NVML's "
                         "1-s power): that quantity has no value in the window",
     "foreign_load": "the machine was shared during the window: other processes' CPU time, another trb run, or "
                     "another process on the experiment's GPU (each named)",
+    "dla_idle": "a model built for a DLA core (`options.dla_core`) ran while tegrastats saw that core off in "
+                "every reading of the window: its inferences ran elsewhere",
 }
 
 
@@ -758,7 +767,8 @@ ENV_TEXT: Dict[str, str] = {
     "TRB_SUDO": "`always`: run the machine controls through `sudo -n` even as root (default `auto`: only when not root)",
     "TRB_ROOT": "read the system's files (`/etc/nv_tegra_release`, `/etc/nvpmodel.conf`, ...) under this folder "
                 "instead of `/` (for tests and for diagnosing a copied board image)",
-    "TRB_SYSFS_ROOT": "read the GPU's devfreq node under this folder (default: `TRB_ROOT`, else `/`)",
+    "TRB_SYSFS_ROOT": "read the GPU's devfreq node, the thermal zones (`timing.cooldown`) and the over-current "
+                      "counters (`oc_events`) under this folder (default: `TRB_ROOT`, else `/`)",
     "CUDA_VISIBLE_DEVICES": "the GPUs a node offers (indices or `GPU-` UUIDs, as CUDA reads them; MIG instances "
                             "are refused); trb sets it to the leased GPU's UUID for the experiment's processes",
     "CUDA_DEVICE_ORDER": "set to `PCI_BUS_ID` for the experiment's processes, so CUDA numbers GPUs as nvidia-smi does",

@@ -51,6 +51,19 @@ def test_provenance_of_a_jetson(orin):
     assert [c["tool"] for c in orin.calls()] == ["nvpmodel"]  # -q, unprivileged: provenance never uses sudo
 
 
+def test_cuda_version_of_a_jetson_is_jetpacks(orin):
+    """The generation's CUDA, a run condition (results.compare): JetPack 5 and later
+    write version.json, JetPack 4 version.txt; none of them: empty, not a failure."""
+    cuda = orin.root / "usr/local/cuda"
+    cuda.mkdir(parents=True, exist_ok=True)
+    assert collect_provenance()["cuda_version"] == ""
+    (cuda / "version.txt").write_text("CUDA Version 10.2.300\n")
+    assert collect_provenance()["cuda_version"] == "10.2"
+    (cuda / "version.json").write_text('{"cuda": {"name": "CUDA SDK", "version": "11.4.315"}}')
+    assert collect_provenance()["cuda_version"] == "11.4"
+    assert "cuda_version" in {name for name, _ in PROVENANCE_FIELDS}
+
+
 def test_jetpack_from_its_package_and_l4t_from_l4t_core(orin):
     _dpkg_query(orin.bin, {"nvidia-jetpack": "5.1.2-b104"})
     assert collect_provenance()["jetpack"] == "5.1.2"

@@ -20,7 +20,10 @@ TensorRT enough to drive the real code: the parser reads the real ONNX file, a s
 typed network refuses builder precision flags, a weak network from a Q/DQ ONNX needs the
 INT8 flag, 8.x refuses a network without EXPLICIT_BATCH, the builder calls the calibrator
 back, and the serialized "engine" carries the network's inputs and outputs so that
-deserialization, the runner and ``prepare`` of an engine file work on it.
+deserialization, the runner and ``prepare`` of an engine file work on it. DLA: the builder
+counts ``Sim.dla_cores`` cores (0, as on every desktop GPU, unless a test gives it some), a
+DLA build needs FP16 or INT8 and refuses layers the DLA cannot run (only ``Conv`` here)
+without ``GPU_FALLBACK``, and a DLA engine loads only on a runtime set to its core.
 
 The REAL code runs through it (``build_engine`` for fp32/fp16/int8 x weak/strong x
 converted or not, engine deserialization, ``prepare`` of an engine file without imgsz,
@@ -452,6 +455,7 @@ class Sim:
         self.mod, self.record = mod, record
         self.networks: List[dict] = []  # per create_network: flags, strong
         self.builds: List[dict] = []  # per build: flags set, calibrated, strong
+        self.dla_cores = 0  # what Builder/Runtime.num_DLA_cores count: 0 on a desktop GPU
 
     def classes(self) -> Dict[str, type]:
         return object.__getattribute__(self.mod, "_s_classes")
@@ -485,6 +489,27 @@ class Sim:
         net._s_info = {"flags": flags, "strong": strong, "inputs": [], "outputs": [], "qdq": False}
         self.networks.append(net._s_info)
         return net
+
+    def Builder__num_DLA_cores(self, obj):
+        return self.dla_cores
+
+    def Runtime__num_DLA_cores(self, obj):
+        return self.dla_cores
+
+    def IBuilderConfig__can_run_on_DLA(self, obj, layer):
+        assert isinstance(layer, self.classes()["ILayer"])
+        return layer._s_layer[1] == "Conv"  # the stand-in's DLA runs convolutions only
+
+    def INetworkDefinition__num_layers(self, obj):
+        return len(obj._s_info["layers"])
+
+    def INetworkDefinition__get_layer(self, obj, i):
+        layer = self.classes()["ILayer"]()
+        layer._s_layer = obj._s_info["layers"][i]
+        return layer
+
+    def ILayer__name(self, obj):
+        return obj._s_layer[0]
 
     def Builder__create_builder_config(self, obj):
         cfg = self.classes()["IBuilderConfig"]()
@@ -522,6 +547,20 @@ class Sim:
         if dynamic and not config._s_profiles:
             self._log(obj, "the network has dynamic inputs, but no optimization profile")
             return None
+        dla = values.get("default_device_type")
+        dla = dla is not None and self.name_of("DeviceType", dla) == "DLA"
+        if dla:
+            core = values.get("DLA_core", 0)
+            if not (flags & {"FP16", "INT8"}) and not info["strong"]:
+                self._log(obj, "DLA runs FP16 or INT8 only")
+                return None
+            if core >= self.dla_cores:
+                self._log(obj, f"DLA core {core} does not exist")
+                return None
+            off = [name for name, op in info["layers"] if op != "Conv"]
+            if off and "GPU_FALLBACK" not in flags:
+                self._log(obj, f"layers cannot run on DLA without GPU fallback: {off}")
+                return None
         if calibrator is not None:
             assert "INT8" in flags, "a calibrator without the INT8 flag"
             assert isinstance(calibrator, self.classes()["IInt8Calibrator"])
@@ -531,8 +570,10 @@ class Sim:
             self._calibrate(calibrator, info)
         self.builds.append({"flags": sorted(flags), "calibrated": calibrator is not None, "strong": info["strong"],
                             "network_flags": info["flags"],
-                            "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()]})
-        return ENGINE_MAGIC + json.dumps({"inputs": info["inputs"], "outputs": info["outputs"]}).encode()
+                            "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()],
+                            "dla_core": values.get("DLA_core") if dla else None})
+        return ENGINE_MAGIC + json.dumps({"inputs": info["inputs"], "outputs": info["outputs"],
+                                          "dla_core": values.get("DLA_core") if dla else None}).encode()
 
     def _calibrate(self, cal, info) -> None:
         """TensorRT calling the calibrator back, as the builder does."""
@@ -586,6 +627,7 @@ class Sim:
         info["inputs"] = [io(v) for v in g.input if v.name not in inits]
         info["outputs"] = [io(v) for v in g.output]
         info["qdq"] = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node)
+        info["layers"] = [(n.name or f"{n.op_type}_{i}", n.op_type) for i, n in enumerate(g.node)]
         return True
 
     def OnnxParser__num_errors(self, obj):
@@ -621,6 +663,11 @@ class Sim:
             return None
         eng = self.classes()["ICudaEngine"]()
         eng._s_io = json.loads(data[len(ENGINE_MAGIC):].decode())
+        core = eng._s_io.get("dla_core")
+        if core is not None and object.__getattribute__(obj, "_s_values").get("DLA_core") != core:
+            with self.record.quiet():
+                obj._s_args[0].log(self.enum("ILogger.Severity", "ERROR"), f"built for DLA core {core}: set DLA_core")
+            return None
         return eng
 
     def _io(self, engine) -> List[list]:
@@ -853,6 +900,19 @@ BUILDS = [
 ]
 
 
+#: (label, precision, the ONNX it is built from, DLA cores the builder counts, options)
+DLA_BUILDS = [
+    ("fp16 on DLA 1, GPU fallback", "fp16", "fp16", 2, {"dla_core": 1, "gpu_fallback": True}),
+    ("fp16 on DLA 0, no fallback", "fp16", "fp16", 2, {"dla_core": 0}),
+    ("fp16 on DLA 0, no DLA here", "fp16", "fp16", 0, {"dla_core": 0}),
+    ("fp16 on DLA 2 of 2", "fp16", "fp16", 2, {"dla_core": 2, "gpu_fallback": True}),
+    ("fp32 on DLA 0", "fp32", "fp32", 2, {"dla_core": 0}),
+]
+DLA_OUTCOMES = {"fp16 on DLA 1, GPU fallback": "built", "fp16 on DLA 0, no fallback": "refused: options.gpu_fallback",
+                "fp16 on DLA 0, no DLA here": "refused: options.dla_core", "fp16 on DLA 2 of 2": "refused: options.dla_core",
+                "fp32 on DLA 0": "refused: options.dla_core"}
+
+
 def expected_typing(version: str) -> str:
     return "strong" if vt(version)[0] >= 11 else "weak"
 
@@ -923,7 +983,26 @@ def exercise(version: str, tmp: Path) -> Exercise:
                 ex.outcomes[label] = "built"
                 ex.infos[label] = dataclasses.asdict(info)
                 ex.builds[label] = sim.builds[n] if len(sim.builds) > n else {}
-        built = [label for label, outcome in ex.outcomes.items() if outcome == "built"]
+        for label, precision, carried, cores, options in DLA_BUILDS:
+            sim.dla_cores = cores
+            src = onnx[carried]
+            converted = None if carried == "fp32" else {"path": str(src), "precision": carried,
+                                                        "converter": "stand-in", "converter_version": "0"}
+            opts = BuildOptions(precision=precision, onnx_precision=carried, dla_core=options["dla_core"],
+                                gpu_fallback=options.get("gpu_fallback", False))
+            n = len(sim.builds)
+            info = _attempt(ex, label, lambda: build_engine(src, opts, "Stand-in Orin", out=tmp / "engines",
+                                                            where="models[0]", hw=(32, 32), cc=(8, 7),
+                                                            converted=converted))
+            if info is not None:
+                ex.outcomes[label] = "built"
+                ex.infos[label] = dataclasses.asdict(info)
+                ex.builds[label] = sim.builds[n] if len(sim.builds) > n else {}
+                model = dataclasses.replace(resolved(src, precision, **options), engine_path=info.path,
+                                            engine=ex.infos[label])
+                _attempt(ex, f"run {label}", lambda: _run(backend, model, run_loop, LoopPlan))
+        sim.dla_cores = 0
+        built = [label for label, outcome in ex.outcomes.items() if outcome == "built" and "DLA" not in label]
         for label in built[:1]:  # load and run one engine, then an engine file without imgsz
             path = Path(ex.infos[label]["path"])
             for options in ({}, {"transfers": False, "cuda_graph": True}):
@@ -1041,6 +1120,52 @@ def test_build_and_run_on_each_version(exercised, version):
     assert "compute capability 8.7" in ex.outcomes["doctor"]
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_dla_on_each_version(exercised, version):
+    """options.dla_core / gpu_fallback: built for the core asked with the fallback flag,
+    the layers that went to the GPU listed, loaded on a runtime set to that core; refused in
+    one line where the builder has no such core or the DLA cannot run every layer."""
+    ex = exercised(version)
+    assert not ex.errors, f"TensorRT {version}: " + "\n".join(ex.errors)
+    for label, *_ in DLA_BUILDS:
+        assert ex.outcomes[label] == DLA_OUTCOMES[label], (version, label, ex.messages.get(label))
+    build, info = ex.builds["fp16 on DLA 1, GPU fallback"], ex.infos["fp16 on DLA 1, GPU fallback"]
+    assert build["dla_core"] == 1 and "GPU_FALLBACK" in build["flags"]
+    assert info["dla_core"] == 1 and info["gpu_layers"] == ["Cast_0", "Cast_2"]  # the casts around the conv
+    assert "run fp16 on DLA 1, GPU fallback" not in ex.outcomes  # the engine ran, on a runtime set to core 1
+    assert ex.messages["fp16 on DLA 0, no DLA here"] == (
+        "models[0].options.dla_core: 0: Stand-in Orin has no DLA (TensorRT's builder counts 0 DLA cores; Jetson "
+        "AGX Xavier, Xavier NX and AGX Orin have 2)")
+    assert ex.messages["fp16 on DLA 2 of 2"] == "models[0].options.dla_core: 2: Stand-in Orin has DLA cores 0 to 1 only"
+    assert ex.messages["fp16 on DLA 0, no fallback"] == (
+        "models[0].options.gpu_fallback: false, but 2 of 3 layers cannot run on DLA core 0 (Cast_0, Cast_2): "
+        "gpu_fallback: true runs them on the GPU")
+    assert ex.messages["fp32 on DLA 0"].startswith("models[0].options.dla_core: 0: a DLA runs FP16 or INT8 only")
+    for name in ("Builder.num_DLA_cores", "IBuilderConfig.DLA_core", "IBuilderConfig.default_device_type",
+                 "IBuilderConfig.can_run_on_DLA", "BuilderFlag.GPU_FALLBACK", "Runtime.DLA_core"):
+        assert name in ex.record.used, (version, name)
+
+
+def test_dla_options_are_checked_on_the_driver_and_key_the_engine_cache(tmp_path):
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.engines._trt_build import BuildOptions
+    from trt_ray_bench.errors import UserError
+
+    onnx = tiny_onnx(tmp_path / "m.onnx")
+    for options, says in [({"dla_core": -1}, r"options.dla_core: -1, expected a DLA core number"),
+                          ({"dla_core": True}, r"options.dla_core: True, expected a DLA core number"),
+                          ({"dla_core": 0, "gpu_fallback": "yes"}, r"options.gpu_fallback: 'yes', expected true"),
+                          ({"gpu_fallback": True}, r"options.gpu_fallback: true needs options.dla_core"),
+                          ({"dla_core": 0}, r"options.dla_core: 0: a DLA runs FP16 or INT8 only")]:
+        with pytest.raises(UserError, match=r"^models\[0\]\." + says):
+            backend.check(resolved(onnx, "fp32", **options), "models[0]")
+    gpu = BuildOptions(precision="fp16")
+    assert "dla_core" not in gpu.key()  # engines built for the GPU keep their cache keys
+    assert BuildOptions(precision="fp16", dla_core=0).key() != BuildOptions(precision="fp16", dla_core=1).key()
+    assert BuildOptions(precision="fp16", dla_core=0).key() != BuildOptions(precision="fp16", dla_core=0,
+                                                                            gpu_fallback=True).key()
+
+
 def test_refusals_say_why_in_one_line(exercised):
     on11 = exercised("11.4.0.10").messages["fp16 weak (flag)"]
     assert on11.startswith("models[0].options.typing: weak: TensorRT 11.4.0.10 has no weak typing")
@@ -1075,7 +1200,7 @@ def version_table(exs: List[Exercise]) -> str:
         cells = ["used" if r in e.record.used else "gated" if r in e.record.missing else "—" for e in exs]
         lines.append(f"| `{r}` | " + " | ".join(cells) + " |")
     lines += ["", f"| build (build_engine) | {versions} |", "|---|" + "---|" * len(exs)]
-    for label, *_ in BUILDS:
+    for label, *_ in BUILDS + DLA_BUILDS:
         lines.append(f"| {label} | " + " | ".join(e.outcomes[label] for e in exs) + " |")
     return "\n".join(lines)
 

@@ -7,11 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
 from trt_ray_bench import results
 from trt_ray_bench.report import build_report, figures_dir
+from trt_ray_bench.results.schema import RUNS
 
 H100 = Path(__file__).resolve().parents[1] / "data" / "h100"
 CHROMIUM = "/usr/bin/chromium"
@@ -262,3 +264,45 @@ def test_writes_are_atomic(tree, monkeypatch):
     monkeypatch.undo()
     build_report(tree)  # a new report replaces the figures as a whole
     assert not (figures_dir(out) / "99-stale.png").exists() and "gap-sweep" in figure_names(out)
+
+
+def _with_energy(src: Path, dst: Path) -> Path:
+    """The real runs of ``src`` written again under ``dst`` with the energy of each window
+    from their recorded NVML power (``results.window_energy``), as a run writes it now."""
+    from trt_ray_bench.results import RunWriter, window_energy
+
+    r = results.load(src)
+    for rid in r.run_ids:
+        one = r.only(rid)
+        runs = one.runs.reset_index(drop=True)
+        energy = window_energy(runs, one.telemetry)
+        runs = pd.concat([runs, energy], axis=1)
+        spec = (src / rid / "spec.yaml").read_text() if (src / rid / "spec.yaml").is_file() else "name: x\n"
+        w = RunWriter(dst / rid)
+        w.finish({"runs": runs[[c for c in runs.columns if c in RUNS.names]], "samples": one.samples,
+                  "telemetry": one.telemetry}, spec)
+    return dst
+
+
+def test_energy_per_inference_is_drawn_compared_and_explained(tmp_path):
+    from trt_ray_bench.results import alone_vs_together
+
+    tree = _with_energy(H100 / "gpu_alone_together", tmp_path / "tree")
+    runs = results.load(tree, samples=False, telemetry=False).runs
+    assert set(runs.energy_source) == {"nvml_power_integral"} and runs.energy_mj_per_inf.notna().all()
+    out = build_report(tree, tmp_path / "r.html")
+    assert "energy-latency" in figure_names(out)
+    html = out.read_text()
+    cap = next(c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S) if "energy-latency" in c)
+    assert "one point per model and condition" in cap and "energy from nvml_power_integral" in cap
+    said = section(html, "Explanations: what else differed")
+    assert re.search(r"energy [\d.]+ → [\d.]+ mJ per inference", said) and "mJ/inf" in said
+    table = alone_vs_together(runs)
+    row = table.set_index(["model", "mps"]).loc[("yolov8n-cls", False)]
+    ok = runs[(runs.model == "yolov8n-cls") & (runs.mps == False) & (runs.phase == "alone")]  # noqa: E712
+    assert row["alone_mj_per_inf"] == pytest.approx(ok.energy_mj_per_inf.mean())
+
+
+def test_a_report_without_energy_has_no_energy_figure(tmp_path):
+    out = build_report(H100 / "seed001_gap_study", tmp_path / "r.html")
+    assert "energy-latency" not in figure_names(out)

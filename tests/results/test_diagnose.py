@@ -269,3 +269,40 @@ def test_repeat_spread_on_the_h100_seed002_run():
     assert ("yolov8n-pose", "validation", "alone") in spread and ("yolov8n-obb", "without_val", "alone") in spread
     assert not {k for k in spread if k[1] == "inference" and k[2] == "alone" and k[0] in ("yolov8n", "yolov8n-obb")}
     assert len(spread) >= 10
+
+
+def _tegrastats_tel(run_id, t_ns, line_names):
+    """Telemetry as the tegrastats sampler stores it, from real board lines
+    (tests/telemetry/data/tegrastats_lines.txt): one line per instant."""
+    from trt_ray_bench.telemetry.tegrastats import parse_line
+
+    lines = dict(l.split(": ", 1) for l in (Path(__file__).resolve().parents[1] / "telemetry" / "data" /
+                                            "tegrastats_lines.txt").read_text().splitlines()
+                 if l and not l.startswith("#") and ": " in l)
+    rows = []
+    for t, name in zip(t_ns, line_names):
+        for metric, value, unit in parse_line(lines[name])[1]:
+            rows.append({"run_id": run_id, "t_ns": int(t), "source": "tegrastats", "metric": metric,
+                         "value": value, "unit": unit})
+    return pd.DataFrame(rows)
+
+
+def test_dla_idle_when_the_models_core_was_off_through_the_window():
+    """AGX Orin lines: NVDLA0 busy (``NVDLA0_FREQ @1600``, JetPack 6) or both cores off."""
+    runs, samples = _case(_steady(100), dla_core=0)  # window 0 .. ~199 ms
+    t = np.arange(0, 200, 20) * MS
+    off = _tegrastats_tel("r", t, ["orin_agx_r36.4.4"] * len(t))
+    (d,) = results.diagnose(runs, samples, off)
+    msg = next(x["message"] for x in d if x["code"] == "dla_idle")
+    assert msg.startswith("DLA core 0 was idle through the measured window (tegrastats printed NVDLA0 off in all "
+                          "10 of its readings)")
+    busy = _tegrastats_tel("r", t, ["orin_agx_r36.4.4"] * 5 + ["orin_agx_jp6_dla"] * 5)
+    assert "dla_idle" not in _codes(results.diagnose(runs, samples, busy).iloc[0])
+    # a model on the GPU, or no tegrastats readings in its window: nothing to say
+    gpu_runs, _ = _case(_steady(100), dla_core=None)
+    assert "dla_idle" not in _codes(results.diagnose(gpu_runs, samples, off).iloc[0])
+    late = _tegrastats_tel("r", t + 1000 * MS, ["orin_agx_r36.4.4"] * len(t))
+    assert "dla_idle" not in _codes(results.diagnose(runs, samples, late).iloc[0])
+    # core 1 is read from its own readings (NVDLA1 off)
+    runs1, _ = _case(_steady(100), dla_core=1)
+    assert "dla_idle" in _codes(results.diagnose(runs1, samples, off).iloc[0])

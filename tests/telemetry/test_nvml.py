@@ -13,7 +13,7 @@ from trt_ray_bench.telemetry import Collector, NvmlSampler, decode_throttle_reas
 
 METRICS = {
     "gpu_freq_mhz", "gpu_graphics_mhz", "mem_freq_mhz", "gpu_util_pct", "mem_util_pct",
-    "power_mw:gpu", "temp_c:gpu", "pstate", "throttle_reasons", "mem_used_mib",
+    "power_mw:gpu", "temp_c:gpu", "pstate", "throttle_reasons", "mem_used_mib", "energy_mj:gpu",
 }
 
 
@@ -55,6 +55,10 @@ def test_gpu_sampler_at_100_hz(nvml):
     assert all(0 <= v <= 15 for v in by["pstate"])
     assert min(by["mem_used_mib"]) > 0
     assert all(v == int(v) >= 0 for v in by["throttle_reasons"])
+    energy = by["energy_mj:gpu"]  # the total-energy counter only grows, by about the power times the time
+    assert all(b >= a for a, b in zip(energy, energy[1:])) and energy[-1] > energy[0]
+    joules, watts = (energy[-1] - energy[0]) / 1e3, sum(by["power_mw:gpu"]) / len(by["power_mw:gpu"]) / 1e3
+    assert 0.2 * watts * 0.45 < joules < 3 * watts * 0.55, (joules, watts)
     print("clock event reasons seen:", sorted({n for v in by["throttle_reasons"] for n in decode_throttle_reasons(v)}))
 
 
@@ -110,6 +114,9 @@ class FakeNvml:
             "nvmlDeviceGetCurrentClocksEventReasons": lambda h: 0x1,
             "nvmlDeviceGetCurrentClocksThrottleReasons": lambda h: 0x4,
             "nvmlDeviceGetMemoryInfo": lambda h: type("M", (), {"used": 3 * 2**20, "total": 80 * 2**30})(),
+            # millijoules since the driver loaded: 71 W for 0.1 s per call
+            "nvmlDeviceGetTotalEnergyConsumption": lambda h: 5_000_000 + 7100 * self.calls[
+                "nvmlDeviceGetTotalEnergyConsumption"],
         }
         self.functions = {k: fn for k, fn in funcs.items() if k not in drop}
         for name, fn in self.functions.items():
@@ -153,6 +160,16 @@ def test_reader_table_yields_every_metric_with_units(pynvml):
     assert got["temp_c:gpu"] == (41, "C")  # the versioned TemperatureV is preferred
     assert got["throttle_reasons"][0] == 0x1  # the newer ClocksEvent call is preferred
     assert got["mem_used_mib"] == (3.0, "MiB")
+    assert got["energy_mj:gpu"] == (5_007_100, "mJ")  # the counter as read: the join interpolates it
+    assert _by_metric(s.read())["energy_mj:gpu"] == (5_014_200, "mJ")
+
+
+def test_a_gpu_older_than_volta_has_no_energy_counter_and_the_rest_goes_on(pynvml):
+    fake = FakeNvml(pynvml, fail={"nvmlDeviceGetTotalEnergyConsumption": pynvml.NVMLError_NotSupported()})
+    s = NvmlSampler(0, nvml=fake)
+    assert set(_by_metric(s.read())) == set(_by_metric(s.read())) == METRICS - {"energy_mj:gpu"}
+    assert fake.calls["nvmlDeviceGetTotalEnergyConsumption"] == 1
+    assert s.unavailable == {"energy_mj:gpu": "Not Supported"}
 
 
 def test_a_call_not_supported_is_dropped_after_its_first_failure(pynvml):

@@ -381,6 +381,42 @@ class Monitor:
         self.collector.start()
         return time.perf_counter_ns()
 
+    def temperature(self) -> Optional[dict]:
+        """The temperature a cooldown waits on: the leased GPU's (NVML) where it is
+        sampled, else the board's hottest thermal zone (``telemetry.thermal``); ``{"c",
+        "what"}``, or None where this node has neither."""
+        from ..control._paths import sysfs_path
+        from ..telemetry.thermal import hottest_zone
+
+        nv = next((s for s in self.collector.samplers if str(getattr(s, "source", "")).startswith("nvml")), None)
+        if nv is not None:
+            c = nv.read_metric("temp_c:gpu")
+            if c is not None:
+                return {"c": c, "what": "GPU"}
+        zone = hottest_zone(sysfs_path("/"))
+        return {"c": zone[1], "what": f"thermal zone {zone[0]}"} if zone else None
+
+    def cooldown(self, temp_c: float, timeout_s: float) -> dict:
+        """Wait until ``temperature()`` is at or below ``temp_c``, at most ``timeout_s``
+        (``telemetry.thermal.wait_until_cool``)."""
+        from ..telemetry.thermal import wait_until_cool
+
+        return wait_until_cool(self.temperature, temp_c, timeout_s)
+
+    def idle(self, seconds: float) -> tuple:
+        """Sample the node for ``seconds`` with nothing running (the samplers keep going):
+        the idle window's start and end on the node's clock."""
+        t0 = time.perf_counter_ns()
+        time.sleep(seconds)
+        return t0, time.perf_counter_ns()
+
+    def oc_events(self) -> Dict[str, int]:
+        """The board's over-current event counters now (Orin, Thor; empty elsewhere)."""
+        from ..control._paths import sysfs_path
+        from ..telemetry.thermal import oc_event_counts
+
+        return oc_event_counts(sysfs_path("/"))
+
     def stop(self) -> dict:
         """Telemetry, and the GPU given back where its controls were restored (the next
         experiment may start before this process has exited; a GPU whose restore failed

@@ -26,7 +26,9 @@ from ..results.aggregates import per_second
 from ..results.diagnose import diagnose, series_diagnostics
 from ..results.schema import AGGREGATES, SAMPLES
 from ..results.write import sample_tables
+from ..results.energy import window_energy
 from ..telemetry.foreign import driver_identity
+from ..telemetry.thermal import oc_delta
 from ..timing import LoopPlan, common_window, summarize
 from ..engines import has_build_step, needs_gpu
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
@@ -228,6 +230,9 @@ def _start_monitor(spec, place, node_gpus: float, driver: Optional[dict] = None)
         gpu = _get(monitor.gpu.remote())
         controls = _get(monitor.check_controls.remote(
             spec.model_dump(mode="json", include={"clocks", "mps", "power_mode"})))
+        if spec.timing.cooldown is not None and _get(monitor.temperature.remote()) is None:
+            raise UserError("timing.cooldown", "this node has no temperature to wait on: no GPU answers NVML and "
+                                               "no /sys/class/thermal zone can be read")
     except BaseException:
         ray.kill(monitor)
         raise
@@ -302,6 +307,7 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
     info: Dict[str, dict] = {}
     outcomes: List[dict] = []
     interrupted: Optional[BaseException] = None
+    idle: Optional[tuple] = None  # the idle window (telemetry.idle_s) on the node's clock
 
     def emit(outs: List[dict]) -> Optional[str]:
         """A phase's outcomes: handed to ``on_phase`` and kept without their raw samples
@@ -349,7 +355,11 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
                     log.error(f"FAILED   {name}: {failed[name]}")
 
         start_actors(0)
+        if spec.telemetry.idle_s > 0:  # the baseline: the models loaded, nothing running
+            with progress.spinner(f"idle     measuring the node at rest for {spec.telemetry.idle_s:g} s", log=log):
+                idle = _get(monitor.idle.remote(spec.telemetry.idle_s))
         lp = _loop_plans(plan)
+        cool = spec.timing.cooldown
         for ph in plan.phases:
             stale = [n for n in ph.models if n not in failed and loaded_for.get(n) != ph.repeat]
             if spec.repeat_isolation == "process" and stale:
@@ -364,8 +374,13 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
             var = f"{ph.variant} " if ph.variant else ""
             label = f"repeat {ph.repeat}  {mode}{var}{ph.phase:<8}"
             log.info(f"{label} {', '.join(names)}")
+            cooled = _cooldown(monitor, cool, log) if cool is not None else None
+            oc_before = _get(monitor.oc_events.remote())
             t_phase = time.perf_counter()
             done = _run_phase(ph, names, actors, lp, spec, failed, plan.run_id, view=_PhaseView(label, names, actors))
+            oc = oc_delta(oc_before, _get(monitor.oc_events.remote()))
+            for o in done:
+                o.update(cooldown=cooled, oc=oc)
             line = emit(done)
             log.info(f"done     {label} {line if line is not None else _phase_result(done)}  "
                      f"({time.perf_counter() - t_phase:.1f} s)")
@@ -389,7 +404,22 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
             telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc)}"]}
         ray.kill(monitor)
     return {"outcomes": outcomes, "info": info, "provenance": provenance, "telemetry": telemetry,
-            "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted}
+            "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted, "idle": idle}
+
+
+def _cooldown(monitor, cool, log: Say) -> dict:
+    """Wait for the node to cool to ``timing.cooldown.temp_c`` (at most its ``timeout_s``)
+    before a phase; what the wait found, for the phase's rows."""
+    with progress.spinner(f"cooldown waiting for {cool.temp_c:g} °C (at most {cool.timeout_s:g} s)", log=log):
+        got = _get(monitor.cooldown.remote(cool.temp_c, cool.timeout_s))
+    c = got.get("c")
+    said = f"{got.get('what')} at {c:.0f} °C" if c is not None else "no temperature"
+    if got.get("reached"):
+        log.info(f"cooldown {said} after {got['waited_s']:.1f} s")
+    else:
+        log.warning(f"warning  cooldown: {said} after {got['waited_s']:.3g} s, above {cool.temp_c:g} °C "
+                    f"(timing.cooldown.timeout_s): measuring anyway")
+    return got
 
 
 def _fail(name: str, exc: BaseException, failed: Dict[str, str]) -> str:
@@ -593,7 +623,7 @@ class RunTables:
         spec_models = {ms.name: ms for ms in spec.models}
         pieces, series_of = [], []
         for o in outcomes:
-            meas: Dict[str, object] = {"start_skew_us": skew}
+            meas: Dict[str, object] = {"start_skew_us": skew, **_thermal_columns(o)}
             late: List[str] = []
             series: List[dict] = []
             if o["status"] == "ok":
@@ -772,6 +802,10 @@ class RunTables:
         tel_frame = pd.DataFrame(tel) if tel else pd.DataFrame(columns=["t_ns", "source", "metric", "value", "unit"])
         tel_frame.insert(0, "run_id", plan.run_id)
         runs = pd.DataFrame(run_rows)
+        if len(runs):  # the energy of each window, from the telemetry now complete
+            energy = window_energy(runs, tel_frame, idle=result.get("idle"))
+            for c in energy.columns:
+                runs[c] = energy[c]
         # Statistics warnings, clocks, throttling, skew, window: one place (results.diagnose),
         # stored as values and, for printing, as sentences after the controls' warnings; the
         # series' part computed per phase, on every in-window inference
@@ -786,6 +820,18 @@ class RunTables:
             out["samples"] = (pa.concat_tables(self._samples).to_pandas() if self._samples
                               else pd.DataFrame(columns=list(SAMPLES.names)))
         return out
+
+
+def _thermal_columns(o: dict) -> dict:
+    """A row's cooldown before its phase and the over-current events during it."""
+    out: Dict[str, object] = {}
+    cooled = o.get("cooldown")
+    if cooled is not None:
+        out.update(cooldown_s=float(cooled["waited_s"]), cooldown_temp_c=cooled.get("c"))
+    oc = o.get("oc")
+    if oc is not None and oc[0] is not None:
+        out.update(oc_events=int(oc[0]), oc_events_detail=oc[1])
+    return out
 
 
 def _measured_span(raw: dict) -> Optional[tuple]:
@@ -884,7 +930,9 @@ def _precision_columns(m) -> dict:
     """How the model got its precision: converted (by what, from which calibration set),
     and for engines the typing TensorRT built with."""
     c, e = m.converted or {}, m.engine or {}
-    return {"typing": e.get("typing"),
+    dla = e.get("dla_core")
+    return {"typing": e.get("typing"), "dla_core": dla,
+            "dla_gpu_layers": list(e.get("gpu_layers") or []) if dla is not None else None,
             "converter": c.get("converter"), "converted_sha256": c.get("sha256"),
             "calib_sha256": c.get("calib_sha256")}
 

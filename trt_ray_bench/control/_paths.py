@@ -1,8 +1,9 @@
 """Where the machine's own files are read: ``/``, or a stand-in tree.
 
 The Jetson files (``/proc/device-tree/model``, ``/etc/nv_tegra_release``,
-``/etc/nvpmodel.conf``) are read under ``TRB_ROOT`` and the GPU's devfreq node under
-``TRB_SYSFS_ROOT`` (default: ``TRB_ROOT``). Both default to ``/``; the tests point them at
+``/etc/nvpmodel.conf``) are read under ``TRB_ROOT``; the GPU's devfreq node, the thermal
+zones and the over-current counters (``telemetry.thermal``) under ``TRB_SYSFS_ROOT``
+(default: ``TRB_ROOT``). Both default to ``/``; the tests point them at
 a fake board in a temporary folder, which is how a desktop runner checks Jetson code.
 """
 

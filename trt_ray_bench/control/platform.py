@@ -9,6 +9,7 @@ and the GPU's frequency range. The Jetson files are read under ``TRB_ROOT``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -185,6 +186,27 @@ def jetson_info() -> Dict[str, str]:
     return info
 
 
+#: JetPack's CUDA toolkit: ``{"cuda": {"version": "12.6.68"}}`` (JetPack 5 and later), or
+#: ``CUDA Version 10.2.300`` (JetPack 4)
+CUDA_VERSION_FILES = ("/usr/local/cuda/version.json", "/usr/local/cuda/version.txt")
+
+
+def jetson_cuda_version() -> str:
+    """``12.6``: the CUDA that JetPack installed (major.minor), or ""."""
+    for f in CUDA_VERSION_FILES:
+        text = read_text(system_path(f))
+        if not text:
+            continue
+        try:
+            v = str(json.loads(text)["cuda"]["version"]) if f.endswith(".json") else text.rsplit(" ", 1)[-1]
+        except (ValueError, KeyError, TypeError):
+            continue
+        m = re.match(r"(\d+)\.(\d+)", v)
+        if m:
+            return f"{m.group(1)}.{m.group(2)}"
+    return ""
+
+
 def collect_provenance(gpu_index: int = 0) -> Dict[str, object]:
     """Host, OS, CPU and the versions of everything that can change a number; the GPU's
     name and driver are those of NVML's GPU ``gpu_index`` (the experiment's)."""
@@ -203,6 +225,8 @@ def collect_provenance(gpu_index: int = 0) -> Dict[str, object]:
     return {
         "gpu_name": gpu.get("name") or "",
         "gpu_driver": gpu.get("driver_version") or "",
+        # the driver's CUDA (NVML) on a desktop GPU; JetPack's CUDA on a Jetson
+        "cuda_version": gpu.get("cuda_driver_version") or (jetson_cuda_version() if plat["kind"] == "jetson" else ""),
         "host": socket.gethostname(),
         "platform": plat["kind"],
         "board": plat["board"],

@@ -11,14 +11,17 @@ tensorrt``). What differs (tests/engines/data/README.md has the whole table):
 - ``builder_optimization_level`` exists from 8.6;
 - ``device_memory_size_v2`` exists from 10.1, ``device_memory_size`` until 10.x;
 - ``platform_has_fast_fp16`` / ``_int8`` are gone in 11.x: the compute capability,
-  asked of CUDA, answers instead (``precision_problem``).
+  asked of CUDA, answers instead (``precision_problem``);
+- DLA (Jetson Xavier and Orin): ``Builder.num_DLA_cores``, ``IBuilderConfig.default_device_type``
+  / ``DLA_core`` / ``can_run_on_DLA``, ``BuilderFlag.GPU_FALLBACK`` and ``Runtime.DLA_core``
+  exist in every version from 8.5 (a desktop GPU's builder counts 0 cores).
 
 Nothing here imports TensorRT: the functions take the module (or its objects).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ..errors import UserError
 
@@ -152,3 +155,28 @@ def attach_progress(trt, config, note: Callable[[str], None]):
     monitor = _Monitor()
     config.progress_monitor = monitor
     return monitor
+
+
+def dla_cores(trt, logger) -> int:
+    """How many DLA cores this machine's TensorRT builder can use (0 on every desktop GPU)."""
+    return int(trt.Builder(logger).num_DLA_cores)
+
+
+def set_dla(trt, config, core: int, gpu_fallback: bool) -> None:
+    """Build for DLA core ``core`` (trtexec's ``--useDLACore``); ``gpu_fallback``: layers
+    the DLA cannot run go to the GPU (``--allowGPUFallback``) instead of failing the build."""
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    if gpu_fallback:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def gpu_layers(config, network) -> List[str]:
+    """The names of the layers of ``network`` that ``config`` (set for DLA, its precision
+    flags set) cannot place on the DLA: the ones that run on the GPU with fallback."""
+    out = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if not config.can_run_on_DLA(layer):
+            out.append(str(layer.name))
+    return out

@@ -76,6 +76,10 @@ class BuildOptions:
     #: the precision the ONNX to build already carries (fp32, or fp16 / int8 when converted
     #: or made so by the user); None where it could not be read (the driver without onnx)
     onnx_precision: Optional[str] = "fp32"
+    #: the DLA core to build for (None: the GPU), and whether layers the DLA cannot run
+    #: may fall back to the GPU
+    dla_core: Optional[int] = None
+    gpu_fallback: bool = False
 
     def calibrates(self) -> bool:
         """Whether the build runs TensorRT's INT8 calibrator: weak int8 from an ONNX without
@@ -88,6 +92,9 @@ class BuildOptions:
         d.pop("convert")
         if not self.calibrates():
             d.pop("calib_cache")
+        if self.dla_core is None:  # a GPU engine's key as it always was
+            d.pop("dla_core")
+            d.pop("gpu_fallback")
         return d
 
 
@@ -109,6 +116,9 @@ class EngineInfo:
     #: device memory an execution context needs (``device_memory_size_v2`` where it exists)
     device_memory_bytes: Optional[int] = None
     compute_capability: str = ""
+    #: the DLA core it was built for (None: the GPU), and the layers that fell back to the GPU
+    dla_core: Optional[int] = None
+    gpu_layers: List[str] = field(default_factory=list)
 
 
 def engine_cache_dir() -> Path:
@@ -163,9 +173,37 @@ def _check_calibration(opts: BuildOptions, where: str) -> None:
                         f"{opts.calib_cache} does not exist yet: give a folder of images to calibrate with")
 
 
+def check_dla_options(opts: BuildOptions, where: str) -> None:
+    """dla_core and gpu_fallback, without TensorRT: a core number, a boolean, DLA's precisions."""
+    core = opts.dla_core
+    if core is not None and (isinstance(core, bool) or not isinstance(core, int) or core < 0):
+        raise UserError(f"{where}.options.dla_core", f"{core!r}, expected a DLA core number (0 or 1)")
+    if not isinstance(opts.gpu_fallback, bool):
+        raise UserError(f"{where}.options.gpu_fallback", f"{opts.gpu_fallback!r}, expected true or false")
+    if opts.gpu_fallback and core is None:
+        raise UserError(f"{where}.options.gpu_fallback", "true needs options.dla_core: it lets the layers a DLA "
+                        "cannot run fall back to the GPU")
+    if core is not None and opts.precision == "fp32":
+        raise UserError(f"{where}.options.dla_core", f"{core}: a DLA runs FP16 or INT8 only, this model is fp32 "
+                        "(precision: fp16 or int8)")
+
+
+def check_dla(trt, opts: BuildOptions, gpu_name: str, where: str, count: Optional[int] = None) -> None:
+    """Refuse, in one line, a DLA core this machine's TensorRT has not (every desktop GPU:
+    ``num_DLA_cores`` is 0). ``count``: the cores already asked of TensorRT."""
+    if opts.dla_core is None:
+        return
+    n = _trt_api.dla_cores(trt, CapturingLogger(trt)) if count is None else count
+    if opts.dla_core >= n:
+        has = "has no DLA (TensorRT's builder counts 0 DLA cores; Jetson AGX Xavier, Xavier NX and AGX Orin have 2)" \
+            if n == 0 else f"has DLA cores 0 to {n - 1} only"
+        raise UserError(f"{where}.options.dla_core", f"{opts.dla_core}: {gpu_name} {has}")
+
+
 def check_build_options(opts: BuildOptions, where: str) -> None:
     """Everything that can be refused without TensorRT or a GPU."""
     _check_typing_options(opts, where)
+    check_dla_options(opts, where)
     if opts.precision in ("fp16", "int8") and opts.typing == "strong" and opts.onnx_precision == "fp32" \
             and CONVERT[opts.convert] is False:
         raise UserError(f"{where}.options.convert", f"false builds the ONNX as given, which carries fp32: a strongly "
@@ -215,6 +253,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     opts = resolve_typing(trt, opts, where)
     check_build_options(opts, where)
     _check_gpu_precision(opts.precision, cc, gpu_name, where)
+    check_dla(trt, opts, gpu_name, where)
     onnx_sha = sha256_file(onnx_path)
     path = _cache_path(onnx_path, onnx_sha, opts, trt, gpu_name, out)
     meta = path.with_suffix(".json")
@@ -237,6 +276,14 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         config.set_tactic_sources(0)  # an int: TacticSource's cuBLAS/cuDNN names are gone in 11.x
     if opts.typing == "weak":
         _trt_api.set_precision_flags(trt, config, opts.precision)
+    on_gpu: List[str] = []
+    if opts.dla_core is not None:
+        _trt_api.set_dla(trt, config, opts.dla_core, opts.gpu_fallback)
+        on_gpu = _trt_api.gpu_layers(config, network)
+        if on_gpu and not opts.gpu_fallback:
+            raise UserError(f"{where}.options.gpu_fallback", f"false, but {len(on_gpu)} of {network.num_layers} "
+                            f"layers cannot run on DLA core {opts.dla_core} ({', '.join(on_gpu[:3])}"
+                            f"{', ...' if len(on_gpu) > 3 else ''}): gpu_fallback: true runs them on the GPU")
     calibrator = None
     if opts.calibrates():
         calibrator = make_calibrator(trt, network, opts, hw, task)
@@ -245,8 +292,9 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     from .. import progress
 
     t0 = time.perf_counter()
+    on = "" if opts.dla_core is None else f", DLA core {opts.dla_core}"
     with progress.spinner(f"engine   {onnx_path.name}: TensorRT {trt.__version__} builds it ({opts.precision}, "
-                          f"{opts.typing} typing)") as spin:
+                          f"{opts.typing} typing{on})") as spin:
         monitor = _trt_api.attach_progress(trt, config, spin.note)  # noqa: F841 - kept alive for the build
         blob = builder.build_serialized_network(network, config)
     if blob is None:
@@ -256,7 +304,8 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     facts = engine_facts(trt, trt.Runtime(logger), blob)
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
-                      compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", **facts)
+                      compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
+                      gpu_layers=on_gpu, **facts)
     meta.write_text(json.dumps(asdict(info), indent=1))
     return info
 

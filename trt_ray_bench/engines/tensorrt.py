@@ -21,6 +21,10 @@ Options (``models[].options``), named after trtexec's where they mean the same:
                        route to an engine from a Q/DQ or mixed-precision ONNX.
   calib_images         int8: the calibration images (calibrator and Q/DQ conversion)
   calib_cache          int8 with the calibrator: the file that keeps its scales
+  dla_core: N          build for and run on DLA core N (``--useDLACore``; FP16 or INT8
+                       only); refused where TensorRT counts no such core (every desktop GPU)
+  gpu_fallback: false  with dla_core: layers the DLA cannot run go to the GPU
+                       (``--allowGPUFallback``); false refuses an engine that needs it
 The CUDA binding: ``TRB_CUDA=auto | cuda-python | pycuda`` (``_cuda``).
 """
 
@@ -36,13 +40,14 @@ from ..errors import BrokenExtra, MissingExtra, UserError
 from ..models import convert_model, onnx_precision
 from ..timing import BaseRunner, EventRing
 from . import _cuda, _trt_api
-from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, converts, deserialize,
-                         io_tensors, split_ultralytics_header, trt_module)
+from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, check_dla,
+                         check_dla_options, converts, deserialize, io_tensors, split_ultralytics_header, trt_module)
 
 NAME = "tensorrt"
 USES_ONNX = True
 
-_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert"}
+_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert",
+          "dla_core", "gpu_fallback"}
 _RUN = {"transfers", "cuda_graph", "sync_wait"}
 _KNOWN = _BUILD | _RUN
 _ENGINE_SUFFIXES = (".engine", ".plan")
@@ -93,6 +98,7 @@ def build_options(model, onnx_precision: Optional[str] = "fp32") -> BuildOptions
         max_batch=o.get("max_batch"), batch=model.batch, tactics=o.get("tactics", "default"),
         calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"), typing=o.get("typing"),
         convert=o.get("convert", "auto"), onnx_precision=onnx_precision,
+        dla_core=o.get("dla_core"), gpu_fallback=o.get("gpu_fallback", False),
     )
 
 
@@ -122,6 +128,8 @@ def check(model, where: str = "") -> None:
     if o.get("cuda_graph") and _cuda.choice() == "pycuda":
         _refuse_graph(where)
     if model.engine_path or _is_engine_file(model):
+        check_dla_options(BuildOptions(precision=model.precision, dla_core=o.get("dla_core"),
+                                       gpu_fallback=o.get("gpu_fallback", False)), where)
         return
     carried = _carried_precision(model.onnx_path) if model.precision != "fp32" else "fp32"
     check_build_options(build_options(model, carried), where)
@@ -151,6 +159,7 @@ def prepare(model, where: str = ""):
     opts = dataclasses.replace(opts, typing=opts.typing or _trt_api.default_typing(trt))
     _trt_api.check_typing(trt, opts.typing, where)
     check_build_options(opts, where)
+    check_dla(trt, opts, gpu, where)  # before any conversion or build work
     src, converted = Path(model.onnx_path), None
     if converts(opts):
         converted = convert_model(src, model.precision, hw=model.hw, task=model.task,
@@ -175,6 +184,10 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
         raise UserError(f"{where}.path", f"{path}: no such file")
     logger = CapturingLogger(trt)
     runtime = trt.Runtime(logger)
+    core = model.options.get("dla_core")
+    if core is not None:  # a DLA engine loads on the core the runtime is set to
+        check_dla(trt, build_options(model), gpu, where, count=int(runtime.num_DLA_cores))
+        runtime.DLA_core = int(core)
     engine = deserialize(trt, runtime, logger, path, f"{where}.path")
     ins, outs = io_tensors(trt, engine)
     model = _with_engine_input(model, ins, where, path)
@@ -184,7 +197,8 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
             # 11.x builds strongly typed networks only; an older engine does not say how it was built
             "typing": "strong" if _trt_api.version_tuple(trt)[0] >= _trt_api.WEAK_BEFORE else "unknown",
             "device_memory_bytes": _trt_api.engine_device_memory(engine),
-            "compute_capability": f"{cc[0]}.{cc[1]}" if cc else "", "metadata": meta}
+            "compute_capability": f"{cc[0]}.{cc[1]}" if cc else "", "metadata": meta,
+            "dla_core": core, "gpu_layers": []}
     if model.task is None and meta and meta.get("task"):
         model = dataclasses.replace(model, task=str(meta["task"]))
     return _with(model, engine_path=str(path), engine=info)
@@ -265,6 +279,9 @@ class TensorRTRunner(BaseRunner):
         trt = trt_module()
         self.logger = CapturingLogger(trt)
         self.runtime = trt.Runtime(self.logger)
+        dla = (model.engine or {}).get("dla_core")
+        if dla is not None:  # the core the engine was built for
+            self.runtime.DLA_core = int(dla)
         self.engine = deserialize(trt, self.runtime, self.logger, Path(model.engine_path), f"models.{model.name}")
         self.context = self.engine.create_execution_context()
         ins, outs = io_tensors(trt, self.engine)
@@ -413,7 +430,7 @@ class TensorRTRunner(BaseRunner):
         e = self.model.engine or {}
         return {"device": "gpu", "providers": f"tensorrt {e.get('trt_version', '')} via {self.cuda.name}",
                 "gpu": e.get("gpu", ""), "engine_path": self.model.engine_path,
-                "transfers": self.transfers, "cuda_graph": self.graph}
+                "transfers": self.transfers, "cuda_graph": self.graph, "dla_core": e.get("dla_core")}
 
     def close(self) -> None:
         self.cuda.bind()

@@ -16,7 +16,7 @@ from .figures import make_figures
 
 #: provenance shown, in this order, where the runs have a value for it
 ENVIRONMENT = (
-    "host", "platform", "board", "gpu_name", "gpu_driver", "l4t", "jetpack", "power_mode", "gpu_freq_range_mhz",
+    "host", "platform", "board", "gpu_name", "gpu_driver", "cuda_version", "l4t", "jetpack", "power_mode", "gpu_freq_range_mhz",
     "os", "machine", "cpu_model", "cpu_count", "clocks_mode", "clocks_in_force", "mps", "mps_state",
     "python_version", "trb_version", "ray_version", "onnxruntime_version", "numpy_version", "ultralytics_version",
     "tensorrt_version", "torch_version", "node_name", "node_board",
@@ -30,7 +30,8 @@ EXPLAINED = (("phase", "Alone vs together"), ("gap_s", "Gap between inferences (
 WINDOW = {"tel_gpu_freq_mhz": ("GPU MHz", "GPU (SM) clock"), "tel_gpu_util_pct": ("GPU util %", "GPU utilization"),
           "tel_power_w": ("power W", "GPU power"), "tel_pstate": ("P-state", "P-state (the most frequent)"),
           "tel_temp_c": ("temp C", "GPU temperature"), "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
-          "tel_throttle_frac": ("throttled", "share of readings with a throttle reason")}
+          "tel_throttle_frac": ("throttled", "share of readings with a throttle reason"),
+          "energy_mj_per_inf": ("mJ/inf", "energy per inference (together: the window's over every model's inferences)")}
 
 #: how every comparison table's intervals and verdicts read (``results.compare``, ``results.verdict``)
 _NOISE = ("; Δ [lo, hi]: the ratio of two conditions' p50s (geometric means over their runs) and its interval at "

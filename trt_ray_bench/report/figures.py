@@ -22,9 +22,10 @@ MAX_LINES = 12      # lines in one curve
 MAX_BARS = 40       # bars in one stage figure
 
 #: telemetry drawn under the latency on the time axis: panel title, quantity as
-#: ``results.explain`` reads it (NVML or tegrastats, whichever the run has; power in W)
+#: ``results.explain`` reads it (NVML or tegrastats, whichever the run has; power in W; the
+#: temperature the GPU's, on a Jetson without a GPU sensor the junction's, the hottest)
 TRACES = (("GPU clock (MHz)", "gpu_freq_mhz"), ("GPU utilization (%)", "gpu_util_pct"),
-          ("GPU power (W)", "power_w"), ("CPU utilization (%)", "cpu_util_pct"))
+          ("GPU power (W)", "power_w"), ("GPU temperature (°C)", "temp_c"), ("CPU utilization (%)", "cpu_util_pct"))
 
 PIPELINE_STAGES = tuple(f"{s}_p50_ms" for s in STAGES)
 GPU_STAGES = ("h2d_p50_ms", "compute_p50_ms", "d2h_p50_ms")
@@ -450,6 +451,43 @@ def accuracy_vs_latency(d: ReportData) -> List[Figure]:
     return [Figure("accuracy-latency", cap, _png(fig), metrics)]
 
 
+# --- (h) latency against energy per inference ------------------------------------------
+
+def energy_vs_latency(d: ReportData) -> List[Figure]:
+    """One point per model and condition (phase and the conditions that vary): its median
+    latency against its energy per inference (``results.energy``), where rows have one."""
+    ok = d.ok
+    if not present(ok, "energy_mj_per_inf"):
+        return []
+    rows = ok[pd.to_numeric(ok["energy_mj_per_inf"], errors="coerce").notna() & ok["p50_ms"].notna()]
+    if not len(rows):
+        return []
+    conds = ["phase"] + conditions(rows, d.axes)
+    rows = rows.assign(_c=labels(rows, conds))
+    fig, axes = _new(1, 1, 8, 5)
+    ax = axes[0, 0]
+    models = ordered(rows["model"])
+    marks = ["o", "^", "s", "D", "v", "P", "X", "*"]
+    cond_order = ordered(rows["_c"])
+    for model, color in zip(models, _colors(len(models))):
+        for (c, g) in rows[rows["model"] == model].groupby("_c", sort=False):
+            x = float(pd.to_numeric(g["energy_mj_per_inf"]).mean())
+            y = condition_interval(g, "p50_ms")[0]
+            ax.scatter([x], [y], color=color, marker=marks[cond_order.index(c) % len(marks)], s=45,
+                       label=f"{model} · {c}")
+    ax.set_xlabel("energy per inference (mJ)")
+    ax.set_ylabel("p50 ms per batch")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    sources = ", ".join(ordered(rows["energy_source"].dropna().astype(str))) if "energy_source" in rows else ""
+    cap = ("Median latency against energy per inference, one point per model and condition (the geometric mean of "
+           "the runs' p50s, the mean of their energies per inference); marker: the condition ("
+           + ", ".join(cond_order[:len(marks)]) + ")"
+           + (f"; energy from {sources}" if sources else "")
+           + ". A together point's energy is the whole window's (every model's) over all their inferences.")
+    return [Figure("energy-latency", cap, _png(fig), ["energy per inference"])]
+
+
 #: every figure of a report, in reading order
 FIGURES: Tuple[Callable[[ReportData], List[Figure]], ...] = (
     lambda d: latency_distribution(d, "host_ms"),
@@ -462,6 +500,7 @@ FIGURES: Tuple[Callable[[ReportData], List[Figure]], ...] = (
     lambda d: stage_bars(d, PIPELINE_STAGES, "stages-pipeline", "Pipeline and validation stages"),
     lambda d: stage_bars(d, GPU_STAGES, "stages-gpu", "GPU stages (copy in, compute, copy out)"),
     accuracy_vs_latency,
+    energy_vs_latency,
     sweep_axes,
 )
 

@@ -6,11 +6,14 @@
 >>> results.alone_vs_together(r.latest().runs)     # Δ, its interval and verdict, tested on runs
 >>> results.diagnose(r.runs, r.samples, r.telemetry, r.aggregates)   # warnings per row, as values
 >>> results.explain(r.runs, r.telemetry, "phase")       # what else differed, in sentences
+>>> r.runs[["model", "energy_mj_per_inf", "energy_source"]]  # energy per inference (results.energy)
 """
 
-from .compare import (CONDITION_COLUMNS, STAGES, alone_vs_together, by_condition, by_mode, condition_interval, confidence_of,
-                      conditions_that_vary, pct, pooled, render, stages, versus, with_row_stats)
+from .compare import (CONDITION_COLUMNS, STAGES, alone_vs_together, by_condition, by_mode, by_precision,
+                      condition_interval, confidence_of, conditions_that_vary, pct, pooled, render, stages, versus,
+                      with_row_stats)
 from .diagnose import diagnose
+from .energy import window_energy
 from .explain import explain, window_telemetry
 from .join import samples_with_telemetry
 from .load import Results, complete_runs, format_version, load, run_dirs, run_state
@@ -27,6 +30,7 @@ __all__ = [
     "alone_vs_together",
     "by_condition",
     "by_mode",
+    "by_precision",
     "condition_interval",
     "confidence_of",
     "compare_rows",
@@ -49,6 +53,7 @@ __all__ = [
     "unit_values",
     "versus",
     "Verdict",
+    "window_energy",
     "window_telemetry",
     "with_row_stats",
     "write_run",

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..spec import PRECISIONS
 from ..timing._stats import geometric_interval, geometric_mean, summarize
 from ._keys import SAMPLE_KEYS, row_keys
 from .schema import STAGES
@@ -49,7 +50,7 @@ STATS = ("mean_ms", "p50_ms", "p99_ms")
 CONDITION_COLUMNS = (
     # what was measured and how
     "mode", "variant", "backend", "precision", "batch", "imgsz_h", "imgsz_w", "input_kind", "n_inputs", "onnx_sha256",
-    "engine_path", "typing", "converted_sha256", "transfers", "cuda_graph", "options", "threads", "opt_level",
+    "engine_path", "typing", "converted_sha256", "transfers", "cuda_graph", "dla_core", "options", "threads", "opt_level",
     "providers", "device",
     # the loop
     "sync", "gap_s", "gap_mode", "prewarm", "warmup", "warmup_s", "iterations", "duration_s", "keep_warm", "fill",
@@ -57,7 +58,7 @@ CONDITION_COLUMNS = (
     # the machine's state asked for
     "clocks_mode", "mps", "power_mode",
     # where, and with what software
-    "experiment", "point", "host", "platform", "board", "gpu_name", "gpu_driver", "jetpack", "l4t", "cpu_model",
+    "experiment", "point", "host", "platform", "board", "gpu_name", "gpu_driver", "cuda_version", "jetpack", "l4t", "cpu_model",
     "python_version", "trb_version", "ray_version", "onnxruntime_version", "numpy_version", "tensorrt_version",
     "torch_version", "ultralytics_version",
     # the rest of the resolved spec
@@ -174,7 +175,8 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
     ``p50_hi_ms``, ``mean_ms``, ...), std, min, max, the tail percentiles of a single row
     (``p99_ms_repeats`` and the like listing each row's), fps, cv, ``throughput_ips``, and
     the stage medians of ``medians`` (``load_ms`` -> ``load_p50_ms``: a single row's, else
-    the mean of the rows'). ``_rows`` holds each group's row labels in ``ok``. ``samples``,
+    the mean of the rows'), and where a row has an energy (``results.energy``) ``mj_per_inf``
+    (the rows' ``energy_mj_per_inf`` weighted by their inferences) and ``inf_per_j``. ``_rows`` holds each group's row labels in ``ok``. ``samples``,
     where given, fills the statistics of rows written without them (``with_row_stats``)."""
     if samples is not None and len(samples):
         ok = with_row_stats(ok, samples)
@@ -227,6 +229,10 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
             have = tput.notna() & (tput > 0) & (n > 0)
             span = (n[have] * batch / tput[have]).sum()
             rec["throughput_ips"] = float(n[have].sum() * batch / span) if span > 0 else np.nan
+        mj = _num(rows, "energy_mj_per_inf")  # energy per inference (results.energy): pooled by count
+        if mj.notna().any():
+            rec["mj_per_inf"] = _energy(rows, "energy_mj_per_inf")
+            rec["inf_per_j"] = 1e3 / rec["mj_per_inf"] if rec["mj_per_inf"] > 0 else np.nan
         for med in medians:
             c = f"{med[:-3]}_p50_ms"
             if c in rows.columns:
@@ -384,6 +390,9 @@ def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS,
                     row.update(_delta_cols(v, f"increase_{name}"))
                 else:
                     row[f"increase_{name}_pct"] = float(pct(tv, av)) if _finite(av, tv) else np.nan
+            if "mj_per_inf" in g.columns:  # energy per inference, where a power reading gave one
+                row["alone_mj_per_inf"], row["together_mj_per_inf"] = a.get("mj_per_inf", np.nan), \
+                    t.get("mj_per_inf", np.nan)
             row["alone_n"] = int(a.get("n", 0) or 0)
             row["together_n"] = int(t.get("n", 0) or 0)
             row["alone_k"] = int(a.get("k", 0) or 0)
@@ -417,7 +426,8 @@ def _tails_beside(out: pd.DataFrame, g: pd.DataFrame, col: str, values) -> pd.Da
     return out
 
 
-VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "fps", "gpu_p50_ms")
+VERSUS = ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "fps", "gpu_p50_ms", "mj_per_inf",
+          "inf_per_j")
 
 
 def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS,
@@ -480,7 +490,7 @@ def _model_attributes(ok: pd.DataFrame, keys: Sequence[str]) -> List[str]:
             and (ok[c].map(str).groupby(ok["model"]).nunique() <= 1).all()]
 
 
-BY = ("n", "k", "mean_ms", "p50_ms", "gpu_p50_ms")
+BY = ("n", "k", "mean_ms", "p50_ms", "gpu_p50_ms", "mj_per_inf", "inf_per_j")
 
 
 def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str] = BY,
@@ -550,6 +560,128 @@ def _follows(ok: pd.DataFrame, by: str) -> List[str]:
         if (per <= 1).all() and ok[c].map(str).nunique() > 1:
             out.append(c)
     return out
+
+
+#: the accuracy metrics a validation row carries (fractions: top-1 accuracy, mAP)
+METRICS = ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95", "mask_map50", "mask_map50_95",
+           "pose_map50", "pose_map50_95")
+#: how a precision came about: attributes of the model at that precision, not conditions
+#: to match its baseline on
+_PRECISION_ATTRS = ("precision", "typing", "converter", "converted_sha256", "calib_sha256", "engine_path",
+                    "options", "onnx_path")
+#: what makes two models the same network at two precisions (besides the source ONNX)
+_SAME_NETWORK = ("backend", "imgsz_h", "imgsz_w", "batch")
+
+
+def _network(ok: pd.DataFrame) -> pd.Series:
+    """Per row, the network it runs: the source ONNX's hash (the same for every precision
+    converted or built from it), else its ``source``, else the model's name."""
+    out = pd.Series(ok["model"].astype(object), index=ok.index)
+    for c in ("source", "onnx_sha256"):
+        if c in ok.columns:
+            out = ok[c].astype(object).where(ok[c].notna() & (ok[c].astype(str) != ""), out)
+    return out
+
+
+def _energy(rows: pd.DataFrame, col: str) -> float:
+    """Energy per inference of pooled rows: their energy over their inferences (each row's
+    value weighted by its count), never a mean of per-row ratios."""
+    e, n = _num(rows, col), _num(rows, "n")
+    have = e.notna() & n.notna() & (n > 0)
+    return float((e[have] * n[have]).sum() / n[have].sum()) if have.any() else np.nan
+
+
+def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
+                 samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Per network (the source ONNX, at one backend, size and batch) and run condition
+    that differs, one row per model at each precision (FP32, FP16, INT8; a precision
+    reached two ways, two rows): its p50 pooled over repeats (module doc), the speedup
+    over the same network's ``baseline`` precision (default fp32: the ratio of the two
+    p50s) with the difference tested on the runs (``verdict``, its interval, why), the
+    energy per inference where the runs have ``energy_mj_per_inf`` (NaN: —), and where
+    validation ran, each accuracy metric and its change from the baseline's
+    (``<metric>_delta``, in the metric's own units)."""
+    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    if "precision" not in ok.columns or not ok["precision"].notna().any():
+        raise UserError("--by", "'precision': the runs here have no precision column")
+    ok = ok[ok["precision"].notna()]
+    if samples is not None and len(samples):
+        ok = with_row_stats(ok, samples)
+    values = sorted(dict.fromkeys(ok["precision"]), key=lambda v: (PRECISIONS.index(v) if v in PRECISIONS
+                                                                    else len(PRECISIONS), str(v)))
+    if baseline is None:
+        baseline = values[0]
+    elif baseline not in values:
+        raise UserError("--baseline", f"{baseline!r} is not a precision measured here (have {', '.join(values)})")
+    ok = ok.assign(network=_network(ok))
+    # conditions: what varies within a network (not within a model: the precisions of one
+    # network are different models, and rows of two experiments or generations must not meet)
+    conds = conditions_that_vary(ok.assign(model=ok["network"]), exclude=_PRECISION_ATTRS + _SAME_NETWORK)
+    ok = _with_labels(ok, conds)
+    phase = ["phase"] if "phase" in ok.columns and ok["phase"].nunique() > 1 and "phase" not in conds else []
+    match = ["network"] + [c for c in _SAME_NETWORK if c in ok.columns] + phase + conds
+    g = pooled(ok, match + ["precision", "model"])
+    key = _key_str(g, match)
+    networks = list(dict.fromkeys(ok["network"]))
+    models = list(dict.fromkeys(ok["model"]))
+    rank = {i: (networks.index(g.at[i, "network"]), list(dict.fromkeys(key)).index(key[i]),
+                values.index(g.at[i, "precision"]), models.index(g.at[i, "model"])) for i in g.index}
+    g = g.loc[sorted(g.index, key=rank.get)]
+    base_idx: Dict[str, object] = {}
+    for i in g.index:  # the first model at the baseline precision of each network and condition
+        if g.at[i, "precision"] == baseline:
+            base_idx.setdefault(key[i], i)
+    energy = [c for c in ok.columns if str(c).endswith("energy_mj_per_inf")] or ["energy_mj_per_inf"]
+    metrics = [m for m in METRICS if m in ok.columns and ok[m].notna().any()]
+    not_mode = [c for c in match if c not in ("mode", "phase")]
+
+    def metric_of(i, m):  # the model's last validated value (any mode or phase of this condition)
+        rows = ok.loc[ok["model"] == g.at[i, "model"]]
+        for c in not_mode:
+            rows = rows[rows[c].map(str) == str(g.at[i, c])]
+        v = _num(rows, m).dropna()
+        return float(v.iloc[-1]) if len(v) else np.nan
+
+    label = ok.groupby("network")["source"].first() if "source" in ok.columns else None
+    out_rows = []
+    for i in g.index:
+        net = g.at[i, "network"]
+        r = {"model": g.at[i, "model"]}
+        src = label.get(net) if label is not None else None
+        r["source"] = (src.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(src, str) and src else net)
+        for c in match[1:]:
+            r[c] = g.at[i, c]
+        r.update(precision=g.at[i, "precision"], n=g.at[i, "n"], k=g.at[i, "k"])
+        for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms", "gpu_p50_ms"):
+            if c in g.columns:
+                r[c] = g.at[i, c]
+        b = base_idx.get(key[i])
+        if b is None or b == i:
+            d = _delta_cols(None, "vs_baseline_p50")
+            d.update(why="the baseline" if b == i else f"no {baseline} row of this network")
+            r["speedup"] = 1.0 if b == i else np.nan
+        else:
+            d = _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
+            bp, p = g.at[b, "p50_ms"], g.at[i, "p50_ms"]
+            r["speedup"] = float(bp / p) if _finite(bp, p) and p > 0 else np.nan
+        r.update(d)
+        for c in energy:
+            r[c] = _energy(ok.loc[g.at[i, "_rows"], [x for x in (c, "n") if x in ok.columns]], c)
+        for m in metrics:
+            r[m] = metric_of(i, m)
+            r[f"{m}_delta"] = (r[m] - metric_of(b, m)) if b is not None and b != i else np.nan
+        out_rows.append(r)
+    out = pd.DataFrame(out_rows)
+    if "gpu_p50_ms" in out.columns and not out["gpu_p50_ms"].notna().any():
+        out = out.drop(columns=["gpu_p50_ms"])
+    lead = ["source"] + [c for c in match[1:] if c in ("backend",)] + [c for c in match[1:] if c != "backend"]
+    lead = [c for c in lead if c in out.columns and (c in ("source", "backend") or c in conds + phase)]
+    shown_cols = lead + ["model", "precision", "n", "k"] + [c for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms",
+                                                                         "gpu_p50_ms") if c in out.columns]
+    shown_cols += ["speedup"] + [c for c in out.columns if c.startswith("vs_baseline_p50")]
+    shown_cols += ["verdict", "p_value", "detectable_pct", "why"] + energy
+    shown_cols += [c for m in metrics for c in (m, f"{m}_delta")]
+    return out[[c for c in shown_cols if c in out.columns]].reset_index(drop=True)
 
 
 #: seed 002's columns, in its order: (mode, phase)

@@ -14,6 +14,7 @@ the series' part comes from its per-second aggregates (``bins_diagnostics``) and
 
 from __future__ import annotations
 
+import json
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..telemetry.nvml import decode_throttle_reasons
 from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, percentile_min_n
 from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows
 from .aggregates import row_bins
-from .explain import NOT_THROTTLE, coarse_telemetry, fmt_ms, in_window, readings
+from .explain import NOT_THROTTLE, QUANTITIES, coarse_telemetry, fmt_ms, in_window, readings
 from .foreign import foreign_load as _foreign_load
 
 #: When each diagnostic fires; every latency is the host latency of the row's measured
@@ -87,10 +88,14 @@ THRESHOLDS: Dict[str, object] = {
     # processes at or above foreign_name_pct % of a core
     "foreign_cpu_pct": 10.0,
     "foreign_name_pct": 2.0,
+    # dla_idle: no threshold. A row of a model on a DLA core (runs column dla_core) whose
+    # every tegrastats reading of that core within the measured window says it was off
+    # (NVDLA<N> off); not checked without tegrastats readings of the core
 }
 
-CODES = ("cv", "drift", "few_samples", "autocorrelated", "warmup_short", "clock_changed", "throttle", "start_skew", "short_window",
-         "repeat_spread", "telemetry_coarse", "foreign_load")
+CODES = ("cv", "drift", "few_samples", "autocorrelated", "warmup_short", "clock_changed", "throttle",
+         "cooldown_timeout", "start_skew", "short_window", "repeat_spread", "telemetry_coarse", "foreign_load",
+         "dla_idle")
 
 
 def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Optional[pd.DataFrame],
@@ -138,6 +143,9 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
     iters = np.where(one_pass, n_img, iters)  # trees written before build_tables stored n_images there
     dur = np.where(one_pass, np.nan, dur)
     rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else np.full(len(runs), None)
+    oc, cool_c = col("oc_events"), col("cooldown_temp_c")
+    oc_detail = runs["oc_events_detail"].to_numpy() if "oc_events_detail" in runs.columns else np.full(len(runs), None)
+    settings = runs["settings"].to_numpy() if "settings" in runs.columns else np.full(len(runs), None)
     for j in range(len(runs)):
         if not ok[j]:
             continue
@@ -189,6 +197,14 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
                 names = decode_throttle_reasons(int(np.bitwise_or.reduce(masks)))
                 add("throttle", f"the GPU reported clock event (throttle) reasons during the measured window: "
                                 f"{', '.join(names)} (in {int((masks != 0).sum())} of {r.size} readings)")
+        if oc[j] > 0:
+            add("throttle", f"the board counted {int(oc[j])} over-current event(s) during this phase"
+                            + (f" ({oc_detail[j]})" if isinstance(oc_detail[j], str) and oc_detail[j] else "")
+                            + ": each cuts the CPU and GPU clocks for a moment (a power supply or power mode too "
+                              "small for the load)")
+        late_hot = _cooldown_timeout(cool_c[j], settings[j])
+        if late_hot:
+            add("cooldown_timeout", late_hot)
         med = p50[j] if p50[j] > 0 else (float(np.median(x)) if len(x) else np.nan)  # rows without p50_ms
         if med > 0 and skew[j] > T["start_skew_latencies"] * med * 1e3:
             k = skew[j] / (med * 1e3)
@@ -203,6 +219,7 @@ def diagnose(runs: pd.DataFrame, samples: Optional[pd.DataFrame], telemetry: Opt
     _repeat_spread(runs, ok, col("p50_ms"), lists)
     _telemetry_coarse(runs, telemetry, starts, ends, ok, lists)
     _foreign_load(runs, telemetry, starts, ends, ok, lists, THRESHOLDS)
+    _dla_idle(runs, telemetry, starts, ends, ok, lists)
     order = {c: i for i, c in enumerate(CODES)}
     for found in lists:  # in CODES' order, whichever part found them
         found.sort(key=lambda d: order.get(d["code"], len(order)))
@@ -278,6 +295,23 @@ def _warmup_was(warmup_n) -> str:
     return "" if warmup_n is None or pd.isna(warmup_n) else f" (it was {int(warmup_n)} inferences)"
 
 
+def _cooldown_timeout(temp_c: float, settings) -> str:
+    """The ``cooldown_timeout`` message of a row whose phase began above the temperature its
+    cooldown waited for (``timing.cooldown`` in the row's ``settings``), or ``""``."""
+    if not np.isfinite(temp_c) or not isinstance(settings, str):
+        return ""
+    try:
+        cool = (json.loads(settings).get("timing") or {}).get("cooldown") or {}
+    except (TypeError, ValueError, AttributeError):
+        return ""
+    want = cool.get("temp_c")
+    if want is None or temp_c <= float(want):
+        return ""
+    return (f"the phase began at {temp_c:.0f} °C, above the {float(want):g} °C its cooldown waited for "
+            f"{float(cool.get('timeout_s', 0)):g} s for (timing.cooldown): it was measured hotter than the others; "
+            f"lengthen timing.cooldown.timeout_s or cool the board")
+
+
 def _repeat_spread(runs: pd.DataFrame, ok: np.ndarray, p50: np.ndarray, lists: List[List[dict]]) -> None:
     """Rows of one run, model, mode and phase in two or more repeats whose p50 spans more
     than ``THRESHOLDS["repeat_spread"]`` of their median: each gets the same message."""
@@ -329,6 +363,30 @@ def _telemetry_coarse(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame], sta
         lists[j].append({"code": "telemetry_coarse", "message":
                          f"{_join(parts)} but this window lasted {length:.2g} s: {what}; lengthen the phase "
                          f"(timing.duration_s or iterations) to at least {longest:.3g} s"})
+
+
+def _dla_idle(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame], starts: np.ndarray, ends: np.ndarray,
+              ok: np.ndarray, lists: List[List[dict]]) -> None:
+    """Ok rows of a model on a DLA core whose core tegrastats saw off in every reading of
+    the measured window: the inferences did not run there."""
+    if telemetry is None or not len(telemetry) or "dla_core" not in runs.columns or not ok.any():
+        return
+    core = pd.to_numeric(runs["dla_core"], errors="coerce").to_numpy(np.float64)
+    rids = runs["run_id"].to_numpy() if "run_id" in runs.columns else np.full(len(runs), None)
+    seen: Dict[int, object] = {}
+    for j in np.flatnonzero(ok & np.isfinite(core)):
+        c = int(core[j])
+        if f"nvdla{c}_on" not in QUANTITIES:
+            continue
+        if c not in seen:
+            seen[c] = readings(telemetry, f"nvdla{c}_on")
+        on = in_window(seen[c], rids[j], starts[j], ends[j])
+        if on.size and not (on > 0).any():
+            lists[j].append({"code": "dla_idle", "message":
+                             f"DLA core {c} was idle through the measured window (tegrastats printed NVDLA{c} off "
+                             f"in all {on.size} of its readings): the inferences did not run on it; see the layers "
+                             f"that fell back to the GPU (dla_gpu_layers) and whether the engine was built for "
+                             f"core {c}"})
 
 
 def _dependence_note(n: int, n_eff: float, acf1: float, ratio: float, has_interval: bool) -> str:

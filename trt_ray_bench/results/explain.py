@@ -1,6 +1,7 @@
 """What else differed when two runs differ: the telemetry of each row's measured window
-(mean SM clock, GPU utilization, power, P-state, temperature, throttling, CPU load), and
-sentences that put it next to the latency change.
+(mean SM clock, GPU utilization, power, P-state, temperature, throttling, CPU load; the
+energy per inference where the row has one), and sentences that put it next to the
+latency change.
 
 >>> from trt_ray_bench import results
 >>> r = results.load("results/gpu_alone_together")
@@ -30,7 +31,8 @@ from .verdict import UNIT_COLUMNS, compare_rows
 #: given as ``re:<pattern>`` is every matching metric, averaged per reading (a Jetson has
 #: no total CPU load, only ``cpu<i>_util_pct`` of each online core). Jetson power is the
 #: rail that holds the GPU: on Orin AGX ``VDD_GPU_SOC`` (GPU and SoC), on Orin NX/Nano
-#: ``VDD_CPU_GPU_CV`` (CPU, GPU and CV together), elsewhere a GPU-only rail.
+#: ``VDD_CPU_GPU_CV`` (CPU, GPU and CV together), elsewhere a GPU-only rail. Jetson temperature
+#: is the GPU's sensor, else the junction's (``tj``, the hottest: Orin on JetPack 6 prints no ``gpu@``).
 QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
     "gpu_freq_mhz": [("nvml", "gpu_freq_mhz", 1.0), ("tegrastats", "gpu_freq_mhz", 1.0)],
     "gpu_util_pct": [("nvml", "gpu_util_pct", 1.0), ("tegrastats", "gpu_util_pct", 1.0)],
@@ -39,9 +41,11 @@ QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
         for rail in ("VDD_GPU", "GPU", "POM_5V_GPU", "VDD_SYS_GPU", "VDD_GPU_SOC", "VDD_CPU_GPU_CV")
     ],
     "pstate": [("nvml", "pstate", 1.0)],
-    "temp_c": [("nvml", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:gpu", 1.0)],
+    "temp_c": [("nvml", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:tj", 1.0)],
     "cpu_util_pct": [("host", "cpu_util_pct", 1.0), ("tegrastats", r"re:cpu\d+_util_pct", 1.0)],
     "throttle_reasons": [("nvml", "throttle_reasons", 1.0)],
+    # a Jetson's DLA cores: 1 where tegrastats printed the core busy (NVDLA0 @1600), 0 where "off"
+    **{f"nvdla{c}_on": [("tegrastats", f"nvdla{c}_on", 1.0)] for c in range(2)},
 }
 
 #: Clock event reasons that are not a slowdown: the GPU is idle (0x1), runs at the
@@ -55,11 +59,11 @@ NOT_THROTTLE = 0x1 | 0x2 | 0x10 | 0x100
 PSTATE_UNKNOWN = 32
 
 #: When ``explain`` calls a difference "unchanged" (or a latency "barely differs"):
-#: latency, SM clock and power within this share (relative); utilization, CPU load and
+#: latency, SM clock, power and energy per inference within this share (relative); utilization, CPU load and
 #: temperature within this many points or degrees, as printed (rounded); the throttled
 #: share of readings within this share.
 TOLERANCES = {"latency": 0.03, "gpu_freq_mhz": 0.01, "power_w": 0.03, "gpu_util_pct": 2.0,
-              "cpu_util_pct": 2.0, "temp_c": 1.0, "throttle_frac": 0.05}
+              "cpu_util_pct": 2.0, "temp_c": 1.0, "throttle_frac": 0.05, "energy": 0.03}
 
 Readings = Dict[str, Tuple[np.ndarray, np.ndarray]]  # run_id -> (t_ns sorted, values)
 
@@ -154,8 +158,12 @@ def timed_readings(telemetry: pd.DataFrame, quantity: str) -> Dict[object, Serie
     (the telemetry table's ``avg_s``: a reading averages ``[t_ns - avg_s, t_ns]``; 0, or a
     table without the column: instantaneous), for ``window_mean``."""
     tel = _chosen(telemetry, quantity)
-    if tel is None:
-        return {}
+    return {} if tel is None else series_of(tel)
+
+
+def series_of(tel: pd.DataFrame) -> Dict[object, Series]:
+    """Per run, ``Series`` of readings ``tel`` (``run_id``, ``t_ns``, ``value``, ``avg_s``,
+    ``source``; in time order within a run), for ``window_mean``."""
     t = tel["t_ns"].to_numpy(np.int64)
     v = tel["value"].to_numpy(np.float64)
     a = np.round(tel["avg_s"].to_numpy(np.float64) * 1e9).astype(np.int64)
@@ -312,6 +320,8 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
     elif baseline not in values:
         raise UserError("baseline", f"{baseline!r} is not a value of {by} here (have {', '.join(map(str, values))})")
     tel = window_telemetry(ok, telemetry)
+    if "energy_mj_per_inf" in ok.columns:  # the window's energy per inference (results.energy), where known
+        tel["energy_mj_per_inf"] = pd.to_numeric(ok["energy_mj_per_inf"], errors="coerce").to_numpy()
     keys = _pair_keys(ok, by)
     key_frame = ok[keys].astype(object).where(ok[keys].notna(), "<none>") if keys else None
     groups = key_frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(ok))}
@@ -479,6 +489,10 @@ def _telemetry(a: pd.Series, b: pd.Series) -> str:
         same = abs(y - x) <= TOLERANCES["throttle_frac"] * 100
         parts.append(f"throttled in {x:.0f} → {y:.0f} % of readings" + (" (unchanged)" if same else ""))
     add("tel_cpu_util_pct", "CPU load", " %", TOLERANCES["cpu_util_pct"])
+    if "energy_mj_per_inf" in a.index and both("energy_mj_per_inf"):
+        x, y = float(a["energy_mj_per_inf"]), float(b["energy_mj_per_inf"])
+        same = abs(y - x) <= TOLERANCES["energy"] * abs(x)
+        parts.append(f"energy {x:.3g} → {y:.3g} mJ per inference" + (" (unchanged)" if same else ""))
     if not parts:
         return "no telemetry was measured in these windows"
     return "in the same windows " + ", ".join(parts)

@@ -64,10 +64,10 @@ class TableFiles:
     def __repr__(self) -> str:
         return f"<{self.name}: {len(self.files)} file(s) not read yet>"
 
-    def only(self, run_id: str) -> "TableFiles":
-        """The files of one run: its rows only."""
-        files = [(p, ids) for p, ids in self.files if run_id in ids]
-        return TableFiles(self.name, files, self.reader, self.post, frozenset([run_id]), self._index)
+    def only(self, *run_ids: str) -> "TableFiles":
+        """The files of these runs: their rows only."""
+        files = [(p, ids) for p, ids in self.files if ids & set(run_ids)]
+        return TableFiles(self.name, files, self.reader, self.post, frozenset(run_ids), self._index)
 
     def _there(self, path: Path) -> None:
         if not path.is_file():

@@ -16,6 +16,12 @@ completed on load from each row's own samples, one row at a time (``Results.fill
 ``Results.latest()`` is the newest *complete* run (``complete_runs``): one that measured
 something and was not interrupted. A newer run left by Ctrl-C (or SIGTERM, SIGHUP), or one
 whose every row failed, is passed over and the warning says which, why, and how to see it.
+
+Several trees load as one (``load([tree_a, tree_b])``): their runs side by side, each run
+once however many of the trees hold it, ``latest()`` the newest complete run of each tree.
+Rows of different trees pool only where they agree on every condition
+(``compare.CONDITION_COLUMNS``: the software generation included), so two boards'
+generations stay apart.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class Results:
     skipped: Tuple[str, ...] = ()
     path: str = ""
     aggregates: pd.DataFrame = dataclasses.field(default_factory=lambda: TABLES["aggregates"].empty_table().to_pandas())
+    #: the trees loaded (``load`` of several paths), each with the run ids found in it
+    trees: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
     def __repr__(self) -> str:
         tables = ", ".join(f"{name}={self._raw(name)!r}" if isinstance(self._raw(name), TableFiles)
@@ -100,27 +108,43 @@ class Results:
 
     def latest(self) -> "Results":
         """The newest complete run (run ids sort by time; ``complete_runs``), else the
-        newest run. Where a newer run is passed over, a warning says which and why."""
+        newest run; of several trees (``trees``), that of each tree. Where a newer run is
+        passed over, a warning says which and why."""
         if not len(self.runs):
             return self
-        rid, note = choose_latest(self.runs, self.path)
-        if note:
-            log.warning(note)
-        return self.only(rid)
+        if len(self.trees) < 2:
+            rid, note = choose_latest(self.runs, self.path)
+            if note:
+                log.warning(note)
+            return self.only(rid)
+        chosen = []
+        for tree, ids in self.trees:
+            rows = self.runs[self.runs["run_id"].isin(ids)]
+            if not len(rows):
+                continue
+            rid, note = choose_latest(rows, tree)
+            if note:
+                log.warning(note)
+            chosen.append(rid)
+        return self.only(*dict.fromkeys(chosen))
 
-    def only(self, run_id: str) -> "Results":
-        """The rows of one run; its samples and telemetry still unread if they were."""
-        tables = {"runs": self.runs[self.runs["run_id"] == run_id].reset_index(drop=True)}
+    def only(self, *run_ids: str) -> "Results":
+        """The rows of these runs (one or more run ids); their samples and telemetry still
+        unread if they were."""
+        keep = list(run_ids)
+        tables = {"runs": self.runs[self.runs["run_id"].isin(keep)].reset_index(drop=True)}
         for name in ("samples", "telemetry"):
             t = self._raw(name)
             if isinstance(t, TableFiles):
-                tables[name] = t.only(run_id)
+                tables[name] = t.only(*keep)
             elif t is None:
                 tables[name] = None
             else:
-                tables[name] = t[t["run_id"] == run_id].reset_index(drop=True)
+                tables[name] = t[t["run_id"].isin(keep)].reset_index(drop=True)
         agg = self.aggregates
-        tables["aggregates"] = agg[agg["run_id"] == run_id].reset_index(drop=True) if "run_id" in agg else agg
+        tables["aggregates"] = agg[agg["run_id"].isin(keep)].reset_index(drop=True) if "run_id" in agg else agg
+        tables["trees"] = tuple((tree, tuple(i for i in ids if i in keep)) for tree, ids in self.trees
+                                if any(i in keep for i in ids))
         return dataclasses.replace(self, **tables)
 
     def _rows(self):
@@ -382,9 +406,21 @@ def _read_run(d: Path, want: Dict[str, bool], columns: Optional[List[str]] = Non
     return out
 
 
-def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True, aggregates: bool = True,
-         fill: bool = True, columns: Optional[Sequence[str]] = None) -> Results:
-    """Every run under ``path`` (an experiment folder, a run folder, or a whole tree).
+def _paths(path) -> List[Union[str, Path]]:
+    """``load``'s ``path`` as a list: one path, or a list / tuple of them."""
+    if isinstance(path, (str, Path)):
+        return [path]
+    paths = list(path)
+    if not paths:
+        raise UserError("path", "no results folder given")
+    return paths
+
+
+def load(path: Union[str, Path, Sequence[Union[str, Path]]], samples: bool = True, telemetry: bool = True,
+         aggregates: bool = True, fill: bool = True, columns: Optional[Sequence[str]] = None) -> Results:
+    """Every run under ``path`` (an experiment folder, a run folder, or a whole tree), or
+    under each of a list of them (``load(["results", "/mnt/orin/results"])``: each run
+    once, ``Results.trees`` saying which tree held which runs).
 
     The runs are read; ``samples`` and ``telemetry`` (False: none) are read when first
     asked for (``Results.samples``), or a row and a few columns at a time
@@ -397,12 +433,22 @@ def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True, a
     unreadable run is skipped with a warning (``Results.skipped``) and the others load; a
     run of a newer format is refused (``pip install -U trt_ray_bench``), never skipped.
     A file found unreadable only when read later (or gone since) is then one line naming it."""
-    dirs = run_dirs(path)
-    if not dirs:
-        raise UserError(str(path), "no runs found (expected results/<experiment>/<run_id>/runs.parquet)")
+    paths = _paths(path)
+    dirs, tree_of = [], {}
+    for p in paths:
+        found = run_dirs(p)
+        if not found:
+            raise UserError(str(p), "no runs found (expected results/<experiment>/<run_id>/runs.parquet)")
+        for d in found:
+            if d.resolve() not in tree_of:  # a run folder inside two of the trees given: once
+                tree_of[d.resolve()] = str(p)
+                dirs.append(d)
+    label = str(paths[0]) if len(paths) == 1 else ", ".join(map(str, paths))
     want = {"runs": True, "samples": samples, "telemetry": telemetry, "aggregates": aggregates}
     read: Dict[str, List] = {name: [] for name in TABLES}
     skipped: List[str] = []
+    seen: Dict[str, str] = {}
+    trees: Dict[str, List[str]] = {str(p): [] for p in paths}
     for d in dirs:
         try:
             tables = _read_run(d, want, None if columns is None else list(columns))
@@ -415,17 +461,24 @@ def load(path: Union[str, Path], samples: bool = True, telemetry: bool = True, a
             log.warning(f"skipped run {d.name}: {exc}")
             continue
         ids = frozenset(str(v) for v in tables["runs"]["run_id"].dropna().unique())
+        again = sorted(i for i in ids if i in seen)
+        if again:  # the same run copied into two trees: its rows would count twice
+            log.warning(f"skipped {d}: run {again[0]} was read already, from {seen[again[0]]}")
+            continue
+        seen.update((i, str(d)) for i in ids)
+        trees[tree_of[d.resolve()]].extend(sorted(ids))
         for name, frame in tables.items():
             read[name].append((frame, ids) if name in LAZY else frame)
     if not read["runs"]:
-        raise UserError(str(path), f"no readable run: {skipped[0]}" + (f" (and {len(skipped) - 1} more)"
-                                                                        if len(skipped) > 1 else ""))
+        raise UserError(label, f"no readable run: {skipped[0]}" + (f" (and {len(skipped) - 1} more)"
+                                                                   if len(skipped) > 1 else ""))
     out = {name: pd.concat(frames, ignore_index=True) if frames else TABLES[name].empty_table().to_pandas()
            for name, frames in read.items() if name not in LAZY}
     cache: Dict[Path, object] = {}
     lazy = {name: TableFiles(name, read[name], read_table, _rename_metrics if name == "telemetry" else None,
                              cache=cache) if want[name] else None for name in LAZY}
-    res = Results(out["runs"], lazy["samples"], lazy["telemetry"], tuple(skipped), str(path), out["aggregates"])
+    res = Results(out["runs"], lazy["samples"], lazy["telemetry"], tuple(skipped), label, out["aggregates"],
+                  tuple((t, tuple(ids)) for t, ids in trees.items()) if len(paths) > 1 else ())
     return res.filled() if samples and fill and columns is None else res
 
 

@@ -36,6 +36,8 @@ STAGES = ("load", "pre", "infer", "post", "metrics")
 PROVENANCE_FIELDS = [
     ("host", pa.string()), ("node_id", pa.string()), ("platform", pa.string()), ("board", pa.string()),
     ("gpu_name", pa.string()), ("gpu_driver", pa.string()),
+    # CUDA: the driver's CUDA version (NVML) on a desktop GPU, JetPack's CUDA on a Jetson
+    ("cuda_version", pa.string()),
     # Jetson: Jetson Linux release, JetPack, the power mode the run measured under
     # (``MAXN (0)``) and the GPU's devfreq min-max in MHz during the run (``306-1300.5``)
     ("l4t", pa.string()), ("jetpack", pa.string()), ("power_mode", pa.string()), ("gpu_freq_range_mhz", pa.string()),
@@ -72,7 +74,7 @@ SWEEP_FIELDS = [
 
 #: ``results.diagnose`` per row: what a careful engineer would warn about, as values
 #: (``code``: cv, drift, few_samples, warmup_short, clock_changed, throttle, start_skew,
-#: short_window, repeat_spread; ``message``: one sentence). Their messages are also in ``warnings``.
+#: short_window, repeat_spread, cooldown_timeout, ...; ``message``: one sentence). Their messages are also in ``warnings``.
 DIAGNOSTICS = pa.list_(pa.struct([("code", pa.string()), ("message", pa.string())]))
 
 
@@ -97,6 +99,9 @@ RUNS = pa.schema(
         ("typing", pa.string()), ("converter", pa.string()), ("converted_sha256", pa.string()),
         ("calib_sha256", pa.string()),
         ("transfers", pa.bool_()), ("cuda_graph", pa.bool_()),
+        # TensorRT on a DLA (options.dla_core; null: the GPU), and the engine's layers that
+        # fell back to the GPU (options.gpu_fallback), by name
+        ("dla_core", pa.int32()), ("dla_gpu_layers", pa.list_(pa.string())),
         ("sync", pa.string()), ("gap_s", pa.float64()), ("warmup_n", pa.int64()),
         # how the gap was waited out (sleep | spin), what ran untimed just
         # before each timed inference (none | poke | dummy), repeats in one actor or a fresh one
@@ -129,6 +134,43 @@ RUNS = pa.schema(
         ("n_labels", pa.int64()), ("data", pa.string()),
         *[(k, pa.float64()) for k in ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95",
                                        "mask_map50", "mask_map50_95", "pose_map50", "pose_map50_95")],
+        # energy of the row's measured window in joules (results.energy; together: the whole
+        # window's, every model's); null where there is none (energy_why says why)
+        ("energy_j", pa.float64()),
+        # the GPU's own energy in the window: a Jetson's GPU rail (energy_gpu_source); on NVML,
+        # which measures the GPU only, the same as energy_j
+        ("energy_gpu_j", pa.float64()),
+        # millijoules per inference and inferences per joule (together: the window's energy over
+        # the inferences of every model in it)
+        ("energy_mj_per_inf", pa.float64()), ("inf_per_j", pa.float64()),
+        # the window's mean power: energy_j over its length
+        ("avg_power_w", pa.float64()),
+        # where energy_j came from: nvml_counter (NVML's total-energy counter at the window's
+        # edges), nvml_power_integral (NVML's power over the window), tegrastats:<RAIL> (a
+        # Jetson's module input rail) or tegrastats:sum(<RAIL>+...) (every rail, on boards
+        # without one)
+        ("energy_source", pa.string()),
+        # where energy_gpu_j came from (tegrastats:<GPU rail>, or NVML's source)
+        ("energy_gpu_source", pa.string()),
+        # why the energy columns are empty (no power reading, a window too short for NVML's 1-s
+        # power average, a CPU model with only the GPU's power), or how a together window's
+        # energy is shared
+        ("energy_why", pa.string()),
+        # the same source's mean power over the idle measurement before the run
+        # (telemetry.idle_s; null without)
+        ("idle_power_w", pa.float64()),
+        # energy_j less idle_power_w over the window: what the work itself cost
+        ("energy_above_idle_j", pa.float64()),
+        # timing.cooldown: how long the phase waited for the node to cool (null without a cooldown)
+        ("cooldown_s", pa.float64()),
+        # the temperature (°C; the GPU's, else the hottest thermal zone's) when the phase began
+        ("cooldown_temp_c", pa.float64()),
+        # over-current events the board counted during the row's phase, warm-up included (Orin
+        # and Thor: oc1 under-voltage, oc2 average and oc3 instantaneous over-current, each
+        # cutting the clocks for a moment); null where the board has no such counters
+        ("oc_events", pa.int64()),
+        # which counters moved, and by how much (oc3 (instantaneous over-current) +37)
+        ("oc_events_detail", pa.string()),
         # which of the row's samples samples.parquet keeps (the spec's ``timing.samples``): all
         # (every inference, warm-up included), window (the in-window ones its statistics use)
         # or none (only this row's statistics and its per-second aggregates)

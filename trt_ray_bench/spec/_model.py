@@ -144,6 +144,18 @@ def split_arch(arch: str) -> Tuple[str, Optional[str]]:
     return a, None
 
 
+class CooldownSpec(_Strict):
+    """Wait before each phase until the GPU (or, without NVML, the board's hottest thermal
+    zone) is at or below ``temp_c``; give up after ``timeout_s`` and measure anyway (the
+    runs columns ``cooldown_s`` and ``cooldown_temp_c`` record it, the ``cooldown_timeout``
+    diagnostic flags a phase that began hotter)."""
+
+    temp_c: float = Field(gt=0, le=150, description="the temperature (°C) each phase waits for: the GPU's (NVML), "
+                          "else the board's hottest thermal zone")
+    timeout_s: float = Field(600.0, gt=0, description="the longest wait before a phase; past it the phase runs and "
+                             "the row says how hot it began")
+
+
 class TimingSpec(_Strict):
     """The measurement loop (see ``trt_ray_bench.timing.run_loop``)."""
 
@@ -163,6 +175,9 @@ class TimingSpec(_Strict):
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
     barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
     fill_timeout_s: float = Field(600.0, gt=0, description="together: longest a model keeps filling for the others")
+    cooldown: Optional[CooldownSpec] = Field(
+        None, description="before each phase and repeat, wait until the GPU (or the board's hottest thermal zone) "
+        "is at or below temp_c, at most timeout_s: {temp_c: 50, timeout_s: 300}")
     samples: Literal["all", "window", "none"] = Field(
         "all", description="which inferences samples.parquet keeps: all (every one, warm-up included), window "
         "(only the in-window ones the row's statistics use) or none (a soak: only the row's statistics, computed "
@@ -239,6 +254,8 @@ class TelemetrySpec(_Strict):
     interval_s: float = Field(0.1, ge=0.001, le=60)
     tegrastats: Optional[bool] = Field(None, description="Jetson: run tegrastats; default: on a Jetson")
     tegrastats_interval_ms: StrictInt = Field(100, ge=10, le=60000)
+    idle_s: float = Field(0.0, ge=0, le=3600, description="before the first phase, sample the node this long with "
+                          "nothing running: the runs' idle_power_w and energy_above_idle_j (0: no idle measurement)")
 
 
 class ClockSpec(_Strict):

@@ -3,8 +3,11 @@
 Metric names match the Jetson sampler's where they mean the same thing: ``gpu_freq_mhz``
 (SM clock), ``gpu_graphics_mhz``, ``mem_freq_mhz``, ``gpu_util_pct``, ``mem_util_pct``,
 ``power_mw:gpu``, ``temp_c:gpu``, ``pstate`` (P0 = 0; NVML says 32 when unknown),
-``throttle_reasons`` (the clock-event bitmask; ``decode_throttle_reasons`` names it) and
-``mem_used_mib`` (MiB, 2**20 bytes).
+``throttle_reasons`` (the clock-event bitmask; ``decode_throttle_reasons`` names it),
+``mem_used_mib`` (MiB, 2**20 bytes) and ``energy_mj:gpu``, the GPU's total-energy counter
+(``nvmlDeviceGetTotalEnergyConsumption``: millijoules since the driver loaded, Volta and
+newer; read at every poll, so a window's energy is the counter interpolated to its edges
+with no call on the timed path: ``results.energy``).
 
 Averaged readings carry the period they average (``avg_s``, see ``_collect.Reading``):
 ``gpu_util_pct`` / ``mem_util_pct`` are the share of time busy over NVML's sample period,
@@ -107,6 +110,7 @@ def _readers(nvml, h) -> List[_Reader]:
                 one("nvmlDeviceGetCurrentClocksEventReasons"),  # NVML >= 535
                 one("nvmlDeviceGetCurrentClocksThrottleReasons")),
         _Reader([("mem_used_mib", "MiB")], mem_used),
+        _Reader([("energy_mj:gpu", "mJ")], one("nvmlDeviceGetTotalEnergyConsumption")),
     ]
 
 
@@ -169,6 +173,18 @@ class NvmlSampler:
             self._readers = [r for r in self._readers if r.calls]
             self._stale = False
         return out
+
+    def read_metric(self, metric: str) -> Optional[float]:
+        """One metric now (``temp_c:gpu`` for a cooldown), outside the polls; None where
+        this GPU does not give it or the call fails."""
+        for r in list(self._readers):
+            for i, (m, _) in enumerate(r.outputs):
+                if m == metric and r.calls:
+                    try:
+                        return float(r.calls[0]()[i])
+                    except Exception:  # noqa: BLE001 - the polls drop a failing call; here: no value
+                        return None
+        return None
 
     def _fall_back(self, r: _Reader, exc: Exception) -> Optional[tuple]:
         """Drop ``r``'s failing call for good; the next alternative answers this poll."""
