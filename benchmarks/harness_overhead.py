@@ -14,6 +14,10 @@ Compares, over a no-op "engine" (the Runner protocol with empty methods):
   fill phase    iterations=0, stop Event never set, ended by max_s: every iteration
                 goes through the fill branch (stop.is_set(), hard-stop check, extra
                 clock read); ns/iteration = elapsed / iterations done
+  arrivals      an open loop (timing.arrivals) whose frames have always arrived already
+                (rate 1e9 Hz: the model is never idle, nothing is waited for), so every
+                iteration pays the arrival clock's bookkeeping and no wait: periodic and
+                poisson, backlog queue (drop would skip most frames of such a rate)
 
 ns/iteration = wall time of the whole loop / iterations, median over repeats; the
 variants are interleaved within each repeat so that drift affects all alike.
@@ -116,6 +120,16 @@ def fill_phase(max_s: float) -> tuple:
     return (w1 - w0) / n, _span(s), n
 
 
+def with_arrivals(n: int, kind: str) -> tuple:
+    runner = NoopRunner()
+    plan = LoopPlan(iterations=n, warmup=0, sync="device", arrivals=kind, rate_hz=1e9, seed=1)
+    w0 = time.perf_counter_ns()
+    s = run_loop(runner, plan)
+    w1 = time.perf_counter_ns()
+    assert len(s) == n and len(s.t_arrival_ns) == n
+    return (w1 - w0) / n, _span(s)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=200_000, help="iterations per loop (default 200000)")
@@ -125,14 +139,20 @@ def main(argv=None) -> int:
 
     # Untimed warm-up of every path (allocator, caches).
     bare(min(n, 20_000)); with_run_loop(min(n, 20_000)); with_sync_none(min(n, 20_000)); with_stop(min(n, 20_000))
+    with_arrivals(min(n, 20_000), "periodic"); with_arrivals(min(n, 20_000), "poisson")
     fill_s = with_run_loop(n)[0] * n / 1e9  # fill phase runs about as long as N iterations
     fill_phase(min(fill_s, 0.05))
 
-    res = {"bare": [], "run_loop": [], "none": [], "stop": [], "fill": []}
+    res = {"bare": [], "run_loop": [], "none": [], "stop": [], "fill": [], "periodic": [], "poisson": []}
     spans = {k: [] for k in res}
     fill_n = []
     for _ in range(r):
         for k, f in (("bare", bare), ("run_loop", with_run_loop), ("none", with_sync_none), ("stop", with_stop)):
+            ns, sp = f(n)
+            res[k].append(ns)
+            spans[k].append(sp)
+        for k, f in (("periodic", lambda m: with_arrivals(m, "periodic")),
+                     ("poisson", lambda m: with_arrivals(m, "poisson"))):
             ns, sp = f(n)
             res[k].append(ns)
             spans[k].append(sp)
@@ -155,6 +175,8 @@ def main(argv=None) -> int:
         ("run_loop sync=none", "none"),
         ("run_loop gap_s=0 + stop Event (count)", "stop"),
         ("run_loop fill phase (stop not set)", "fill"),
+        ("run_loop arrivals periodic (saturated)", "periodic"),
+        ("run_loop arrivals poisson (saturated)", "poisson"),
     ]
     print(f"{'variant':<40} {'median':>9} {'min':>9} {'max':>9}   {'added vs bare':>13}   {'recorded span':>13}")
     for label, k in rows:
@@ -173,6 +195,8 @@ def main(argv=None) -> int:
         print(f"{'PASS' if ok else 'FAIL'}  {label}: {added:+.1f} ns/iteration added "
               f"({added / TARGET_NS:.0%} of the budget)")
     print(f"overall: {'PASS' if ok_all else 'FAIL'}")
+    for label, k in rows[-2:]:  # what the arrival clock adds to the closed loop, whatever the machine's load
+        print(f"open loop vs closed: {label}: {med[k] - med['run_loop']:+.1f} ns/iteration over run_loop sync=device")
     return 0
 
 

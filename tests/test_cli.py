@@ -135,11 +135,12 @@ def test_unreachable_address_is_refused_fast(trb, tmp_path):
 
 
 def _shipped(sweeps: bool):
-    """examples/*/*.yaml: the experiment specs, or the sweep specs (those with axes)."""
+    """examples/*/*.yaml: the experiment specs, or the sweep specs (those with axes, or a
+    base: a search), as ``trb`` tells them apart."""
     import yaml
 
     return [p for p in sorted((ROOT / "examples").glob("*/*.yaml"))
-            if ("axes" in yaml.safe_load(p.read_text())) == sweeps]
+            if bool({"axes", "base", "base_file"} & set(yaml.safe_load(p.read_text()))) == sweeps]
 
 
 @pytest.mark.parametrize("spec", _shipped(sweeps=False), ids=lambda p: p.stem)

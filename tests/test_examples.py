@@ -101,3 +101,20 @@ def test_example_08_sweep_runs_on_the_cpu(tmp_path):
 
     w = point_columns(results.load(tmp_path / "cpu_sweep", samples=False, telemetry=False).runs)
     assert set(w["axis:models.*.options.threads"]) == {1, 2} and set(w["axis:timing.gap_s"]) == {0, 0.02}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_example_12_keep_up_runs_on_the_cpu(tmp_path):
+    """Shortened: 40 frames a model and phase; the table shows the open-loop columns the
+    README shows."""
+    _run("run", "examples/12_keep_up/keep_up_cpu.yaml", "--set", "timing.iterations=40", "--set",
+         "timing.warmup=2", "--output", tmp_path)
+    out, _ = _run("compare", tmp_path / "keep_up_cpu")
+    printed = _cells(next(line for line in out.splitlines() if line.startswith("| model")))
+    shown = _cells(_header(EXAMPLES / "12_keep_up" / "README.md", "first columns and the open-loop ones"))
+    assert [c for c in shown if c != "..."] == [c for c in printed if c in shown]
+    rows = {_cells(line)[0]: _cells(line) for line in out.splitlines() if line.startswith("| yolov8n")}
+    assert set(rows) == {"yolov8n-cls", "yolov8n"}
+    missed = printed.index("alone_missed")
+    assert all(re.match(r"\d+\.\d% \[", rows[m][missed]) for m in rows)

@@ -488,6 +488,8 @@ def _cmd_sweep(a) -> int:
     _not_empty(a, "--output")
     _spec_kind(a.spec, "sweep")
     sweep = _sweep_overrides(load_sweep(a.spec), a.set or [], a.output)
+    if sweep.search is not None:
+        return _search(a, sweep)
     if a.address and not a.dry_run:
         _join(a)
     ready = prepare(sweep, a.resume)  # expand and validate every point once
@@ -511,6 +513,32 @@ def _cmd_sweep(a) -> int:
     for r in bad:
         LOGGER.error(f"FAILED   {r['point_id']} on {r['node']}: {r['reason']}")
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def _search(a, sweep) -> int:
+    """``trb sweep`` of a spec with ``search``: the highest rate per model alone and together,
+    one probe after another here; the table on stdout, written beside the probes' runs."""
+    from .cluster.search import check_search, describe_search, run_search
+    from .progress import LOGGER
+    from .results import render
+
+    if a.resume:
+        raise UserError("--resume", "a search runs its probes afresh (each depends on the last); leave --resume out")
+    base = check_search(sweep)
+    if a.dry_run:
+        print(describe_search(sweep, base))
+        for line in _not_checked(a.address, run=True):
+            print(f"not checked {line}")
+        print("dry run: nothing measured, nothing written")
+        return EXIT_OK
+    if a.address:
+        _join(a)
+    LOGGER.info(describe_search(sweep, base))
+    out = run_search(sweep, address=a.address)
+    print(render(out["table"]))
+    print(f"search {sweep.name}: {len(out['probes'])} probes; {out['root'] / 'search.parquet'}, "
+          f"{out['root'] / 'search.csv'}")
+    return EXIT_OK
 
 
 def _sweep_overrides(sweep, sets: List[str], output: Optional[str]):
@@ -712,7 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` arguments")
     ns.set_defaults(func=_cmd_node_start)
 
-    sw = sub.add_parser("sweep", help="run a sweep spec (axes of values over a base experiment) across nodes")
+    sw = sub.add_parser("sweep", help="run a sweep spec (axes of values over a base experiment) across nodes, or "
+                        "its search (the highest rate meeting a deadline, alone and together)")
     sw.add_argument("spec", help="sweep YAML")
     sw.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     sw.add_argument("--resume", action="store_true", help="skip points already finished ok in the results tree")

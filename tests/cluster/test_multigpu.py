@@ -270,5 +270,8 @@ def test_trb_run_under_cuda_visible_devices_uses_that_gpu(two_gpus, tmp_path, cl
     assert p.returncode == 0, p.stdout + p.stderr
     runs = results.load(tmp_path / "results").runs
     assert list(runs.gpu_index) == [1] and runs.gpu_uuid.iloc[0] == two_gpus.uuids()[1]
-    assert two_gpus.smi_by_gpu() == {1: ["supported", "query", "-lgc 1410,1410", "query", "-rgc", "query"]}
+    # asked once before anything starts (the driver's preflight of a local run on one
+    # visible GPU), then by the node that applies the lock; only GPU 1 is ever touched
+    assert two_gpus.smi_by_gpu() == {1: ["supported", "supported", "query", "-lgc 1410,1410", "query", "-rgc",
+                                         "query"]}
     assert "gpu      1 GPU-" in p.stderr

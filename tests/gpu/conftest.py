@@ -20,6 +20,7 @@ def _gpu_ok():
 GPU = _gpu_ok()
 
 
+
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU with TensorRT and a CUDA binding (cuda-python or pycuda)")
     for item in items:

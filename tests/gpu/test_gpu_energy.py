@@ -11,11 +11,13 @@ from trt_ray_bench.cluster import make_plan, run_plan
 from trt_ray_bench.results.energy import window_energy
 from trt_ray_bench.spec import spec_from_dict
 
+from gpu_fast import FAST
+
 pytestmark = [pytest.mark.gpu, pytest.mark.ray]
 
 
 def test_energy_from_nvmls_counter_agrees_with_its_power_over_the_same_windows(tmp_path, cls_onnx, det_onnx):
-    fast = {"tactics": "none", "opt_level": 0}
+    fast = FAST
     spec = spec_from_dict({
         "name": "energy", "output": str(tmp_path / "results"), "schedule": "both",
         # 3 s a phase: well over NVML's 1-s power average, so both sources have a value

@@ -7,11 +7,13 @@ from trt_ray_bench import results
 from trt_ray_bench.cluster import make_plan, run_plan
 from trt_ray_bench.spec import spec_from_dict
 
+from gpu_fast import FAST
+
 pytestmark = [pytest.mark.gpu, pytest.mark.ray]
 
 
 def test_tensorrt_alone_and_together_with_nvml(tmp_path, cls_onnx, det_onnx):
-    fast = {"tactics": "none", "opt_level": 0}
+    fast = FAST
     spec = spec_from_dict({
         "name": "gpu", "output": str(tmp_path / "results"),
         "timing": {"iterations": 200, "warmup": 20}, "telemetry": {"interval_s": 0.01},

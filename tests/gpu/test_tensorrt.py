@@ -21,6 +21,8 @@ from trt_ray_bench.errors import UserError
 from trt_ray_bench.spec import ModelSpec
 from trt_ray_bench.timing import LoopPlan, run_loop, summarize
 
+from gpu_fast import FAST
+
 
 def binding_present(name: str) -> bool:
     """Whether a CUDA binding is installed: ``cuda-python`` or ``pycuda`` (no GPU call)."""
@@ -32,7 +34,6 @@ def binding_present(name: str) -> bool:
         return False
 
 pytestmark = pytest.mark.gpu
-FAST = {"tactics": "none", "opt_level": 0}
 
 
 def _model(onnx, precision="fp16", **opts):
@@ -170,7 +171,7 @@ def test_parser_errors_are_reported(tmp_path, cls_onnx):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(open(cls_onnx, "rb").read()[:5000])
     with pytest.raises(UserError, match="parser rejects it"):
-        build_engine(broken, BuildOptions(tactics="none", opt_level=0), "gpu")
+        build_engine(broken, BuildOptions(**FAST), "gpu")
 
 
 def test_dynamic_batch_profile(tmp_path):

@@ -168,6 +168,9 @@ def raw_samples(s: Samples) -> Dict[str, object]:
     }
     if s.gpu_ms is not None:
         out["gpu_ms"] = np.asarray(s.gpu_ms, dtype=np.float64)
+    if len(s.t_arrival_ns):  # an open loop: each inference's frame, its arrival, whether it found the model idle
+        out.update(t_arrival_ns=np.asarray(s.t_arrival_ns, dtype=np.int64), frame=np.asarray(s.frame, dtype=np.int64),
+                   idle=np.asarray(s.idle, dtype=bool), frame_from=s.frame_from, frame_end=s.frame_end)
     return out
 
 

@@ -29,7 +29,7 @@ from ..results.write import sample_tables
 from ..results.energy import window_energy
 from ..telemetry.foreign import driver_identity
 from ..telemetry.thermal import oc_delta
-from ..timing import LoopPlan, common_window, summarize
+from ..timing import LoopPlan, common_window, open_loop_stats, summarize
 from ..engines import has_build_step, needs_gpu
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
 from .plan import Phase, Plan
@@ -101,8 +101,19 @@ def _loop_plans(plan: Plan) -> Dict[tuple, LoopPlan]:
             t = plan.spec.timing_for(ms, v or None)
             out[(ms.name, v)] = LoopPlan(iterations=t.iterations, duration_s=t.duration_s, warmup=t.warmup,
                                          warmup_s=t.warmup_s, gap_s=t.gap_s, sync=t.sync, gap_mode=t.gap_mode,
-                                         prewarm=t.prewarm, keep_warm=t.keep_warm, start_lead_s=t.start_lead_s)
+                                         prewarm=t.prewarm, keep_warm=t.keep_warm, start_lead_s=t.start_lead_s,
+                                         arrivals=t.arrivals, rate_hz=t.rate_hz, jitter_ms=t.jitter_ms or 0.0,
+                                         backlog=t.backlog)
     return out
+
+
+def _seeded(lp: LoopPlan, seed: Optional[int], model: str, repeat: int) -> LoopPlan:
+    """An open loop's arrival clock for ``model`` in ``repeat``: drawn from the experiment's
+    seed, the model and the repeat (the models of a together phase independent of each
+    other; alone and together of one repeat the same frames)."""
+    if lp.arrivals == "closed":
+        return lp
+    return dataclasses.replace(lp, seed=f"{seed}:{model}:{repeat}")
 
 
 def _node_gpus(node_id: str) -> float:
@@ -523,7 +534,7 @@ def _run_phase(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan
 def _run_phase_viewed(ph: Phase, names: List[str], actors, lp_all: Dict[tuple, LoopPlan], spec,
                       failed: Dict[str, str], run_id: str, view: _PhaseView) -> List[dict]:
     t = spec.timing
-    lp = {n: lp_all[(n, ph.variant)] for n in names}  # this phase's variant
+    lp = {n: _seeded(lp_all[(n, ph.variant)], t.seed, n, ph.repeat) for n in names}  # this phase's variant
     if ph.phase == "alone":
         name = names[0]
         try:
@@ -702,6 +713,18 @@ class RunTables:
             late.append(f"metrics cover {raw['metrics'].get('n_images')} of the "
                         f"{raw['data']['n_images']} images of the set")
         row["enqueue_mean_ms"] = float(np.mean(raw["enqueue_ns"][inwin]) / 1e6) if any_in else np.nan
+        ta = raw.get("t_arrival_ns")
+        if ta is not None:  # an open loop: from arrival, queue, misses, drops, the clock's own error
+            # alone, every frame of the measured phase; together, those between the row's
+            # first and last in-window frames
+            span = (raw["frame_from"], raw["frame_end"]) if ph.phase != "together" else None
+            row.update(open_loop_stats(ts[inwin], te[inwin], ta[inwin], raw["frame"][inwin], raw["idle"][inwin],
+                                       mt.deadline_ms, m.batch, spec.confidence, span))
+            if ph.phase != "together" and raw["frame_end"] > raw["frame_from"] and not any_in:
+                row.update(frames=raw["frame_end"] - raw["frame_from"], dropped=raw["frame_end"] - raw["frame_from"])
+        elif mt.deadline_ms is not None:  # closed: a frame "arrives" when it starts
+            row.update(open_loop_stats(ts[inwin], te[inwin], None, None, None, mt.deadline_ms, m.batch,
+                                       spec.confidence))
         row["timer"] = "cuda_event+host" if gpu is not None else "host"
         row["warmup_n"] = warm_n
         row["n_total"] = int(len(ts) - warm_n)
@@ -726,6 +749,10 @@ class RunTables:
             return None
         ts, te, enq = raw["t_start_ns"], raw["t_end_ns"], raw["enqueue_ns"]
         stages = {k: v for k, v in raw.get("stages", {}).items() if k in STAGES}
+        ta = raw.get("t_arrival_ns")
+        if ta is not None:  # open loop: each inference's arrival and its wait before it started
+            stages["t_arrival_ns"] = ta
+            stages["queue_ms"] = _queue_ms(ts, ta)
         if self.keep == "all":
             cols = {"iteration": range(len(ts)), "warmup": warm, "in_window": inwin, "t_start_ns": ts,
                     "t_end_ns": te, "host_ms": lambda lo, hi: (te[lo:hi] - ts[lo:hi]) / 1e6,
@@ -740,9 +767,11 @@ class RunTables:
         def pick(a: np.ndarray, scale: float = 1.0):
             return (lambda lo, hi: a[idx[lo:hi]]) if scale == 1.0 else (lambda lo, hi: a[idx[lo:hi]] / scale)
 
+        if ta is not None:
+            stages["queue_ms"] = lambda lo, hi: (ts[idx[lo:hi]] - ta[idx[lo:hi]]) / 1e6
         cols = {"iteration": idx, "t_start_ns": pick(ts), "t_end_ns": pick(te),
                 "host_ms": lambda lo, hi: (te[idx[lo:hi]] - ts[idx[lo:hi]]) / 1e6,
-                "enqueue_ms": pick(enq, 1e6), **{k: pick(v) for k, v in stages.items()}}
+                "enqueue_ms": pick(enq, 1e6), **{k: v if callable(v) else pick(v) for k, v in stages.items()}}
         if gpu is not None:
             cols["gpu_ms"] = pick(gpu)
         return {**keys, "warmup": False, "in_window": True}, len(idx), cols
@@ -792,6 +821,9 @@ class RunTables:
                 **_precision_columns(m),
                 "transfers": info.get("transfers"), "cuda_graph": info.get("cuda_graph"),
                 "gap_mode": mt.gap_mode, "prewarm": mt.prewarm, "repeat_isolation": spec.repeat_isolation,
+                "arrivals": mt.arrivals, "deadline_ms": mt.deadline_ms,
+                **({"rate_hz": mt.rate_hz, "jitter_ms": mt.jitter_ms, "backlog": mt.backlog, "seed": spec.timing.seed}
+                   if mt.arrivals != "closed" else {}),
                 "keep_warm": mt.keep_warm if ph.phase == "together" else None,
                 "actor_pid": None, "barrier_warmup_n": None, "samples_kept": self.keep,
                 "started_at": result["started_at"], "spec_sha256": plan.spec_sha256, **prov, **machine,
@@ -832,6 +864,12 @@ def _thermal_columns(o: dict) -> dict:
     if oc is not None and oc[0] is not None:
         out.update(oc_events=int(oc[0]), oc_events_detail=oc[1])
     return out
+
+
+def _queue_ms(ts: np.ndarray, ta: np.ndarray):
+    """The samples column ``queue_ms`` of rows ``lo:hi``: how long each frame waited from its
+    arrival to its start."""
+    return lambda lo, hi: (ts[lo:hi] - ta[lo:hi]) / 1e6
 
 
 def _measured_span(raw: dict) -> Optional[tuple]:
@@ -901,8 +939,9 @@ def _throughput(ts: np.ndarray, te: np.ndarray, batch: int, end_ns: Optional[int
 #: spec fields that do not change what is measured: a run of the same settings under another
 #: name, output folder, description, level or number of repeats measures the same condition
 _NOT_SETTINGS = ("name", "description", "output", "confidence", "repeats")
-#: nor does which samples a run keeps (``timing.samples``: its statistics are of every inference)
-_NOT_TIMING_SETTINGS = ("samples",)
+#: nor does which samples a run keeps (``timing.samples``: its statistics are of every inference),
+#: nor the arrival clock's seed (runs of other seeds are repeats of one condition: its column is ``seed``)
+_NOT_TIMING_SETTINGS = ("samples", "seed")
 
 
 def _settings(spec) -> str:

@@ -55,7 +55,8 @@ class Plan:
             f"ray         {self.address or 'local (started for this run, this machine)'}",
             f"node        the driver's node{'' if self.address else ' (local)'}",
             f"timing      warm-up {t.warmup} it{f' + {t.warmup_s:g} s' if t.warmup_s else ''}, {count}, "
-            f"gap {t.gap_s:g} s, sync {t.sync}" + (", together fills until all finish" if t.fill and t.iterations else ""),
+            f"gap {t.gap_s:g} s, sync {t.sync}" + _arrivals_text(t)
+            + (", together fills until all finish" if t.fill and t.iterations else ""),
             f"input       {s.input.kind}" + (f" from {s.input.path}" if s.input.path else f" (seed {s.input.seed})"),
             f"machine     clocks {clocks_text(s.clocks)}, mps {'on' if s.mps else 'off'}"
             + (f", power mode {s.power_mode}" if s.power_mode is not None else "")
@@ -69,7 +70,8 @@ class Plan:
             prec = f" {m.precision}"
             size = f"{m.hw[0]}x{m.hw[1]}" if m.hw_known else "size from the engine"
             t = s.timing_for(next(ms for ms in s.models if ms.name == m.name))  # before the variants
-            own = "" if t == s.timing else f"  [timing: warm-up {t.warmup}, gap {t.gap_s:g} s, sync {t.sync}]"
+            own = "" if t == s.timing else (f"  [timing: warm-up {t.warmup}, gap {t.gap_s:g} s, sync {t.sync}"
+                                            f"{_arrivals_text(t)}]")
             lines.append(
                 f"  {m.name:<16} {m.task or '?':<8} {m.backend + prec:<17} {size} b{m.batch}  "
                 f"weights {m.weights:<7} {src}{own}"
@@ -147,6 +149,7 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
         r = resolve_model(m, f"models[{i}]", export=export)
         check_model(r, f"models[{i}]")
         models.append(r)
+    spec = with_seed(spec)
     yaml_text = spec_to_yaml(spec)
     run_id = new_run_id()
     plan = Plan(
@@ -162,6 +165,27 @@ def make_plan(spec: ExperimentSpec, address: Optional[str] = None, export: bool 
         plan.notes.append(f"random weights (built from Ultralytics yaml): {', '.join(random)}; "
                           "latency is representative, predictions are not")
     return plan
+
+
+def with_seed(spec: ExperimentSpec) -> ExperimentSpec:
+    """``spec`` with ``timing.seed`` drawn where an open loop needs one and none is given:
+    kept in the resolved spec (``spec.yaml``, so the run can be replayed) and in the runs
+    column ``seed``."""
+    if spec.timing.seed is not None or not any(spec.timing_for(m, v or None).arrivals != "closed"
+                                               for m in spec.models for v in spec.variant_names):
+        return spec
+    return spec.model_copy(update={"timing": spec.timing.model_copy(update={"seed": secrets.randbelow(2 ** 31)})})
+
+
+def _arrivals_text(t) -> str:
+    """``, arrivals periodic 30 Hz (queue), deadline 33 ms``: an open loop's timing in words."""
+    out = ""
+    if t.arrivals != "closed":
+        out += f", arrivals {t.arrivals} {t.rate_hz:g} Hz ({t.backlog}" + (
+            f", jitter {t.jitter_ms:g} ms" if t.jitter_ms else "") + ")"
+    if t.deadline_ms is not None:
+        out += f", deadline {t.deadline_ms:g} ms"
+    return out
 
 
 def refusals_here(spec: ExperimentSpec) -> List[UserError]:

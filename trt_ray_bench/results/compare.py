@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..spec import PRECISIONS
-from ..timing._stats import geometric_interval, geometric_mean, summarize
+from ..timing._stats import across_interval, geometric_interval, geometric_mean, summarize
 from ._keys import SAMPLE_KEYS, row_keys
 from .schema import STAGES
 from .verdict import NO_TEST, UNIT_COLUMNS, Verdict, compare_rows, level, unit_keys
@@ -54,7 +54,7 @@ CONDITION_COLUMNS = (
     "providers", "device",
     # the loop
     "sync", "gap_s", "gap_mode", "prewarm", "warmup", "warmup_s", "iterations", "duration_s", "keep_warm", "fill",
-    "n_models", "repeat_isolation",
+    "n_models", "repeat_isolation", "arrivals", "rate_hz", "jitter_ms", "backlog", "deadline_ms",
     # the machine's state asked for
     "clocks_mode", "mps", "power_mode",
     # where, and with what software
@@ -224,6 +224,8 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
             rec[f"{p}fps"] = batch * 1000.0 / grand if _finite(grand) and grand > 0 else np.nan
             std = rec.get(f"{p}std_ms", np.nan)
             rec[f"{p}cv"] = std / grand if _finite(std, grand) and grand > 0 else np.nan
+        if "p50_from_arrival_ms" in rows.columns:
+            _open_loop(rec, rows, conf, one)
         tput = _num(rows, "throughput_ips")
         if tput.notna().any():
             have = tput.notna() & (tput > 0) & (n > 0)
@@ -240,6 +242,45 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
                 rec[c] = float(v.iloc[0]) if one else float(v.mean()) if v.notna().any() else np.nan
         out.append(rec)
     return pd.DataFrame(out)
+
+
+#: an open loop's statistics a pooled condition shows (``timing._queueing``)
+OPEN_LOOP = ("p50_from_arrival_ms", "p99_from_arrival_ms", "deadline_miss", "dropped")
+
+
+def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
+    """A condition's from-arrival p50 (one row's and its interval, or the geometric mean of
+    the rows' with its interval), p99 (one row's; several: NaN, each row's listed, never
+    averaged), deadline miss rate (one row's with its interval; several: all misses over
+    all frames, with the t interval of the rows' rates: runs are the evidence) and the
+    frames dropped (summed)."""
+    v = _num(rows, "p50_from_arrival_ms").dropna()
+    if len(v) >= 2:
+        rec["p50_from_arrival_ms"] = geometric_mean(v.to_numpy())
+        rec["p50_from_arrival_lo_ms"], rec["p50_from_arrival_hi_ms"] = geometric_interval(v.to_numpy(), conf)
+    elif len(v) == 1:
+        r = rows.loc[v.index[0]]
+        rec["p50_from_arrival_ms"] = float(v.iloc[0])
+        rec["p50_from_arrival_lo_ms"] = float(r.get("p50_from_arrival_ci_lo_ms", np.nan))
+        rec["p50_from_arrival_hi_ms"] = float(r.get("p50_from_arrival_ci_hi_ms", np.nan))
+    p99 = _num(rows, "p99_from_arrival_ms")
+    rec["p99_from_arrival_ms"] = float(p99.iloc[0]) if one else np.nan
+    if not one:
+        rec["p99_from_arrival_ms_repeats"] = [float(x) for x in p99]
+    miss, frames = _num(rows, "deadline_miss"), _num(rows, "frames")
+    have = miss.notna()
+    if one and have.all():
+        r = rows.iloc[0]
+        rec["deadline_miss"] = float(miss.iloc[0])
+        rec["deadline_miss_lo"] = float(r.get("deadline_miss_lo", np.nan))
+        rec["deadline_miss_hi"] = float(r.get("deadline_miss_hi", np.nan))
+    elif have.any():
+        w = frames[have].where(frames[have].notna(), _num(rows, "n")[have]).fillna(0)
+        rec["deadline_miss"] = float((miss[have] * w).sum() / w.sum()) if w.sum() > 0 else float(miss[have].mean())
+        lo, hi = across_interval(miss[have].to_numpy(), conf)
+        rec["deadline_miss_lo"], rec["deadline_miss_hi"] = (max(0.0, lo), min(1.0, hi)) if lo == lo else (lo, hi)
+    d = _num(rows, "dropped")
+    rec["dropped"] = float(d.sum()) if d.notna().any() else np.nan
 
 
 def stats_todo(runs: pd.DataFrame) -> pd.Series:
@@ -393,6 +434,12 @@ def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS,
             if "mj_per_inf" in g.columns:  # energy per inference, where a power reading gave one
                 row["alone_mj_per_inf"], row["together_mj_per_inf"] = a.get("mj_per_inf", np.nan), \
                     t.get("mj_per_inf", np.nan)
+            for s in OPEN_LOOP if _open(g) else ():
+                row[f"alone_{s}"], row[f"together_{s}"] = a.get(s, np.nan), t.get(s, np.nan)
+                if s == "deadline_miss":
+                    for side, src in (("alone", a), ("together", t)):
+                        row[f"{side}_deadline_miss_lo"] = src.get("deadline_miss_lo", np.nan)
+                        row[f"{side}_deadline_miss_hi"] = src.get("deadline_miss_hi", np.nan)
             row["alone_n"] = int(a.get("n", 0) or 0)
             row["together_n"] = int(t.get("n", 0) or 0)
             row["alone_k"] = int(a.get("k", 0) or 0)
@@ -402,6 +449,11 @@ def alone_vs_together(runs: pd.DataFrame, stats: Sequence[str] = STATS,
             row["status"] = "ok" if here.empty else "; ".join(f"{p}: {s}" for p, s in zip(here["phase"], here["status"]))
             rows.append(row)
     return _tails_beside(pd.DataFrame(rows), g, "phase", ("alone", "together"))
+
+
+def _open(g: pd.DataFrame) -> bool:
+    """Whether pooled rows ``g`` hold an open loop's (or a deadline's) statistics."""
+    return any(c in g.columns and g[c].notna().any() for c in ("p50_from_arrival_ms", "deadline_miss"))
 
 
 def _tails_beside(out: pd.DataFrame, g: pd.DataFrame, col: str, values) -> pd.DataFrame:
@@ -812,7 +864,7 @@ def _fmt(v, col: str) -> str:
             return f"{v:.2f}x"
         if col == "p_value":
             return "<0.001" if v < 0.001 else f"{v:.3f}"
-        if col == "throughput_ips" or col.endswith("fps"):
+        if col == "throughput_ips" or col.endswith(("fps", "dropped")):
             return f"{v:.0f}"
         return f"{v:.2f}ms" if col.endswith("_ms") else f"{v:.3g}"
     if v is None or (not isinstance(v, str) and pd.isna(v)):
@@ -847,6 +899,15 @@ def shown(df: pd.DataFrame, cell=None) -> pd.DataFrame:
         if c == "detectable_pct":
             out[c] = [f"±{v:.1f}%" if _finite(v) else "—" for v in df[c]]
             continue
+        if c.endswith(("deadline_miss_lo", "deadline_miss_hi")) and c[:-3] in cols:
+            continue
+        if c.endswith("deadline_miss"):  # a rate: 1.2% [0.5, 2.9]
+            lo = df[c + "_lo"] if c + "_lo" in cols else [np.nan] * len(df)
+            hi = df[c + "_hi"] if c + "_hi" in cols else [np.nan] * len(df)
+            out[c] = [("—" if not _finite(v) else f"{v * 100:.1f}%" + (f" [{a * 100:.1f}, {b * 100:.1f}]"
+                                                                       if _finite(a, b) else ""))
+                      for v, a, b in zip(df[c], lo, hi)]
+            continue
         vals = [cell(v, c) for v in df[c]]
         lo, hi = c[:-4] + "_lo_pct", c[:-4] + "_hi_pct"
         if c.endswith("_pct") and lo in cols and hi in cols:
@@ -872,7 +933,8 @@ def notes(df: pd.DataFrame) -> List[str]:
 
 def head(col: str) -> str:
     """``alone_p50_ms`` -> ``alone_p50``, ``increase_p50_pct`` -> ``Δ p50 %``, ``p50_CI`` -> ``p50 CI``."""
-    return (col.replace("_ms_repeats", " per run").replace("_ms", "").replace("increase_", "Δ ")
+    return (col.replace("_ms_repeats", " per run").replace("_from_arrival", " from arrival").replace("_ms", "")
+            .replace("deadline_miss", "missed").replace("increase_", "Δ ")
             .replace("detectable_pct", "detectable").replace("_pct", " %").replace("_CI", " CI")
             .replace("p_value", "p"))
 

@@ -234,13 +234,7 @@ def series_diagnostics(x: np.ndarray, warmup_n: Optional[float] = None) -> List[
     found: List[dict] = []
     if len(x) >= T["drift_min_n"]:
         h = len(x) // 2
-        a, b = float(np.median(x[:h])), float(np.median(x[h:]))
-        d = b / a - 1 if a > 0 else 0.0
-        if abs(d) > T["drift"]:
-            found.append({"code": "drift", "message":
-                          f"latency drifted: the median of the second half of the measured inferences is "
-                          f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
-                          f"({fmt_ms(a)} → {fmt_ms(b)} ms)"})
+        found += _drift(float(np.median(x[:h])), float(np.median(x[h:])))
     if len(x) >= T["warmup_min_n"]:
         k = max(1, int(round(T["warmup_head"] * len(x))))
         m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
@@ -252,6 +246,18 @@ def series_diagnostics(x: np.ndarray, warmup_n: Optional[float] = None) -> List[
                           f"were {(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms); "
                           f"lengthen the warm-up{_warmup_was(warmup_n)}"})
     return found
+
+
+def _drift(a: float, b: float, how: str = "") -> List[dict]:
+    """``drift`` where the median of the second half (``b``) differs from the first's
+    (``a``) by more than its threshold; ``how``: what the halves' medians were taken of."""
+    d = b / a - 1 if a > 0 else 0.0
+    if abs(d) <= THRESHOLDS["drift"]:
+        return []
+    return [{"code": "drift", "message":
+             f"latency drifted: the median of the second half of the measured inferences is "
+             f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
+             f"({fmt_ms(a)} → {fmt_ms(b)} ms{how})"}]
 
 
 def bins_diagnostics(n: np.ndarray, p50: np.ndarray, warmup_n: Optional[float] = None) -> List[dict]:
@@ -269,13 +275,8 @@ def bins_diagnostics(n: np.ndarray, p50: np.ndarray, warmup_n: Optional[float] =
     done = np.cumsum(n)
     if len(n) >= T["drift_min_bins"] and total >= T["drift_min_n"]:
         h = min(max(int(np.searchsorted(done, total / 2.0)) + 1, 1), len(n) - 1)  # the second half begins there
-        a, b = float(np.median(p50[:h])), float(np.median(p50[h:]))
-        d = b / a - 1 if a > 0 else 0.0
-        if abs(d) > T["drift"]:
-            found.append({"code": "drift", "message":
-                          f"latency drifted: the median of the second half of the measured inferences is "
-                          f"{abs(d) * 100:.0f} % {'above' if d > 0 else 'below'} that of the first "
-                          f"({fmt_ms(a)} → {fmt_ms(b)} ms; from per-second medians: the samples were not kept)"})
+        found += _drift(float(np.median(p50[:h])), float(np.median(p50[h:])),
+                        "; from per-second medians: the samples were not kept")
     if len(n) >= T["warmup_min_bins"] and total >= T["warmup_min_n"]:
         k = max(1, int(np.searchsorted(done, T["warmup_head"] * total)) + 1)
         if 2 * k < len(n):

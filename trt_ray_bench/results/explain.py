@@ -359,9 +359,40 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
             head += ", " + ", ".join(ctx[i])
         stages = _stages(rb, ri)
         noise = _noise(metric, of_cond[cond[b]], of_cond[cond[i]])
-        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{noise}{stages}; "
+        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{noise}{stages}"
+                   f"{queueing(ri, _desc(by, ri[by]))}{queueing(rb, _desc(by, rb[by]))}; "
                    f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out
+
+
+#: from arrival this many times the service (medians): the frames waited in a queue
+QUEUEING = 1.5
+
+
+def queueing(r: pd.Series, label: str = "") -> str:
+    """``; <label>: frames queued (from arrival p50 9.1 ms, service 2.0 ms), deadline 33 ms
+    missed by 12 % [8, 17], 30 of 600 frames dropped``: an open loop's row where its frames
+    waited (from-arrival median over ``QUEUEING`` times the service's) or missed their
+    deadline; "" otherwise."""
+    def num(c):
+        v = r.get(c)
+        return float(v) if v is not None and not pd.isna(v) else float("nan")
+
+    since, service = num("p50_from_arrival_ms"), num("p50_ms")
+    miss, lo, hi = num("deadline_miss"), num("deadline_miss_lo"), num("deadline_miss_hi")
+    dropped, frames = num("dropped"), num("frames")
+    parts = []
+    if since == since and service > 0 and since > QUEUEING * service:
+        parts.append(f"frames queued behind slower inferences (from arrival p50 {fmt_ms(since)} ms, service "
+                     f"{fmt_ms(service)} ms)")
+    if miss == miss and miss > 0:
+        ci = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if lo == lo and hi == hi else ""
+        parts.append(f"deadline {num('deadline_ms'):g} ms missed by {miss * 100:.1f} %{ci}")
+    if dropped == dropped and dropped > 0:
+        parts.append(f"{dropped:.0f} of {frames:.0f} frames dropped")
+    if not parts:
+        return ""
+    return "; " + (f"{label}: " if label else "") + ", ".join(parts)
 
 
 #: how a sentence names each pipeline stage (``schema.STAGES``: runs columns ``<stage>_p50_ms``)

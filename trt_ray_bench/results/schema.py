@@ -128,6 +128,42 @@ RUNS = pa.schema(
         ("confidence", pa.float64()), ("throughput_ips", pa.float64()),
         # sync: none: how long the one synchronisation after the measured phase waited (null otherwise)
         ("sync_wait_ms", pa.float64()),
+        # how frames arrive (timing.arrivals: closed | periodic | poisson), their rate per second,
+        # the periodic clock's jitter (ms), the arrival clock's seed (drawn and kept where the spec
+        # gave none; null for a closed loop) and the backlog policy (queue | drop; null when closed)
+        ("arrivals", pa.string()), ("rate_hz", pa.float64()), ("jitter_ms", pa.float64()), ("seed", pa.int64()),
+        # open loop: what became of a frame that arrived while the model was busy: queue (served in turn,
+        # late) or drop (skipped where a newer frame had arrived when the model was free)
+        ("backlog", pa.string()),
+        # each frame's result is due this long after its arrival (closed: after its start; null: no deadline)
+        ("deadline_ms", pa.float64()),
+        # open loop: latency from each frame's arrival to its end (what the frame saw: its wait in the
+        # queue and its service), over the row's in-window inferences: mean, median, tail percentiles
+        # (NaN below the counts of p90_ms..p99_ms), slowest; p50_ms..max_ms are the service time (from start)
+        ("mean_from_arrival_ms", pa.float64()), ("p50_from_arrival_ms", pa.float64()),
+        # open loop: the 90th and 95th percentiles from arrival (NaN below 36 and 72 inferences)
+        ("p90_from_arrival_ms", pa.float64()), ("p95_from_arrival_ms", pa.float64()),
+        # open loop: the 99th percentile from arrival (NaN below 368 inferences) and the slowest
+        ("p99_from_arrival_ms", pa.float64()), ("max_from_arrival_ms", pa.float64()),
+        # the intervals of the from-arrival median and mean (as p50_ci_lo_ms .. mean_ci_hi_ms)
+        ("p50_from_arrival_ci_lo_ms", pa.float64()), ("p50_from_arrival_ci_hi_ms", pa.float64()),
+        # the interval of the from-arrival mean (NaN where the row is too short for its dependence)
+        ("mean_from_arrival_ci_lo_ms", pa.float64()), ("mean_from_arrival_ci_hi_ms", pa.float64()),
+        # open loop: the wait from arrival to start (queueing), mean and longest
+        ("queue_mean_ms", pa.float64()), ("queue_max_ms", pa.float64()),
+        # open loop: frames that arrived in the row (alone: the measured phase; together: from its first
+        # to its last in-window frame) and those of them never served (backlog drop skipped them, or
+        # still waiting when duration_s ended)
+        ("frames", pa.int64()), ("dropped", pa.int64()),
+        # with deadline_ms: the share of frames whose result came later than the deadline after their
+        # arrival, or never (dropped); its interval at the row's confidence on the effective sample
+        # size of the miss series (misses come in bursts); NaN where too short for its dependence
+        ("deadline_miss", pa.float64()), ("deadline_miss_lo", pa.float64()), ("deadline_miss_hi", pa.float64()),
+        # open loop: the harness's scheduling error, start minus scheduled arrival of the frames that
+        # found the model idle: how many, median, 99th percentile (NaN below 368), largest
+        ("sched_error_n", pa.int64()), ("sched_error_p50_ms", pa.float64()), ("sched_error_p99_ms", pa.float64()),
+        # open loop: the largest scheduling error of a frame that found the model idle
+        ("sched_error_max_ms", pa.float64()),
         ("h2d_p50_ms", pa.float64()), ("compute_p50_ms", pa.float64()), ("d2h_p50_ms", pa.float64()),
         ("load_p50_ms", pa.float64()), ("pre_p50_ms", pa.float64()), ("infer_p50_ms", pa.float64()),
         ("post_p50_ms", pa.float64()), ("metrics_p50_ms", pa.float64()), ("n_images", pa.int64()),
@@ -190,6 +226,9 @@ SAMPLES = pa.schema(
         ("h2d_ms", pa.float64()), ("compute_ms", pa.float64()), ("d2h_ms", pa.float64()),
         ("load_ms", pa.float64()), ("pre_ms", pa.float64()), ("infer_ms", pa.float64()), ("post_ms", pa.float64()),
         ("metrics_ms", pa.float64()),
+        # open loop: the frame's scheduled arrival (node monotonic clock), and its wait from then to
+        # t_start_ns (null in a closed loop)
+        ("t_arrival_ns", pa.int64()), ("queue_ms", pa.float64()),
     ]
 )
 

@@ -2,7 +2,7 @@
 
 from ._load import MAX_DEPTH, apply_overrides, load_spec, spec_from_dict, spec_to_yaml
 from ._schema import json_schema
-from ._sweep import SweepPoint, SweepSpec, expand, load_sweep, slug, sweep_from_dict
+from ._sweep import SearchSpec, SweepPoint, SweepSpec, expand, load_sweep, slug, sweep_from_dict
 from ._model import (
     BACKENDS,
     MODES,
@@ -46,6 +46,7 @@ __all__ = [
     "spec_to_yaml",
     "split_arch",
     "SweepPoint",
+    "SearchSpec",
     "SweepSpec",
     "expand",
     "load_sweep",

@@ -47,6 +47,15 @@ class TimingOverride(_Strict):
     sync: Optional[Literal["device", "stream", "none"]] = None
     gap_mode: Optional[Literal["sleep", "spin"]] = None
     prewarm: Optional[Literal["none", "poke", "dummy"]] = None
+    arrivals: Optional[Literal["closed", "periodic", "poisson"]] = None
+    rate_hz: Optional[float] = Field(None, gt=0)
+    jitter_ms: Optional[float] = Field(None, ge=0)
+    backlog: Optional[Literal["queue", "drop"]] = None
+    deadline_ms: Optional[float] = Field(None, gt=0)
+
+
+#: the timing fields of an open loop, a model's own where it sets them (``TimingOverride``)
+OPEN_LOOP_FIELDS = ("arrivals", "rate_hz", "jitter_ms", "backlog", "deadline_ms")
 
 
 class ModelSpec(_Strict):
@@ -172,6 +181,25 @@ class TimingSpec(_Strict):
     keep_warm: bool = Field(True, description="together: keep running untimed inferences while waiting at the "
                             "barrier, until just before the start instant (false: idle there)")
     fill: bool = Field(True, description="together: keep every model running until all reached their count")
+    arrivals: Literal["closed", "periodic", "poisson"] = Field(
+        "closed", description="closed: the next inference starts when the previous one ended (plus gap_s); "
+        "periodic: frames arrive every 1/rate_hz (a camera); poisson: at random, rate_hz on average (requests). "
+        "An open loop (periodic, poisson) times each frame from its arrival too: a slow inference delays the "
+        "frames behind it")
+    rate_hz: Optional[float] = Field(None, gt=0, description="open loop: frames per second (needed by periodic "
+                                     "and poisson; refused with closed)")
+    jitter_ms: Optional[float] = Field(None, ge=0, description="periodic: each arrival moved by a uniform draw "
+                                       "in [-jitter_ms, +jitter_ms] (below half the period)")
+    seed: Optional[StrictInt] = Field(None, ge=0, description="open loop: the seed of the arrival clock (poisson "
+                                      "gaps, periodic jitter); drawn and recorded (runs column seed, spec.yaml) "
+                                      "where not given. Model M in repeat r draws from (seed, M, r)")
+    backlog: Literal["queue", "drop"] = Field(
+        "queue", description="open loop, a frame that arrives while the model is busy: queue (served in turn, "
+        "late) or drop (when the model is free it serves the newest frame arrived; the older ones are skipped "
+        "and counted in dropped)")
+    deadline_ms: Optional[float] = Field(None, gt=0, description="each frame's result is due this long after "
+                                         "its arrival (closed: after its start): runs columns deadline_miss and "
+                                         "its interval")
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
     barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
     fill_timeout_s: float = Field(600.0, gt=0, description="together: longest a model keeps filling for the others")
@@ -191,6 +219,27 @@ class TimingSpec(_Strict):
         if self.iterations is None and self.duration_s is None:
             object.__setattr__(self, "iterations", 100)
         return self
+
+
+def _open_loop_problem(t: TimingSpec) -> Optional[Tuple[Tuple[str, ...], str]]:
+    """(the fields that clash, the one to name first; why) where a resolved timing's arrival
+    fields do not fit together."""
+    open_loop = t.arrivals != "closed"
+    if open_loop and t.gap_s > 0:
+        return ("gap_s", "arrivals"), (f"{t.gap_s:g} s with arrivals {t.arrivals}: a gap is for closed-loop arrivals (with "
+                         "arrivals the rate sets the pace); leave gap_s out")
+    if open_loop and t.rate_hz is None:
+        return ("arrivals", "rate_hz"), f"{t.arrivals} needs timing.rate_hz, the frames per second (above 0)"
+    if not open_loop and t.rate_hz is not None:
+        return ("rate_hz", "arrivals"), "set with arrivals closed (back to back): set timing.arrivals to periodic or poisson"
+    if t.jitter_ms is not None and t.arrivals != "periodic":
+        return ("jitter_ms", "arrivals"), f"only for arrivals periodic (arrivals is {t.arrivals})"
+    if t.jitter_ms is not None and t.jitter_ms * 2 >= 1000.0 / t.rate_hz:
+        return ("jitter_ms", "rate_hz"), (f"{t.jitter_ms:g} ms: must be below half the period ({500.0 / t.rate_hz:g} ms at "
+                             f"{t.rate_hz:g} Hz), so the frames stay in order")
+    if not open_loop and t.backlog != "queue":
+        return ("backlog", "arrivals"), f"{t.backlog} is for arrivals periodic or poisson (a closed loop has no backlog)"
+    return None
 
 
 class InputSpec(_Strict):
@@ -322,6 +371,40 @@ class ExperimentSpec(_Strict):
         if needs and any(self.timing_for(m, v).sync == "none" for m in self.models for v in self.variant_names):
             raise ValueError(f"modes {needs} read every prediction, so they wait for it: sync device or stream")
         return self
+
+    @model_validator(mode="after")
+    def _arrivals(self):
+        """The open-loop fields, as each model (and variant) resolves them: one line
+        naming the field that set the value refused."""
+        for i, m in enumerate(self.models):
+            for v in self.variant_names:
+                problem = _open_loop_problem(self.timing_for(m, v or None))
+                if problem:
+                    fields, msg = problem
+                    if fields == ("rate_hz", "arrivals") and self._level(i, v, "arrivals") > self._level(i, v, "rate_hz"):
+                        continue  # a model (or variant) made closed: the rate it inherits is not its own
+                    raise ValueError(f"{self._where(i, v, fields)}: {msg}")
+        return self
+
+    def _level(self, i: int, variant: str, field: str) -> int:
+        """Where ``field`` is set for model ``i``: 2 its variant, 1 the model, 0 the experiment."""
+        if any(v.name == variant and getattr(v.timing, field, None) is not None for v in self.variants):
+            return 2
+        m = self.models[i]
+        return 1 if m.timing is not None and getattr(m.timing, field, None) is not None else 0
+
+    def _where(self, i: int, variant: str, fields: Tuple[str, ...]) -> str:
+        """The most specific place (a variant's, the model's, the experiment's timing) that
+        sets one of ``fields`` (the first where two are as specific) for model ``i``."""
+        for j, v in enumerate(self.variants):
+            for f in fields:
+                if v.name == variant and getattr(v.timing, f, None) is not None:
+                    return f"variants[{j}].timing.{f}"
+        m = self.models[i]
+        for f in fields:
+            if m.timing is not None and getattr(m.timing, f, None) is not None:
+                return f"models[{i}].timing.{f}"
+        return f"timing.{fields[0]}"
 
     @model_validator(mode="after")
     def _unique(self):

@@ -86,6 +86,49 @@ def _mapping(v: Any) -> Any:
     return v
 
 
+#: ``search.until``: ``<runs column> <op> <number or runs column>``
+_UNTIL = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(<=|<|>=|>)\s*([a-z][a-z0-9_]*|[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+class SearchSpec(BaseModel):
+    """The highest rate that meets a criterion, by bisection: each model alone, then all
+    models together at the ratio of their own ``timing.rate_hz``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: Literal["timing.rate_hz"] = Field("timing.rate_hz", description="the field searched: timing.rate_hz "
+                                             "(frames per second of an open loop)")
+    until: str = Field("p99_from_arrival_ms <= deadline_ms", description="what a rate must meet, in every row "
+                       "(each model, each repeat) of its probe: a runs column, <=, <, >= or >, and a number or "
+                       "another runs column (e.g. deadline_miss <= 0.01 under backlog: drop)")
+    low: float = Field(gt=0, description="the lowest rate tried, Hz")
+    high: float = Field(gt=0, description="the highest rate tried, Hz")
+    resolution: float = Field(gt=0, description="stop when the bracket [meets, fails] is this narrow, Hz")
+    repeats: StrictInt = Field(2, ge=1, description="repeats of every probe (its experiment's repeats); a rate "
+                               "meets only if all of them do")
+    together: bool = Field(True, description="also search the models together, their rates in the ratio of their "
+                           "timing.rate_hz (the largest one is the rate searched)")
+
+    @field_validator("until")
+    @classmethod
+    def _until(cls, v):
+        if not _UNTIL.match(v):
+            raise ValueError(f"{v!r}: expected COLUMN OP VALUE, e.g. 'p99_from_arrival_ms <= deadline_ms' "
+                             "(OP: <=, <, >=, >; VALUE: a number or a runs column)")
+        return v
+
+    @model_validator(mode="after")
+    def _bracket(self):
+        if self.high <= self.low:
+            raise ValueError(f"high {self.high:g} must be above low {self.low:g}")
+        return self
+
+    def criterion(self):
+        """(column, operator, number or column) of ``until``."""
+        col, op, rhs = _UNTIL.match(self.until).groups()
+        return col, op, (rhs if rhs[0].isalpha() else float(rhs))
+
+
 class SweepSpec(BaseModel):
     """A sweep: one experiment spec (base, or base_file) and axes of values; each point of
     their product is one experiment, run one per GPU across the nodes."""
@@ -115,6 +158,10 @@ class SweepSpec(BaseModel):
     repeats: Optional[StrictInt] = Field(None, ge=1, description="sets every point's `repeats`")
     retries: StrictInt = Field(1, ge=0, description="a failed point is run again on another node this many times")
     output: Optional[str] = Field(None, description="results root (default: the base's `output`)")
+    search: Optional[SearchSpec] = Field(None, description="instead of axes: the highest timing.rate_hz meeting "
+                                         "`until`, per model alone and for the models together, by bisection "
+                                         "(keys: field, until, low, high, resolution, repeats, together); run "
+                                         "here, one probe after another")
 
     _source: str = PrivateAttr("sweep")
 
@@ -147,6 +194,8 @@ class SweepSpec(BaseModel):
     def _one_base(self):
         if (self.base is None) == (self.base_file is None):
             raise ValueError("give exactly one of base (an experiment spec) or base_file (its path)")
+        if self.search is not None and (self.axes or self.include or self.exclude):
+            raise ValueError("search: a search finds its own rates; give search or axes / include / exclude, not both")
         return self
 
     @property

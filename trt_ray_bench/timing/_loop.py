@@ -20,6 +20,7 @@ try:  # Protocol is 3.8+
 except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore
 
+from ._arrivals import ARRIVALS, BACKLOGS, ArrivalClock
 from ._events import EVENT_RING, EVENT_RING_MAX
 
 SYNC_MODES = ("device", "stream", "none")
@@ -147,6 +148,19 @@ class LoopPlan:
     #: model whose one iteration takes more than half of it could not stop keeping warm in
     #: time (it would start late by up to an inference), so it waits idle instead
     start_lead_s: float = 0.05
+    #: open loop: frames arrive on a clock (``periodic``, ``poisson``) at ``rate_hz``, each
+    #: served when it has arrived and the model is free; ``closed``: the next inference
+    #: starts when the previous one ended (plus ``gap_s``)
+    arrivals: str = "closed"
+    rate_hz: Optional[float] = None
+    #: periodic: each arrival moved by a draw of U(-jitter_ms, +jitter_ms)
+    jitter_ms: float = 0.0
+    #: the arrival clock's seed (``random.Random``: an integer or a string)
+    seed: Optional[object] = None
+    #: a frame that arrives while the model is busy: ``queue`` (served in turn, late) or
+    #: ``drop`` (when the model is free it serves the newest frame arrived; the older
+    #: waiting ones are skipped, counted, and get no sample)
+    backlog: str = "queue"
 
     def __post_init__(self):
         if (self.iterations is None) == (self.duration_s is None):
@@ -157,6 +171,14 @@ class LoopPlan:
             raise ValueError(f"gap_mode must be one of {GAP_MODES}")
         if self.prewarm not in PREWARMS:
             raise ValueError(f"prewarm must be one of {PREWARMS}")
+        if self.arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals must be one of {ARRIVALS}")
+        if self.backlog not in BACKLOGS:
+            raise ValueError(f"backlog must be one of {BACKLOGS}")
+        if self.arrivals != "closed" and not (self.rate_hz or 0) > 0:
+            raise ValueError("an open loop (arrivals periodic or poisson) needs rate_hz above 0")
+        if self.arrivals != "closed" and self.gap_s:
+            raise ValueError("gap_s is for closed-loop arrivals only")
 
 
 def _ns() -> array:
@@ -197,6 +219,16 @@ class Samples:
     gpu_capacity: Optional[int] = None
     #: measured inferences past that capacity: no GPU time (NaN in ``gpu_ms``)
     gpu_missing: int = 0
+    #: open loop: per inference, its frame's scheduled arrival, the frame's index on the
+    #: arrival clock (frames skipped under ``backlog: drop`` leave gaps) and whether the
+    #: model was idle when the frame arrived (its previous inference had ended)
+    t_arrival_ns: Sequence[int] = field(default_factory=_ns)
+    frame: Sequence[int] = field(default_factory=_ns)
+    idle: List[bool] = field(default_factory=list)
+    #: open loop: the first measured frame's index, and the index after the last frame of
+    #: the measured phase (served or not): ``frame_end - frame_from`` frames arrived in it
+    frame_from: int = 0
+    frame_end: int = 0
     #: index of the first measured inference, set when measuring begins (-1 before): with
     #: ``len(t_start_ns)`` what another thread reads to tell how far the loop is
     #: (``ModelActor.progress``), never anything the loop waits for
@@ -305,7 +337,8 @@ def run_loop(
     none = how == "none"
     # sync: none at gap 0: unsynchronised inferences back to back, whose GPU times are read
     # only after the phase's final synchronisation (a read waits for the device)
-    back_to_back = none and not gap_ns and timer
+    open_loop = plan.arrivals != "closed"
+    back_to_back = none and not gap_ns and timer and not open_loop
     per = 2 if prewarm == "dummy" else 1  # infer calls (ring slots) an iteration takes
     size = EVENT_RING
     if back_to_back:
@@ -386,14 +419,60 @@ def run_loop(
         calls.append(True)
         return t0, t2
 
+    # Open loop: frames arrive on ``arrivals``' clock; ``frame`` holds the index of the
+    # frame to serve next, its arrival and (drop) the next one's where already drawn.
+    spin_ns = int(plan.spin_s * 1e9)
+    arrivals = ArrivalClock(plan.arrivals, plan.rate_hz, plan.jitter_ms, plan.seed) if open_loop else None
+    drop = plan.backlog == "drop"
+    arr, frames, idles = out.t_arrival_ns, out.frame, out.idle
+    # [the frame to serve next, its arrival, the next one's where drawn (drop), when the
+    # model's previous inference ended (0: none yet)]
+    frame = [0, arrivals.start(clock()) if open_loop else 0, None, 0]
+    has_prewarm = prewarm != "none"
+
+    def serve(index: int, warm: bool, last: Optional[int] = None, end: Optional[int] = None) -> Tuple[int, int]:
+        """Open loop, the model free: serve the frame due, waiting (sleep, then spin) for
+        its arrival where it has not arrived. ``queue``: the oldest frame not served;
+        ``drop``: the newest arrived (not past frame ``last`` or arrival ``end``), the
+        older ones skipped. Everything but t0..t2 (as ``timed``) is outside the timed span."""
+        if len(calls) >= flush_at:
+            read_times()
+        k, a, nxt, free = frame
+        if drop:
+            now = clock()
+            while True:
+                if nxt is None:
+                    nxt = arrivals.next()
+                if nxt > now or (last is not None and k >= last) or (end is not None and nxt >= end):
+                    break
+                k, a, nxt = k + 1, nxt, None
+        if a > free and a > clock():  # (arrived before the previous inference ended: no clock read)
+            wait_until(a, spin_ns)
+        if has_prewarm:
+            if prewarm == "poke":
+                poke()
+            else:
+                infer(index)
+                sync(how)
+                calls.append(False)
+        t0, t2 = timed(index, warm)
+        arr.append(a)
+        frames.append(k)
+        idles.append(free <= a)
+        frame[0], frame[1], frame[2], frame[3] = k + 1, (nxt if nxt is not None else arrivals.next()), None, t2
+        return t0, t2
+
     # Warm-up: by count, then by time, with the same gap and prewarm as the measurement
     # so the device reaches the state the measured iterations will see.
     i = 0
     prev = 0
     warm_deadline = clock() + int(plan.warmup_s * 1e9)
-    while i < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
-        before(prev, i % n_inputs)
-        _, prev = timed(i % n_inputs, True)
+    while (frame[0] if open_loop else i) < plan.warmup or (plan.warmup_s > 0 and clock() < warm_deadline):
+        if open_loop:  # the warm-up follows the arrivals too: it warms the queue, a count of frames
+            _, prev = serve(i % n_inputs, True)
+        else:
+            before(prev, i % n_inputs)
+            _, prev = timed(i % n_inputs, True)
         i += 1
 
     one_ns = ends[-1] - starts[-1] + gap_ns if ends else 0  # one iteration, as the warm-up's last took
@@ -420,7 +499,6 @@ def run_loop(
                 drain()
                 read_times()
 
-    spin_ns = int(plan.spin_s * 1e9)
     if release is not None and plan.keep_warm and 2 * one_ns <= plan.start_lead_s * 1e9:
         box: dict = {}
 
@@ -439,16 +517,25 @@ def run_loop(
             if "exc" in box:
                 raise box["exc"]
             # released: go on while one more iteration ends before the instant (less the spin)
-            if "t" in box and clock() + 2 * last + gap_ns + spin_ns >= box["t"]:
+            # (open loop: one more frame, from its arrival; ``last`` its service time)
+            if "t" in box and max(clock(), frame[1] if open_loop else 0) + 2 * last + gap_ns + spin_ns >= box["t"]:
                 break
-            before(prev, i % n_inputs)
-            t0, t2 = timed(i % n_inputs, True)
+            if open_loop and "t" not in box and frame[1] - clock() > spin_ns:
+                # the next warm-up frame is not due yet: wait for it, or for the release
+                # (whichever comes first), so that a slow clock does not carry past the instant
+                waiter.join(min(0.01, (frame[1] - clock() - spin_ns) / 1e9))
+                continue
+            if open_loop:
+                t0, t2 = serve(i % n_inputs, True)
+            else:
+                before(prev, i % n_inputs)
+                t0, t2 = timed(i % n_inputs, True)
             end = t2
             if none:  # not ahead of the device: it must have nothing queued at the instant
                 sync(DRAIN)
                 end = clock()
             i += 1
-            last = end - done if done else end - t0
+            last = end - done if done and not open_loop else end - t0
             done, prev = end, t2
         waiter.join()
         out.barrier_warmup_n = i - n0
@@ -486,6 +573,14 @@ def run_loop(
         lo = window_start()
         return lo is not None and len(starts) - bisect_left(starts, lo, first) >= target
 
+    if open_loop:
+        _open_measured(serve, frame, arrivals, out, release is not None, deadline, hard_stop, target, stop,
+                       on_target, on_begin, window_start, n_inputs, i, first, clock)
+        if none:
+            a, b = drain()
+            out.t_sync_end_ns, out.sync_wait_ns = b, b - a
+        return _finish(out, read_times, state, gpu_all, stages_all, starts, back_to_back, first)
+
     n = 0
     reached = False
     while True:
@@ -513,7 +608,71 @@ def run_loop(
         out.n_target = n
         if on_target is not None:
             on_target()
+    return _finish(out, read_times, state, gpu_all, stages_all, starts, back_to_back, first)
 
+
+def _open_measured(serve, frame: list, arrivals: ArrivalClock, out: Samples, together: bool,
+                   deadline: Optional[int], hard_stop: Optional[int], target: Optional[int],
+                   stop: Optional[threading.Event], on_target, on_begin, window_start, n_inputs: int, i: int,
+                   first: int, clock) -> None:
+    """The measured stretch of an open loop (``run_loop``'s ``serve`` per inference).
+
+    Together, every model's arrival clock restarts at the common start instant, so their
+    frames arrive from one instant on; alone, the clock runs on from the warm-up (its queue
+    carries over). ``iterations`` counts frames (served or dropped); ``duration_s`` bounds
+    time: the frames that arrive within it, the phase ending at its end; frames still
+    waiting then are not served (counted with the dropped ones). With a fill, the count
+    is of frames that arrived at or after the window's start."""
+    starts = out.t_start_ns
+    if together:
+        frame[1], frame[2] = arrivals.start(out.instant_ns), None
+        if deadline is not None:
+            deadline += out.instant_ns - out.released_ns
+    k0 = frame[0]
+    out.frame_from = k0
+    arr, frames = out.t_arrival_ns, out.frame
+    by_window = stop is not None and window_start is not None
+    last = k0 + target - 1 if target is not None and stop is None else None
+
+    def enough() -> bool:
+        if not by_window:
+            return True
+        lo = window_start()
+        if lo is None:
+            return False
+        j = bisect_left(arr, lo, first)
+        return j < len(arr) and frame[0] - frames[j] >= target
+
+    reached = False
+    begun = on_begin is None
+    while True:
+        if deadline is not None and (frame[1] >= deadline or clock() >= deadline):
+            break
+        if target is not None and frame[0] - k0 >= target:
+            if not reached and enough():
+                reached = True
+                out.n_target = len(starts) - first
+                if on_target is not None:
+                    on_target()
+            if stop is None or stop.is_set() or (hard_stop is not None and clock() >= hard_stop):
+                break
+        serve(i % n_inputs, False, last, deadline)
+        i += 1
+        if not begun:
+            begun = True
+            on_begin(starts[first])
+    if deadline is not None:  # frames that arrived within the duration and were still waiting
+        while frame[1] < deadline:
+            frame[0], frame[1], frame[2] = frame[0] + 1, frame[2] if frame[2] is not None else arrivals.next(), None
+    out.frame_end = frame[0]
+    if not reached:
+        out.n_target = len(starts) - first
+        if on_target is not None:
+            on_target()
+
+
+def _finish(out: Samples, read_times, state, gpu_all, stages_all, starts, back_to_back: bool, first: int) -> Samples:
+    """After the last measured inference: the GPU and stage times read, checked, kept."""
     read_times()
     if state["gpu"]:
         if len(gpu_all) != len(starts):

@@ -1,0 +1,108 @@
+"""The rate search: its bisection against a known threshold, its refusals, and a whole
+search on the CPU with real ONNX Runtime models on a real local Ray."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from trt_ray_bench.cluster.search import bisect_rate, check_search, row_meets
+from trt_ray_bench.errors import UserError
+from trt_ray_bench.spec import sweep_from_dict
+
+
+def test_bisection_finds_the_threshold_to_the_resolution():
+    calls = []
+
+    def meets(rate):
+        calls.append(rate)
+        return rate <= 137.0
+
+    best, note = bisect_rate(meets, 10, 1000, 5)
+    assert note == "" and 137 - 5 <= best <= 137 and meets(best)
+    assert len(calls) <= 2 + math.ceil(math.log2(990 / 5)) + 1
+    assert bisect_rate(lambda r: False, 10, 1000, 5) == (pytest.approx(float("nan"), nan_ok=True), "below 10")
+    assert bisect_rate(lambda r: True, 10, 1000, 5) == (1000, "at least 1000")
+
+
+def test_a_row_meets_only_with_a_value():
+    crit = ("p99_from_arrival_ms", "<=", "deadline_ms")
+    ok = pd.Series({"status": "ok", "p99_from_arrival_ms": 20.0, "deadline_ms": 33.0})
+    assert row_meets(ok, crit)
+    assert not row_meets(ok.replace({20.0: 40.0}), crit)
+    assert not row_meets(pd.Series({"status": "ok", "p99_from_arrival_ms": float("nan"), "deadline_ms": 33.0}), crit)
+    assert not row_meets(pd.Series({"status": "failed", "p99_from_arrival_ms": 1.0, "deadline_ms": 33.0}), crit)
+    assert row_meets(pd.Series({"status": "ok", "deadline_miss": 0.0}), ("deadline_miss", "<=", 0.01))
+
+
+def _sweep(search, timing=None, models=None):
+    base = {"name": "s", "timing": timing or {"arrivals": "periodic", "rate_hz": 30, "deadline_ms": 33,
+                                              "iterations": 400},
+            "models": models or [{"arch": "yolov8n", "task": "classify", "imgsz": 64}]}
+    return sweep_from_dict({"base": base, "search": search}, "search.yaml")
+
+
+@pytest.mark.parametrize("search, timing, where, says", [
+    ({"low": 10, "high": 5, "resolution": 1}, None, "search.yaml: search", "must be above low"),
+    ({"low": 10, "high": 50, "resolution": 1, "until": "p99 <= 3"}, None, "search.until", "not a runs column"),
+    ({"low": 10, "high": 50, "resolution": 1, "until": "p99_from_arrival_ms ~ 3"}, None, "search.until",
+     "COLUMN OP VALUE"),
+    ({"low": 10, "high": 50, "resolution": 1}, {"iterations": 100}, "search.field", "runs closed"),
+    ({"low": 10, "high": 50, "resolution": 1}, {"arrivals": "poisson", "rate_hz": 5, "iterations": 100},
+     "search.until", "deadline_ms"),
+    ({"low": 10, "high": 50, "resolution": 1}, {"arrivals": "poisson", "rate_hz": 5, "iterations": 100,
+                                                 "deadline_ms": 10}, "search.until", "at least 368"),
+    ({"low": 10, "high": 50, "resolution": 0}, None, "search.resolution", "greater than 0"),
+])
+def test_what_a_search_cannot_do_is_one_line(search, timing, where, says):
+    with pytest.raises(UserError) as e:
+        check_search(_sweep(search, timing))
+    assert where in str(e.value) and says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_search_with_axes_is_refused():
+    with pytest.raises(UserError, match="search or axes"):
+        sweep_from_dict({"base": {"name": "s", "models": [{"arch": "yolov8n", "task": "classify"}]},
+                         "axes": {"timing.warmup": [1, 2]}, "search": {"low": 1, "high": 2, "resolution": 1}})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_search_on_the_cpu_finds_rates_alone_and_together(tmp_path, cls_onnx, det_onnx, trb):
+    """Two real models on ONNX Runtime: the highest rate whose median from arrival stays within
+    its deadline (5 ms, the detector 40). Below its service rate a model keeps up (from arrival
+    = service); well above it the queue grows by (service - period) a frame and the median
+    passes the deadline: the answer lies near 1/service, and together no higher than alone."""
+    import yaml
+
+    spec = {
+        "name": "s",
+        "base": {"name": "s", "output": str(tmp_path / "out"),
+                 "timing": {"warmup": 3, "iterations": 60, "arrivals": "periodic", "rate_hz": 40, "deadline_ms": 5},
+                 "models": [{"path": str(cls_onnx), "name": "cls", "options": {"threads": 1}},
+                            {"path": str(det_onnx), "name": "det", "options": {"threads": 1},
+                             "timing": {"rate_hz": 20, "deadline_ms": 40}}],
+                 "telemetry": {"interval_s": 0.1}},
+        "search": {"until": "p50_from_arrival_ms <= deadline_ms", "low": 20, "high": 4000, "resolution": 400,
+                   "repeats": 1},
+    }
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = trb("sweep", path)
+    assert code == 0, err
+    assert "| model | alone_max_rate_hz | together_max_rate_hz |" in out
+    t = pd.read_parquet(tmp_path / "out" / "s" / "search.parquet").set_index("model")
+    assert list(t.index) == ["cls", "det"]
+    from trt_ray_bench import results
+
+    runs = results.load(tmp_path / "out" / "s", samples=False, telemetry=False).runs
+    for m in ("cls", "det"):
+        a = t.loc[m, "alone_max_rate_hz"]
+        assert 20 <= a < 4000
+        service = runs[(runs.model == m) & (runs.phase == "alone")].p50_ms.median()
+        # keeps up below 1/service; a queue of 60 frames passes its deadline a little above it
+        assert 0.5 * 1000 / service - 400 <= a <= 3 * 1000 / service + 400, (m, a, service)
+    # together, at the spec's ratio (cls twice det's rate), no faster than alone
+    assert t.loc["cls", "together_max_rate_hz"] == pytest.approx(2 * t.loc["det", "together_max_rate_hz"])
+    assert t.loc["cls", "together_max_rate_hz"] <= t.loc["cls", "alone_max_rate_hz"] + 400
+    assert (tmp_path / "out" / "s" / "search.csv").is_file() and (tmp_path / "out" / "s" / "search-log.jsonl").is_file()
