@@ -53,6 +53,11 @@ def _sweep(search, timing=None, models=None):
     ({"low": 10, "high": 50, "resolution": 1}, {"arrivals": "poisson", "rate_hz": 5, "iterations": 100,
                                                  "deadline_ms": 10}, "search.until", "at least 368"),
     ({"low": 10, "high": 50, "resolution": 0}, None, "search.resolution", "greater than 0"),
+    # a probe that would not be a valid run (2 ms of jitter is half the period at 250 Hz),
+    # refused before the first probe runs, not when the bisection reaches it
+    ({"low": 10, "high": 400, "resolution": 10}, {"arrivals": "periodic", "rate_hz": 30, "jitter_ms": 2,
+                                                   "deadline_ms": 33, "iterations": 400},
+     "search.yaml: search.high", "yolov8n-cls at 400 Hz is not a valid run: models[0].timing.rate_hz: jitter_ms 2 ms"),
 ])
 def test_what_a_search_cannot_do_is_one_line(search, timing, where, says):
     with pytest.raises(UserError) as e:

@@ -92,6 +92,16 @@ def check_search(sweep: SweepSpec) -> ExperimentSpec:
         if q and t.iterations is not None and t.iterations < percentile_min_n(q, base.confidence):
             raise UserError(f"{where}.until", f"{col} needs at least {percentile_min_n(q, base.confidence)} frames "
                             f"a row; models[{i}] ({m.name}) runs {t.iterations}: raise timing.iterations")
+    # every probe must be a valid experiment: each model alone at the highest and lowest
+    # rate (a together probe runs every model at or below the rate searched)
+    for rate, bound in ((s.high, "high"), (s.low, "low")):
+        for m in base.models:
+            probe = _probe_dict(sweep.base, base, [m.name], {m.name: rate}, s.repeats, sweep.name)
+            try:
+                spec_from_dict(probe, "probe")
+            except UserError as e:
+                why = str(e)[len("probe: "):] if str(e).startswith("probe: ") else str(e)
+                raise UserError(f"{where}.{bound}", f"{m.name} at {rate:g} Hz is not a valid run: {why}") from None
     return base
 
 

@@ -235,7 +235,7 @@ def _open_loop_problem(t: TimingSpec) -> Optional[Tuple[Tuple[str, ...], str]]:
     if t.jitter_ms is not None and t.arrivals != "periodic":
         return ("jitter_ms", "arrivals"), f"only for arrivals periodic (arrivals is {t.arrivals})"
     if t.jitter_ms is not None and t.jitter_ms * 2 >= 1000.0 / t.rate_hz:
-        return ("jitter_ms", "rate_hz"), (f"{t.jitter_ms:g} ms: must be below half the period ({500.0 / t.rate_hz:g} ms at "
+        return ("jitter_ms", "rate_hz"), (f"jitter_ms {t.jitter_ms:g} ms: must be below half the period ({500.0 / t.rate_hz:g} ms at "
                              f"{t.rate_hz:g} Hz), so the frames stay in order")
     if not open_loop and t.backlog != "queue":
         return ("backlog", "arrivals"), f"{t.backlog} is for arrivals periodic or poisson (a closed loop has no backlog)"
