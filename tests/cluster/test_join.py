@@ -240,7 +240,9 @@ def test_a_real_head_of_another_generation_is_refused(tmp_path):
     head = Head([OTHER, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                  "--disable-usage-stats", "--block"], _env(tmp_path / "home"), port, tmp_path / "head.log")
     try:
-        p = _trb(["node", "start", "--address", head.address, "--dry-run"], _env(tmp_path / "home"), tmp_path)
+        # not --dry-run (a dry run contacts nothing): the head is asked its version before
+        # anything starts on this node, and the refusal leaves nothing started
+        p = _trb(["node", "start", "--address", head.address], _env(tmp_path / "home"), tmp_path)
         _refused(p, f"--address: {head.address}: the head runs Ray ", f"this node has Ray {ray.__version__}",
                  "each JetPack generation needs its own cluster")
     finally:
