@@ -15,7 +15,7 @@ two failures added), so a rate of 0 still gets one).
    cell: the share of series given an interval (the rest get none, "—", by design: too
    short for their own dependence), the coverage of the 95 % intervals of the median and
    of the mean among those, and, for comparison, the coverage of the i.i.d. binomial
-   median interval (``median_interval``, the old behaviour). Target 93-97 %.
+   median interval (``median_interval``, which assumes independence). Target 93-97 %.
 2. False positives of the between-condition verdict: two models with the same truth, each
    measured by k process-isolated runs; a run's level is off by a lognormal factor of sd
    ``spread`` (the noise between processes), its n = 300 inferences an AR(1) rho 0.5

@@ -9,7 +9,7 @@ same round and the median of those ratios is reported. Targets: GPU-time p50 wit
     python benchmarks/trt_fidelity.py [--model yolov8n-cls:224 --model yolov8n:640] [--rounds 5]
                                       [--cuda cuda-python|pycuda]
 Needs a GPU, TensorRT and a CUDA binding: ``--cuda`` picks the framework's facade
-(``TRB_CUDA``), and the bare loop is written in that same binding. On the lent H200 add
+(``TRB_CUDA``), and the bare loop is written in that same binding. On a machine whose TensorRT lacks cuBLAS / cuDNN add
 --tactics none --opt-level 0.
 """
 

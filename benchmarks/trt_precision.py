@@ -20,7 +20,7 @@ weights (the cached exports) the raw output is dominated by the box grid, which 
 depend on the input. Give a trained model with --onnx for figures that mean accuracy.
 
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
-evaluation images to 8 others (another seed). On the lent H200: --tactics none --opt-level 0.
+evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none (and --opt-level 0 from 8.6 to build faster).
 """
 
 from __future__ import annotations
