@@ -378,6 +378,17 @@ def _delta_cols(v: Optional[Verdict], name: str) -> dict:
             "detectable_pct": (v.detectable - 1) * 100 if _finite(v.detectable) else np.nan, "why": v.why}
 
 
+def _vs_baseline(ok: pd.DataFrame, g: pd.DataFrame, b, i, missing: str) -> dict:
+    """The ``vs_baseline_p50`` columns of group ``i`` of ``g`` tested against its baseline
+    group ``b``: untested for the baseline itself, or where there is none (``missing``
+    says why)."""
+    if b is None or b == i:
+        d = _delta_cols(None, "vs_baseline_p50")
+        d.update(why="the baseline" if b == i else missing)
+        return d
+    return _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
+
+
 def _ordered_models(runs: pd.DataFrame) -> list:
     return list(dict.fromkeys(runs["model"]))
 
@@ -584,13 +595,7 @@ def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str
         for c in ("p50_lo_ms", "p50_hi_ms"):
             if c in g.columns:
                 r[c] = g.at[i, c]
-        b = base_idx.get(key[i])
-        if b is None or b == i:
-            d = _delta_cols(None, "vs_baseline_p50")
-            d.update(why="the baseline" if b == i else f"no row with {by}={baseline}")
-        else:
-            d = _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
-        r.update(d)
+        r.update(_vs_baseline(ok, g, base_idx.get(key[i]), i, f"no row with {by}={baseline}"))
         out_rows.append(r)
     out = pd.DataFrame(out_rows)
     order_cols = [c for c in cols if c not in ("p50_ms",)]
@@ -708,12 +713,10 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
             if c in g.columns:
                 r[c] = g.at[i, c]
         b = base_idx.get(key[i])
+        d = _vs_baseline(ok, g, b, i, f"no {baseline} row of this network")
         if b is None or b == i:
-            d = _delta_cols(None, "vs_baseline_p50")
-            d.update(why="the baseline" if b == i else f"no {baseline} row of this network")
             r["speedup"] = 1.0 if b == i else np.nan
         else:
-            d = _delta_cols(_test(_group_rows(ok, g, b), _group_rows(ok, g, i)), "vs_baseline_p50")
             bp, p = g.at[b, "p50_ms"], g.at[i, "p50_ms"]
             r["speedup"] = float(bp / p) if _finite(bp, p) and p > 0 else np.nan
         r.update(d)

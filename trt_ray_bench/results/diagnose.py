@@ -237,15 +237,23 @@ def series_diagnostics(x: np.ndarray, warmup_n: Optional[float] = None) -> List[
         found += _drift(float(np.median(x[:h])), float(np.median(x[h:])))
     if len(x) >= T["warmup_min_n"]:
         k = max(1, int(round(T["warmup_head"] * len(x))))
-        m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
-        rest, q75 = (float(v) for v in np.percentile(x[k:], (50, 75)))
-        if rest > 0 and m1 > (1 + T["warmup_trend"]) * rest and m1 > q75 and m1 > m2:
-            found.append({"code": "warmup_short", "message":
-                          f"latency was still falling when measuring began: the first "
-                          f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median {fmt_ms(m1)} ms) "
-                          f"were {(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms); "
-                          f"lengthen the warm-up{_warmup_was(warmup_n)}"})
+        found += _warmup_short(x, k, f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median", "",
+                               warmup_n)
     return found
+
+
+def _warmup_short(x: np.ndarray, k: int, head: str, how: str, warmup_n) -> List[dict]:
+    """``warmup_short`` where the first ``k`` values of ``x`` (``head`` names them) are
+    slower than the rest by more than the threshold, than its upper quartile and than the
+    next ``k``: latency still falling when measuring began; ``how``: what the values are."""
+    m1, m2 = float(np.median(x[:k])), float(np.median(x[k:2 * k]))
+    rest, q75 = (float(v) for v in np.percentile(x[k:], (50, 75)))
+    if not (rest > 0 and m1 > (1 + THRESHOLDS["warmup_trend"]) * rest and m1 > q75 and m1 > m2):
+        return []
+    return [{"code": "warmup_short", "message":
+             f"latency was still falling when measuring began: the first {head} {fmt_ms(m1)} ms) were "
+             f"{(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms{how}); lengthen the "
+             f"warm-up{_warmup_was(warmup_n)}"}]
 
 
 def _drift(a: float, b: float, how: str = "") -> List[dict]:
@@ -280,15 +288,8 @@ def bins_diagnostics(n: np.ndarray, p50: np.ndarray, warmup_n: Optional[float] =
     if len(n) >= T["warmup_min_bins"] and total >= T["warmup_min_n"]:
         k = max(1, int(np.searchsorted(done, T["warmup_head"] * total)) + 1)
         if 2 * k < len(n):
-            m1, m2 = float(np.median(p50[:k])), float(np.median(p50[k:2 * k]))
-            rest, q75 = (float(v) for v in np.percentile(p50[k:], (50, 75)))
-            if rest > 0 and m1 > (1 + T["warmup_trend"]) * rest and m1 > q75 and m1 > m2:
-                found.append({"code": "warmup_short", "message":
-                              f"latency was still falling when measuring began: the first {k} s of the measured "
-                              f"inferences (median of per-second medians {fmt_ms(m1)} ms) were "
-                              f"{(m1 / rest - 1) * 100:.0f} % slower than the rest ({fmt_ms(rest)} ms; from "
-                              f"per-second medians: the samples were not kept); lengthen the "
-                              f"warm-up{_warmup_was(warmup_n)}"})
+            found += _warmup_short(p50, k, f"{k} s of the measured inferences (median of per-second medians",
+                                   "; from per-second medians: the samples were not kept", warmup_n)
     return found
 
 
