@@ -288,5 +288,46 @@ for k in ("true", "false"):
 PYEOF
 }
 
+# ------------------------------------------------------------------ JetPack 5's stack, energy, cameras
+gputests85() {
+  # the GPU suite alone (TensorRT, energy, DLA refusal, cooldown), each test timed
+  step "tests/gpu"
+  "$PY" -m pytest -q -p no:cacheprovider tests/gpu --durations=15 -rs 2>&1 | tee "$OUT/pytest-gpu.log"
+}
+energy() {
+  # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown
+  # to 60 °C before each phase, then without either; each row's energy (NVML's counter) against
+  # the integral of NVML's power readings over the same window.
+  step "energy per inference, five tasks alone and together, with and without an idle baseline"
+  local spec=examples/02_alone_together_gpu/alone_together_gpu.yaml
+  rm -rf "$R/gpu_energy_idle" "$R/gpu_energy"
+  trb run "$spec" "${FAST[@]}" --set name=gpu_energy_idle --set timing.iterations=null --set timing.duration_s=5 \
+      --set telemetry.idle_s=3 --set 'timing.cooldown={temp_c: 60, timeout_s: 60}' 2>&1 | tee "$OUT/energy.log"
+  trb run "$spec" "${FAST[@]}" --set name=gpu_energy --set timing.iterations=null --set timing.duration_s=5 \
+      2>&1 | tee -a "$OUT/energy.log"
+  { for t in gpu_energy_idle gpu_energy; do
+      echo "## $t"; "$PY" benchmarks/energy_check.py "$R/$t"
+      "$PY" -c "import sys; from trt_ray_bench import results; r = results.load(sys.argv[1], samples=False); print(r.runs[['model', 'phase', 'cooldown_s', 'cooldown_temp_c', 'oc_events']].to_string(index=False))" "$R/$t"
+      trb compare "$R/$t"
+    done; } 2>&1 | tee "$OUT/energy.md"
+}
+precisionrun() {
+  # examples/07_precision (FP32, FP16 by flag and converted, INT8 by calibrator and Q/DQ), then
+  # the comparison grouped by network
+  step "precision example, then trb compare --by precision"
+  rm -rf "$R/precision"
+  trb run examples/07_precision/precision.yaml "${FAST[@]}" --set timing.iterations=${PREC_ITERS:-300} \
+      --set telemetry.interval_s=0.02 2>&1 | tee "$OUT/precisionrun.log"
+  { trb compare "$R/precision" --by precision; trb compare "$R/precision" --baseline fp32; } 2>&1 | tee "$OUT/precision-by.md"
+}
+keepup() {
+  # five cameras at 30 / 60 / 120 FPS alone and together (KEEPUP_ARGS="--rates '' " for the search only)
+  step "keep up: five tasks at 30, 60, 120 FPS alone and together${KEEPUP_ARGS:+ ($KEEPUP_ARGS)}"
+  local opts=(--option tactics=none); [ ${#OPTL[@]} -gt 0 ] && opts+=(--option opt_level=0)
+  # shellcheck disable=SC2086
+  "$PY" benchmarks/keep_up_gpu.py "${opts[@]}" --output "$R/keep_up" ${KEEPUP_ARGS:---no-search} 2>&1 | tee -a "$OUT/keepup.md"
+}
+keepsearch() { KEEPUP_ARGS="--rates=" keepup; }
+
 stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls pipeline seed002 skew tables)
 for s in "${stages[@]}"; do "$s"; done
