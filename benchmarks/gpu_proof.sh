@@ -320,6 +320,24 @@ precisionrun() {
       --set telemetry.interval_s=0.02 2>&1 | tee "$OUT/precisionrun.log"
   { trb compare "$R/precision" --by precision; trb compare "$R/precision" --baseline fp32; } 2>&1 | tee "$OUT/precision-by.md"
 }
+prebuild() {
+  # Every engine the keep-up, energy and precision stages use, built at once (one process
+  # each, same cache and options as the runs: trb engine build is a run's path), then waited for
+  step "engines built in parallel"
+  local m=/tmp/trbcache/models f log="$OUT/prebuild.log" o=(--tactics none "${OPTL[@]}")
+  for f in "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
+           "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx; do
+    trb engine build "$f" --precision fp16 "${o[@]}" >> "$log" 2>&1 &
+  done
+  f=$(ls "$m"/yolov8n-640x640-b1-*.onnx | head -1)
+  trb engine build "$f" --precision fp32 "${o[@]}" >> "$log" 2>&1 &
+  trb engine build "$f" --precision fp16 --typing weak --convert false "${o[@]}" >> "$log" 2>&1 &
+  trb engine build "$f" --precision fp16 --convert true "${o[@]}" >> "$log" 2>&1 &
+  trb engine build "$f" --precision int8 --typing weak --convert false --calib-images examples/07_precision/calib \
+      --calib-cache yolov8n-640-int8.calib "${o[@]}" >> "$log" 2>&1 &
+  trb engine build "$f" --precision int8 --convert true --calib-images examples/07_precision/calib "${o[@]}" >> "$log" 2>&1 &
+  wait; cat "$log"
+}
 keepup() {
   # five cameras at 30 / 60 / 120 FPS alone and together (KEEPUP_ARGS="--rates '' " for the search only)
   step "keep up: five tasks at 30, 60, 120 FPS alone and together${KEEPUP_ARGS:+ ($KEEPUP_ARGS)}"
