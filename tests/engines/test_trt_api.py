@@ -1166,6 +1166,27 @@ def test_dla_options_are_checked_on_the_driver_and_key_the_engine_cache(tmp_path
                                                                             gpu_fallback=True).key()
 
 
+def test_a_dla_core_the_node_lacks_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    """A run's models are checked on the node first (``prepare_models``): the GPU model
+    listed before a DLA one is not built when the node has no DLA (a desktop GPU)."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.cluster.actors import prepare_models
+    from trt_ray_bench.errors import UserError
+
+    monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / "cache"))
+    onnx = tiny_onnx(tmp_path / "m.onnx")
+    models = [resolved(onnx, "fp16"), resolved(onnx, "fp16", dla_core=0, gpu_fallback=True)]
+    with standin("8.5.2.2") as trt:
+        with pytest.raises(UserError) as e:
+            prepare_models._function(models, ["models[0]", "models[1]"], [0, 1])
+        builds = object.__getattribute__(trt, "_s_sim").builds
+    assert str(e.value).startswith("models[1].options.dla_core: 0: Stand-in Orin has no DLA")
+    assert builds == [] and not (tmp_path / "cache" / "engines").exists()
+    with standin("8.5.2.2") as trt:  # without the DLA model, the same GPU model builds
+        done = prepare_models._function(models[:1], ["models[0]"], [0])
+        assert len(object.__getattribute__(trt, "_s_sim").builds) == 1 and Path(done[0].engine_path).is_file()
+
+
 def test_refusals_say_why_in_one_line(exercised):
     on11 = exercised("11.4.0.10").messages["fp16 weak (flag)"]
     assert on11.startswith("models[0].options.typing: weak: TensorRT 11.4.0.10 has no weak typing")

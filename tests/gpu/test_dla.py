@@ -8,6 +8,8 @@ from trt_ray_bench.engines import prepare_model, resolve_model
 from trt_ray_bench.errors import UserError
 from trt_ray_bench.spec import ModelSpec
 
+from gpu_fast import FAST
+
 pytestmark = pytest.mark.gpu
 
 
@@ -36,11 +38,15 @@ def test_dla_core_is_refused_in_one_line_before_anything_is_built(cls_onnx, tmp_
 
 @pytest.mark.ray
 def test_a_run_with_a_dla_model_is_refused_before_it_measures(cls_onnx, tmp_path, trb):
+    """Every model is checked on the node before the first is built: the GPU model listed
+    first is not built either."""
+    import json
+
     spec = tmp_path / "dla.yaml"
     spec.write_text(
         f"name: dla\noutput: {tmp_path / 'results'}\nschedule: both\n"
         "timing: {iterations: 20, warmup: 2}\nmodels:\n"
-        f"  - {{path: {cls_onnx}, name: gpu, backend: tensorrt, precision: fp16}}\n"
+        f"  - {{path: {cls_onnx}, name: gpu, backend: tensorrt, precision: fp16, options: {json.dumps(FAST)}}}\n"
         f"  - {{path: {cls_onnx}, name: dla0, backend: tensorrt, precision: fp16, "
         "options: {dla_core: 0, gpu_fallback: true}}\n")
     code, out, err = trb("run", spec)
@@ -48,3 +54,4 @@ def test_a_run_with_a_dla_model_is_refused_before_it_measures(cls_onnx, tmp_path
     lines = [l for l in err.splitlines() if "dla_core" in l]
     assert len(lines) == 1 and "models[1].options.dla_core: 0: " in lines[0] and "has no DLA" in lines[0], err
     assert not list((tmp_path / "results").rglob("runs.parquet"))  # nothing was measured
+    assert "builds it" not in err  # nor built

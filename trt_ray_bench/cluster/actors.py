@@ -178,12 +178,15 @@ def raw_samples(s: Samples) -> Dict[str, object]:
 def prepare_models(models: list, wheres: list, build: list) -> list:
     """On the node that will run them (its GPU, its TensorRT): every model's backend
     library must import here; the models at indices ``build`` get what their backend
-    makes (engines, converted models), returned in that order. Before the node's clocks
-    or MPS are touched."""
-    from ..engines import prepare_model, require_backend
+    makes (engines, converted models), returned in that order. Every model is checked
+    first (its backend, and what the node's device refuses: a DLA core it lacks, ...), so a
+    refusal comes before any build. Before the node's clocks or MPS are touched."""
+    from ..engines import check_on_node, prepare_model, require_backend
 
     for m, w in zip(models, wheres):
         require_backend(m, w)
+    for i in build:
+        check_on_node(models[i], wheres[i])
     return [prepare_model(models[i], wheres[i]) for i in build]
 
 

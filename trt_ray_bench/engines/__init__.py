@@ -53,6 +53,15 @@ def check_model(model, where: str = "") -> None:
     backend_module(model.backend).check(model, where)
 
 
+def check_on_node(model, where: str = "") -> None:
+    """On the node that will run it, what its backend library and device refuse without
+    building anything (a TensorRT model's typing, build options, DLA core); a backend
+    without such checks has nothing to do here."""
+    fn = getattr(backend_module(model.backend), "check_on_node", None)
+    if fn is not None:
+        fn(model, where)
+
+
 def prepare_model(model, where: str = ""):
     """On the node that will run it: build or check what the backend needs (a TensorRT
     engine, a converted ONNX); returns the model with that recorded."""

@@ -141,25 +141,42 @@ def _refuse_graph(where: str) -> None:
 
 
 # ------------------------------------------------------------------ on the node
-def prepare(model, where: str = ""):
-    """On the node that will run it: convert the ONNX where the precision asks for it,
-    build or check the engine; returns the model with ``engine_path``, ``engine`` (what
-    was built, by which TensorRT, with which typing, for which GPU) and ``converted``."""
-    where = where or f"models.{model.name}"
+def _node_checks(model, where: str):
+    """What the node's TensorRT, CUDA binding and GPU refuse, before any conversion or
+    build: a CUDA graph without cuda-python, a typing this version lacks, the build
+    options, a DLA core the builder does not have. Returns (trt, gpu, cc, opts); opts is
+    None for an engine file (checked when it is loaded)."""
     trt = trt_module()
     cuda = _cuda.load()
     if model.options.get("cuda_graph") and not cuda.supports_graphs:
         _refuse_graph(where)
     gpu, cc = cuda.device_name(), cuda.compute_capability()
     if _is_engine_file(model):
-        return _prepare_engine_file(trt, model, gpu, cc, where)
+        return trt, gpu, cc, None
     carried = _carried_precision(model.onnx_path) if model.precision != "fp32" else "fp32"
     opts = build_options(model, carried)
     # the typing first: a version that lacks it is refused before any conversion work
     opts = dataclasses.replace(opts, typing=opts.typing or _trt_api.default_typing(trt))
     _trt_api.check_typing(trt, opts.typing, where)
     check_build_options(opts, where)
-    check_dla(trt, opts, gpu, where)  # before any conversion or build work
+    check_dla(trt, opts, gpu, where)
+    return trt, gpu, cc, opts
+
+
+def check_on_node(model, where: str = "") -> None:
+    """``_node_checks`` alone: run on the node for every model of a run before the first
+    is built, so that a refusal costs no build of the others."""
+    _node_checks(model, where or f"models.{model.name}")
+
+
+def prepare(model, where: str = ""):
+    """On the node that will run it: convert the ONNX where the precision asks for it,
+    build or check the engine; returns the model with ``engine_path``, ``engine`` (what
+    was built, by which TensorRT, with which typing, for which GPU) and ``converted``."""
+    where = where or f"models.{model.name}"
+    trt, gpu, cc, opts = _node_checks(model, where)
+    if opts is None:
+        return _prepare_engine_file(trt, model, gpu, cc, where)
     src, converted = Path(model.onnx_path), None
     if converts(opts):
         converted = convert_model(src, model.precision, hw=model.hw, task=model.task,
