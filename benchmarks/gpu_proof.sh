@@ -10,6 +10,9 @@
 #   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
 #   bash benchmarks/gpu_proof.sh models pycudatests precision   (issue 12: the pycuda exit, LSUV precision)
 #   EVENTS_S=500 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat; 600 s a call)
+#   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models prebuild gputests85
+#   bash benchmarks/gpu_proof.sh keepup energy precisionrun keepsearch   (the JetPack 5 stack, .device38: TensorRT 8.5
+#   builds take minutes each; prebuild makes them at once, before anything is timed)
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
