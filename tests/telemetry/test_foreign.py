@@ -163,13 +163,16 @@ def test_a_foreign_burner_is_counted_and_named_and_ours_is_not(reader):
         _wait_name(ours.pid, "trbours")
         acc = Accounting(driver_identity(), reader=reader)
         before = _cpu(burner)
-        acc.update()
+        t_prev, _ = acc.update()
         seen: List[Dict[str, float]] = []
+        got = 0.0  # core-seconds: each period's share times that period's length
         for _ in range(2):
             time.sleep(1.0)
-            seen.append(_by_metric(acc.update()[1]))
+            t, readings = acc.update()
+            seen.append(_by_metric(readings))
+            got += seen[-1]["foreign_cpu_pct:trbburn"] / 100 * (t - t_prev) / 1e9
+            t_prev = t
         used = _cpu(burner) - before
-        got = sum(m["foreign_cpu_pct:trbburn"] for m in seen) / 100  # two ~1 s periods: ≈ core-seconds
         assert used > 0.3  # it ran (2 s on a shared 2-core machine)
         assert got == pytest.approx(used, rel=0.1, abs=0.05)
         assert all(m["foreign_pid:trbburn"] == burner for m in seen)
