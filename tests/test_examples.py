@@ -63,10 +63,11 @@ def _cells(line: str):
 @pytest.mark.slow
 @pytest.mark.ray
 def test_example_04_inference_vs_validation_runs_on_the_cpu(tmp_path):
-    """Shortened: 4 generated images per model, 4 inferences."""
+    """Shortened: 4 generated images per model, 4 inferences, at the suite's small input
+    sizes (exported by other tests too: the example's own are the quickstart's)."""
     spec = "examples/04_inference_vs_validation/inference_vs_validation.yaml"
     _run("run", spec, "--set", "data.synthetic=4", "--set", "timing.iterations=4", "--set", "timing.warmup=1",
-         "--output", tmp_path)
+         "--set", "models.*.imgsz=96", "--set", "models.0.imgsz=64", "--output", tmp_path)
     out, _ = _run("compare", tmp_path / "inference_vs_validation", "--by", "mode")
     shown = _cells(_header(EXAMPLES / "04_inference_vs_validation" / "README.md", "`--by mode`, first columns"))
     printed = _cells(next(line for line in out.splitlines() if line.startswith("| model")))

@@ -259,3 +259,24 @@ def test_the_checker_reads_real_files(tmp_path):
     (pkg / "low" / "base.py").write_text("from ..errors import E\n")  # the upward import removed: all clear
     edges = import_graph(tmp_path, "p")
     assert upward(edges, layers) == [] and find_cycle(edges) is None
+
+
+def test_a_model_process_imports_no_table_library():
+    """Every actor of a run is a new process that imports ``cluster.actors`` (Ray sends the
+    class by reference): it must not pull in the driver's table and plotting libraries,
+    which cost each model's process most of a second on a board's CPU (``cluster`` names
+    its driver functions lazily)."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "pyarrow", "matplotlib", "scipy", "torch", "ultralytics", "tensorrt")
+    code = ("import sys, trt_ray_bench.cluster.actors; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == []
+    from trt_ray_bench import cluster  # the driver's names are still there, on first use
+
+    assert cluster.run_plan.__module__ == f"{PKG}.cluster.node_run" and callable(cluster.make_plan)
+    with pytest.raises(AttributeError):
+        cluster.no_such_name  # noqa: B018

@@ -202,3 +202,20 @@ def test_torch_runner_in_the_pipeline(images, _cache_dir):
     assert s.gpu_ms is None and len(s.stages["post_ms"]) == 2
     boxes, masks = r.last_predictions()
     assert boxes.shape[1] == 6 and masks.shape == (len(boxes), 120, 160)
+
+
+def test_preload_imports_what_the_pipeline_and_its_metrics_use():
+    """``preload`` (a model's load, in pipeline and validation runs) swallows what does not
+    import, so a module renamed by Ultralytics would be skipped in silence: every name it
+    lists must import here, where Ultralytics is installed, in a fresh process."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ultralytics")
+    from trt_ray_bench.engines import pipeline
+
+    code = ("import sys; from trt_ray_bench.engines.pipeline import preload, PRELOADED; preload(); "
+            "print(' '.join(m for m in PRELOADED if m not in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [] and "ultralytics.utils.metrics" in pipeline.PRELOADED

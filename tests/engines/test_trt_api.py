@@ -866,17 +866,19 @@ def resolved(onnx_path: Path, precision="fp32", hw=(32, 32), **options):
 
 @contextlib.contextmanager
 def standin(version: str, cc=(8, 7)):
-    """``tensorrt`` is the stand-in of ``version``; the CUDA facade is ``FakeCuda``."""
+    """``tensorrt`` is the stand-in of ``version``; the CUDA facade is ``FakeCuda``, and
+    the CUDA binding counts as installed (it need not be, here: CI's core venvs lack it)."""
     from trt_ray_bench.engines import _cuda
 
     trt = make_trt(version)
-    saved, saved_load = sys.modules.get("tensorrt"), _cuda.load
+    saved, saved_load, saved_binding = sys.modules.get("tensorrt"), _cuda.load, _cuda.import_binding
     sys.modules["tensorrt"] = trt
     _cuda.load = lambda sync_wait="auto": FakeCuda(sync_wait, cc)
+    _cuda.import_binding = lambda: "cuda-python"
     try:
         yield trt
     finally:
-        _cuda.load = saved_load
+        _cuda.load, _cuda.import_binding = saved_load, saved_binding
         if saved is None:
             sys.modules.pop("tensorrt", None)
         else:

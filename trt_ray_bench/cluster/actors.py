@@ -51,6 +51,9 @@ class ModelActor:
 
             self.dataset = load_dataset(data, m.task, limit=self.input_spec.get("data_limit"),
                                         on_bad_label=self.input_spec.get("on_bad_label", "stop"))
+            from ..engines.pipeline import preload
+
+            preload()  # here, in every model's process at once: not in its first pipeline phase
         info = dict(self.runner.describe())
         info.update(pid=os.getpid(), load_s=time.perf_counter() - t0, n_inputs=self.runner.n_inputs,
                     # the pinning, as this process sees it

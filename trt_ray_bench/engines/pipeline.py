@@ -22,6 +22,7 @@ has its own.
 from __future__ import annotations
 
 import ast
+import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,6 +291,23 @@ class Postprocess:
         det = self._nms(pred, self.conf, self.iou, self.classes, self.agnostic, max_det=self.max_det, nc=nc,
                         end2end=self.head.end2end, rotated=self.spec.rotated)[0]
         return self.spec.finish(det, outs, _Ctx(tuple(in_hw), tuple(orig_hw[:2]), self.head))
+
+
+#: what ``preload`` imports: the pre/postprocessing's and the metrics' libraries
+PRELOADED = ("torch", "torchvision", "ultralytics", "ultralytics.data.augment", "ultralytics.utils.ops",
+             "ultralytics.utils.metrics", "ultralytics.engine.validator")
+
+
+def preload() -> None:
+    """Import what the pipeline and its metrics use (Ultralytics, torch, torchvision: seconds
+    on a board's CPU), so that a model's first pipeline or validation phase does not pay for
+    it and the models of a run import at once, each in its own process. Where one does not
+    import, nothing happens here: the phase that needs it says why, in one line."""
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - not installed, or broken: left to the phase that needs it
+            pass
 
 
 # --------------------------------------------------------------------------- the runner
