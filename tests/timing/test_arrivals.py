@@ -262,6 +262,21 @@ def test_no_miss_still_has_an_upper_bound():
     assert p == 0 and lo == 0 and 0 < hi < 0.01
 
 
+def test_the_interval_holds_its_rate_exactly_at_none_and_every_frame_missed():
+    """The score interval's ends, computed in floating point, came out at 1e-17 above a rate
+    of 0 (or below a rate of 1) for some lengths: an interval that leaves out its own point."""
+    for n in range(20, 400):
+        for missed in (False, True):
+            p, lo, hi, _ = miss_interval(np.full(n, missed))
+            assert lo <= p <= hi, (n, missed, p, lo, hi)
+            assert (lo, p) == (0.0, 0.0) if not missed else (p, hi) == (1.0, 1.0)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        x = rng.random(int(rng.integers(20, 300))) < rng.random()
+        p, lo, hi, _ = miss_interval(x)
+        assert not np.isfinite(lo) or lo <= p <= hi
+
+
 def test_a_slow_warm_up_clock_does_not_carry_past_the_start_instant():
     """Keeping warm at a together barrier on a slow clock (a frame every 0.4 s): the model
     must not be waiting for its next warm-up frame when the start instant comes."""

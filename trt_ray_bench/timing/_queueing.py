@@ -57,7 +57,9 @@ def miss_interval(miss: np.ndarray, confidence: float = CONFIDENCE):
     z2 = z * z
     centre = (p + z2 / (2 * ne)) / (1 + z2 / ne)
     half = z / (1 + z2 / ne) * math.sqrt(max(p * (1 - p) / ne + z2 / (4 * ne * ne), 0.0))
-    return p, max(0.0, centre - half), min(1.0, centre + half), ne
+    # the score interval holds the rate; rounding must not push an end past it (0 misses: lo
+    # exactly 0, every frame late: hi exactly 1)
+    return p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), ne
 
 
 def _tail(x: np.ndarray, q: float, confidence: float) -> float:
