@@ -37,7 +37,20 @@ def _miss(r) -> str:
     return f"{r.deadline_miss * 100:.1f}%{ci}"
 
 
-def main(argv=None) -> int:
+def search_sweep(base: dict, args) -> dict:
+    """The search's sweep: the base spec at ``--search-frames`` frames a row, its arrival
+    jitter at most a quarter of the period at ``--search-high`` (a jitter of half the period
+    or more would put frames out of order, and such a probe is refused), as for the rates."""
+    d = dict(base, name="keep_up_gpu_search")
+    d["timing"] = dict(base["timing"], iterations=args.search_frames)
+    if d["timing"].get("jitter_ms"):
+        d["timing"]["jitter_ms"] = min(d["timing"]["jitter_ms"], 250.0 / args.search_high)
+    return {"name": "keep_up_gpu_search", "base": d,
+            "search": {"until": args.until, "low": args.search_low, "high": args.search_high,
+                       "resolution": args.resolution, "repeats": 1}}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="30,60,120", help="frames per second, comma-separated (\"\": the search only)")
     ap.add_argument("--frames", type=int, default=200, help="frames per model and phase (a p99 needs 368)")
@@ -52,7 +65,11 @@ def main(argv=None) -> int:
                     " keep_up_cpu.yaml checks this script on a CPU)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a TensorRT build option for every model, e.g. tactics=none (repeatable)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
 
     import yaml
 
@@ -92,14 +109,11 @@ def main(argv=None) -> int:
                 print(f"FAILED {r.model} {r.phase}: {r.error}")
         if not args.no_search:
             t0 = time.perf_counter()
-            d = dict(base, name="keep_up_gpu_search")
-            d["timing"] = dict(base["timing"], iterations=args.search_frames)
-            sweep = sweep_from_dict({"name": "keep_up_gpu_search", "base": d,
-                                     "search": {"until": args.until, "low": args.search_low,
-                                                "high": args.search_high, "resolution": args.resolution,
-                                                "repeats": 1}}, "keep_up_gpu search")
+            sd = search_sweep(base, args)
+            sweep = sweep_from_dict(sd, "keep_up_gpu search")
             res = run_search(sweep)
-            print(f"\n== the highest rate with {args.until} (deadline {base['timing']['deadline_ms']} ms), "
+            print(f"\n== the highest rate with {args.until} (deadline {base['timing']['deadline_ms']} ms, "
+                  f"jitter ±{sd['base']['timing'].get('jitter_ms') or 0:.3g} ms), "
                   f"{args.search_low:g}-{args.search_high:g} FPS to {args.resolution:g}; {len(res['probes'])} probes "
                   f"({time.perf_counter() - t0:.0f} s); {res['root'] / 'search.csv'}")
             print(res["table"].to_string(index=False, float_format=lambda v: f"{v:.0f}"))

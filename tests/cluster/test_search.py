@@ -2,6 +2,7 @@
 search on the CPU with real ONNX Runtime models on a real local Ray."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,11 +59,36 @@ def _sweep(search, timing=None, models=None):
     ({"low": 10, "high": 400, "resolution": 10}, {"arrivals": "periodic", "rate_hz": 30, "jitter_ms": 2,
                                                    "deadline_ms": 33, "iterations": 400},
      "search.yaml: search.high", "yolov8n-cls at 400 Hz is not a valid run: models[0].timing.rate_hz: jitter_ms 2 ms"),
+    ({"low": 10, "high": 400, "resolution": 10}, {"arrivals": "periodic", "rate_hz": 30, "jitter_ms": 2,
+                                                   "deadline_ms": 33, "iterations": 400},
+     "search.yaml: search.high", "lower search.high or the jitter"),
 ])
 def test_what_a_search_cannot_do_is_one_line(search, timing, where, says):
     with pytest.raises(UserError) as e:
         check_search(_sweep(search, timing))
     assert where in str(e.value) and says in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("spec", ["keep_up_gpu.yaml", "keep_up_cpu.yaml"])
+def test_the_keep_up_benchmarks_search_is_a_valid_search_of_its_spec(spec):
+    # benchmarks/keep_up_gpu.py searches up to 4000 FPS from a spec with a camera's jitter
+    # (1 or 2 ms): at that rate the jitter must shrink below half the period, or the whole
+    # search is refused before its first probe
+    import importlib.util
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    mod_spec = importlib.util.spec_from_file_location("keep_up_gpu", root / "benchmarks" / "keep_up_gpu.py")
+    bench = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(bench)
+    args = bench.parse_args([])
+    base = yaml.safe_load((root / "examples" / "12_keep_up" / spec).read_text())
+    assert base["timing"]["jitter_ms"] >= 500 / args.search_high  # too much jitter at --search-high as written
+    d = bench.search_sweep(base, args)
+    assert 0 < d["base"]["timing"]["jitter_ms"] <= 250 / args.search_high
+    assert d["base"]["timing"]["iterations"] == args.search_frames
+    check_search(sweep_from_dict(d, "keep_up_gpu search"))
 
 
 def test_a_search_with_axes_is_refused():

@@ -135,6 +135,19 @@ def test_a_pooled_point_is_what_its_interval_is_about():
     assert g["n"] == 3400 and g["k"] == 5
 
 
+def test_a_pooled_miss_rate_is_the_point_of_its_interval():
+    """Five repeats: four of 10 frames missing 10 %, one of 10 000 missing 20 %. All misses
+    over all frames (0.1996) lay outside the t interval of the repeats' rates (0.065 to
+    0.176); the point is the repeats' mean, inside it."""
+    rng = np.random.default_rng(9)
+    rows = [_row(rng.lognormal(0, 0.1, 10), repeat=r, deadline_miss=0.1, frames=10, p50_from_arrival_ms=1.0)
+            for r in range(4)]
+    rows.append(_row(rng.lognormal(0, 0.1, 10000), repeat=4, deadline_miss=0.2, frames=10000, p50_from_arrival_ms=1.0))
+    g = results.pooled(pd.DataFrame(rows), ["model"]).iloc[0]
+    assert g["deadline_miss"] == pytest.approx(0.12)
+    assert g["deadline_miss_lo"] < g["deadline_miss"] < g["deadline_miss_hi"] < 0.19
+
+
 def test_percentiles_are_never_averaged_and_fps_comes_from_the_pooled_span():
     """Rows at 1 ms and 3 ms: no p99 of their mixture or mean of their p99s, each run's p99
     beside; fps 500 (2 ms over all inferences), not 667 (the mean of 1000 and 333)."""

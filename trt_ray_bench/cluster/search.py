@@ -101,7 +101,8 @@ def check_search(sweep: SweepSpec) -> ExperimentSpec:
                 spec_from_dict(probe, "probe")
             except UserError as e:
                 why = str(e)[len("probe: "):] if str(e).startswith("probe: ") else str(e)
-                raise UserError(f"{where}.{bound}", f"{m.name} at {rate:g} Hz is not a valid run: {why}") from None
+                hint = "; lower search.high or the jitter" if bound == "high" and "jitter_ms" in why else ""
+                raise UserError(f"{where}.{bound}", f"{m.name} at {rate:g} Hz is not a valid run: {why}{hint}") from None
     return base
 
 

@@ -251,9 +251,9 @@ OPEN_LOOP = ("p50_from_arrival_ms", "p99_from_arrival_ms", "deadline_miss", "dro
 def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
     """A condition's from-arrival p50 (one row's and its interval, or the geometric mean of
     the rows' with its interval), p99 (one row's; several: NaN, each row's listed, never
-    averaged), deadline miss rate (one row's with its interval; several: all misses over
-    all frames, with the t interval of the rows' rates: runs are the evidence) and the
-    frames dropped (summed)."""
+    averaged), deadline miss rate (one row's with its interval; several: the mean of the
+    rows' rates with its t interval, each repeat counted once: runs are the evidence) and
+    the frames dropped (summed)."""
     v = _num(rows, "p50_from_arrival_ms").dropna()
     if len(v) >= 2:
         rec["p50_from_arrival_ms"] = geometric_mean(v.to_numpy())
@@ -267,7 +267,7 @@ def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
     rec["p99_from_arrival_ms"] = float(p99.iloc[0]) if one else np.nan
     if not one:
         rec["p99_from_arrival_ms_repeats"] = [float(x) for x in p99]
-    miss, frames = _num(rows, "deadline_miss"), _num(rows, "frames")
+    miss = _num(rows, "deadline_miss")
     have = miss.notna()
     if one and have.all():
         r = rows.iloc[0]
@@ -275,8 +275,7 @@ def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
         rec["deadline_miss_lo"] = float(r.get("deadline_miss_lo", np.nan))
         rec["deadline_miss_hi"] = float(r.get("deadline_miss_hi", np.nan))
     elif have.any():
-        w = frames[have].where(frames[have].notna(), _num(rows, "n")[have]).fillna(0)
-        rec["deadline_miss"] = float((miss[have] * w).sum() / w.sum()) if w.sum() > 0 else float(miss[have].mean())
+        rec["deadline_miss"] = float(miss[have].mean())
         lo, hi = across_interval(miss[have].to_numpy(), conf)
         rec["deadline_miss_lo"], rec["deadline_miss_hi"] = (max(0.0, lo), min(1.0, hi)) if lo == lo else (lo, hi)
     d = _num(rows, "dropped")
