@@ -10,9 +10,13 @@
 #   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
 #   bash benchmarks/gpu_proof.sh models pycudatests precision   (issue 12: the pycuda exit, LSUV precision)
 #   EVENTS_S=500 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat; 600 s a call)
-#   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models prebuild gputests85
-#   bash benchmarks/gpu_proof.sh keepup energy precisionrun keepsearch   (the JetPack 5 stack, .device38: TensorRT 8.5
-#   builds take minutes each; prebuild makes them at once, before anything is timed)
+#   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models gputests85   (the JetPack 5 stack)
+#   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models prebuild keepsearch energy precisionrun
+# TensorRT 8.5 has no optimization level to lower: on an H100 (2026-12-06) ten of its 640-px
+# builds at once did not finish in 6 minutes, five not in 10. 8.6 at level 0 built the five
+# keep-up engines at once in 41-106 s each. So 8.5 runs the GPU tests (64 / 96 px engines) and
+# fidelity; the 640-px studies (keep-up, energy, precision) run on 8.6. A device session of 30
+# minutes holds one stack's transfer (~1-2 min) and about three 10-minute calls.
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
