@@ -16,8 +16,9 @@
 # builds at once did not finish in 6 minutes, five not in 10. 8.6 at level 0 built the five
 # keep-up engines at once in 41-106 s each. Even 8.5's small builds are slow: tests/gpu passed
 # its three DLA tests (no build), then its energy test (two builds, 64 / 96 px, and a 3-s run)
-# had not finished after 160 s; give gputests85 whole calls. The 640-px studies (keep-up, energy, precision) run on 8.6. A device session of 30
-# minutes holds one stack's transfer (~1-2 min) and about three 10-minute calls.
+# had not finished after 160 s; give gputests85 whole calls. The 640-px studies (keep-up,
+# energy, precision) run on 8.6. A device session of 30 minutes holds one stack's transfer
+# (~1-2 min) and about three 10-minute calls.
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail

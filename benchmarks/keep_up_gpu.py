@@ -37,14 +37,19 @@ def _miss(r) -> str:
     return f"{r.deadline_miss * 100:.1f}%{ci}"
 
 
+def _jitter(timing: dict, rate: float):
+    """The spec's arrival jitter, at most a quarter of the period at ``rate`` (a jitter of
+    half the period or more would put frames out of order, and such a run is refused);
+    None where the spec has none."""
+    return min(timing.get("jitter_ms") or 0, 250.0 / rate) or None
+
+
 def search_sweep(base: dict, args) -> dict:
-    """The search's sweep: the base spec at ``--search-frames`` frames a row, its arrival
-    jitter at most a quarter of the period at ``--search-high`` (a jitter of half the period
-    or more would put frames out of order, and such a probe is refused), as for the rates."""
+    """The search's sweep: the base spec at ``--search-frames`` frames a row, its jitter
+    valid at ``--search-high`` (``_jitter``), as for the rates."""
     d = dict(base, name="keep_up_gpu_search")
-    d["timing"] = dict(base["timing"], iterations=args.search_frames)
-    if d["timing"].get("jitter_ms"):
-        d["timing"]["jitter_ms"] = min(d["timing"]["jitter_ms"], 250.0 / args.search_high)
+    d["timing"] = dict(base["timing"], iterations=args.search_frames,
+                       jitter_ms=_jitter(base["timing"], args.search_high))
     return {"name": "keep_up_gpu_search", "base": d,
             "search": {"until": args.until, "low": args.search_low, "high": args.search_high,
                        "resolution": args.resolution, "repeats": 1}}
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             d = dict(base, name=f"keep_up_gpu_{rate:g}fps")
             d["timing"] = dict(base["timing"], rate_hz=rate, iterations=args.frames, deadline_ms=1000.0 / rate,
-                               jitter_ms=min(base["timing"].get("jitter_ms", 0) or 0, 250.0 / rate) or None)
+                               jitter_ms=_jitter(base["timing"], rate))
             plan = make_plan(spec_from_dict(d, f"{rate:g} FPS"))
             out = run_plan(plan, log=lambda line: None)
             runs = results.load(out["run_dir"], samples=False, telemetry=False).runs
