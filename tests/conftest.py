@@ -4,9 +4,19 @@ its yaml (random weights) at small input sizes; Ray is a real local instance."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """The tests of Ctrl-C send SIGINT to runs and expect it to stop them. A shell script
+    that starts the suite in the background (``pytest &``) hands it SIGINT ignored, which
+    every run started from it would inherit (and rightly obey): the suite takes Ctrl-C back,
+    as an interactive shell gives it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 
