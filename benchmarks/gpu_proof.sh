@@ -12,6 +12,7 @@
 #   EVENTS_S=500 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat; 600 s a call)
 #   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models gputests85   (the JetPack 5 stack)
 #   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models prebuild keepsearch energy precisionrun
+#   (or over three calls: models engines5 energy; keepsearch; enginesprec precisionrun)
 # TensorRT 8.5 has no optimization level to lower: on an H100 (2026-12-06) ten of its 640-px
 # builds at once did not finish in 6 minutes, five not in 10. 8.6 at level 0 built the five
 # keep-up engines at once in 41-106 s each. Even 8.5's small builds are slow: tests/gpu passed
@@ -329,24 +330,33 @@ precisionrun() {
       --set telemetry.interval_s=0.02 2>&1 | tee "$OUT/precisionrun.log"
   { trb compare "$R/precision" --by precision; trb compare "$R/precision" --baseline fp32; } 2>&1 | tee "$OUT/precision-by.md"
 }
-prebuild() {
-  # Every engine the keep-up, energy and precision stages use, built at once (one process
-  # each, same cache and options as the runs: trb engine build is a run's path), then waited for
-  step "engines built in parallel"
-  local m=/tmp/trbcache/models f log="$OUT/prebuild.log" o=(--tactics none "${OPTL[@]}")
+# Engines built in parallel (one process each, same cache and options as the runs: trb engine
+# build is a run's path), then waited for: the five tasks' FP16 engines (keep-up, energy), the
+# precision example's five variants of the 640-px detector, or both at once.
+EB=(--tactics none)
+five_builds() {
+  local m=/tmp/trbcache/models f
   for f in "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
            "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx; do
-    trb engine build "$f" --precision fp16 "${o[@]}" >> "$log" 2>&1 &
+    case $f in *-fp16-*|*-int8-*|*-fp32-*) continue ;; esac   # converted copies beside the export
+    trb engine build "$f" --precision fp16 "${EB[@]}" "${OPTL[@]}" >> "$OUT/prebuild.log" 2>&1 &
   done
-  f=$(ls "$m"/yolov8n-640x640-b1-*.onnx | head -1)
-  trb engine build "$f" --precision fp32 "${o[@]}" >> "$log" 2>&1 &
-  trb engine build "$f" --precision fp16 --typing weak --convert false "${o[@]}" >> "$log" 2>&1 &
-  trb engine build "$f" --precision fp16 --convert true "${o[@]}" >> "$log" 2>&1 &
-  trb engine build "$f" --precision int8 --typing weak --convert false --calib-images examples/07_precision/calib \
-      --calib-cache yolov8n-640-int8.calib "${o[@]}" >> "$log" 2>&1 &
-  trb engine build "$f" --precision int8 --convert true --calib-images examples/07_precision/calib "${o[@]}" >> "$log" 2>&1 &
-  wait; cat "$log"
 }
+precision_builds() {
+  local f o=("${EB[@]}" "${OPTL[@]}")
+  f=$(ls /tmp/trbcache/models/yolov8n-640x640-b1-*.onnx | grep -Ev -- '-(fp16|int8|fp32)-' | head -1)
+  trb engine build "$f" --precision fp32 "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
+  trb engine build "$f" --precision fp16 --typing weak --convert false "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
+  trb engine build "$f" --precision fp16 --convert true "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
+  trb engine build "$f" --precision int8 --typing weak --convert false --calib-images examples/07_precision/calib \
+      --calib-cache yolov8n-640-int8.calib "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
+  trb engine build "$f" --precision int8 --convert true --calib-images examples/07_precision/calib "${o[@]}" \
+      >> "$OUT/prebuild.log" 2>&1 &
+}
+built() { wait; cat "$OUT/prebuild.log"; }
+engines5() { step "the five tasks' FP16 engines, built in parallel"; five_builds; built; }
+enginesprec() { step "the precision example's engines, built in parallel"; precision_builds; built; }
+prebuild() { step "every engine of keep-up, energy and precision, built in parallel"; five_builds; precision_builds; built; }
 keepup() {
   # five cameras at 30 / 60 / 120 FPS alone and together (KEEPUP_ARGS="--rates '' " for the search only)
   step "keep up: five tasks at 30, 60, 120 FPS alone and together${KEEPUP_ARGS:+ ($KEEPUP_ARGS)}"

@@ -91,6 +91,39 @@ def test_the_keep_up_benchmarks_search_is_a_valid_search_of_its_spec(spec):
     check_search(sweep_from_dict(d, "keep_up_gpu search"))
 
 
+@pytest.mark.parametrize("until, timing, frames", [
+    # r * R * L / (share on time * resolution): 1000 * 1000 * 0.033 / (0.99 * 250)
+    ("p99_from_arrival_ms <= deadline_ms", {}, 134),
+    ("deadline_miss <= 0.01", {}, 134),
+    ("deadline_miss <= 0.5", {}, 264),                         # half may miss: half must be on time
+    ("p50_from_arrival_ms <= deadline_ms", {}, 264),
+    ("mean_from_arrival_ms <= 20", {}, 160),
+    ("max_from_arrival_ms <= 20", {}, 80),
+    ("queue_max_ms <= 10", {}, 40),
+    ("p99_from_arrival_ms <= deadline_ms", {"backlog": "drop"}, None),   # no queue to hide an overload
+    ("p99_ms <= deadline_ms", {}, None),                       # the service time: no queue in it
+    ("throughput_ips >= 900", {}, None),
+])
+def test_a_probe_is_long_enough_that_an_overload_it_hides_is_below_the_resolution(until, timing, frames):
+    """A queue growing by 1/c - 1/r a frame fails ``until`` only after its first share f of
+    frames: a probe of N frames at r hides up to r**2 L / (f N) Hz of overload."""
+    from trt_ray_bench.cluster.search import describe_search, probe_frames
+    from trt_ray_bench.spec._model import TimingSpec
+
+    timing = {"arrivals": "periodic", "rate_hz": 30, "deadline_ms": 33, "iterations": 50, **timing}
+    if "p99" in until:
+        timing["iterations"] = 400  # a p99 needs 368
+    sweep = _sweep({"until": until, "low": 10, "high": 1000, "resolution": 250}, timing)
+    assert probe_frames(sweep.search.criterion(), TimingSpec(**timing), 1000, 1000, 250) == frames
+    # together at half the rate searched: half the frames, the same length in seconds
+    if frames:
+        assert probe_frames(sweep.search.criterion(), TimingSpec(**timing), 500, 1000, 250) == math.ceil(frames / 2)
+    # the dry run says which probes are lengthened, and to what, at search.high
+    text = describe_search(sweep, check_search(sweep))
+    longer = bool(frames and frames > timing["iterations"])
+    assert ("length " in text) == longer and (not longer or f"yolov8n-cls {frames} frames" in text), text
+
+
 def test_a_search_with_axes_is_refused():
     with pytest.raises(UserError, match="search or axes"):
         sweep_from_dict({"base": {"name": "s", "models": [{"arch": "yolov8n", "task": "classify"}]},
@@ -132,7 +165,8 @@ def test_a_search_on_the_cpu_finds_rates_alone_and_together(tmp_path, cls_onnx, 
         a = t.loc[m, "alone_max_rate_hz"]
         assert LOW <= a < HIGH
         service = runs[(runs.model == m) & (runs.phase == "alone")].p50_ms.median()
-        # keeps up below 1/service; a queue of 60 frames passes its deadline a little above it
+        # keeps up below 1/service; above it the queue grows through the probe (lengthened to
+        # what the resolution needs) and the median passes the deadline a little above it
         assert 0.5 * 1000 / service - RES <= a <= 3 * 1000 / service + RES, (m, a, service)
     # together, at the spec's ratio (cls twice det's rate), no faster than alone
     assert t.loc["cls", "together_max_rate_hz"] == pytest.approx(2 * t.loc["det", "together_max_rate_hz"])

@@ -15,6 +15,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from trt_ray_bench.timing import ArrivalClock, LoopPlan, run_loop, wait_until
@@ -164,6 +165,40 @@ def test_above_saturation_drop_serves_at_the_service_rate_and_counts_the_rest():
 
 # ------------------------------------------------------------------ M/D/1
 @pytest.mark.slow
+def test_a_rate_search_finds_the_capacity_not_what_a_short_probe_hides():
+    """The rate search's bisection (``bisect_rate``) over this loop, D/D/1 with S = 5 ms
+    (capacity 200 Hz), criterion ``deadline_miss <= 0.01`` with a 30 ms deadline. Probes of
+    the base's 10 frames pass rates up to about twice the capacity: the queue grows by
+    1/c - 1/r a frame but has not reached the deadline by the 10th frame. Lengthened as the
+    search lengthens them (``probe_frames``), the answer is the capacity to the resolution."""
+    from trt_ray_bench.cluster.search import bisect_rate, probe_frames, row_meets
+    from trt_ray_bench.spec._model import TimingSpec
+
+    service, deadline, res, base_n = 5.0, 30.0, 20.0, 10
+    crit = ("deadline_miss", "<=", 0.01)
+    timing = TimingSpec(arrivals="periodic", rate_hz=100, deadline_ms=deadline, iterations=base_n)
+    served = []
+
+    def meets(lengthen):
+        def probe(rate):
+            n = max(base_n, probe_frames(crit, timing, rate, rate, res) or 0) if lengthen else base_n
+            s = run_loop(SpinRunner(service), LoopPlan(iterations=n, warmup=2, arrivals="periodic", rate_hz=rate))
+            ts, te, ta, fr, idle = _measured(s)
+            served.extend((te - ts) / 1e6)
+            st = open_loop_stats(ts, te, ta, fr, idle, deadline_ms=deadline, frames=(s.frame_from, s.frame_end))
+            return row_meets(pd.Series({"status": "ok", **st}), crit)
+        return probe
+
+    short, _ = bisect_rate(meets(False), 50, 500, res)
+    found, note = bisect_rate(meets(True), 50, 500, res)
+    # the capacity the frames saw: 1 / (mean service + the loop's moment between inferences)
+    cap = 1000 / (np.mean(served) + 0.05)
+    assert note == "" and 0.7 * cap - res <= found <= 1.05 * cap + res, (found, cap)
+    # the short probes: 10 (1/c - 1/r) < 30 - 5 ms up to r = 2c (the clamp at 500 Hz included)
+    assert short >= 1.4 * cap, (short, cap)
+    assert probe_frames(crit, timing, 500, 500, res) == math.ceil(500 * 500 * 0.030 / res / 0.99)
+
+
 def test_poisson_arrivals_wait_as_pollaczek_khinchine_says():
     """M/D/1 at rho = 0.5: the mean wait in the queue is Wq = lambda E[S^2] / (2 (1 - rho))
     (Pollaczek-Khinchine; rho S / (2 (1 - rho)) = S / 2 for a constant S). The formula

@@ -9,6 +9,14 @@ meets only if **every** ok row of it does (each model, each repeat: the runs are
 evidence, and a rate that one repeat of one model fails is not sustainable); a row whose
 value is not given (a p99 of fewer than 368 frames, a failed model) does not meet it.
 
+A rate above a model's capacity *c* is not sustainable, yet a short probe can pass it: under
+``backlog: queue`` the wait grows by 1/c - 1/r a frame, and ``until`` fails only once the
+frames it counts wait longer than its bound *L* (the deadline, or the latency it names). A
+probe of N frames therefore hides an overload of up to about r²L/(fN) (f: the share of
+frames, from the first, that must be on time: 0.99 for a p99 or a 1 % miss rate, half for a
+median), so each probe runs at least r·R·L/(f·resolution) frames a model (R the rate
+searched): what it could hide stays below the resolution (``probe_frames``).
+
 Probes run here, one after another (each depends on the last, unlike a sweep's points),
 on one Ray started (or joined) once. Every probe is a run under the results folder, and
 ``search-log.jsonl`` lists them; the answer is one table (model, alone max rate, together
@@ -28,7 +36,7 @@ import pandas as pd
 from .. import progress
 from ..errors import UserError
 from ..results.schema import RUNS
-from ..spec import ExperimentSpec, SweepSpec, spec_from_dict
+from ..spec import ExperimentSpec, SweepSpec, TimingSpec, spec_from_dict
 from ..timing._stats import percentile_min_n
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
@@ -62,6 +70,35 @@ def row_meets(row: pd.Series, criterion: Tuple[str, str, object]) -> bool:
     if a is None or b is None or pd.isna(a) or pd.isna(b):
         return False
     return bool(_OPS[op](float(a), float(b)))
+
+
+def _on_time_share(col: str, op: str, rhs) -> Optional[float]:
+    """Where a wait grows frame by frame, ``col op rhs`` holds only while the first share f
+    of a row's frames is on time: the quantile's (0.99 for a p99), half for a median or a mean,
+    all for a max, 1 - the miss rate allowed; None where it bounds no latency from arrival."""
+    if col == "deadline_miss" and op in ("<=", "<") and isinstance(rhs, float):
+        return 1.0 - rhs if rhs < 1 else None
+    if op not in ("<=", "<") or not (col.endswith("_from_arrival_ms") or col.startswith("queue_")):
+        return None
+    q = _quantile(col)
+    if q:
+        return q / 100.0
+    stat = col.split("_")[1] if col.startswith("queue_") else col.split("_")[0]
+    return {"p50": 0.5, "mean": 0.5, "max": 1.0}.get(stat)
+
+
+def probe_frames(criterion: Tuple[str, str, object], timing: TimingSpec, rate: float, top: float,
+                 resolution: float) -> Optional[int]:
+    """The frames a probe row at ``rate`` (its model's; ``top`` the rate searched) needs so
+    that an overload it could hide (module doc) is below ``resolution``; None where no queue
+    can hide one (``backlog: drop`` counts a frame past capacity as a miss at once) or the
+    criterion bounds no latency from arrival."""
+    col, op, rhs = criterion
+    share = _on_time_share(col, op, rhs)
+    bound = timing.deadline_ms if col == "deadline_miss" or rhs == "deadline_ms" else rhs
+    if timing.backlog == "drop" or share is None or not isinstance(bound, float) or bound <= 0:
+        return None
+    return math.ceil(rate * top * bound / 1000.0 / resolution / share)
 
 
 def _rates(spec: ExperimentSpec) -> Dict[str, float]:
@@ -113,9 +150,29 @@ def _quantile(col: str) -> Optional[int]:
     return None
 
 
+def _lengths(sweep: SweepSpec, spec: ExperimentSpec, rates: Dict[str, float]) -> Dict[str, dict]:
+    """Each probed model's timing lengthened to ``probe_frames`` where its own is shorter:
+    ``iterations``, or ``duration_s`` for a model timed by duration."""
+    s = sweep.search
+    top = max(rates.values())
+    out = {}
+    for m in spec.models:
+        if m.name not in rates:
+            continue
+        t = spec.timing_for(m)
+        n = probe_frames(s.criterion(), t, rates[m.name], top, s.resolution)
+        if n is None:
+            continue
+        if t.iterations is not None and n > t.iterations:
+            out[m.name] = {"iterations": n}
+        elif t.duration_s is not None and n / rates[m.name] > t.duration_s:
+            out[m.name] = {"duration_s": n / rates[m.name]}
+    return out
+
+
 def _probe_dict(base: dict, spec: ExperimentSpec, names: List[str], rates: Dict[str, float], repeats: int,
-                name: str) -> dict:
-    """The base experiment with only ``names``, each at its rate, ``repeats`` repeats."""
+                name: str, lengths: Optional[Dict[str, dict]] = None) -> dict:
+    """The base experiment with only ``names``, each at its rate (and length), ``repeats`` repeats."""
     d = copy.deepcopy(base)
     d["name"] = name
     d["repeats"] = repeats
@@ -124,7 +181,7 @@ def _probe_dict(base: dict, spec: ExperimentSpec, names: List[str], rates: Dict[
     for m, raw in zip(spec.models, d["models"]):
         if m.name in names:
             raw = dict(raw)
-            raw["timing"] = {**(raw.get("timing") or {}), "rate_hz": rates[m.name]}
+            raw["timing"] = {**(raw.get("timing") or {}), "rate_hz": rates[m.name], **(lengths or {}).get(m.name, {})}
             raw.setdefault("name", m.name)
             keep.append(raw)
     d["models"] = keep
@@ -141,6 +198,12 @@ def describe_search(sweep: SweepSpec, base: ExperimentSpec) -> str:
              f"probes      up to {2 + steps} per search, {n} searches ({len(base.models)} alone"
              + (", 1 together)" if n > len(base.models) else ")"),
              f"output      {Path(base.output) / sweep.name}"]
+    longest = _lengths(sweep, base, {m.name: s.high for m in base.models})
+    if longest:
+        lines.append("length      probes lengthened where a queue growing through one could hide an overload "
+                     f"wider than {s.resolution:g} Hz; at {s.high:g} Hz: "
+                     + ", ".join(f"{k} {next(iter(v.values())):.4g}{' frames' if 'iterations' in v else ' s'}"
+                                 for k, v in longest.items()))
     for m in base.models:
         lines.append(f"  {m.name:<16} {base.timing_for(m).arrivals} at {rates[m.name]:g} Hz in the spec")
     if s.together and len(base.models) > 1:
@@ -169,13 +232,14 @@ def run_search(sweep: SweepSpec, address: Optional[str] = None, log=None) -> dic
 
         def meets(rate: float) -> bool:
             r = {n: rates[n] * rate / top for n in names}
-            spec = spec_from_dict(_probe_dict(sweep.base, base, names, r, s.repeats, sweep.name),
+            lengths = _lengths(sweep, base, r)
+            spec = spec_from_dict(_probe_dict(sweep.base, base, names, r, s.repeats, sweep.name, lengths),
                                   f"{sweep.source}: search probe {what} at {rate:g} Hz")
             out = run_plan(make_plan(spec, address=address), log=lambda line: None)
             runs = out["tables"]["runs"]
             ok = bool(len(runs)) and all(row_meets(row, criterion) for _, row in runs.iterrows())
             vals = [None if pd.isna(v) else float(v) for v in runs.get(criterion[0], pd.Series(dtype=float))]
-            rec = {"search": sweep.name, "what": what, "rate_hz": rate, "rates": r, "met": ok,
+            rec = {"search": sweep.name, "what": what, "rate_hz": rate, "rates": r, "lengths": lengths, "met": ok,
                    criterion[0]: vals, "run_dir": str(out["run_dir"])}
             probes.append(rec)
             root.mkdir(parents=True, exist_ok=True)
