@@ -124,6 +124,18 @@ def test_a_probe_is_long_enough_that_an_overload_it_hides_is_below_the_resolutio
     assert ("length " in text) == longer and (not longer or f"yolov8n-cls {frames} frames" in text), text
 
 
+def test_a_probe_timed_by_duration_is_lengthened_in_seconds():
+    from trt_ray_bench.cluster.search import _lengths, describe_search
+
+    timing = {"arrivals": "periodic", "rate_hz": 30, "deadline_ms": 33, "duration_s": 0.5}
+    coarse = _sweep({"until": "deadline_miss <= 0.01", "low": 10, "high": 1000, "resolution": 250}, timing)
+    assert _lengths(coarse, check_search(coarse), {"yolov8n-cls": 1000.0}) == {}  # 134 frames: 0.134 s < 0.5 s
+    fine = _sweep({"until": "deadline_miss <= 0.01", "low": 10, "high": 1000, "resolution": 25}, timing)
+    base = check_search(fine)
+    assert _lengths(fine, base, {"yolov8n-cls": 1000.0}) == {"yolov8n-cls": {"duration_s": pytest.approx(1.334)}}
+    assert "yolov8n-cls 1.334 s" in describe_search(fine, base)
+
+
 def test_a_search_with_axes_is_refused():
     with pytest.raises(UserError, match="search or axes"):
         sweep_from_dict({"base": {"name": "s", "models": [{"arch": "yolov8n", "task": "classify"}]},
@@ -172,3 +184,11 @@ def test_a_search_on_the_cpu_finds_rates_alone_and_together(tmp_path, cls_onnx, 
     assert t.loc["cls", "together_max_rate_hz"] == pytest.approx(2 * t.loc["det", "together_max_rate_hz"])
     assert t.loc["cls", "together_max_rate_hz"] <= t.loc["cls", "alone_max_rate_hz"] + RES
     assert (tmp_path / "out" / "s" / "search.csv").is_file() and (tmp_path / "out" / "s" / "search-log.jsonl").is_file()
+    # the probe at 2000 Hz ran 2000 * 2000 * 5 ms / (0.5 * 500 Hz) = 80 frames, not the base's 60
+    import json
+
+    log = [json.loads(line) for line in (tmp_path / "out" / "s" / "search-log.jsonl").read_text().splitlines()]
+    top = next(p for p in log if p["what"] == "cls" and p["rate_hz"] == HIGH)
+    assert top["lengths"] == {"cls": {"iterations": 80}}
+    rows = results.load(top["run_dir"], samples=False, telemetry=False).runs
+    assert list(rows.frames) == [80]
