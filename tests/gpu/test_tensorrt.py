@@ -100,7 +100,7 @@ def test_unsynchronised_host_timer_misses_the_gpu_work(det_onnx):
         pytest.skip("a CUDA graph (cuda-python) makes the enqueue cheaper than the GPU work; pycuda has none")
     m = dataclasses.replace(m, options={**m.options, "cuda_graph": True})
     synced, _ = _timed(m, 100, "device")
-    unsynced, _ = _timed(m, 100, "none")
+    unsynced, _ = _timed(m, 30, "none")  # 40 launches queued: far from filling the stream's queue
     gpu = summarize(synced.gpu_ms).p50_ms
     assert summarize(np.asarray(synced.host_ns) / 1e6).p50_ms >= gpu
     assert summarize(np.asarray(unsynced.host_ns) / 1e6).p50_ms < gpu / 2
