@@ -317,13 +317,14 @@ gputests85() {
 }
 energy() {
   # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown
-  # to 60 °C before each phase, then without either; each row's energy (NVML's counter) against
-  # the integral of NVML's power readings over the same window.
+  # to COOL_C (default 60 °C) before each phase, then without either; each row's energy (NVML's
+  # counter) against the integral of NVML's power readings over the same window. An H100 was at
+  # 43-50 °C before each phase (2026-12-06): COOL_C=45 makes the cooldown wait.
   step "energy per inference, five tasks alone and together, with and without an idle baseline"
   local spec=examples/02_alone_together_gpu/alone_together_gpu.yaml
   rm -rf "$R/gpu_energy_idle" "$R/gpu_energy"
   trb run "$spec" "${FAST[@]}" --set name=gpu_energy_idle --set timing.iterations=null --set timing.duration_s=5 \
-      --set telemetry.idle_s=3 --set 'timing.cooldown={temp_c: 60, timeout_s: 60}' 2>&1 | tee "$OUT/energy.log"
+      --set telemetry.idle_s=3 --set "timing.cooldown={temp_c: ${COOL_C:-60}, timeout_s: 60}" 2>&1 | tee "$OUT/energy.log"
   trb run "$spec" "${FAST[@]}" --set name=gpu_energy --set timing.iterations=null --set timing.duration_s=5 \
       2>&1 | tee -a "$OUT/energy.log"
   { for t in gpu_energy_idle gpu_energy; do
