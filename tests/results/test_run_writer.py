@@ -69,7 +69,10 @@ def test_an_exception_removes_the_hidden_folder(tmp_path):
     assert not run.exists() and _hidden(run.parent) == []
 
 
-def test_a_killed_run_s_folder_is_removed_by_the_next_not_a_live_one(tmp_path):
+@pytest.mark.parametrize("reaped", [True, False])
+def test_a_killed_run_s_folder_is_removed_by_the_next_not_a_live_one(tmp_path, reaped):
+    """``reaped`` False: the killed writer stays a zombie (as where its parent died too, in a
+    container whose first process reaps nothing): it has exited all the same."""
     exp = tmp_path / "exp"
     code = textwrap.dedent(f"""
         import os, sys, time
@@ -83,11 +86,17 @@ def test_a_killed_run_s_folder_is_removed_by_the_next_not_a_live_one(tmp_path):
     live = RunWriter(exp / "live")  # a run of this process, still being written
     assert left.is_dir() and RunWriter(exp / "other").removed == []  # its writer still holds it
     os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    if reaped:
+        p.wait()
+    else:
+        t_end = time.time() + 30
+        while Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < t_end:
+            time.sleep(0.05)
     assert left.is_dir() and (left / WRITING_FILE).is_file()  # what SIGKILL leaves: hidden
     assert not any(exp.glob("*/runs.parquet"))  # nothing visible
     nxt = RunWriter(exp / "next")
     assert nxt.removed == [left] and not left.exists()
+    p.wait()
     assert live.tmp.is_dir() and nxt.tmp.is_dir()
     # (".other.": unfinished, of this very process, which is alive: never removed either)
     live.finish({"runs": pd.DataFrame({"run_id": ["live"]})}, "x")

@@ -55,11 +55,24 @@ def _start_time(pid: int) -> Optional[str]:
     return stat.rsplit(")", 1)[-1].split()[19]
 
 
+def process_state(pid: int) -> Optional[str]:
+    """The process's state letter (/proc/PID/stat field 3; None: no such process here). Z
+    (zombie) and X (dead) have exited, whatever their entry still says."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def holder_alive(journal: dict) -> bool:
+    """Whether the process that wrote ``journal`` still runs. A killed writer whose parent
+    died too stays a zombie until init reaps it, and in a container whose first process reaps
+    nothing it stays one: it has exited, and its changes are left for the doctor."""
     pid = int(journal.get("pid") or 0)
     if pid <= 0 or journal.get("host") != socket.gethostname():
         return False
-    return _start_time(pid) is not None and _start_time(pid) == journal.get("pid_start")
+    start = _start_time(pid)
+    return start is not None and start == journal.get("pid_start") and process_state(pid) not in (None, "Z", "X")
 
 
 class Journal:

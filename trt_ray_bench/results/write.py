@@ -195,13 +195,17 @@ def remove_abandoned(folder: Path) -> List[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs here: a zombie (killed, not yet reaped: in a container whose first
+    process reaps nothing, for good) writes nothing more."""
+    from ..control.journal import process_state
+
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return process_state(pid) not in ("Z", "X")
 
 
 class RunWriter:
