@@ -10,8 +10,9 @@ keeps up with, alone and together (a search).
 Prints, per rate: each model's row alone and together (service p50, from-arrival p50 /
 p95 / p99, queue, deadline misses with their interval, dropped frames, scheduling error);
 then the search's table (model, alone max rate, together max rate). Every run is written
-under ``--output``. About 2 minutes for the rates and 3-4 for the search on an H100
-(first use: plus the five engine builds, cached after). Runs on TensorRT 8.5 and later.
+under ``--output``. On an H100 about 2 minutes for the rates and 8 for the search (42
+probes, 2026-12-06; first use: plus the five engine builds, cached after). Runs on TensorRT
+8.5 and later.
 """
 
 from __future__ import annotations
