@@ -346,17 +346,17 @@ precisionrun() {
 # build is a run's path), then waited for: the five tasks' FP16 engines (keep-up, energy), the
 # precision example's five variants of the 640-px detector, or both at once.
 EB=(--tactics none)
+exports() { ls "$@" 2>/dev/null | grep -Ev -- '-(fp16|int8|fp32)-'; }   # not the converted copies beside them
 five_builds() {
   local m=/tmp/trbcache/models f
-  for f in "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
-           "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx; do
-    case $f in *-fp16-*|*-int8-*|*-fp32-*) continue ;; esac   # converted copies beside the export
+  for f in $(exports "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
+                     "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx); do
     trb engine build "$f" --precision fp16 "${EB[@]}" "${OPTL[@]}" >> "$OUT/prebuild.log" 2>&1 &
   done
 }
 precision_builds() {
   local f o=("${EB[@]}" "${OPTL[@]}")
-  f=$(ls /tmp/trbcache/models/yolov8n-640x640-b1-*.onnx | grep -Ev -- '-(fp16|int8|fp32)-' | head -1)
+  f=$(exports /tmp/trbcache/models/yolov8n-640x640-b1-*.onnx | head -1)
   trb engine build "$f" --precision fp32 "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
   trb engine build "$f" --precision fp16 --typing weak --convert false "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &
   trb engine build "$f" --precision fp16 --convert true "${o[@]}" >> "$OUT/prebuild.log" 2>&1 &

@@ -45,23 +45,26 @@ def _ensure_dir() -> Path:
     return d
 
 
+def _stat(pid: int) -> Optional[List[str]]:
+    """/proc/PID/stat's fields after the command name (field 3 onwards), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
 def _start_time(pid: int) -> Optional[str]:
     """The process's start time (clock ticks after boot, /proc/PID/stat field 22): with the
     pid, it names one process, so a reused pid is not taken for the writer."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+    f = _stat(pid)
+    return f[19] if f and len(f) > 19 else None
 
 
 def process_state(pid: int) -> Optional[str]:
     """The process's state letter (/proc/PID/stat field 3; None: no such process here). Z
     (zombie) and X (dead) have exited, whatever their entry still says."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return None
+    f = _stat(pid)
+    return f[0] if f else None
 
 
 def holder_alive(journal: dict) -> bool:
@@ -71,8 +74,8 @@ def holder_alive(journal: dict) -> bool:
     pid = int(journal.get("pid") or 0)
     if pid <= 0 or journal.get("host") != socket.gethostname():
         return False
-    start = _start_time(pid)
-    return start is not None and start == journal.get("pid_start") and process_state(pid) not in (None, "Z", "X")
+    f = _stat(pid)  # one read: the start time and the state of the same process
+    return bool(f) and len(f) > 19 and f[19] == journal.get("pid_start") and f[0] not in ("Z", "X")
 
 
 class Journal:
