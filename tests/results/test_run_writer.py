@@ -5,6 +5,7 @@ written); and ``interrupt.deferred``, which keeps a phase's writing from being c
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -69,6 +70,21 @@ def test_an_exception_removes_the_hidden_folder(tmp_path):
     assert not run.exists() and _hidden(run.parent) == []
 
 
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _unlocked(path: Path) -> bool:
+    """Whether nobody holds ``path``'s flock (a killed process's thread group shows Z as
+    soon as its first thread has gone, and holds its files until the last one has)."""
+    with open(path) as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+    return True
+
+
 @pytest.mark.parametrize("reaped", [True, False])
 def test_a_killed_run_s_folder_is_removed_by_the_next_not_a_live_one(tmp_path, reaped):
     """``reaped`` False: the killed writer stays a zombie (as where its parent died too, in a
@@ -88,9 +104,9 @@ def test_a_killed_run_s_folder_is_removed_by_the_next_not_a_live_one(tmp_path, r
     os.kill(p.pid, signal.SIGKILL)
     if reaped:
         p.wait()
-    else:
+    else:  # a zombie whose threads have all exited: its lock is gone, its /proc entry is not
         t_end = time.time() + 30
-        while Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < t_end:
+        while not (_state(p.pid) == "Z" and _unlocked(left / WRITING_FILE)) and time.time() < t_end:
             time.sleep(0.05)
     assert left.is_dir() and (left / WRITING_FILE).is_file()  # what SIGKILL leaves: hidden
     assert not any(exp.glob("*/runs.parquet"))  # nothing visible
