@@ -468,7 +468,13 @@ class Sim:
             return getattr(self.classes()[qual], member)
 
     def nptype(self, dt):
-        return _NP[self.name_of("DataType", dt)]
+        """As the real ``tensorrt.nptype``: 8.5's builds its dict on each call with ``np.bool``
+        for BOOL, an alias numpy 1.24 to 1.26 lack (numpy 2 has it again): there it fails for
+        every type (seen on TensorRT 8.5.3.1 with numpy 1.24.4, JetPack 5's Python 3.8)."""
+        mapping = dict(_NP)
+        if object.__getattribute__(self.mod, "_s_version")[:2] < (8, 6):
+            mapping["BOOL"] = np.bool  # noqa: NPY001 - the real 8.5's lookup, on purpose
+        return mapping[self.name_of("DataType", dt)]
 
     def name_of(self, qual: str, value) -> str:
         stub = API()[0][qual]
@@ -1089,6 +1095,28 @@ def test_the_stand_in_has_exactly_its_versions_names():
     engine = t85.Runtime(type("L", (t85.ILogger,), {})()).deserialize_cuda_engine(
         ENGINE_MAGIC + b'{"inputs": [], "outputs": []}')
     assert hasattr(engine, "device_memory_size") and not hasattr(engine, "device_memory_size_v2")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_engine_tensors_are_read_without_tensorrts_nptype_on_numpy_1_24(version, monkeypatch):
+    """An engine's inputs and outputs are read (dtype names included) on every version with
+    numpy 1.24 to 1.26, where TensorRT 8.5's ``nptype`` fails (its ``np.bool``): numpy 2's alias
+    is removed here to be that numpy whatever numpy runs the test."""
+    from trt_ray_bench.engines._trt_build import engine_facts
+
+    monkeypatch.delattr(np, "bool", raising=False)
+    trt = make_trt(version)
+    if vt(version)[:2] < (8, 6):
+        with pytest.raises(AttributeError):
+            trt.nptype(trt.DataType.FLOAT)  # the stand-in fails as the real 8.5 does
+    io = {"inputs": [["images", [1, 3, 32, 32], "HALF"]],
+          "outputs": [["output0", [1, 84, 21], "FLOAT"], ["mask", [1, 21], "BOOL"], ["ids", [1, 21], "INT32"]]}
+    runtime = trt.Runtime(type("L", (trt.ILogger,), {"log": lambda self, s, m: None})())
+    facts = engine_facts(trt, runtime, ENGINE_MAGIC + json.dumps(io).encode())
+    assert facts["inputs"] == [("images", [1, 3, 32, 32], "float16")]
+    assert facts["outputs"] == [("output0", [1, 84, 21], "float32"), ("mask", [1, 21], "bool"),
+                                ("ids", [1, 21], "int32")]
+    assert [np.dtype(t[2]) for t in facts["outputs"]] == [np.float32, np.bool_, np.int32]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -95,6 +95,23 @@ def set_calibration_profile(trt, config, profile) -> None:
         config.set_calibration_profile(profile)
 
 
+#: numpy's name for each TensorRT ``DataType`` with a numpy type (BF16, FP8, INT4 have none)
+_NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+                 "BOOL": "bool", "UINT8": "uint8"}
+
+
+def numpy_dtype_name(trt, dtype) -> str:
+    """numpy's name of a TensorRT ``DataType`` (``float32`` for ``FLOAT``). Not through
+    ``trt.nptype``: TensorRT 8.5's maps BOOL to ``np.bool``, which numpy 1.24 to 1.26 lack, in a
+    dict built on each call, so there it fails for every type."""
+    for name, np_name in _NUMPY_DTYPES.items():
+        member = getattr(trt.DataType, name, None)  # each version has its own members
+        if member is not None and dtype == member:
+            return np_name
+    raise UserError("engine", f"a tensor of TensorRT type {dtype} has no numpy type: give the model "
+                    "float, half or integer inputs and outputs")
+
+
 def engine_device_memory(engine) -> Optional[int]:
     """Bytes of device memory an execution context of ``engine`` needs: ``_v2`` (10.1+,
     includes weight-streaming scratch) where it exists, else the old property (gone in 11)."""

@@ -379,7 +379,8 @@ def io_tensors(trt, engine) -> Tuple[list, list]:
     ins, outs = [], []
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
-        item = (name, list(engine.get_tensor_shape(name)), str(trt.nptype(engine.get_tensor_dtype(name)).__name__))
+        dtype = _trt_api.numpy_dtype_name(trt, engine.get_tensor_dtype(name))
+        item = (name, list(engine.get_tensor_shape(name)), dtype)
         (ins if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outs).append(item)
     return ins, outs
 
