@@ -17,7 +17,8 @@
 # builds at once did not finish in 6 minutes, five not in 10. 8.6 at level 0 built the five
 # keep-up engines at once in 41-106 s each. Even 8.5's small builds are slow: tests/gpu passed
 # its three DLA tests (no build), then its energy test (two builds, 64 / 96 px, and a 3-s run)
-# had not finished after 160 s; give gputests85 whole calls. The 640-px studies (keep-up,
+# had not finished after 160 s; give gputests85 whole calls. A 64-px classifier's FP16 engine took
+# about 3.5 minutes on an H100 (2026-12-06), the next builds about a minute each. The 640-px studies (keep-up,
 # energy, precision) run on 8.6. A device session of 30 minutes holds one stack's transfer
 # (~1-2 min) and about three 10-minute calls.
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
@@ -312,7 +313,9 @@ gputests85() {
   # carries. Load lazily (what is used) and keep the compiled kernels (CUDA_CACHE_* above).
   local n files; n=$(ls "$OUT"/pytest-gpu*.log 2>/dev/null | wc -l)
   read -ra files <<< "${GPUTESTS:-tests/gpu}"
-  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -q -p no:cacheprovider "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} --durations=15 -rs 2>&1 \
+  # -v: a call cut at its 10 minutes still shows each test's outcome so far, and the one running
+  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} \
+      --durations=15 -rs 2>&1 \
       | tee "$OUT/pytest-gpu$n.log"
 }
 energy() {

@@ -182,8 +182,29 @@ def read_list(name: str) -> List[Tuple[str, str]]:
     return out
 
 
+#: every public name of the real module, recorded from its x86 wheel (record_trt_names.py)
+RECORDED = {(8, 5): "tensorrt-8.5.3.1-names.txt", (8, 6): "tensorrt-8.6.0-names.txt"}
+
+
+def recorded_names(version: str) -> Optional[Set[str]]:
+    """The names the real ``tensorrt`` of ``version``'s minor release has, or None (not recorded)."""
+    file = RECORDED.get(vt(version)[:2])
+    return None if file is None else {name for name, _ in read_list(file)}
+
+
+def stub_names(api=None) -> Set[str]:
+    """Every name of the 10.13 stubs: the module's, each class's and its members'."""
+    classes, exported, _ = api or API()
+    names = set(exported) | set(classes)
+    for qual, c in classes.items():
+        names |= {f"{qual}.{m}" for m in c.members if not _is_dunder(m)}
+    return names
+
+
 def absent_names(version: str) -> Set[str]:
-    """The names of the 10.13 stubs that ``version`` does not have."""
+    """The names of the 10.13 stubs that ``version`` does not have: for 8.5 and 8.6, every one
+    the real module's record lacks; for 10.0 the names added later (tensorrt85_absent.txt);
+    for 11 the removals (tensorrt11_removed.txt)."""
     v = vt(version)
     if v[0] >= 11:
         return {name for name, _ in read_list("tensorrt11_removed.txt")}
@@ -191,6 +212,9 @@ def absent_names(version: str) -> Set[str]:
     for name, rest in read_list("tensorrt85_absent.txt"):
         if vt(rest.split()[0]) > v:
             absent.add(name)
+    real = recorded_names(version)
+    if real is not None:
+        absent |= {name for name in stub_names() if name not in real}
     return absent
 
 
@@ -1068,6 +1092,23 @@ def test_the_version_lists_name_what_the_stubs_have():
         assert not unknown, f"{file}: not in the 10.13 stubs: {unknown}"
     for name, rest in read_list("tensorrt85_absent.txt"):
         assert re.match(r"\d+\.\d+\s", rest), f"tensorrt85_absent.txt: {name} needs the version that added it"
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "8.6.1.6"])
+def test_the_8x_stand_ins_have_only_what_the_real_module_has(version):
+    """The 8.5 and 8.6 stand-ins are the stubs less every name the real module lacks, as
+    recorded from its wheel; the hand-kept list of names added since 8.5 agrees with both."""
+    v = vt(version)
+    file = DATA / RECORDED[v[:2]]
+    assert file.read_text().startswith(f"# The public names of tensorrt {v[0]}.{v[1]}.")
+    real = recorded_names(version)
+    for name, rest in read_list("tensorrt85_absent.txt"):
+        assert (name in real) == (vt(rest.split()[0]) <= v), (file.name, name, rest)
+    t = make_trt(version)
+    assert hasattr(t, "ICastLayer") == (v >= (8, 6))  # a layer 8.6 added: absent from the 8.5 list
+    assert not hasattr(t, "IProgressMonitor") and not hasattr(t, "int64")
+    assert hasattr(t.IBuilderConfig, "set_tactic_sources") and hasattr(t.ILogger.Severity, "ERROR")
+    assert not (absent_names(version) & real)
 
 
 def test_the_stand_in_has_exactly_its_versions_names():
