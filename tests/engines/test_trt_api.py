@@ -1144,6 +1144,7 @@ def test_engine_tensors_are_read_without_tensorrts_nptype_on_numpy_1_24(version,
     numpy 1.24 to 1.26, where TensorRT 8.5's ``nptype`` fails (its ``np.bool``): numpy 2's alias
     is removed here to be that numpy whatever numpy runs the test."""
     from trt_ray_bench.engines._trt_build import engine_facts
+    from trt_ray_bench.errors import UserError
 
     monkeypatch.delattr(np, "bool", raising=False)
     trt = make_trt(version)
@@ -1158,6 +1159,10 @@ def test_engine_tensors_are_read_without_tensorrts_nptype_on_numpy_1_24(version,
     assert facts["outputs"] == [("output0", [1, 84, 21], "float32"), ("mask", [1, 21], "bool"),
                                 ("ids", [1, 21], "int32")]
     assert [np.dtype(t[2]) for t in facts["outputs"]] == [np.float32, np.bool_, np.int32]
+    if hasattr(trt.DataType, "BF16"):  # from 9.0: a type numpy has not is refused in one line
+        io["outputs"].append(["logits", [1, 10], "BF16"])
+        with pytest.raises(UserError, match=r"^models\[0\]\.path: the engine's tensor logits is of type .*BF16"):
+            engine_facts(trt, runtime, ENGINE_MAGIC + json.dumps(io).encode(), "models[0].path")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

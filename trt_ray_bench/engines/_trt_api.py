@@ -100,16 +100,18 @@ _NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32":
                  "BOOL": "bool", "UINT8": "uint8"}
 
 
-def numpy_dtype_name(trt, dtype) -> str:
-    """numpy's name of a TensorRT ``DataType`` (``float32`` for ``FLOAT``). Not through
-    ``trt.nptype``: TensorRT 8.5's maps BOOL to ``np.bool``, which numpy 1.24 to 1.26 lack, in a
-    dict built on each call, so there it fails for every type."""
+def numpy_dtype_name(trt, dtype, tensor: str, where: str) -> str:
+    """numpy's name of a TensorRT ``DataType`` (``float32`` for ``FLOAT``); a type numpy has
+    not is refused in one line naming ``tensor``. Not through ``trt.nptype``: TensorRT 8.5's
+    maps BOOL to ``np.bool``, which numpy 1.24 to 1.26 lack, in a dict built on each call, so
+    there it fails for every type."""
     for name, np_name in _NUMPY_DTYPES.items():
         member = getattr(trt.DataType, name, None)  # each version has its own members
         if member is not None and dtype == member:
             return np_name
-    raise UserError("engine", f"a tensor of TensorRT type {dtype} has no numpy type: give the model "
-                    "float, half or integer inputs and outputs")
+    label = next((n for n in dir(trt.DataType) if n.isupper() and getattr(trt.DataType, n) == dtype), str(dtype))
+    raise UserError(where, f"the engine's tensor {tensor} is of type {label}, which numpy has not: "
+                    "give the model float, half or integer inputs and outputs")
 
 
 def engine_device_memory(engine) -> Optional[int]:

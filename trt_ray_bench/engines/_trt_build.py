@@ -300,8 +300,8 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     if blob is None:
         raise UserError(str(onnx_path), "TensorRT could not build an engine: " + " | ".join(logger.errors)[-400:])
     build_s = time.perf_counter() - t0
+    facts = engine_facts(trt, trt.Runtime(logger), blob, str(onnx_path))  # before writing: a refusal leaves no file
     _write_atomic(path, blob)
-    facts = engine_facts(trt, trt.Runtime(logger), blob)
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
                       compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
@@ -333,13 +333,13 @@ def _write_atomic(path: Path, blob) -> None:
     os.replace(tmp, path)
 
 
-def engine_facts(trt, runtime, data) -> dict:
+def engine_facts(trt, runtime, data, where: str = "engine") -> dict:
     """Inputs, outputs and device memory of a serialized engine (deserialized once: this
-    also proves the engine just written loads)."""
+    also proves the engine just built loads)."""
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         return {}
-    ins, outs = io_tensors(trt, engine)
+    ins, outs = io_tensors(trt, engine, where)
     return {"inputs": ins, "outputs": outs, "device_memory_bytes": _trt_api.engine_device_memory(engine)}
 
 
@@ -374,12 +374,13 @@ def deserialize(trt, runtime, logger, path: Path, where: str):
     return engine
 
 
-def io_tensors(trt, engine) -> Tuple[list, list]:
-    """(inputs, outputs): each (name, shape with -1 for dynamic axes, numpy dtype name)."""
+def io_tensors(trt, engine, where: str = "engine") -> Tuple[list, list]:
+    """(inputs, outputs): each (name, shape with -1 for dynamic axes, numpy dtype name);
+    ``where`` names the model in the error a tensor type numpy has not gets."""
     ins, outs = [], []
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
-        dtype = _trt_api.numpy_dtype_name(trt, engine.get_tensor_dtype(name))
+        dtype = _trt_api.numpy_dtype_name(trt, engine.get_tensor_dtype(name), name, where)
         item = (name, list(engine.get_tensor_shape(name)), dtype)
         (ins if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outs).append(item)
     return ins, outs

@@ -206,7 +206,7 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
         check_dla(trt, build_options(model), gpu, where, count=int(runtime.num_DLA_cores))
         runtime.DLA_core = int(core)
     engine = deserialize(trt, runtime, logger, path, f"{where}.path")
-    ins, outs = io_tensors(trt, engine)
+    ins, outs = io_tensors(trt, engine, f"{where}.path")
     model = _with_engine_input(model, ins, where, path)
     meta, _ = split_ultralytics_header(path.read_bytes()[:65536])
     info = {"path": str(path), "trt_version": trt.__version__, "gpu": gpu, "cached": True, "given": True,
