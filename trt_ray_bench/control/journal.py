@@ -60,9 +60,12 @@ def _start_time(pid: int) -> Optional[str]:
     return f[19] if f and len(f) > 19 else None
 
 
+#: /proc states of a process that has exited, whatever its entry still says: Z (zombie), X (dead)
+EXITED = ("Z", "X")
+
+
 def process_state(pid: int) -> Optional[str]:
-    """The process's state letter (/proc/PID/stat field 3; None: no such process here). Z
-    (zombie) and X (dead) have exited, whatever their entry still says."""
+    """The process's state letter (/proc/PID/stat field 3; None: no such process here)."""
     f = _stat(pid)
     return f[0] if f else None
 
@@ -75,7 +78,7 @@ def holder_alive(journal: dict) -> bool:
     if pid <= 0 or journal.get("host") != socket.gethostname():
         return False
     f = _stat(pid)  # one read: the start time and the state of the same process
-    return bool(f) and len(f) > 19 and f[19] == journal.get("pid_start") and f[0] not in ("Z", "X")
+    return bool(f) and len(f) > 19 and f[19] == journal.get("pid_start") and f[0] not in EXITED
 
 
 class Journal:

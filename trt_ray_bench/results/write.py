@@ -197,7 +197,7 @@ def remove_abandoned(folder: Path) -> List[Path]:
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs here: a zombie (killed, not yet reaped: in a container whose first
     process reaps nothing, for good) writes nothing more."""
-    from ..control.journal import process_state
+    from ..control.journal import EXITED, process_state
 
     try:
         os.kill(pid, 0)
@@ -205,7 +205,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         pass
-    return process_state(pid) not in ("Z", "X")
+    return process_state(pid) not in EXITED
 
 
 class RunWriter:
