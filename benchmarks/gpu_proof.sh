@@ -10,24 +10,23 @@
 #   bash benchmarks/gpu_proof.sh models multigpu    (the 2-GPU machine, kind nvidia-h200-x2)
 #   bash benchmarks/gpu_proof.sh models pycudatests precision   (issue 12: the pycuda exit, LSUV precision)
 #   EVENTS_S=500 bash benchmarks/gpu_proof.sh models events     (issue 14: memory flat; 600 s a call)
-#   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models gputests85   (the JetPack 5 stack)
+#   bash .device38/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models plan85   (the JetPack 5 stack, below)
 #   bash .device/chunks/cNN/setup.sh && bash benchmarks/gpu_proof.sh models prebuild keepsearch energy precisionrun
 #   (or over three calls: models engines5 energy; keepsearch; enginesprec precisionrun)
 # TensorRT 8.5 has no optimization level to lower: on an H100 (2026-12-06) ten of its 640-px
 # builds at once did not finish in 6 minutes, five not in 10. 8.6 at level 0 built the five
-# keep-up engines at once in 41-106 s each. Even 8.5's small builds are slow: tests/gpu passed
-# its three DLA tests (no build), then its energy test (two builds, 64 / 96 px, and a 3-s run)
-# had not finished after 160 s; give gputests85 whole calls. A 64-px classifier's FP16 engine took
-# about 3.5 minutes on an H100 (2026-12-06), the next builds about a minute each. The 640-px studies (keep-up,
-# energy, precision) run on 8.6. A device session of 30 minutes holds one stack's transfer
-# (~1-2 min) and about three 10-minute calls.
+# keep-up engines at once in 41-106 s each. Even 8.5's small builds take 1.5 to 6 minutes each
+# on an H100 (a build kept one core busy and the GPU 4-45 % busy; the wheel's sm_90 kernels
+# are PTX only, and CUDA's kernel cache stayed empty), so plan85 orders the suite to prove
+# most per build. The 640-px studies (keep-up, energy, precision) run on 8.6. A device
+# session of 30 minutes holds one stack's transfer (~1-2 min) and about 25 minutes of work.
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
 . /tmp/trt_env.sh
 export TRB_CACHE_DIR=/tmp/trbcache TRB_TEST_CACHE=/tmp/trbcache PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 # kernels JIT-compiled for this GPU are kept for the next build (CUDA's default cache holds 256 MB)
-export CUDA_CACHE_PATH=/tmp/cuda-cache CUDA_CACHE_MAXSIZE=4294967296
+export CUDA_CACHE_PATH=/tmp/cuda-cache CUDA_CACHE_MAXSIZE=2147483648   # 4 GiB, CUDA's stated maximum, may read as 0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; R=/tmp/trb-results
 PY=${PY:-${PY310:-python3}}
 # This rig's TensorRT has no cuBLAS/cuDNN: no tactics from them; level 0 keeps builds short.
@@ -317,6 +316,81 @@ gputests85() {
   CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} \
       --durations=15 -rs 2>&1 \
       | tee "$OUT/pytest-gpu$n.log"
+}
+# JetPack 5's proof as one run in the background, which goes on between device calls where
+# the machine lets it, and is resumed step by step where it does not. Each call:
+#   bash benchmarks/gpu_proof.sh plan85      (the first after `bash .device38/chunks/c10/setup.sh` and `models`)
+# waits up to PLAN_WAIT seconds (default 540), then copies the logs so far to $OUT.
+P85=/tmp/plan85
+plan85() {
+  local t0; t0=$(date +%s); mkdir -p $P85
+  if [ -f $P85/pid ] && kill -0 "$(cat $P85/pid)" 2>/dev/null; then
+    echo "the runner of the last call is still running: $(cat $P85/pid)"
+  elif [ ! -f $P85/done ]; then
+    echo "starting the runner (steps done: $(cd $P85 && ls -- *.ok 2>/dev/null | tr '\n' ' '))"
+    OUT=$P85 setsid nohup bash "$0" plan85steps >> $P85/runner.log 2>&1 < /dev/null &
+    echo $! > $P85/pid
+  fi
+  while [ ! -f $P85/done ] && [ $(( $(date +%s) - t0 )) -lt "${PLAN_WAIT:-540}" ]; do sleep 5; done
+  cp -r $P85/. "$OUT"/ 2>/dev/null
+  echo "--- runner log, last lines ($(date +%T)); CUDA cache: $(du -sh /tmp/cuda-cache 2>/dev/null | cut -f1)"
+  tail -40 $P85/runner.log
+}
+plan85steps() {
+  local s
+  for s in ${PLAN85:-gputests85 pycuda85 fidelity85 precision85}; do
+    [ -f $P85/$s.ok ] && continue
+    step "plan step $s"; "$s"; touch $P85/$s.ok
+    echo "step $s ended; CUDA cache: $(du -sh /tmp/cuda-cache 2>/dev/null | cut -f1)"
+  done
+  touch $P85/done
+}
+# The suite in the order that proves most per build, after gputests85 has built the 64-px
+# classifier's and 96-px detector's FP16 engines (its DLA, energy and alone/together tests;
+# stop it there): the tests of those engines on each binding, fidelity on them, then the
+# precision tests, then the two that build engines of their own. For example:
+#   PLAN85="cached85 pycuda85 fidelity85 prec85 rest85" bash benchmarks/gpu_proof.sh plan85
+# or, for the tests that build engines of their own, all at once: PLAN85="par85 precision85"
+CACHED85='not int8 and not fp16_engine and not dynamic and not own_size and not pipeline'
+cached85() {
+  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py -k "$CACHED85" \
+      2>&1 | tee "$OUT/pytest-cached.log"
+}
+pycuda85() {
+  # the same tests on pycuda, and how the interpreter ended
+  TRB_CUDA=pycuda CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
+      -k "$CACHED85" 2>&1 | tee "$OUT/pytest-pycuda.log"
+  echo "pytest exit ${PIPESTATUS[0]}" | tee -a "$OUT/pytest-pycuda.log"
+}
+fidelity85() {
+  local b
+  for b in cuda-python pycuda; do
+    CUDA_MODULE_LOADING=LAZY "$PY" benchmarks/trt_fidelity.py --tactics none --rounds 5 --cuda $b \
+        --model ${FID85:-yolov8n-cls:64 --model yolov8n:96} 2>&1 | tee "$OUT/fidelity-$b.log"
+  done
+}
+prec85() {
+  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v -s --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
+      -k "int8 or fp16_engine" --durations=10 2>&1 | tee "$OUT/pytest-precision.log"
+}
+rest85() {
+  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
+      -k "dynamic or own_size" --durations=10 2>&1 | tee "$OUT/pytest-rest.log"
+}
+par85() {
+  # the TensorRT tests still to run on 8.5 (2026-12-06), each in its own process, all at once:
+  # a build keeps one core busy, and none of these tests times anything
+  local k
+  for k in ${PAR85_K:-through_the_calibrator mixed_precision builder_flag dynamic own_size after_pycuda}; do
+    CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v -s --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py -k "$k" \
+        --durations=5 > "$OUT/par85-$k.log" 2>&1 &
+  done
+  wait
+  grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT"/par85-*.log
+}
+precision85() {
+  CUDA_MODULE_LOADING=LAZY "$PY" benchmarks/trt_precision.py --tactics none --images 8 --model yolov8n:320 \
+      2>&1 | tee "$OUT/precision.md"
 }
 energy() {
   # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown

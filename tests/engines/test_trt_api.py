@@ -1574,6 +1574,41 @@ def test_trb_cuda_must_name_a_binding(monkeypatch):
         _cuda.load()
 
 
+class _RefusingRuntime(types.ModuleType):
+    """cuda-python's runtime where pycuda made the primary context current first: its
+    cudaSetDeviceFlags fails (on an H100 with cuda-python 12.3 and driver 580 it named the
+    error "unrecognized error code"); every call returns ``(err, *values)`` as the real one."""
+
+    def __init__(self):
+        super().__init__("cuda.cudart")
+        self.flags: List[int] = []
+
+    def cudaSetDeviceFlags(self, flags):
+        self.flags.append(flags)
+        return (999,)
+
+    @staticmethod
+    def cudaGetErrorString(err):
+        return (0, b"unrecognized error code")
+
+
+def test_cuda_python_after_pycuda_keeps_the_contexts_flags_for_auto_only(monkeypatch):
+    """A process where pycuda made the primary context current before cuda-python's facade
+    loaded (two bindings in one process): the runtime refuses to set how host threads wait.
+    auto keeps the context's flags and loads, as the pycuda facade does; a mode asked for is
+    a one-line error, not a run under another mode than the one recorded."""
+    from trt_ray_bench.engines import _cuda
+
+    rt = _RefusingRuntime()
+    monkeypatch.setattr(_cuda, "_cuda_python_runtime", lambda: rt)
+    assert _cuda.CudaPython("auto").rt is rt and rt.flags == [0]
+    with pytest.raises(_cuda.CudaError) as e:
+        _cuda.CudaPython("spin")
+    assert str(e.value) == ("cudaSetDeviceFlags(spin) returned unrecognized error code: the primary context is "
+                            "already active with other flags (set options.sync_wait the same for every model)")
+    assert rt.flags == [0, 1]
+
+
 def test_ultralytics_engine_header_is_split():
     from trt_ray_bench.engines._trt_build import split_ultralytics_header
 

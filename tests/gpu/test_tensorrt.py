@@ -375,6 +375,22 @@ def test_pycuda_facade_times_the_engine_like_cuda_python(det_onnx, monkeypatch):
         load_runner(graph)
 
 
+@pytest.mark.skipif(not (binding_present("pycuda") and binding_present("cuda-python")),
+                    reason="needs both pycuda and cuda-python")
+def test_cuda_python_loads_after_pycuda_made_the_primary_context_current():
+    """Both bindings in one fresh process, pycuda first (its facade makes the primary
+    context current in the thread): cuda-python's facade then loads with auto and reads the
+    GPU. On an H100 (cuda-python 12.3, pycuda 2026.1, driver 580) the runtime refused to set
+    the wait mode there, and the facade failed to load."""
+    import subprocess
+    import sys
+
+    code = ("from trt_ray_bench.engines import _cuda; p = _cuda.PyCuda('auto'); c = _cuda.CudaPython('auto'); "
+            "print(c.device_name() == p.device_name())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "True", out.stderr[-2000:]
+
+
 def test_doctor_lines_name_tensorrt_the_binding_and_the_gpu():
     from trt_ray_bench.engines import tensorrt as backend
 

@@ -26,6 +26,8 @@ from ..errors import MissingExtra, UserError, lazy_import
 
 #: cudaDeviceSchedule* / CU_CTX_SCHED_* flags (same values), by the names the spec uses (``options.sync_wait``)
 SCHEDULE = {"auto": 0, "spin": 1, "yield": 2, "block": 4}
+#: why setting a wait mode failed (the runtime's and the driver's refusal alike)
+_ACTIVE = "the primary context is already active with other flags (set options.sync_wait the same for every model)"
 ENV = "TRB_CUDA"
 BINDINGS = ("auto", "cuda-python", "pycuda")
 _WHY = "running on the GPU"
@@ -142,14 +144,20 @@ class CudaPython:
         self.version = _version(("cuda-python", "cuda-bindings"), rt)
         self._pinned = []
         if sync_wait is not None:
-            # Must precede the primary context's creation: how host threads wait for the GPU.
-            self._ok(rt.cudaSetDeviceFlags(SCHEDULE[sync_wait]), "cudaSetDeviceFlags")
+            # How host threads wait for the GPU. The runtime refuses it where another user of
+            # the driver API (pycuda) made the primary context current first: auto then keeps
+            # the context's flags, as pycuda's facade does (_set_primary_flags).
+            ret = rt.cudaSetDeviceFlags(SCHEDULE[sync_wait])
+            if int(ret[0]) != 0 and SCHEDULE[sync_wait] != 0:
+                raise CudaError(f"cudaSetDeviceFlags({sync_wait}) returned {self._name(ret[0])}: {_ACTIVE}")
+
+    def _name(self, err) -> str:
+        name = self.rt.cudaGetErrorString(err)[1]
+        return name.decode() if isinstance(name, bytes) else str(name)
 
     def _ok(self, ret, what: str):
-        err = ret[0]
-        if int(err) != 0:
-            name = self.rt.cudaGetErrorString(err)[1]
-            raise CudaError(f"{what}: {name.decode() if isinstance(name, bytes) else name}")
+        if int(ret[0]) != 0:
+            raise CudaError(f"{what}: {self._name(ret[0])}")
         return ret[1] if len(ret) == 2 else ret[1:]
 
     def bind(self) -> None:
@@ -395,5 +403,4 @@ def _set_primary_flags(device: int, flags: int) -> None:
         raise CudaError("cuDeviceGet failed")
     rc = fn(dev, ctypes.c_uint(flags))
     if rc != 0 and flags != 0:
-        raise CudaError(f"cuDevicePrimaryCtxSetFlags({flags}) returned CUDA error {rc}: the primary context is "
-                        "already active with other flags (set options.sync_wait the same for every model)")
+        raise CudaError(f"cuDevicePrimaryCtxSetFlags({flags}) returned CUDA error {rc}: {_ACTIVE}")
