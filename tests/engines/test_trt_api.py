@@ -1585,7 +1585,12 @@ class _RefusingRuntime(types.ModuleType):
 
     def cudaSetDeviceFlags(self, flags):
         self.flags.append(flags)
+        self.last = 999
         return (999,)
+
+    def cudaGetLastError(self):
+        err, self.last = self.last, 0
+        return (err,)
 
     @staticmethod
     def cudaGetErrorString(err):
@@ -1601,7 +1606,7 @@ def test_cuda_python_after_pycuda_keeps_the_contexts_flags_for_auto_only(monkeyp
 
     rt = _RefusingRuntime()
     monkeypatch.setattr(_cuda, "_cuda_python_runtime", lambda: rt)
-    assert _cuda.CudaPython("auto").rt is rt and rt.flags == [0]
+    assert _cuda.CudaPython("auto").rt is rt and rt.flags == [0] and rt.last == 0  # and the error cleared
     with pytest.raises(_cuda.CudaError) as e:
         _cuda.CudaPython("spin")
     assert str(e.value) == ("cudaSetDeviceFlags(spin) returned unrecognized error code: the primary context is "

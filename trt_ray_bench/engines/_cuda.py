@@ -148,8 +148,10 @@ class CudaPython:
             # the driver API (pycuda) made the primary context current first: auto then keeps
             # the context's flags, as pycuda's facade does (_set_primary_flags).
             ret = rt.cudaSetDeviceFlags(SCHEDULE[sync_wait])
-            if int(ret[0]) != 0 and SCHEDULE[sync_wait] != 0:
-                raise CudaError(f"cudaSetDeviceFlags({sync_wait}) returned {self._name(ret[0])}: {_ACTIVE}")
+            if int(ret[0]) != 0:
+                if SCHEDULE[sync_wait] != 0:
+                    raise CudaError(f"cudaSetDeviceFlags({sync_wait}) returned {self._name(ret[0])}: {_ACTIVE}")
+                rt.cudaGetLastError()  # the refusal is not left for a later call to report
 
     def _name(self, err) -> str:
         name = self.rt.cudaGetErrorString(err)[1]
