@@ -27,6 +27,8 @@ set -uo pipefail
 export TRB_CACHE_DIR=/tmp/trbcache TRB_TEST_CACHE=/tmp/trbcache PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 # kernels JIT-compiled for this GPU are kept for the next build (CUDA's default cache holds 256 MB)
 export CUDA_CACHE_PATH=/tmp/cuda-cache CUDA_CACHE_MAXSIZE=2147483648   # 4 GiB, CUDA's stated maximum, may read as 0
+# kernels loaded as they are used (TensorRT 8.5.3.1's CUDA 11 runtime loads them all eagerly)
+export CUDA_MODULE_LOADING=LAZY
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; R=/tmp/trb-results
 PY=${PY:-${PY310:-python3}}
 # This rig's TensorRT has no cuBLAS/cuDNN: no tactics from them; level 0 keeps builds short.
@@ -108,13 +110,17 @@ pycudatests() {
 }
 fidelity2() {
   step "fidelity on each CUDA binding"
+  local b m models=()
+  for m in ${FID_MODELS:-}; do models+=(--model "$m"); done   # default: the benchmark's own models
   for b in cuda-python pycuda; do
-    "$PY" benchmarks/trt_fidelity.py --tactics none "${OPTL[@]}" --rounds ${ROUNDS:-7} --cuda $b 2>&1 | tee "$OUT/fidelity-$b.log"
+    "$PY" benchmarks/trt_fidelity.py --tactics none "${OPTL[@]}" --rounds ${ROUNDS:-7} --cuda $b "${models[@]}" 2>&1 \
+        | tee "$OUT/fidelity-$b.log"
   done
 }
 precision() {
   step "FP32 / FP16 (flag, converted) / INT8 (Q/DQ, calibrator), yolov8n 640"
-  "$PY" benchmarks/trt_precision.py --tactics none "${OPTL[@]}" --images 8 2>&1 | tee "$OUT/precision.md"
+  "$PY" benchmarks/trt_precision.py --tactics none "${OPTL[@]}" --images 8 --model ${PREC_MODEL:-yolov8n:640} 2>&1 \
+      | tee "$OUT/precision.md"
 }
 noise() {
   # Issue 14: does one run's interval describe the noise between runs? 10 process-isolated
@@ -301,21 +307,18 @@ PYEOF
 }
 
 # ------------------------------------------------------------------ JetPack 5's stack, energy, cameras
+pytest85() { "$PY" -m pytest -v --tb=short -p no:cacheprovider "$@"; }
 gputests85() {
   # the GPU suite alone (TensorRT, energy, DLA refusal, cooldown), each test timed; on 8.5 its
   # builds take minutes: GPUTESTS (paths) and GPUTESTS_K (a -k expression) pick the tests of
   # one 10-minute call (e.g. GPUTESTS=tests/gpu/test_tensorrt.py GPUTESTS_K="int8 or fp16"),
   # each call's log kept apart. On 8.6 and an H100 the whole suite took 411 s (2026-12-06).
-  step "tests/gpu ${GPUTESTS:-} ${GPUTESTS_K:-}"
-  # TensorRT 8.5.3.1's x86 wheel has 113 kernel modules for sm_90 as PTX only (46 MB): on a
-  # Hopper GPU the driver compiles them as they load, eagerly under the CUDA 11 runtime it
-  # carries. Load lazily (what is used) and keep the compiled kernels (CUDA_CACHE_* above).
+  step "tests/gpu ${GPUTESTS:-} ${GPUTESTS_K:-} ${TRB_CUDA:-}"
   local n files; n=$(ls "$OUT"/pytest-gpu*.log 2>/dev/null | wc -l)
   read -ra files <<< "${GPUTESTS:-tests/gpu}"
   # -v: a call cut at its 10 minutes still shows each test's outcome so far, and the one running
-  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} \
-      --durations=15 -rs 2>&1 \
-      | tee "$OUT/pytest-gpu$n.log"
+  pytest85 "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} --durations=15 -rs 2>&1 | tee "$OUT/pytest-gpu$n.log"
+  echo "pytest exit ${PIPESTATUS[0]}" | tee -a "$OUT/pytest-gpu$n.log"   # on pycuda: how the interpreter ended
 }
 # JetPack 5's proof as one run in the background, which goes on between device calls where
 # the machine lets it, and is resumed step by step where it does not. Each call:
@@ -347,51 +350,24 @@ plan85steps() {
 }
 # The suite in the order that proves most per build, after gputests85 has built the 64-px
 # classifier's and 96-px detector's FP16 engines (its DLA, energy and alone/together tests;
-# stop it there): the tests of those engines on each binding, fidelity on them, then the
-# precision tests, then the two that build engines of their own. For example:
-#   PLAN85="cached85 pycuda85 fidelity85 prec85 rest85" bash benchmarks/gpu_proof.sh plan85
-# or, for the tests that build engines of their own, all at once: PLAN85="par85 precision85"
+# stop it there): the tests of those engines on each binding and fidelity on them, then the
+# tests that build engines of their own, all at once, and the precision table:
+#   PLAN85="cached85 pycuda85 fidelity85 par85 precision85" bash benchmarks/gpu_proof.sh plan85
 CACHED85='not int8 and not fp16_engine and not dynamic and not own_size and not pipeline'
-cached85() {
-  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py -k "$CACHED85" \
-      2>&1 | tee "$OUT/pytest-cached.log"
-}
-pycuda85() {
-  # the same tests on pycuda, and how the interpreter ended
-  TRB_CUDA=pycuda CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
-      -k "$CACHED85" 2>&1 | tee "$OUT/pytest-pycuda.log"
-  echo "pytest exit ${PIPESTATUS[0]}" | tee -a "$OUT/pytest-pycuda.log"
-}
-fidelity85() {
-  local b
-  for b in cuda-python pycuda; do
-    CUDA_MODULE_LOADING=LAZY "$PY" benchmarks/trt_fidelity.py --tactics none --rounds 5 --cuda $b \
-        --model ${FID85:-yolov8n-cls:64 --model yolov8n:96} 2>&1 | tee "$OUT/fidelity-$b.log"
-  done
-}
-prec85() {
-  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v -s --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
-      -k "int8 or fp16_engine" --durations=10 2>&1 | tee "$OUT/pytest-precision.log"
-}
-rest85() {
-  CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py \
-      -k "dynamic or own_size" --durations=10 2>&1 | tee "$OUT/pytest-rest.log"
-}
+cached85() { GPUTESTS=tests/gpu/test_tensorrt.py GPUTESTS_K="$CACHED85" gputests85; }
+pycuda85() { TRB_CUDA=pycuda cached85; }
+fidelity85() { FID_MODELS="yolov8n-cls:64 yolov8n:96" ROUNDS=5 fidelity2; }
 par85() {
-  # the TensorRT tests still to run on 8.5 (2026-12-06), each in its own process, all at once:
+  # the TensorRT tests that build engines of their own, each in its own process, all at once:
   # a build keeps one core busy, and none of these tests times anything
   local k
   for k in ${PAR85_K:-through_the_calibrator mixed_precision builder_flag dynamic own_size after_pycuda}; do
-    CUDA_MODULE_LOADING=LAZY "$PY" -m pytest -v -s --tb=short -p no:cacheprovider tests/gpu/test_tensorrt.py -k "$k" \
-        --durations=5 > "$OUT/par85-$k.log" 2>&1 &
+    pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1 &
   done
   wait
   grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT"/par85-*.log
 }
-precision85() {
-  CUDA_MODULE_LOADING=LAZY "$PY" benchmarks/trt_precision.py --tactics none --images 8 --model yolov8n:320 \
-      2>&1 | tee "$OUT/precision.md"
-}
+precision85() { PREC_MODEL=yolov8n:320 precision; }
 energy() {
   # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown
   # to COOL_C (default 60 °C) before each phase, then without either; each row's energy (NVML's
