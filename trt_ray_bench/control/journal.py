@@ -9,7 +9,11 @@ it reads or records any state, and ``trb doctor`` / ``trb node start`` say so an
 
 Where: ``$TRB_JOURNAL_DIR``, else ``/var/tmp/trt_ray_bench/journal`` (under ``TRB_ROOT``
 for the tests): local to the node, kept across reboots (nvpmodel's mode is too), shared
-by the users of a lab board (the folder is sticky and world-writable, like /tmp).
+by the users of a lab board (the folder is sticky and world-writable, like /tmp). So a
+file there may be anyone's: a restore acts only on what trb itself changes (this machine's
+devfreq devices, settings that ``jetson_clocks --store`` wrote as root into trb's private
+folder, nvidia-smi's clock locks, the power mode, trb's MPS daemon), never on a path a file
+names otherwise, and another user's file that is not such a journal is reported, not obeyed.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import UserError
-from ._paths import system_path
+from ._paths import sysfs_path, system_path
 
 VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -163,24 +167,86 @@ def shape_problem(doc) -> Optional[str]:
     return None
 
 
-def _read(path: Path) -> dict:
-    """The journal at ``path`` with its ``path``; one that cannot be read or is not a
-    journal comes back as ``{"path": ..., "error": why}``, never as nothing: it may be a
-    killed run's record, and is left where it is."""
+def _devfreq_devices() -> List[str]:
+    """The real paths of this machine's devfreq devices (what a devfreq entry may name)."""
     try:
-        raw = path.read_bytes()
+        return [str(e.resolve()) for e in sysfs_path("/sys/class/devfreq").iterdir()]
+    except OSError:
+        return []
+
+
+def _stored_problem(stored: str) -> Optional[str]:
+    """Why ``stored`` is not settings that ``jetson_clocks --store`` wrote for trb (run as
+    root, into a folder trb made that nobody else can write), or None. ``jetson_clocks
+    --restore`` writes, as root, whatever values to whatever paths the file holds."""
+    p = Path(stored)
+    if not p.is_absolute() or ".." in p.parts or p.name != "l4t_dfs.conf" \
+            or not p.parent.name.startswith("trb-jetson-clocks-"):
+        return f"stored {stored!r:.80} is not a file trb's jetson_clocks control writes"
+    try:
+        d, f = os.lstat(str(p.parent)), os.lstat(str(p))
     except OSError as exc:
-        return {"path": str(path), "error": _os_problem(path, exc)}
+        return f"stored settings {stored} cannot be checked ({exc.strerror or exc})"
+    if not stat.S_ISDIR(d.st_mode) or stat.S_IMODE(d.st_mode) & 0o022:
+        return f"the folder of stored settings {stored} is not a private folder (others may write in it)"
+    if not stat.S_ISREG(f.st_mode) or f.st_uid not in (0, os.geteuid()):
+        return f"stored settings {stored} are not a file root (jetson_clocks --store) or this user wrote"
+    return None
+
+
+def target_problem(doc: dict) -> Optional[str]:
+    """What in a journal of the right shape names something trb never changes (a file a
+    restore would write as root), or None: only this machine's devfreq devices and settings
+    stored by ``jetson_clocks --store`` into trb's own folder are acted on."""
+    devices = None
+    for i, e in enumerate(doc.get("entries", [])):
+        if e["kind"] == "devfreq":
+            devices = _devfreq_devices() if devices is None else devices
+            if e["node"] not in devices:
+                return f"entries[{i}] (devfreq) names {e['node']!r:.80}, not a devfreq device of this machine"
+        elif e["kind"] == "jetson_clocks":
+            why = _stored_problem(e["stored"])
+            if why:
+                return f"entries[{i}] (jetson_clocks): {why}"
+    return None
+
+
+def _read(path: Path) -> dict:
+    """The journal at ``path`` with its ``path`` and its file's ``owner`` (uid); one that
+    cannot be read, is not a journal or names what trb never changes (``target_problem``)
+    comes back as ``{"path": ..., "owner": uid, "error": why}``, never as nothing: it may
+    be a killed run's record, and is left where it is. A symbolic link is not followed."""
+    try:
+        owner = os.lstat(str(path)).st_uid
+    except OSError:
+        owner = None
+    try:
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        if os.path.islink(str(path)):
+            return {"path": str(path), "owner": owner, "error": "a symbolic link, not a file trb writes"}
+        return {"path": str(path), "owner": owner, "error": _os_problem(path, exc)}
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON: {exc}"
-        return {"path": str(path), "error": f"{why}; {len(raw)} bytes"}
+        return {"path": str(path), "owner": owner, "error": f"{why}; {len(raw)} bytes"}
     problem = shape_problem(doc)
+    if problem is None:
+        problem = target_problem(doc)
     if problem is not None:
-        return {"path": str(path), "error": f"not a trb journal: {problem}"}
-    doc["path"] = str(path)
+        return {"path": str(path), "owner": owner, "error": f"not a trb journal: {problem}"}
+    doc["path"], doc["owner"] = str(path), owner
     return doc
+
+
+def trusted(journal: dict) -> bool:
+    """Whether ``journal``'s file is this user's or root's. Another user's file that is not
+    a journal trb can restore is reported (``trb doctor``), never a reason to refuse a run:
+    anyone may put a file in the shared folder, and its sticky bit keeps it there."""
+    return journal.get("owner") in (None, 0, os.geteuid())
 
 
 def _os_problem(path: Path, exc: OSError) -> str:
@@ -234,13 +300,15 @@ def found(key: Optional[str] = None) -> List[dict]:
 
 
 def left_behind(key: Optional[str] = None) -> List[dict]:
-    """Journals whose writer is gone: machines left changed. A journal that cannot be read
-    raises UserError (``unreadable``): whether it was left changed cannot be told, and it
-    is never passed over."""
+    """Journals whose writer is gone: machines left changed. A journal of this user or
+    root that cannot be read raises UserError (``unreadable``): whether it was left changed
+    cannot be told, and it is never passed over; another user's is (``trusted``)."""
     out = []
     for j in found(key):
         if "error" in j:
-            raise unreadable(j)
+            if trusted(j):
+                raise unreadable(j)
+            continue  # another user's file that trb would not act on: trb doctor lists it
         if not j["alive"]:
             out.append(j)
     return out

@@ -1,0 +1,102 @@
+"""The node's journal folder is shared by the users of a lab board (sticky, world-writable),
+so a file there may be anyone's. A restore runs as root (``sudo -n tee`` of a devfreq node,
+``sudo jetson_clocks --restore FILE``): it must act only on what trb itself changes, never
+on a path a planted file names, and another user's file that is not such a journal must
+not stop anyone's run.
+
+The board is conftest's ``fake_jetson`` (an AGX Orin under TRB_ROOT / TRB_SYSFS_ROOT with
+``jetson_clocks``, ``nvpmodel`` and ``sudo`` stand-ins first on PATH, recording their argv),
+so "nothing was written as root" is the stand-ins' calls and the victim folder's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from trt_ray_bench.control import journal
+from trt_ray_bench.errors import UserError
+
+NOBODY = 65534
+
+
+def _plant(d: Path, name: str, entries: list, pid: int = 999_999_999) -> Path:
+    """A journal whose writer is gone (no such pid), as a killed run leaves one."""
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / name
+    p.write_text(json.dumps({"version": 1, "pid": pid, "host": socket.gethostname(), "entries": entries}))
+    return p
+
+
+def _victim(tmp_path: Path) -> Path:
+    v = tmp_path / "victim"
+    v.mkdir()
+    return v
+
+
+def test_a_devfreq_entry_naming_another_path_is_never_written(fake_jetson, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))
+    victim = _victim(tmp_path)
+    p = _plant(tmp_path / "journal", "GPU-x.json", [{"kind": "devfreq", "node": str(victim), "previous": [7, 1337]}])
+    # this user's (root's, on CI) own file: refused in one line before anything, as any unreadable journal
+    with pytest.raises(UserError, match=r"not a trb journal: entries\[0\] \(devfreq\) names .*victim.*, not a "
+                                        r"devfreq device of this machine"):
+        journal.restore_left_behind()
+    assert list(victim.iterdir()) == [] and fake_jetson.sequence() == [] and p.exists()
+    # the board's real GPU node is one trb may restore
+    node = str(fake_jetson.node.resolve())
+    _plant(tmp_path / "journal", "GPU-x.json", [{"kind": "devfreq", "node": node, "previous": [306000000, 1300500000]}])
+    assert journal.target_problem(journal.found()[0]) is None
+
+
+def test_jetson_clocks_restores_only_settings_stored_in_trbs_own_folder(fake_jetson, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))
+    crafted = tmp_path / "crafted.conf"  # what jetson_clocks --restore would write, as root, where it says
+    crafted.write_text("/etc/sudoers ALL ALL=(ALL) NOPASSWD: ALL\n")
+    for stored in (str(crafted), str(tmp_path / "trb-jetson-clocks-x" / ".." / "crafted.conf")):
+        _plant(tmp_path / "journal", "board.json", [{"kind": "jetson_clocks", "stored": stored}])
+        with pytest.raises(UserError, match=r"is not a file trb's jetson_clocks control writes"):
+            journal.restore_left_behind()
+    # in a folder of trb's name that others may write in: not trusted either
+    shared = tmp_path / "trb-jetson-clocks-shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "l4t_dfs.conf").write_text("x\n")
+    _plant(tmp_path / "journal", "board.json", [{"kind": "jetson_clocks", "stored": str(shared / "l4t_dfs.conf")}])
+    with pytest.raises(UserError, match=r"is not a private folder"):
+        journal.restore_left_behind()
+    assert fake_jetson.sequence() == []  # jetson_clocks --restore never ran
+
+
+def test_a_planted_symbolic_link_is_not_followed(fake_jetson, tmp_path, monkeypatch):
+    d = tmp_path / "journal"
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(d))
+    target = _plant(tmp_path / "elsewhere", "real.json", [{"kind": "nvpmodel", "previous": 0}])
+    d.mkdir()
+    (d / "GPU-l.json").symlink_to(target)
+    [j] = journal.found()
+    assert j["error"] == "a symbolic link, not a file trb writes"
+    assert fake_jetson.sequence() == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making another user's file needs root")
+def test_another_users_planted_file_is_reported_not_obeyed_and_blocks_no_run(fake_jetson, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))
+    victim = _victim(tmp_path)
+    bad = _plant(tmp_path / "journal", "GPU-a.json", [{"kind": "devfreq", "node": str(victim), "previous": [7, 1]}])
+    junk = tmp_path / "journal" / "zz.json"
+    junk.write_text("{")
+    for f in (bad, junk):
+        os.chown(f, NOBODY, NOBODY)
+    assert journal.left_behind() == [] and journal.restore_left_behind() == []  # no refusal: runs go on
+    assert list(victim.iterdir()) == [] and fake_jetson.sequence() == []
+    reported = {Path(j["path"]).name: j for j in journal.found()}  # what trb doctor lists
+    assert set(reported) == {"GPU-a.json", "zz.json"} and all("error" in j for j in reported.values())
+    assert all(j["owner"] == NOBODY for j in reported.values())
+    # the same junk as this user's (root's) own: refused, as it may be a killed run's record
+    os.chown(junk, 0, 0)
+    with pytest.raises(UserError, match=r"zz\.json cannot be read \(not valid JSON"):
+        journal.left_behind()
