@@ -84,6 +84,27 @@ def test_compare_by_stage_on_the_h100_seed002_run(trb):
     assert code == 2 and err.count("\n") == 1 and "needs pipeline or validation runs" in err
 
 
+def test_explain_as_a_user(trb, tmp_path):
+    """One sentence per model of a real H100 run (together against alone), as text and JSON;
+    a --by that is not a runs column is one line."""
+    import json
+
+    h100 = Path(__file__).parent / "data" / "h100"
+    code, out, err = trb("explain", h100 / "gpu_alone_together")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 5 and all(" together vs alone: p50 +" in x and "in the same windows GPU utilization" in x
+                                   for x in lines)
+    code, out, err = trb("explain", h100 / "gpu_alone_together", "--json")
+    assert code == 0 and json.loads(out)["sentences"] == lines
+    code, out, err = trb("explain", h100 / "gpu_alone_together", "--by", "nope")
+    assert code == 2 and out == "" and err.strip() == ("trb: error: --by: 'nope' is not a runs column (e.g. phase, "
+                                                        "mode, variant, gap_s, clocks_mode, precision)")
+    # the --by mode table tests means (seed 002's ms per image), and its header says so
+    code, out, err = trb("compare", h100 / "seed002_inference_vs_validation", "--by", "mode")
+    assert code == 0 and "the ratio of the two conditions' means" in out
+
+
 def test_doctor_reports_this_machine(trb):
     code, out, err = trb("doctor")
     assert code == 0

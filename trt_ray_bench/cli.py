@@ -151,6 +151,8 @@ def _join(a) -> None:
 
 
 def _cmd_compare(a) -> int:
+    import pandas as pd
+
     from .results import alone_vs_together, confidence_of, load, render
 
     if a.json:
@@ -211,21 +213,27 @@ def _cmd_compare(a) -> int:
         from .results import versus
 
         table = versus(res.runs, a.baseline)
-        note = (f"speedup = mean of {a.baseline} / mean of the row; host ms per batch, gpu_p50 from CUDA events; "
+        note = (f"speedup = p50 of {a.baseline} / p50 of the row; host ms per batch, gpu_p50 from CUDA events; "
                 f"fps: latency-bound (batch x 1000 / mean)")
     else:
         table = alone_vs_together(res.runs)
         note = "latency: host ms per batch; Δ = together vs alone"
-    if any(str(c).endswith(("mj_per_inf", "inf_per_j")) for c in table.columns):
+    energy_cols = [c for c in table.columns if str(c).endswith(("mj_per_inf", "inf_per_j"))]
+    if any(pd.to_numeric(table[c], errors="coerce").notna().any() for c in energy_cols):
         note += ("; mj_per_inf / inf_per_j: energy per inference and inferences per joule (together: the window's "
                  "energy over every model's inferences)")
+    elif "energy_why" in res.runs.columns:  # no energy anywhere: say why once, not a column of —
+        why = [w for w in dict.fromkeys(res.runs["energy_why"].dropna().astype(str)) if w]
+        if why:
+            note += f"; no energy per inference: {why[0]}"
     if a.format == "json":
         _print_json_table(table, a, res, note=note)
         return EXIT_OK
     if a.format == "md":
         conf = confidence_of(res.runs)
         print(f"runs: {', '.join(res.run_ids)}   {note}\n"
-              f"Δ [lo, hi]: the ratio of the two conditions' p50s (geometric means over their runs) and its "
+              f"Δ [lo, hi]: the ratio of the two conditions' {'means' if a.by == 'mode' else 'p50s'} "
+              f"(geometric means over their runs) and its "
               f"{conf * 100:g} % interval; verdict: slower / faster when the interval excludes 0, not shown when "
               f"it does not (detectable: the difference the runs could have shown), —: the runs cannot tell "
               f"(reason below); a condition's p50 CI: across its runs, or one run's own\n")
@@ -242,6 +250,35 @@ def _print_json_table(table, a, res, **more) -> None:
     print(dumps({"runs": list(res.run_ids), "by": a.by, "baseline": a.baseline,
                  "confidence": confidence_of(res.runs) if len(res.runs) else None, **more,
                  "rows": records(table)}))
+
+
+def _cmd_explain(a) -> int:
+    from .results import load
+    from .results.explain import explain
+
+    dirs = a.dir if len(a.dir) > 1 else a.dir[0]
+    res = load(dirs, samples=True, telemetry=True, fill=False)
+    if a.run:
+        if a.run not in res.run_ids:
+            raise UserError("--run", f"{a.run!r} not found under {', '.join(a.dir)} (have {', '.join(res.run_ids)})")
+        res = res.only(a.run)
+    elif not a.all:
+        res = res.latest()
+    if a.by not in res.runs.columns:
+        raise UserError("--by", f"{a.by!r} is not a runs column (e.g. phase, mode, variant, gap_s, clocks_mode, "
+                        "precision)")
+    res = res.filled(diagnostics=False)
+    try:
+        lines = explain(res.runs, res.telemetry, a.by, a.baseline, a.metric)
+    except UserError as exc:  # its fields are the command's options
+        raise UserError(f"--{exc.where}", exc.message) from None
+    if a.json:
+        from .results.terminal import dumps
+
+        print(dumps({"runs": list(res.run_ids), "by": a.by, "metric": a.metric, "sentences": lines}))
+        return EXIT_OK
+    print("\n".join(lines) if lines else f"no two ok rows of one model differ in {a.by} here")
+    return EXIT_OK
 
 
 def _cmd_report(a) -> int:
@@ -658,6 +695,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--run", help="this run id (default: the latest)")
     g.add_argument("--all", action="store_true", help="every run found: runs of the same condition are its repeats")
     c.set_defaults(func=_cmd_compare)
+
+    x = sub.add_parser("explain", help="one sentence per pair of rows that differ in --by: the latency change, the "
+                       "verdict over the runs, and what the two windows' telemetry and energy say")
+    x.add_argument("dir", nargs="+", metavar="DIR", help="results folder; several: their runs together")
+    x.add_argument("--by", default="phase", metavar="COLUMN", help="the runs column the pairs differ in: phase "
+                   "(together vs alone, the default), mode, variant, gap_s, clocks_mode, precision, ...")
+    x.add_argument("--baseline", metavar="VALUE", help="the value of --by the others are set against (default: "
+                   "alone for phase, else the smallest)")
+    x.add_argument("--metric", default="p50_ms", choices=("p50_ms", "mean_ms", "gpu_p50_ms", "gpu_mean_ms"),
+                   help="the latency compared (default p50_ms)")
+    x.add_argument("--json", action="store_true", help="the sentences as JSON, with the runs they are of")
+    gx = x.add_mutually_exclusive_group()
+    gx.add_argument("--run", help="this run id (default: the latest)")
+    gx.add_argument("--all", action="store_true", help="every run found: runs of the same condition are its repeats")
+    x.set_defaults(func=_cmd_explain)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (or markdown) of a run, experiment or sweep")
     rp.add_argument("dir", help="results folder: a run, an experiment of several runs, or a sweep")

@@ -45,7 +45,7 @@ def test_variants_of_one_model_are_compared_with_the_first(trb, tmp_path):
     assert trb("report", H100 / "seed001_gap_study", "--out", out)[0] == 0
     table = per_model(out.read_text())
     assert "| speedup | vs_baseline_p50 % |" in header(table) and "| verdict |" in header(table)
-    assert "speedup = mean of gap-0 (the first of these variants of one model) / mean of the row" in table
+    assert "speedup = p50 of gap-0 (the first of these variants of one model) / p50 of the row" in table
 
 
 def test_baseline_given(trb, tmp_path):
@@ -54,7 +54,7 @@ def test_baseline_given(trb, tmp_path):
     assert code == 0, err
     table = per_model(out.read_text())
     assert "| speedup |" in header(table) and "| verdict |" in header(table)
-    assert "speedup = mean of yolov8n (given) / mean of the row; vs_baseline: the p50 against yolov8n's" in table
+    assert "speedup = p50 of yolov8n (given) / p50 of the row; vs_baseline: the p50 against yolov8n's" in table
     r = results.load(H100 / "gpu_alone_together")
     t = results.versus(r.runs[r.runs.status == "ok"], "yolov8n", samples=r.samples)
     assert (t.loc[t.model == "yolov8n", "speedup"] == 1).all()  # the table the page shows

@@ -106,6 +106,28 @@ def test_energy_per_inference_and_accuracy_where_the_runs_have_them(trees):
     assert t.at["fp16", "top1_delta"] == pytest.approx(0.0) and np.isnan(t.at["fp32", "top1_delta"])
 
 
+def test_a_dla_model_is_set_against_the_networks_fp32_on_the_gpu(trees):
+    """A DLA core runs FP16 / INT8 only: the FP16 and INT8 models placed on it (a Jetson's
+    usual table) must meet the network's FP32 row, which ran on the GPU, with the core shown."""
+    runs = results.load(trees["a"][0]).runs.copy()
+    runs["dla_core"] = runs["model"].map({"cls-fp32": np.nan, "cls-fp16": 0.0, "cls-int8": 1.0})
+    t = results.by_precision(runs)
+    assert list(t["precision"]) == ["fp32", "fp16", "int8"] and "dla_core" in t.columns
+    assert t["dla_core"].isna().tolist() == [True, False, False] and t["dla_core"].iloc[2] == 1.0
+    assert np.isfinite(t["speedup"]).all() and (t["why"].iloc[1:] != "no fp32 row of this network").all()
+
+
+def test_together_energy_pools_as_the_windows_energy_over_all_their_inferences():
+    """Two together windows of 1 J each, holding 200 and 1000 inferences of every model:
+    2 J over 1200 inferences, whichever model's rows (each with its own n) are pooled."""
+    from trt_ray_bench.results.compare import pooled_energy
+
+    rows = pd.DataFrame({"n": [100, 100], "energy_j": [1.0, 1.0], "energy_mj_per_inf": [5.0, 1.0]})
+    assert pooled_energy(rows) == pytest.approx(2e3 / 1200)  # a count-weighted mean of the ratios: 3.0
+    alone = pd.DataFrame({"n": [100, 900], "energy_j": [1.0, 0.9], "energy_mj_per_inf": [10.0, 1.0]})
+    assert pooled_energy(alone) == pytest.approx(1.9e3 / 1000)
+
+
 def test_two_trees_of_one_generation_pool_and_of_two_never(trees, tmp_path):
     (a, _), (b, b_run) = trees["a"], trees["b"]
     both = results.load([a, b])

@@ -116,6 +116,10 @@ def test_idle_power_and_the_energy_above_it():
     e = window_energy(_runs((6.0, 9.0)), tel, idle=(int(1 * S), int(3 * S))).iloc[0]
     assert e.idle_power_w == pytest.approx(40.0) and e.energy_j == pytest.approx(210.0)
     assert e.energy_above_idle_j == pytest.approx(210.0 - 40.0 * 3)
+    # an idle measurement shorter than NVML's 1 s power average gives no idle power, and says why
+    e = window_energy(_runs((6.0, 9.0)), tel, idle=(int(1 * S), int(1.5 * S))).iloc[0]
+    assert e.energy_j == pytest.approx(210.0) and np.isnan(e.idle_power_w) and np.isnan(e.energy_above_idle_j)
+    assert e.energy_why.startswith("no idle power: NVML averages power over 1 s but this window lasted 0.5 s")
 
 
 def _tegrastats(keys, t0=0.0, t1=6.0, step=0.1):

@@ -124,21 +124,24 @@ def test_check_writable(tmp_path):
 
 def test_versus_baseline_speedup():
     runs = pd.DataFrame([
-        {"run_id": "r", "model": "trt", "phase": "alone", "status": "ok", "n": 100, "mean_ms": 2.0, "p99_ms": 3.0},
-        {"run_id": "r", "model": "torch", "phase": "alone", "status": "ok", "n": 100, "mean_ms": 8.0, "p99_ms": 9.0},
+        {"run_id": "r", "model": "trt", "phase": "alone", "status": "ok", "n": 100, "mean_ms": 2.0, "p50_ms": 1.5,
+         "p99_ms": 3.0},
+        {"run_id": "r", "model": "torch", "phase": "alone", "status": "ok", "n": 100, "mean_ms": 8.0, "p50_ms": 7.5,
+         "p99_ms": 9.0},
         {"run_id": "r", "model": "bad", "phase": "alone", "status": "failed", "n": 0, "mean_ms": np.nan},
     ])
     t = results.versus(runs, "torch").set_index("model")
-    assert t.loc["trt", "speedup"] == pytest.approx(4.0) and t.loc["torch", "speedup"] == 1.0
+    # the speedup is of the p50s, the statistic its verdict tests (not of the means: 4.0)
+    assert t.loc["trt", "speedup"] == pytest.approx(5.0) and t.loc["torch", "speedup"] == 1.0
     assert "bad" not in t.index
     assert "| trt | 100 | 1 | 2.00ms |" in results.render(t.reset_index())
     with pytest.raises(UserError, match="'bad' has no successful run"):
         results.versus(runs, "bad")
     # a condition that differs between runs (clocks) splits the rows and the baseline
-    both = pd.concat([runs.assign(clocks_mode="default"), runs.assign(clocks_mode="max", mean_ms=runs.mean_ms / 2)])
+    both = pd.concat([runs.assign(clocks_mode="default"), runs.assign(clocks_mode="max", mean_ms=runs.mean_ms / 2, p50_ms=runs.p50_ms / 2)])
     v = results.versus(both, "torch")
     assert len(v) == 4 and set(v.clocks_mode) == {"default", "max"}
-    assert v[v.model == "trt"].speedup.tolist() == [4.0, 4.0]
+    assert v[v.model == "trt"].speedup.tolist() == [5.0, 5.0]
 
 
 def test_join_one_source(tmp_path):

@@ -53,6 +53,25 @@ def _board(root: Path, tj_milli: int = 48875) -> Path:
     return root
 
 
+def test_the_host_sampler_records_the_hottest_zone_for_the_timeline(tmp_path):
+    """Where a cooldown waits on thermal zones (no NVML, no tegrastats), the run records the
+    same temperature, so the report's timeline and explain have a trace of it."""
+    import pandas as pd
+
+    from trt_ray_bench.results.explain import window_telemetry
+    from trt_ray_bench.telemetry import HostSampler
+
+    readings = list(HostSampler(thermal_root=_board(tmp_path / "orin")).read())
+    assert ("temp_c:zone", 48.875, "C") in readings
+    assert not any(m.startswith("temp_c") for m, _, _ in HostSampler(thermal_root=tmp_path / "none").read())
+    assert not any(m.startswith("temp_c") for m, _, _ in HostSampler().read())
+    tel = pd.DataFrame([{"run_id": "r", "t_ns": t, "source": "host", "metric": "temp_c:zone", "value": v, "unit": "C",
+                         "avg_s": 0.0} for t, v in ((1_000, 40.0), (2_000, 44.0), (9_000, 70.0))])
+    runs = pd.DataFrame([{"run_id": "r", "model": "m", "phase": "alone", "status": "ok", "window_start_ns": 500,
+                          "window_end_ns": 2_500}])
+    assert window_telemetry(runs, tel)["tel_temp_c"].iloc[0] == pytest.approx(42.0)
+
+
 def test_thermal_zones_leave_out_what_is_not_a_temperature(tmp_path):
     root = _board(tmp_path)
     assert thermal_zones(root) == [("cpu-thermal", 47.937), ("gpu-thermal", 45.875), ("tj-thermal", 48.875)]

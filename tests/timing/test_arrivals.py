@@ -236,7 +236,11 @@ def test_duration_bounds_time_and_the_waiting_frames_count_as_dropped():
                                                rate_hz=rate))
     ts, te, ta, fr, idle = _measured(s)
     frames = s.frame_end - s.frame_from
-    assert frames == pytest.approx(0.3 * rate, abs=2)
+    # every frame that arrived before the end of the duration: from the first measured one's
+    # arrival (alone, the arrival clock runs on from before the release: a busy machine
+    # delays the release by a few frames) to the release plus 0.3 s
+    assert frames == pytest.approx((s.released_ns + 0.3e9 - ta[0]) * rate / 1e9, abs=1.5)
+    assert frames >= 0.3 * rate - 1
     assert ts[-1] - s.released_ns < 0.3e9 + 1e6  # no inference started after the duration
     assert len(ts) < frames  # the rest were still waiting at the end: not served
 

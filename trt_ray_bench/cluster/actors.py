@@ -292,7 +292,9 @@ class Monitor:
         from ..telemetry import Collector, HostSampler
 
         kind = detect_platform()["kind"]
-        samplers = [HostSampler()] if host else []
+        from ..control._paths import sysfs_path
+
+        samplers = [HostSampler(thermal_root=sysfs_path("/"))] if host else []
         notes: List[str] = []
         self.init_error: Optional[UserError] = None
         self.lease = None

@@ -29,7 +29,8 @@ EXPLAINED = (("phase", "Alone vs together"), ("gap_s", "Gap between inferences (
 #: the telemetry of each window, as ``results.window_telemetry`` names it: header, meaning
 WINDOW = {"tel_gpu_freq_mhz": ("GPU MHz", "GPU (SM) clock"), "tel_gpu_util_pct": ("GPU util %", "GPU utilization"),
           "tel_power_w": ("power W", "GPU power"), "tel_pstate": ("P-state", "P-state (the most frequent)"),
-          "tel_temp_c": ("temp C", "GPU temperature"), "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
+          "tel_temp_c": ("temp C", "temperature (the GPU's, else the hottest sensor's)"),
+          "tel_cpu_util_pct": ("CPU util %", "CPU utilization"),
           "tel_throttle_frac": ("throttled", "share of readings with a throttle reason"),
           "energy_mj_per_inf": ("mJ/inf", "energy per inference (together: the window's over every model's inferences)")}
 
@@ -185,7 +186,7 @@ def per_model(d: ReportData, ok: pd.DataFrame, baseline: Optional[str] = None) -
                      "run's own. No speedup: these models are not variants of one model (their task, input size or "
                      "network differ), so none is the others' baseline; trb report --baseline MODEL names one.")
     why = "given" if baseline else "the first of these variants of one model"
-    return _table(frame, "Per model", note + f"; speedup = mean of {base} ({why}) / mean of the row; vs_baseline: "
+    return _table(frame, "Per model", note + f"; speedup = p50 of {base} ({why}) / p50 of the row; vs_baseline: "
                   f"the p50 against {base}'s" + _NOISE)
 
 

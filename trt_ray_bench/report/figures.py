@@ -10,7 +10,7 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..results.compare import STAGES, condition_interval
+from ..results.compare import STAGES, condition_interval, pooled_energy, pooled_stage
 from ..results.explain import readings
 from .data import ReportData, conditions, label, labels, ordered, present, same_partition, varies, varying_within_model
 from .digest import DPI, MAX_POINTS, MAX_RUNS, TIMELINE_WIDTH_IN, RunLine  # noqa: F401 (MAX_POINTS: its home moved)
@@ -25,7 +25,7 @@ MAX_BARS = 40       # bars in one stage figure
 #: ``results.explain`` reads it (NVML or tegrastats, whichever the run has; power in W; the
 #: temperature the GPU's, on a Jetson without a GPU sensor the junction's, the hottest)
 TRACES = (("GPU clock (MHz)", "gpu_freq_mhz"), ("GPU utilization (%)", "gpu_util_pct"),
-          ("GPU power (W)", "power_w"), ("GPU temperature (°C)", "temp_c"), ("CPU utilization (%)", "cpu_util_pct"))
+          ("GPU power (W)", "power_w"), ("GPU or board temperature (°C)", "temp_c"), ("CPU utilization (%)", "cpu_util_pct"))
 
 PIPELINE_STAGES = tuple(f"{s}_p50_ms" for s in STAGES)
 GPU_STAGES = ("h2d_p50_ms", "compute_p50_ms", "d2h_p50_ms")
@@ -400,7 +400,8 @@ def stage_bars(d: ReportData, stages: Sequence[str], name: str, what: str) -> Li
     rows = ok[ok[stages].notna().any(axis=1)]
     conds = ["phase"] + conditions(rows, d.axes)
     rows = rows.assign(_y=labels(rows, conds, prefix="model"))
-    table = rows.groupby("_y", sort=False)[stages].mean().iloc[:MAX_BARS]
+    table = pd.DataFrame({c: {y: pooled_stage(g, c) for y, g in rows.groupby("_y", sort=False)} for c in stages},
+                         columns=stages).reindex(ordered(rows["_y"])).iloc[:MAX_BARS]
     fig, axes = _new(1, 1, 9, 1.2 + 0.32 * len(table))
     ax = axes[0, 0]
     left = np.zeros(len(table))
@@ -471,7 +472,7 @@ def energy_vs_latency(d: ReportData) -> List[Figure]:
     cond_order = ordered(rows["_c"])
     for model, color in zip(models, _colors(len(models))):
         for (c, g) in rows[rows["model"] == model].groupby("_c", sort=False):
-            x = float(pd.to_numeric(g["energy_mj_per_inf"]).mean())
+            x = pooled_energy(g)
             y = condition_interval(g, "p50_ms")[0]
             ax.scatter([x], [y], color=color, marker=marks[cond_order.index(c) % len(marks)], s=45,
                        label=f"{model} · {c}")

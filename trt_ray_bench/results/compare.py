@@ -11,9 +11,12 @@ named there). Software versions, the host and the GPU are conditions too.
 **A condition's value.** One row: its own statistics and the intervals of its median and
 mean (``timing._stats``: under the dependence between its inferences). Several rows
 (repeats, or runs with ``--all``): the point of p50 and mean is the geometric mean of the
-rows' values, with its Student's t interval on the logarithms (``p50_lo_ms`` ..
-``p50_hi_ms``): one quantity for the point and its interval, the p50 a run of this
-condition typically has. Tail percentiles are never averaged nor pooled into a mixture:
+values of the processes that measured them (units of evidence, as the verdict counts
+them: the repeats of one process combined first), with its Student's t interval on the
+logarithms across those processes (``p50_lo_ms`` .. ``p50_hi_ms``): one quantity for the
+point and its interval, the p50 a run of this condition typically has. Repeats that all
+shared one process (``repeat_isolation: actor``) give that process's own: the interval
+across its repeats, which knows nothing of the noise between processes (``k`` is 1). Tail percentiles are never averaged nor pooled into a mixture:
 a pooled row's ``p90_ms`` .. ``p99_ms`` are NaN and its ``p99_ms_repeats`` lists each
 row's. ``fps`` is the latency-bound rate of all the inferences (batch x 1000 over their
 mean latency: their summed latencies, not a mean of the rows' fps), ``throughput_ips``
@@ -40,7 +43,7 @@ from ..spec import PRECISIONS
 from ..timing._stats import across_interval, geometric_interval, geometric_mean, summarize
 from ._keys import SAMPLE_KEYS, row_keys
 from .schema import STAGES
-from .verdict import NO_TEST, UNIT_COLUMNS, Verdict, compare_rows, level, unit_keys
+from .verdict import NO_TEST, UNIT_COLUMNS, Verdict, compare_rows, level, unit_keys, unit_values
 
 STATS = ("mean_ms", "p50_ms", "p99_ms")
 
@@ -94,9 +97,15 @@ def _num(rows: pd.DataFrame, col: str) -> pd.Series:
 
 def condition_interval(rows: pd.DataFrame, stat: str = "p50_ms", confidence: Optional[float] = None):
     """The point and interval of ``stat`` (``p50_ms``, ``mean_ms``, ``gpu_p50_ms``, ...) of
-    one condition measured in ``rows`` (module doc): ``(point, lo, hi)``."""
+    one condition measured in ``rows`` (module doc): ``(point, lo, hi)``. Two or more
+    processes (units of evidence, ``verdict.unit_keys``): the geometric mean of their
+    values and its interval across them. One process: its own, a single row's interval,
+    or, for repeats that shared the process, the interval across those repeats."""
     c = confidence_of(rows) if confidence is None else confidence
     v = _num(rows, stat).dropna()
+    units = unit_values(rows.loc[v.index], stat) if len(v) >= 2 else v
+    if len(units) >= 2:
+        return (geometric_mean(units.to_numpy()), *geometric_interval(units.to_numpy(), c))
     if len(v) >= 2:
         return (geometric_mean(v.to_numpy()), *geometric_interval(v.to_numpy(), c))
     base = stat[:-3]
@@ -105,6 +114,18 @@ def condition_interval(rows: pd.DataFrame, stat: str = "p50_ms", confidence: Opt
         lo, hi = r.get(f"{base}_ci_lo_ms", np.nan), r.get(f"{base}_ci_hi_ms", np.nan)
         return (float(v.iloc[0]), float(lo) if _finite(lo) else np.nan, float(hi) if _finite(hi) else np.nan)
     return (np.nan, np.nan, np.nan)
+
+
+def pooled_stage(rows: pd.DataFrame, col: str) -> float:
+    """A stage's median over pooled rows, as their p50 is pooled (``condition_interval``:
+    the geometric mean over the processes) where every value is positive, else (a stage
+    that took no measurable time) the mean of the processes' values."""
+    v = _num(rows, col).dropna()
+    if not len(v):
+        return np.nan
+    if (v > 0).all():
+        return condition_interval(rows.loc[v.index], col)[0]
+    return float(v.groupby(unit_keys(rows.loc[v.index]).map(str)).mean().mean())
 
 
 def settings_labels(rows: pd.DataFrame) -> pd.Series:
@@ -175,8 +196,9 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
     ``p50_hi_ms``, ``mean_ms``, ...), std, min, max, the tail percentiles of a single row
     (``p99_ms_repeats`` and the like listing each row's), fps, cv, ``throughput_ips``, and
     the stage medians of ``medians`` (``load_ms`` -> ``load_p50_ms``: a single row's, else
-    the mean of the rows'), and where a row has an energy (``results.energy``) ``mj_per_inf``
-    (the rows' ``energy_mj_per_inf`` weighted by their inferences) and ``inf_per_j``. ``_rows`` holds each group's row labels in ``ok``. ``samples``,
+    the geometric mean over the processes, as p50's), and where a row has an energy
+    (``results.energy``) ``mj_per_inf`` (the rows' energy over their inferences: ``_energy``)
+    and ``inf_per_j``. ``_rows`` holds each group's row labels in ``ok``. ``samples``,
     where given, fills the statistics of rows written without them (``with_row_stats``)."""
     if samples is not None and len(samples):
         ok = with_row_stats(ok, samples)
@@ -233,13 +255,12 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
             rec["throughput_ips"] = float(n[have].sum() * batch / span) if span > 0 else np.nan
         mj = _num(rows, "energy_mj_per_inf")  # energy per inference (results.energy): pooled by count
         if mj.notna().any():
-            rec["mj_per_inf"] = _energy(rows, "energy_mj_per_inf")
+            rec["mj_per_inf"] = pooled_energy(rows, "energy_mj_per_inf")
             rec["inf_per_j"] = 1e3 / rec["mj_per_inf"] if rec["mj_per_inf"] > 0 else np.nan
         for med in medians:
             c = f"{med[:-3]}_p50_ms"
             if c in rows.columns:
-                v = _num(rows, c)
-                rec[c] = float(v.iloc[0]) if one else float(v.mean()) if v.notna().any() else np.nan
+                rec[c] = pooled_stage(rows, c)
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -249,20 +270,15 @@ OPEN_LOOP = ("p50_from_arrival_ms", "p99_from_arrival_ms", "deadline_miss", "dro
 
 
 def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
-    """A condition's from-arrival p50 (one row's and its interval, or the geometric mean of
-    the rows' with its interval), p99 (one row's; several: NaN, each row's listed, never
-    averaged), deadline miss rate (one row's with its interval; several: the mean of the
-    rows' rates with its t interval, each repeat counted once: runs are the evidence) and
-    the frames dropped (summed)."""
+    """A condition's from-arrival p50 (``condition_interval``), p99 (one row's; several:
+    NaN, each row's listed, never averaged), deadline miss rate (one row's with its
+    interval; several: the mean of the processes' rates with its t interval, each process
+    counted once: runs are the evidence; one process: across its repeats) and the frames
+    dropped (summed)."""
     v = _num(rows, "p50_from_arrival_ms").dropna()
-    if len(v) >= 2:
-        rec["p50_from_arrival_ms"] = geometric_mean(v.to_numpy())
-        rec["p50_from_arrival_lo_ms"], rec["p50_from_arrival_hi_ms"] = geometric_interval(v.to_numpy(), conf)
-    elif len(v) == 1:
-        r = rows.loc[v.index[0]]
-        rec["p50_from_arrival_ms"] = float(v.iloc[0])
-        rec["p50_from_arrival_lo_ms"] = float(r.get("p50_from_arrival_ci_lo_ms", np.nan))
-        rec["p50_from_arrival_hi_ms"] = float(r.get("p50_from_arrival_ci_hi_ms", np.nan))
+    if len(v):
+        (rec["p50_from_arrival_ms"], rec["p50_from_arrival_lo_ms"],
+         rec["p50_from_arrival_hi_ms"]) = condition_interval(rows, "p50_from_arrival_ms", conf)
     p99 = _num(rows, "p99_from_arrival_ms")
     rec["p99_from_arrival_ms"] = float(p99.iloc[0]) if one else np.nan
     if not one:
@@ -274,9 +290,11 @@ def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
         rec["deadline_miss"] = float(miss.iloc[0])
         rec["deadline_miss_lo"] = float(r.get("deadline_miss_lo", np.nan))
         rec["deadline_miss_hi"] = float(r.get("deadline_miss_hi", np.nan))
-    elif have.any():
-        rec["deadline_miss"] = float(miss[have].mean())
-        lo, hi = across_interval(miss[have].to_numpy(), conf)
+    elif have.any():  # one rate per process (its repeats' mean), the interval across processes
+        per = miss[have].groupby(unit_keys(rows[have]).map(str)).mean()
+        per = per if len(per) >= 2 else miss[have]
+        rec["deadline_miss"] = float(per.mean())
+        lo, hi = across_interval(per.to_numpy(), conf)
         rec["deadline_miss_lo"], rec["deadline_miss_hi"] = (max(0.0, lo), min(1.0, hi)) if lo == lo else (lo, hi)
     d = _num(rows, "dropped")
     rec["dropped"] = float(d.sum()) if d.notna().any() else np.nan
@@ -496,8 +514,9 @@ def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS,
            samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per model (and condition that differs for one model): seed 003's table,
     mean/std/min/max/P95/P99/FPS (latency-bound) pooled over repeats (module doc), the
-    p50's interval (``p50_lo_ms``..``p50_hi_ms``), the speedup over ``baseline`` (its mean
-    over theirs) and the p50's tested difference from the baseline's (``verdict`` ...)."""
+    p50's interval (``p50_lo_ms``..``p50_hi_ms``), the speedup over ``baseline`` (its p50
+    over theirs: the statistic the verdict beside it tests) and the p50's tested difference
+    from the baseline's (``verdict`` ...)."""
     ok = runs[runs["status"] == "ok"]
     if baseline not in set(ok["model"]):
         raise UserError("--baseline", f"{baseline!r} has no successful run here (have {', '.join(dict.fromkeys(runs['model']))})")
@@ -528,8 +547,8 @@ def versus(runs: pd.DataFrame, baseline: str, stats: Sequence[str] = VERSUS,
     for i in g.index:
         b = base_idx.get(key.loc[i])
         r = g.loc[i]
-        bm = g.at[b, "mean_ms"] if b is not None else np.nan
-        speed.append(bm / r["mean_ms"] if b is not None and _finite(bm, r["mean_ms"]) else np.nan)
+        bp = g.at[b, "p50_ms"] if b is not None else np.nan
+        speed.append(bp / r["p50_ms"] if b is not None and _finite(bp, r["p50_ms"]) and r["p50_ms"] > 0 else np.nan)
         if b is None or r["model"] == baseline:
             d = _delta_cols(None, "vs_baseline_p50")
             d.update(verdict=NO_TEST, why="the baseline" if r["model"] == baseline else "no baseline row")
@@ -624,7 +643,7 @@ METRICS = ("top1", "top5", "map50", "map50_95", "box_map50", "box_map50_95", "ma
 #: how a precision came about: attributes of the model at that precision, not conditions
 #: to match its baseline on
 _PRECISION_ATTRS = ("precision", "typing", "converter", "converted_sha256", "calib_sha256", "engine_path",
-                    "options", "onnx_path")
+                    "options", "onnx_path", "dla_core", "dla_gpu_layers")
 #: what makes two models the same network at two precisions (besides the source ONNX)
 _SAME_NETWORK = ("backend", "imgsz_h", "imgsz_w", "batch")
 
@@ -639,12 +658,16 @@ def _network(ok: pd.DataFrame) -> pd.Series:
     return out
 
 
-def _energy(rows: pd.DataFrame, col: str) -> float:
-    """Energy per inference of pooled rows: their energy over their inferences (each row's
-    value weighted by its count), never a mean of per-row ratios."""
+def pooled_energy(rows: pd.DataFrame, col: str = "energy_mj_per_inf") -> float:
+    """Energy per inference of pooled rows: their energy over their inferences, never a
+    mean of per-row ratios. A row's inferences are those its energy is divided by: for a
+    together window, every model's in it (``energy_j`` over ``energy_mj_per_inf``), so two
+    windows pool as their summed energy over their summed inferences."""
     e, n = _num(rows, col), _num(rows, "n")
-    have = e.notna() & n.notna() & (n > 0)
-    return float((e[have] * n[have]).sum() / n[have].sum()) if have.any() else np.nan
+    joules, per = _num(rows, "energy_j"), _num(rows, "energy_mj_per_inf")
+    n_all = (joules * 1e3 / per).where(joules.notna() & (per > 0), n)
+    have = e.notna() & n_all.notna() & (n_all > 0)
+    return float((e[have] * n_all[have]).sum() / n_all[have].sum()) if have.any() else np.nan
 
 
 def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
@@ -656,7 +679,9 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
     p50s) with the difference tested on the runs (``verdict``, its interval, why), the
     energy per inference where the runs have ``energy_mj_per_inf`` (NaN: —), and where
     validation ran, each accuracy metric and its change from the baseline's
-    (``<metric>_delta``, in the metric's own units)."""
+    (``<metric>_delta``, in the metric's own units). A model on a DLA core is one more way
+    of reaching its precision (``dla_core`` shown): it is set against the network's FP32
+    on the GPU."""
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     if "precision" not in ok.columns or not ok["precision"].notna().any():
         raise UserError("--by", "'precision': the runs here have no precision column")
@@ -689,6 +714,7 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
             base_idx.setdefault(key[i], i)
     energy = [c for c in ok.columns if str(c).endswith("energy_mj_per_inf")] or ["energy_mj_per_inf"]
     metrics = [m for m in METRICS if m in ok.columns and ok[m].notna().any()]
+    on_dla = "dla_core" in ok.columns and bool(_num(ok, "dla_core").notna().any())
     not_mode = [c for c in match if c not in ("mode", "phase")]
 
     def metric_of(i, m):  # the model's last validated value (any mode or phase of this condition)
@@ -708,6 +734,8 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
         for c in match[1:]:
             r[c] = g.at[i, c]
         r.update(precision=g.at[i, "precision"], n=g.at[i, "n"], k=g.at[i, "k"])
+        if on_dla:  # a DLA core runs FP16 / INT8 only: its rows meet the network's FP32 on the GPU
+            r["dla_core"] = ok.at[g.at[i, "_rows"][0], "dla_core"]
         for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms", "gpu_p50_ms"):
             if c in g.columns:
                 r[c] = g.at[i, c]
@@ -720,7 +748,7 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
             r["speedup"] = float(bp / p) if _finite(bp, p) and p > 0 else np.nan
         r.update(d)
         for c in energy:
-            r[c] = _energy(ok.loc[g.at[i, "_rows"], [x for x in (c, "n") if x in ok.columns]], c)
+            r[c] = pooled_energy(ok.loc[g.at[i, "_rows"]], c)
         for m in metrics:
             r[m] = metric_of(i, m)
             r[f"{m}_delta"] = (r[m] - metric_of(b, m)) if b is not None and b != i else np.nan
@@ -730,7 +758,7 @@ def by_precision(runs: pd.DataFrame, baseline: Optional[str] = None,
         out = out.drop(columns=["gpu_p50_ms"])
     lead = ["source"] + [c for c in match[1:] if c in ("backend",)] + [c for c in match[1:] if c != "backend"]
     lead = [c for c in lead if c in out.columns and (c in ("source", "backend") or c in conds + phase)]
-    shown_cols = lead + ["model", "precision", "n", "k"] + [c for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms",
+    shown_cols = lead + ["model", "precision", "dla_core", "n", "k"] + [c for c in ("p50_ms", "p50_lo_ms", "p50_hi_ms",
                                                                          "gpu_p50_ms") if c in out.columns]
     shown_cols += ["speedup"] + [c for c in out.columns if c.startswith("vs_baseline_p50")]
     shown_cols += ["verdict", "p_value", "detectable_pct", "why"] + energy

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..telemetry.nvml import decode_throttle_reasons
-from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, percentile_min_n
+from ..timing._stats import CONFIDENCE, CV_WARN, DRIFT_WARN, MIN_NEFF, median_interval, percentile_min_n
 from ._keys import SAMPLE_KEYS, measured, row_keys, row_windows
 from .aggregates import row_bins
 from .explain import NOT_THROTTLE, QUANTITIES, coarse_telemetry, fmt_ms, in_window, readings
@@ -36,7 +36,9 @@ THRESHOLDS: Dict[str, object] = {
     # this share (medians, so a few outliers are the cv's business, not a drift); needs
     # at least drift_min_n inferences. Where the samples were not kept (timing.samples:
     # none), the median of the per-second medians of each half of the row's seconds
-    # (split where half its inferences are done), from at least drift_min_bins seconds
+    # (split where half its inferences are done), from at least drift_min_bins seconds.
+    # From samples, the halves' medians must also differ beyond their own noise (their
+    # order-statistic intervals do not overlap): short noisy rows differ by chance
     "drift": DRIFT_WARN,
     "drift_min_n": 20,
     "drift_min_bins": 2,
@@ -66,7 +68,8 @@ THRESHOLDS: Dict[str, object] = {
     # first warmup_head share of the measured inferences (the head) is more than
     # warmup_trend above the median of the rest, above the rest's 75th percentile (a
     # shift beyond the rest's own jitter, not a few slow ones) and above the median of
-    # the next warmup_head share (falling, not a bump). Needs warmup_min_n inferences.
+    # the next warmup_head share (falling, not a bump), and the head's median interval lies
+    # above the rest's (beyond the noise). Needs warmup_min_n inferences.
     # Without samples: the same of the per-second medians (the head: the seconds holding
     # the first warmup_head share of the inferences), from at least warmup_min_bins seconds
     "warmup_trend": 0.05,
@@ -234,12 +237,25 @@ def series_diagnostics(x: np.ndarray, warmup_n: Optional[float] = None) -> List[
     found: List[dict] = []
     if len(x) >= T["drift_min_n"]:
         h = len(x) // 2
-        found += _drift(float(np.median(x[:h])), float(np.median(x[h:])))
+        if _apart(x[:h], x[h:]):
+            found += _drift(float(np.median(x[:h])), float(np.median(x[h:])))
     if len(x) >= T["warmup_min_n"]:
         k = max(1, int(round(T["warmup_head"] * len(x))))
-        found += _warmup_short(x, k, f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median", "",
-                               warmup_n)
+        if _apart(x[:k], x[k:]):
+            found += _warmup_short(x, k, f"{T['warmup_head'] * 100:.0f} % of the measured inferences (median", "",
+                                   warmup_n)
     return found
+
+
+def _apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the medians of two parts of a series differ by more than their own noise:
+    their order-statistic intervals (at the default confidence) do not overlap. A share
+    above the threshold alone is what a short row of noisy inferences shows by chance
+    (at 50 inferences with a cv of 20 %, the halves' medians differ by 10 % in one row of
+    six), so ``drift`` and ``warmup_short`` need both."""
+    la, ha = median_interval(a)
+    lb, hb = median_interval(b)
+    return bool(np.isfinite([la, ha, lb, hb]).all() and (la > hb or lb > ha))
 
 
 def _warmup_short(x: np.ndarray, k: int, head: str, how: str, warmup_n) -> List[dict]:
@@ -391,9 +407,20 @@ def _dla_idle(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame], starts: np.
                              f"core {c}"})
 
 
+#: ``autocorrelated`` also fires where the medians of consecutive tenths spread at least
+#: this many times as much as shuffled and WANDER_MARGIN times what the neighbours'
+#: dependence explains (a 10-block ratio of independent inferences varies by about 25 %)
+WANDER_RATIO = 1.5
+WANDER_MARGIN = 1.3
+
+
 def _dependence_note(n: int, n_eff: float, acf1: float, ratio: float, has_interval: bool) -> str:
     """The ``autocorrelated`` message of a row of ``n`` inferences, or ``""``."""
-    if not n or not np.isfinite(n_eff) or n_eff <= 0 or n / n_eff < THRESHOLDS["autocorrelated"]:
+    if not n or not np.isfinite(n_eff) or n_eff <= 0:
+        return ""
+    explained = float(np.sqrt(n / n_eff))  # the spread of block medians the neighbours' dependence accounts for
+    wander = bool(np.isfinite(ratio) and ratio >= WANDER_RATIO and ratio > WANDER_MARGIN * explained)
+    if n / n_eff < THRESHOLDS["autocorrelated"] and not wander:
         return ""
     what = [f"lag-1 autocorrelation {acf1:.2f}"] if np.isfinite(acf1) else []
     if np.isfinite(ratio):
@@ -403,8 +430,13 @@ def _dependence_note(n: int, n_eff: float, acf1: float, ratio: float, has_interv
         more = int(np.ceil(n * 2 * max(MIN_NEFF / n_eff, 1.0) / 100.0) * 100)
         return (f"{head}: {n} inferences are worth about {n_eff:.0f} independent ones, too few for an interval of "
                 f"the median under that dependence (none given); run it longer (at least {more} inferences)")
+    if wander:
+        return (f"{head}: the intervals account for the dependence between neighbouring inferences ({n} worth "
+                f"about {n_eff:.0f} independent ones, {explained:.1f}x), not for a slower wander: the tenths' "
+                f"medians spread {ratio:.1f}x, so the row's intervals may be up to {ratio / explained:.1f}x too "
+                f"narrow; compare conditions over several runs (repeats in separate processes), as the verdicts do")
     return (f"{head}: {n} inferences are worth about {n_eff:.0f} independent ones; the intervals account for it "
-            f"(an interval assuming independence would be {np.sqrt(n / n_eff):.1f}x too narrow)")
+            f"(an interval assuming independence would be {explained:.1f}x too narrow)")
 
 
 def _cv(x: np.ndarray) -> float:

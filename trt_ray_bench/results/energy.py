@@ -190,7 +190,7 @@ def window_energy(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame],
                                                                for j, (r, p, a, b) in
                                                                enumerate(zip(rids, phase, starts, ends))])
                                                      ).transform("any").to_numpy()
-    idle_w: Dict[object, float] = {}
+    idle_w: Dict[object, tuple] = {}  # per run: (idle power W, why none)
     rows = {c: [] for c in COLUMNS}
     for j in range(len(runs)):
         vals = dict.fromkeys(COLUMNS, np.nan)
@@ -220,11 +220,15 @@ def window_energy(runs: pd.DataFrame, telemetry: Optional[pd.DataFrame],
                             vals.update(energy_gpu_j=eg, energy_gpu_source=gpu.name)
                     if idle is not None:
                         if rids[j] not in idle_w:
-                            ie, _ = total.energy(*idle)
-                            idle_w[rids[j]] = ie / ((int(idle[1]) - int(idle[0])) / 1e9) if np.isfinite(ie) else np.nan
-                        p0 = idle_w[rids[j]]
+                            ie, iwhy = total.energy(*idle)
+                            idle_w[rids[j]] = ((ie / ((int(idle[1]) - int(idle[0])) / 1e9), None) if np.isfinite(ie)
+                                               else (np.nan, iwhy))
+                        p0, iwhy = idle_w[rids[j]]
                         if np.isfinite(p0):
                             vals.update(idle_power_w=p0, energy_above_idle_j=e - p0 * secs)
+                        else:  # the idle measurement gave no power: why, beside the window's own
+                            vals["energy_why"] = "; ".join(x for x in (vals["energy_why"], f"no idle power: {iwhy}")
+                                                           if x)
                 else:
                     vals["energy_why"] = why
         for c in COLUMNS:

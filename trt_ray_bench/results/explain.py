@@ -32,7 +32,8 @@ from .verdict import UNIT_COLUMNS, compare_rows
 #: no total CPU load, only ``cpu<i>_util_pct`` of each online core). Jetson power is the
 #: rail that holds the GPU: on Orin AGX ``VDD_GPU_SOC`` (GPU and SoC), on Orin NX/Nano
 #: ``VDD_CPU_GPU_CV`` (CPU, GPU and CV together), elsewhere a GPU-only rail. Jetson temperature
-#: is the GPU's sensor, else the junction's (``tj``, the hottest: Orin on JetPack 6 prints no ``gpu@``).
+#: is the GPU's sensor, else the junction's (``tj``, the hottest: Orin on JetPack 6 prints no ``gpu@``);
+#: without NVML or tegrastats, the hottest thermal zone's (the host sampler's ``temp_c:zone``).
 QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
     "gpu_freq_mhz": [("nvml", "gpu_freq_mhz", 1.0), ("tegrastats", "gpu_freq_mhz", 1.0)],
     "gpu_util_pct": [("nvml", "gpu_util_pct", 1.0), ("tegrastats", "gpu_util_pct", 1.0)],
@@ -41,7 +42,8 @@ QUANTITIES: Dict[str, List[Tuple[str, str, float]]] = {
         for rail in ("VDD_GPU", "GPU", "POM_5V_GPU", "VDD_SYS_GPU", "VDD_GPU_SOC", "VDD_CPU_GPU_CV")
     ],
     "pstate": [("nvml", "pstate", 1.0)],
-    "temp_c": [("nvml", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:tj", 1.0)],
+    "temp_c": [("nvml", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:gpu", 1.0), ("tegrastats", "temp_c:tj", 1.0),
+               ("host", "temp_c:zone", 1.0)],
     "cpu_util_pct": [("host", "cpu_util_pct", 1.0), ("tegrastats", r"re:cpu\d+_util_pct", 1.0)],
     "throttle_reasons": [("nvml", "throttle_reasons", 1.0)],
     # a Jetson's DLA cores: 1 where tegrastats printed the core busy (NVDLA0 @1600), 0 where "off"
@@ -322,6 +324,8 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
     tel = window_telemetry(ok, telemetry)
     if "energy_mj_per_inf" in ok.columns:  # the window's energy per inference (results.energy), where known
         tel["energy_mj_per_inf"] = pd.to_numeric(ok["energy_mj_per_inf"], errors="coerce").to_numpy()
+        why = ok["energy_why"].astype(str) if "energy_why" in ok.columns else pd.Series("", index=ok.index)
+        tel["energy_shared"] = why.str.startswith("together:").to_numpy()  # a window of several models
     keys = _pair_keys(ok, by)
     key_frame = ok[keys].astype(object).where(ok[keys].notna(), "<none>") if keys else None
     groups = key_frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(ok))}
@@ -358,8 +362,11 @@ def explain(runs: pd.DataFrame, telemetry: pd.DataFrame, by: str, baseline=None,
         if ctx[i]:
             head += ", " + ", ".join(ctx[i])
         stages = _stages(rb, ri)
-        noise = _noise(metric, of_cond[cond[b]], of_cond[cond[i]])
-        out.append(f"{head}: {_latency(metric, rb.get(metric), ri.get(metric))}{noise}{stages}"
+        ca, cb = of_cond[cond[b]], of_cond[cond[i]]
+        several = max(len(ca), len(cb)) > 1  # the sentence's numbers are this pair's; the test is over all
+        noise, shown = _noise(metric, ca, cb, several)
+        latency = _latency(metric, rb.get(metric), ri.get(metric), shown, "here " if several else "")
+        out.append(f"{head}: {latency}{noise}{stages}"
                    f"{queueing(ri, _desc(by, ri[by]))}{queueing(rb, _desc(by, rb[by]))}; "
                    f"{_telemetry(tel.loc[b], tel.loc[i])}.")
     return out
@@ -467,32 +474,37 @@ def fmt_ms(x: float) -> str:
     return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) < 100 else f"{x:.0f}"
 
 
-def _latency(metric: str, a, b) -> str:
+def _latency(metric: str, a, b, shown: bool = False, where: str = "") -> str:
+    """The change of ``metric`` between two rows; "barely differs" only where no test over
+    the runs says otherwise (``shown``); ``where`` ("here ") marks one pair of several."""
     name = metric[:-3].replace("gpu_", "GPU ") if metric.endswith("_ms") else metric
     if a is None or b is None or pd.isna(a) or pd.isna(b) or a <= 0:
         return f"{name} not measured on both sides"
     change = b / a - 1
-    if abs(change) <= TOLERANCES["latency"]:
-        return f"{name} barely differs ({fmt_ms(a)} → {fmt_ms(b)} ms, {change * 100:+.1f} %)"
-    return f"{name} {change * 100:+.0f} % ({fmt_ms(a)} → {fmt_ms(b)} ms)"
+    if abs(change) <= TOLERANCES["latency"] and not shown:
+        return f"{name} barely differs {where}({fmt_ms(a)} → {fmt_ms(b)} ms, {change * 100:+.1f} %)"
+    digits = ".1f" if abs(change) <= TOLERANCES["latency"] else ".0f"
+    return f"{name} {change * 100:+{digits}} % {where}({fmt_ms(a)} → {fmt_ms(b)} ms)"
 
 
-def _noise(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str:
+def _noise(metric: str, a: pd.DataFrame, b: pd.DataFrame, several: bool = False) -> Tuple[str, bool]:
     """What the runs show of the change of ``metric`` (``p50_ms``, ``mean_ms``, ``gpu_*``)
     between two conditions (their rows: every repeat and run of each), tested on the runs
     (``results.verdict``): shown slower or faster, not shown (and what could have been),
-    or untested and why."""
+    or untested and why; and whether it was shown. ``several``: the conditions have more
+    rows than the sentence's pair, so the test is said to be over all of them."""
     if not metric.endswith("_ms"):
-        return ""
+        return "", False
     v = compare_rows(a, b, metric)
     conf = f"{v.confidence * 100:g} %"
     if v.verdict == "—":
-        return f" (untested: {v.why.split(';')[0]})"
+        return f" (untested: {v.why.split(';')[0]})", False
     runs = f"{v.k_a} pairs of runs" if v.paired else f"{v.k_a} and {v.k_b} runs"
+    over = "over all its runs, " if several else ""
     if v.verdict == "not shown":
-        return (f", not shown at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}]; a change of "
-                f"{(v.detectable - 1) * 100:.0f} % would have been)")
-    return f", {v.verdict} at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}])"
+        return (f"; {over}not shown at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}]; a change of "
+                f"{(v.detectable - 1) * 100:.0f} % would have been)"), False
+    return f"; {over}{v.verdict} at {conf} over {runs} (×{v.ratio:.3f} [{v.lo:.3f}, {v.hi:.3f}])", True
 
 
 def _telemetry(a: pd.Series, b: pd.Series) -> str:
@@ -501,16 +513,17 @@ def _telemetry(a: pd.Series, b: pd.Series) -> str:
     def both(col):
         return not (pd.isna(a[col]) or pd.isna(b[col]))
 
-    def add(col, label, unit, tol, rel=False):
+    def add(col, label, unit, tol, rel=False, small=False):
         if not both(col):
             return
         x, y = a[col], b[col]
         same = abs(y - x) <= tol * abs(x) if rel else abs(round(y) - round(x)) <= tol
-        parts.append(f"{label} {x:.0f} → {y:.0f}{unit}" + (" (unchanged)" if same else ""))
+        f = (lambda v: f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}") if small else (lambda v: f"{v:.0f}")
+        parts.append(f"{label} {f(x)} → {f(y)}{unit}" + (" (unchanged)" if same else ""))
 
     add("tel_gpu_util_pct", "GPU utilization", " %", TOLERANCES["gpu_util_pct"])
     add("tel_gpu_freq_mhz", "SM clock", " MHz", TOLERANCES["gpu_freq_mhz"], rel=True)
-    add("tel_power_w", "power", " W", TOLERANCES["power_w"], rel=True)
+    add("tel_power_w", "power", " W", TOLERANCES["power_w"], rel=True, small=True)  # a Jetson rail: under 1 W
     add("tel_temp_c", "temperature", " °C", TOLERANCES["temp_c"])
     if both("tel_pstate"):
         x, y = int(a["tel_pstate"]), int(b["tel_pstate"])
@@ -523,7 +536,10 @@ def _telemetry(a: pd.Series, b: pd.Series) -> str:
     if "energy_mj_per_inf" in a.index and both("energy_mj_per_inf"):
         x, y = float(a["energy_mj_per_inf"]), float(b["energy_mj_per_inf"])
         same = abs(y - x) <= TOLERANCES["energy"] * abs(x)
-        parts.append(f"energy {x:.3g} → {y:.3g} mJ per inference" + (" (unchanged)" if same else ""))
+        shared = any(bool(r.get("energy_shared", False)) for r in (a, b))
+        parts.append(f"energy {x:.3g} → {y:.3g} mJ per inference" + (" (unchanged)" if same else "")
+                     + (" (together: the whole window's energy over every model's inferences in it)" if shared
+                        else ""))
     if not parts:
         return "no telemetry was measured in these windows"
     return "in the same windows " + ", ".join(parts)

@@ -123,7 +123,10 @@ def _why_few(a_rows: pd.DataFrame, b_rows: pd.DataFrame, k_a: int, k_b: int) -> 
     if rows > max(k_a, k_b):  # repeats were there, but in one process
         return (f"the repeats of a side ran in one process (repeat_isolation: actor): run-to-run noise unknown; "
                 f"{HOW}")
-    return f"one run each: run-to-run noise unknown; {HOW}"
+    if max(k_a, k_b) <= 1:
+        return f"one run each: run-to-run noise unknown; {HOW}"
+    return (f"{k_a} run{'s' if k_a != 1 else ''} against {k_b}: a side needs 2 or more for run-to-run noise; "
+            f"{HOW}")
 
 
 class LogDesign:
