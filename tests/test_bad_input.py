@@ -210,6 +210,10 @@ FIELD_CASES = [
     ("input-kind-unknown", "input.kind", "video", ["input.kind", "'dummy' or 'images'"]),
     ("name-with-slash", "name", "a/b", [re.compile(r": name: .*letters, digits")]),
     ("model-name-bad", "models.0.name", "my model", ["models[0]", "name 'my model'", "letters, digits"]),
+    # it names the results folder: too long a name had failed after measuring ("File name too long")
+    ("name-too-long", "name", "n" * 300, [re.compile(r": name: .*use at most 100 letters, digits")]),
+    # not a number a spec means: it had failed mid-measurement (OverflowError) with a half-written run
+    ("gap-inf", "timing.gap_s", float("inf"), ["timing.gap_s", "finite number"]),
     ("path-wrong-suffix", "models.0.path", "model.txt", ["models[0]", "expected a file ending in .onnx"]),
     ("images-without-path", "input.kind", "images", [re.compile(r": input: kind 'images' needs 'path'")]),
     ("models-empty", "models", [], [re.compile(r": models: .*at least 1 item")]),
@@ -299,6 +303,13 @@ def test_spec_is_a_directory(trb, tmp_path):
     pytest.param("", ["expected a mapping of fields"], id="empty-file"),
     pytest.param("- name: x\n", ["expected a mapping of fields"], id="top-level-list"),
     pytest.param("just words\n", ["expected a mapping of fields"], id="top-level-scalar"),
+    # YAML keeps the last of two equal keys: the first block's iterations would be lost silently
+    pytest.param("name: x\ntiming: {iterations: 500}\nmodels: [{path: a.onnx}]\ntiming: {warmup: 1}\n",
+                 ["line 4: duplicate key 'timing' (YAML would keep only the last one)"], id="duplicate-key"),
+    # a few hundred bytes of aliases that stand for ten million strings (it had taken 5 GB)
+    pytest.param("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdef", "bcdefg"))
+        + "name: *g\n", ["its aliases expand to more than 100000 values"], id="alias-bomb"),
 ])
 def test_spec_not_valid_yaml(trb, tmp_path, text, expect):
     spec = tmp_path / "spec.yaml"

@@ -98,8 +98,16 @@ def test_explain_as_a_user(trb, tmp_path):
     code, out, err = trb("explain", h100 / "gpu_alone_together", "--json")
     assert code == 0 and json.loads(out)["sentences"] == lines
     code, out, err = trb("explain", h100 / "gpu_alone_together", "--by", "nope")
-    assert code == 2 and out == "" and err.strip() == ("trb: error: --by: 'nope' is not a runs column (e.g. phase, "
-                                                        "mode, variant, gap_s, clocks_mode, precision)")
+    assert code == 2 and out == "" and err.strip() == ("trb: error: --by: 'nope': the runs here have no such "
+                                                        "condition (conditions that vary here: phase)")
+    # a statistic, a list or the model itself is no condition: one line, nothing printed (compare too)
+    for cmd, by in (("explain", "warnings"), ("compare", "n"), ("compare", "mean_ms"), ("compare", "model"),
+                    ("compare", "diagnostics")):
+        code, out, err = trb(cmd, h100 / "gpu_alone_together", "--by", by)
+        assert code == 2 and out == "" and err.count("\n") == 1, (by, out, err)
+        assert err.startswith(f"trb: error: --by: '{by}': ") and "(conditions that vary here: phase)" in err
+        if by != "diagnostics":  # (a column a run's rows get when its tree is read)
+            assert f"'{by}': is not a condition (a statistic, a list or the model itself)" in err
     # the --by mode table tests means (seed 002's ms per image), and its header says so
     code, out, err = trb("compare", h100 / "seed002_inference_vs_validation", "--by", "mode")
     assert code == 0 and "the ratio of the two conditions' means" in out
@@ -119,6 +127,15 @@ def test_models_make(trb, tmp_path):
     assert len(made) == 1 and "random weights" in out
     code, out, err = trb("models", "make", "--arch", "yolov8n", "--task", "nope")
     assert code == 2 and "--task" in err
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    for args, says in ((["--imgsz", "0"], "--imgsz: 0: must be at least 8 pixels"),
+                       (["--imgsz", "-5"], "--imgsz: -5: must be at least 8 pixels"),
+                       (["--batch", "0"], "--batch: 0: must be 1 or more"),
+                       (["--out-dir", str(afile)], f"--out-dir: {afile} is a file: expected a folder")):
+        code, out, err = trb("models", "make", "--arch", "yolov8n", "--task", "cls", *args)
+        assert code == 2 and err.strip() == f"trb: error: {says}" + (
+            " (leave it out for the task's usual size)" if "imgsz" in says else ""), err
 
 
 @pytest.mark.slow

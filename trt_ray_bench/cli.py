@@ -264,9 +264,10 @@ def _cmd_explain(a) -> int:
         res = res.only(a.run)
     elif not a.all:
         res = res.latest()
-    if a.by not in res.runs.columns:
-        raise UserError("--by", f"{a.by!r} is not a runs column (e.g. phase, mode, variant, gap_s, clocks_mode, "
-                        "precision)")
+    from .results.compare import check_by
+
+    runs = res.runs
+    check_by(runs[runs["status"] == "ok"] if "status" in runs.columns else runs, a.by)
     res = res.filled(diagnostics=False)
     try:
         lines = explain(res.runs, res.telemetry, a.by, a.baseline, a.metric)
@@ -296,6 +297,12 @@ def _cmd_models_make(a) -> int:
     from .spec import DEFAULT_IMGSZ, split_arch
 
     _not_empty(a, "--out-dir")
+    if a.imgsz is not None and a.imgsz < 8:
+        raise UserError("--imgsz", f"{a.imgsz}: must be at least 8 pixels (leave it out for the task's usual size)")
+    if a.batch < 1:
+        raise UserError("--batch", f"{a.batch}: must be 1 or more")
+    if a.out_dir and Path(a.out_dir).exists() and not Path(a.out_dir).is_dir():
+        raise UserError("--out-dir", f"{a.out_dir} is a file: expected a folder")
     arch, task_in_arch = split_arch(a.arch)
     from .spec._model import _task
 
@@ -777,7 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = ns.add_mutually_exclusive_group(required=True)
     g.add_argument("--head", action="store_true", help="start the cluster here")
     g.add_argument("--address", help="join the head at HOST:PORT")
-    ns.add_argument("--node-ip", help="this board's address on the lab network (Ray binds to it)")
+    ns.add_argument("--node-ip", help="this board's address on the lab network: the one Ray gives the cluster (its "
+                    "servers listen on every interface: firewall the board to the lab)")
     ns.add_argument("--name", help="node name for trb_node_<name> (default: hostname)")
     ns.add_argument("--num-gpus", type=int, help="default: detected (1 on a Jetson)")
     ns.add_argument("--board", help="board kind for trb_board_<kind>, what a sweep's nodes: {board: ...} "

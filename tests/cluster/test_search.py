@@ -54,6 +54,8 @@ def _sweep(search, timing=None, models=None):
     ({"low": 10, "high": 50, "resolution": 1}, {"arrivals": "poisson", "rate_hz": 5, "iterations": 100,
                                                  "deadline_ms": 10}, "search.until", "at least 368"),
     ({"low": 10, "high": 50, "resolution": 0}, None, "search.resolution", "greater than 0"),
+    ({"low": 10, "high": float("inf"), "resolution": 1}, None, "search.high", "finite number"),
+    ({"low": 10, "high": 50, "resolution": 1e-300}, None, "search.yaml: search", "20-step bisection"),
     # a probe that would not be a valid run (2 ms of jitter is half the period at 250 Hz),
     # refused before the first probe runs, not when the bisection reaches it
     ({"low": 10, "high": 400, "resolution": 10}, {"arrivals": "periodic", "rate_hz": 30, "jitter_ms": 2,

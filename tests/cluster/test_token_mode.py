@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from trt_ray_bench.cluster import join
+from trt_ray_bench.errors import UserError
 
 token_auth = pytest.mark.skipif(not join.has_token_auth(), reason="this Ray has no token authentication (2.52+)")
 
@@ -139,6 +140,11 @@ def test_a_local_ray_finds_an_owner_only_token_before_ray_writes_its_own(tmp_pat
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")})
     assert p.stdout.strip() == "True", p.stderr[-2000:]  # so ray.init makes no file of its own
+    # one that others may read is the cluster's key shared with them: refused, as --address refuses it
+    made.chmod(0o644)
+    with pytest.raises(UserError, match=r"^~/\.ray/auth_token: .*auth_token has mode 0644: group or others may read"):
+        join.local_token()
+    made.chmod(0o600)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's choice: nothing made
     made.unlink()
     assert join.local_token() is None and not made.exists()

@@ -1242,6 +1242,27 @@ def test_dla_options_are_checked_on_the_driver_and_key_the_engine_cache(tmp_path
                                                                             gpu_fallback=True).key()
 
 
+def test_numeric_build_options_are_checked_on_the_driver(tmp_path):
+    """A string or a non-finite number where a number belongs is one line naming the option,
+    before anything (it had ended in an internal error, or failed on the node mid-run)."""
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    onnx = tiny_onnx(tmp_path / "m.onnx")
+    for options, says in [({"workspace_gb": "abc"}, r"options.workspace_gb: 'abc', expected a positive size in GB"),
+                          ({"workspace_gb": float("nan")}, r"options.workspace_gb: nan, expected a positive size"),
+                          ({"workspace_gb": 0}, r"options.workspace_gb: 0, expected a positive size"),
+                          ({"max_batch": "abc"}, r"options.max_batch: 'abc', expected the largest batch"),
+                          ({"max_batch": [1]}, r"options.max_batch: \[1\], expected the largest batch"),
+                          ({"opt_level": "abc"}, r"options.opt_level: 'abc', expected an optimization level, 0 to 5"),
+                          ({"opt_level": 99}, r"options.opt_level: 99, expected an optimization level, 0 to 5"),
+                          ({"opt_level": True}, r"options.opt_level: True, expected an optimization level"),
+                          ({"calib_images": ["a"]}, r"options.calib_images: \['a'\], expected a path")]:
+        with pytest.raises(UserError, match=r"^models\[0\]\." + says):
+            backend.check(resolved(onnx, "fp16", **options), "models[0]")
+    backend.check(resolved(onnx, "fp16", workspace_gb=2, opt_level=3, max_batch=4), "models[0]")  # fine
+
+
 def test_a_dla_core_the_node_lacks_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
     """A run's models are checked on the node first (``prepare_models``): the GPU model
     listed before a DLA one is not built when the node has no DLA (a desktop GPU)."""

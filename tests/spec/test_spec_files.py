@@ -96,8 +96,8 @@ def test_deep_nesting_in_a_sweep_its_base_file_and_a_set_value(tmp_path):
 def test_an_arch_that_is_not_a_name_is_refused(arch):
     with pytest.raises(UserError) as err:
         spec_from_dict({"name": "x", "models": [{"arch": arch, "task": "classify"}]}, "spec.yaml")
-    assert str(err.value) == (f"spec.yaml: models[0].arch: must be a name like yolov8n or yolo11s-seg (letters, "
-                              f"digits, '.', '_', '-'); a model file goes in 'path' (got {arch!r})")
+    assert str(err.value) == (f"spec.yaml: models[0].arch: must be a name like yolov8n or yolo11s-seg (at most 100 "
+                              f"letters, digits, '.', '_', '-'); a model file goes in 'path' (got {arch!r})")
 
 
 def test_trb_run_refuses_a_path_as_arch_before_anything_is_made(tmp_path, trb):

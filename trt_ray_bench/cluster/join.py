@@ -101,7 +101,8 @@ def local_token() -> Optional[Path]:
     process's umask: 0644, the cluster's key readable by every user of the machine. So
     the file is made here first, owner-only (``make_token``), and Ray finds it. Nothing is
     made where this Ray has no token authentication, where ``RAY_AUTH_MODE`` says other
-    than token, where ``$RAY_AUTH_TOKEN`` holds the token, or where the file is there.
+    than token, where ``$RAY_AUTH_TOKEN`` holds the token, or where the file is there; one
+    that is there and that group or others may read is refused (``check_token_mode``).
     Returns the path made, or None."""
     if not has_token_auth():
         return None
@@ -111,6 +112,8 @@ def local_token() -> Optional[Path]:
     if mode is None and not _ray_turns_token_on():
         return None
     path = token_path()
+    if path.is_file():  # Ray will use the one there: not if others may read it (as --address refuses)
+        check_token_mode(path, "~/.ray/auth_token")
     try:
         return path if make_token(path) else None
     except OSError:

@@ -4,9 +4,10 @@ Ray does not detect a Jetson's integrated GPU, so a board must say ``--num-gpus=
 itself; each node also advertises ``trb_node_<name>`` (to place an experiment on a
 named board), ``trb_board_<kind>`` (a sweep's ``nodes: {board: kind}``; engines are built
 once per kind) and one ``trb_slot`` per GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible
-(an experiment owns one GPU: a node with N runs N experiments at once). Ray has
-no authentication: the node binds to the lab network address given, and the dashboard
-stays off."""
+(an experiment owns one GPU: a node with N runs N experiments at once). Ray before
+2.52 has no authentication: the node gives the cluster its lab network address (the one
+the cluster's traffic goes to; Ray's servers still listen on every interface, so the
+boards are firewalled to the lab), and the dashboard stays off."""
 
 from __future__ import annotations
 

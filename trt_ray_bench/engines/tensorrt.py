@@ -31,6 +31,7 @@ The CUDA binding: ``TRB_CUDA=auto | cuda-python | pycuda`` (``_cuda``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -127,12 +128,35 @@ def check(model, where: str = "") -> None:
         raise UserError(f"{where}.options.sync_wait", f"{o['sync_wait']!r}, expected one of {list(_cuda.SCHEDULE)}")
     if o.get("cuda_graph") and _cuda.choice() == "pycuda":
         _refuse_graph(where)
+    _check_types(o, where)
     if model.engine_path or _is_engine_file(model):
         check_dla_options(BuildOptions(precision=model.precision, dla_core=o.get("dla_core"),
                                        gpu_fallback=o.get("gpu_fallback", False)), where)
         return
     carried = _carried_precision(model.onnx_path) if model.precision != "fp32" else "fp32"
     check_build_options(build_options(model, carried), where)
+
+
+#: the numeric build options: (type, lowest, highest, what is expected), checked before any use
+_NUMBERS = {"workspace_gb": (float, 0.0, None, "a positive size in GB"),
+            "opt_level": (int, 0, 5, "an optimization level, 0 to 5 (TensorRT's builder_optimization_level)"),
+            "max_batch": (int, 1, None, "the largest batch of the engine's profile, 1 or more")}
+
+
+def _check_types(o: dict, where: str) -> None:
+    """Each option of the right kind, in one line naming it, before any is used (a string
+    where a number belongs had ended in an internal error, or failed on the node)."""
+    for name, (kind, lo, hi, expected) in _NUMBERS.items():
+        if name not in o:
+            continue
+        v = o[name]
+        ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+        ok = ok and math.isfinite(v) and (v > lo if kind is float else v >= lo) and (hi is None or v <= hi)
+        if not ok:
+            raise UserError(f"{where}.options.{name}", f"{v!r:.60}, expected {expected}")
+    for name in ("calib_images", "calib_cache"):
+        if name in o and not isinstance(o[name], str):
+            raise UserError(f"{where}.options.{name}", f"{o[name]!r:.60}, expected a path")
 
 
 def _refuse_graph(where: str) -> None:

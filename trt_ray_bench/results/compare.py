@@ -574,6 +574,25 @@ def _model_attributes(ok: pd.DataFrame, keys: Sequence[str]) -> List[str]:
 BY = ("n", "k", "mean_ms", "p50_ms", "gpu_p50_ms", "mj_per_inf", "inf_per_j")
 
 
+#: what ``--by COLUMN`` may name besides ``CONDITION_COLUMNS`` and sweep ``axis:`` columns
+BY_EXTRA = ("repeat", "run_id", "phase")
+
+
+def check_by(ok: pd.DataFrame, by: str) -> None:
+    """``--by``: a condition of the runs (``CONDITION_COLUMNS``, a sweep's ``axis:``
+    column, ``repeat``, ``run_id``, ``phase``) that the ok rows here have; a statistic, a
+    list or the model's name is refused in one line, naming the conditions that vary."""
+    allowed = by in CONDITION_COLUMNS or by in BY_EXTRA or str(by).startswith("axis:")
+    if allowed and by in ok.columns and ok[by].notna().any():
+        return
+    vary = (["phase"] if "phase" in ok.columns and ok["phase"].nunique() > 1 else []) + \
+        (conditions_that_vary(ok) if len(ok) else [])
+    have = f" (conditions that vary here: {', '.join(vary)})" if vary else " (no condition varies here)"
+    what = "is not a condition (a statistic, a list or the model itself)" if not allowed and by in ok.columns \
+        else "the runs here have no such condition"
+    raise UserError("--by", f"{by!r}: {what}{have}")
+
+
 def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str] = BY,
                  samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per model, value of the runs column ``by`` (``variant``, ``gap_s``,
@@ -582,9 +601,7 @@ def by_condition(runs: pd.DataFrame, by: str, baseline=None, stats: Sequence[str
     whose ``by`` is ``baseline`` (default: the first value in the runs' order), paired where
     the same processes measured both (variants of one model)."""
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
-    if by not in ok.columns or not ok[by].notna().any():
-        raise UserError("--by", f"{by!r}: the runs here have no such condition"
-                        + (f" (the runs columns that vary: {', '.join(conditions_that_vary(ok))})" if len(ok) else ""))
+    check_by(ok, by)
     ok = ok[ok[by].notna()]
     if samples is not None and len(samples):
         ok = with_row_stats(ok, samples)

@@ -77,12 +77,58 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"{line}{getattr(exc, 'problem', None) or 'invalid YAML'}"
 
 
+#: the most values a document may stand for once its aliases are expanded (a spec has hundreds)
+MAX_EXPANDED = 100_000
+
+
+def _graph_problem(text: str) -> Optional[str]:
+    """A mapping that gives one key twice (YAML keeps the last, silently dropping the
+    first: ``timing:`` twice), or aliases that expand past ``MAX_EXPANDED`` values (a
+    few hundred bytes can stand for billions), in words; None where neither."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    sizes: dict = {}
+
+    def walk(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # (a recursive alias counts once)
+        n = 1
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        raise _Duplicate(f"line {k.start_mark.line + 1}: duplicate key {k.value!r} (YAML would keep "
+                                         "only the last one)")
+                    seen.add(k.value)
+                n += walk(k) + walk(v)
+        elif isinstance(node, yaml.SequenceNode):
+            n += sum(walk(v) for v in node.value)
+        sizes[id(node)] = n
+        return n
+
+    try:
+        if root is not None and walk(root) > MAX_EXPANDED:
+            return f"its aliases expand to more than {MAX_EXPANDED} values"
+    except _Duplicate as exc:
+        return str(exc)
+    return None
+
+
+class _Duplicate(Exception):
+    pass
+
+
 def read_yaml(text: str, source: str) -> Any:
-    """``text`` parsed (safe YAML); a syntax error or a document nested deeper than
-    ``MAX_DEPTH`` is a one-line ``UserError`` naming ``source``."""
+    """``text`` parsed (safe YAML); a syntax error, a document nested deeper than
+    ``MAX_DEPTH``, a key given twice in one mapping or aliases that expand past
+    ``MAX_EXPANDED`` values is a one-line ``UserError`` naming ``source``."""
     try:
         if _too_deep(text):
             raise UserError(source, f"nested too deeply (more than {MAX_DEPTH} levels)")
+        problem = _graph_problem(text)
+        if problem:
+            raise UserError(source, problem)
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(source, _yaml_error(exc)) from None

@@ -19,11 +19,19 @@ DEFAULT_IMGSZ = {"classify": 224, "detect": 640, "pose": 640, "segment": 640, "o
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
 MODEL_SUFFIXES = (".onnx", ".pt", ".yaml", ".yml", ".engine", ".plan")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # names files and folders: at most 100
+
+
+#: the longest a spec's time may be (s): a week's soak; a larger one is a typo, and a float
+#: past what the clocks count in would fail mid-measurement
+MAX_S = 7 * 86400.0
+#: the slowest open loop (Hz): one frame in 1000 s
+MIN_RATE_HZ = 1e-3
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # inf and nan are no number a spec means: refused with the field's name, before anything runs
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 def _task(v: Optional[str]) -> Optional[str]:
@@ -40,18 +48,18 @@ class TimingOverride(_Strict):
     sync, or at several gaps, in one ``schedule: alone`` experiment)."""
 
     warmup: Optional[StrictInt] = Field(None, ge=0)
-    warmup_s: Optional[float] = Field(None, ge=0)
+    warmup_s: Optional[float] = Field(None, ge=0, le=MAX_S)
     iterations: Optional[StrictInt] = Field(None, gt=0)
-    duration_s: Optional[float] = Field(None, gt=0)
-    gap_s: Optional[float] = Field(None, ge=0)
+    duration_s: Optional[float] = Field(None, gt=0, le=MAX_S)
+    gap_s: Optional[float] = Field(None, ge=0, le=3600)
     sync: Optional[Literal["device", "stream", "none"]] = None
     gap_mode: Optional[Literal["sleep", "spin"]] = None
     prewarm: Optional[Literal["none", "poke", "dummy"]] = None
     arrivals: Optional[Literal["closed", "periodic", "poisson"]] = None
-    rate_hz: Optional[float] = Field(None, gt=0)
+    rate_hz: Optional[float] = Field(None, ge=MIN_RATE_HZ, le=1e6)
     jitter_ms: Optional[float] = Field(None, ge=0)
     backlog: Optional[Literal["queue", "drop"]] = None
-    deadline_ms: Optional[float] = Field(None, gt=0)
+    deadline_ms: Optional[float] = Field(None, gt=0, le=MAX_S * 1e3)
 
 
 #: the timing fields of an open loop, a model's own where it sets them (``TimingOverride``)
@@ -83,8 +91,8 @@ class ModelSpec(_Strict):
         # it names the model (``yolov8n-cls``), whose name names files and folders: a path
         # here (``../../tmp/evil``) would name one outside them
         if v is not None and (not _NAME.match(v.strip()) or ".." in v):
-            raise ValueError("must be a name like yolov8n or yolo11s-seg (letters, digits, '.', '_', '-'); "
-                             "a model file goes in 'path'")
+            raise ValueError("must be a name like yolov8n or yolo11s-seg (at most 100 letters, digits, '.', '_', "
+                             "'-'); a model file goes in 'path'")
         return v
 
     @field_validator("backend")
@@ -121,12 +129,12 @@ class ModelSpec(_Strict):
         if self.path is not None and self.path.lower().endswith((".engine", ".plan")) and self.backend != "tensorrt":
             raise ValueError(f"path {self.path!r} is a TensorRT engine: backend must be tensorrt")
         if self.name is not None and not _NAME.match(self.name):
-            raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_', '-'")
+            raise ValueError(f"name {self.name!r:.60}: use at most 100 letters, digits, '.', '_', '-'")
         if self.name is None:
             name = self.default_name()
             if not _NAME.match(name):
                 raise ValueError(f"the model's default name {name!r} (from its file's name) is not a name: give "
-                                 f"'name' (letters, digits, '.', '_', '-')")
+                                 f"'name' (at most 100 letters, digits, '.', '_', '-')")
             object.__setattr__(self, "name", name)
         return self
 
@@ -161,7 +169,7 @@ class CooldownSpec(_Strict):
 
     temp_c: float = Field(gt=0, le=150, description="the temperature (°C) each phase waits for: the GPU's (NVML), "
                           "else the board's hottest thermal zone")
-    timeout_s: float = Field(600.0, gt=0, description="the longest wait before a phase; past it the phase runs and "
+    timeout_s: float = Field(600.0, gt=0, le=86400, description="the longest wait before a phase; past it the phase runs and "
                              "the row says how hot it began")
 
 
@@ -169,10 +177,10 @@ class TimingSpec(_Strict):
     """The measurement loop (see ``trt_ray_bench.timing.run_loop``)."""
 
     warmup: StrictInt = Field(10, ge=0, description="warm-up iterations before every phase")
-    warmup_s: float = Field(0.0, ge=0, description="and/or warm up for at least this long")
+    warmup_s: float = Field(0.0, ge=0, le=MAX_S, description="and/or warm up for at least this long")
     iterations: Optional[StrictInt] = Field(None, gt=0)
-    duration_s: Optional[float] = Field(None, gt=0)
-    gap_s: float = Field(0.0, ge=0, description="sleep between inferences (changes GPU clocks)")
+    duration_s: Optional[float] = Field(None, gt=0, le=MAX_S)
+    gap_s: float = Field(0.0, ge=0, le=3600, description="sleep between inferences (changes GPU clocks)")
     sync: Literal["device", "stream", "none"] = "device"
     gap_mode: Literal["sleep", "spin"] = Field("sleep", description="how the host waits out gap_s: sleep (the OS "
                                                "wakes it) or spin (busy-wait: no wake-up latency)")
@@ -186,7 +194,7 @@ class TimingSpec(_Strict):
         "periodic: frames arrive every 1/rate_hz (a camera); poisson: at random, rate_hz on average (requests). "
         "An open loop (periodic, poisson) times each frame from its arrival too: a slow inference delays the "
         "frames behind it")
-    rate_hz: Optional[float] = Field(None, gt=0, description="open loop: frames per second (needed by periodic "
+    rate_hz: Optional[float] = Field(None, ge=MIN_RATE_HZ, le=1e6, description="open loop: frames per second (needed by periodic "
                                      "and poisson; refused with closed)")
     jitter_ms: Optional[float] = Field(None, ge=0, description="periodic: each arrival moved by a uniform draw "
                                        "in [-jitter_ms, +jitter_ms] (below half the period)")
@@ -197,12 +205,13 @@ class TimingSpec(_Strict):
         "queue", description="open loop, a frame that arrives while the model is busy: queue (served in turn, "
         "late) or drop (when the model is free it serves the newest frame arrived; the older ones are skipped "
         "and counted in dropped)")
-    deadline_ms: Optional[float] = Field(None, gt=0, description="each frame's result is due this long after "
+    deadline_ms: Optional[float] = Field(None, gt=0, le=MAX_S * 1e3, description="each frame's result is due this long after "
                                          "its arrival (closed: after its start): runs columns deadline_miss and "
                                          "its interval")
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")
-    barrier_timeout_s: float = Field(300.0, gt=0, description="give up waiting for models to load/warm up")
-    fill_timeout_s: float = Field(600.0, gt=0, description="together: longest a model keeps filling for the others")
+    barrier_timeout_s: float = Field(300.0, gt=0, le=MAX_S, description="give up waiting for models to load/warm up")
+    fill_timeout_s: float = Field(600.0, gt=0, le=MAX_S, description="together: longest a model keeps filling for "
+                                  "the others")
     cooldown: Optional[CooldownSpec] = Field(
         None, description="before each phase and repeat, wait until the GPU (or the board's hottest thermal zone) "
         "is at or below temp_c, at most timeout_s: {temp_c: 50, timeout_s: 300}")
@@ -271,7 +280,7 @@ class VariantSpec(_Strict):
     @classmethod
     def _vname(cls, v):
         if not _NAME.match(v):
-            raise ValueError(f"{v!r}: use letters, digits, '.', '_', '-'")
+            raise ValueError(f"{v!r:.60}: use at most 100 letters, digits, '.', '_', '-'")
         return v
 
 
@@ -358,7 +367,7 @@ class ExperimentSpec(_Strict):
     @classmethod
     def _name(cls, v):
         if not _NAME.match(v):
-            raise ValueError(f"{v!r}: use letters, digits, '.', '_', '-' (it names a folder)")
+            raise ValueError(f"{v!r:.60}: use at most 100 letters, digits, '.', '_', '-' (it names a folder)")
         return v
 
     @model_validator(mode="after")

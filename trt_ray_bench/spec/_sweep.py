@@ -94,15 +94,15 @@ class SearchSpec(BaseModel):
     """The highest rate that meets a criterion, by bisection: each model alone, then all
     models together at the ratio of their own ``timing.rate_hz``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     field: Literal["timing.rate_hz"] = Field("timing.rate_hz", description="the field searched: timing.rate_hz "
                                              "(frames per second of an open loop)")
     until: str = Field("p99_from_arrival_ms <= deadline_ms", description="what a rate must meet, in every row "
                        "(each model, each repeat) of its probe: a runs column, <=, <, >= or >, and a number or "
                        "another runs column (e.g. deadline_miss <= 0.01 under backlog: drop)")
-    low: float = Field(gt=0, description="the lowest rate tried, Hz")
-    high: float = Field(gt=0, description="the highest rate tried, Hz")
+    low: float = Field(ge=1e-3, description="the lowest rate tried, Hz")
+    high: float = Field(gt=0, le=1e6, description="the highest rate tried, Hz")
     resolution: float = Field(gt=0, description="stop when the bracket [meets, fails] is this narrow, Hz")
     repeats: StrictInt = Field(2, ge=1, description="repeats of every probe (its experiment's repeats); a rate "
                                "meets only if all of them do")
@@ -121,6 +121,9 @@ class SearchSpec(BaseModel):
     def _bracket(self):
         if self.high <= self.low:
             raise ValueError(f"high {self.high:g} must be above low {self.low:g}")
+        if self.resolution < (self.high - self.low) / 2 ** 20:  # a bisection of at most 20 steps
+            raise ValueError(f"resolution {self.resolution:g} is finer than a 20-step bisection of "
+                             f"[{self.low:g}, {self.high:g}] can reach: at least {(self.high - self.low) / 2 ** 20:.3g}")
         return self
 
     def criterion(self):
