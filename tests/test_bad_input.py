@@ -357,6 +357,13 @@ def test_missing_model_file(trb, tmp_path, cls_onnx, filename):
     run_refused(trb, tmp_path, data, "models[0].path", f"{f}: no such file")
 
 
+def test_a_folder_as_the_model_file(trb, tmp_path, cls_onnx):
+    d = tmp_path / "adir.onnx"
+    d.mkdir()
+    data = set_path(base_spec(tmp_path, cls_onnx), "models.0.path", str(d))
+    run_refused(trb, tmp_path, data, "models[0].path", f"{d}: a folder, not a model file")
+
+
 def test_not_a_pt(trb, tmp_path, cls_onnx):
     """A .pt that is not a checkpoint: refused while exporting, before anything runs."""
     pytest.importorskip("ultralytics")  # the export is Ultralytics' (Python 3.8 CI has none)

@@ -148,3 +148,23 @@ def test_a_local_ray_finds_an_owner_only_token_before_ray_writes_its_own(tmp_pat
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's choice: nothing made
     made.unlink()
     assert join.local_token() is None and not made.exists()
+
+
+def test_a_token_file_is_never_written_through_a_link_nor_taken_from_another_user(tmp_path, monkeypatch):
+    """A link planted where the token goes would have the key written where it points; a
+    0600 file of another user would be their key, not this user's."""
+    target = tmp_path / "elsewhere"
+    link = tmp_path / "tk" / "auth_token"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    with pytest.raises(UserError, match=r"auth_token: is a symbolic link: the Ray token is written only to a file"):
+        join.make_token(link)
+    assert not target.exists()
+    theirs = tmp_path / "theirs"
+    theirs.write_text("x" * 64)
+    theirs.chmod(0o600)
+    me = theirs.stat().st_uid + 1000  # (this process as a user who is not the file's owner, nor root)
+    monkeypatch.setattr(join.os, "geteuid", lambda: me)
+    with pytest.raises(UserError, match=rf"^--token-file: .*theirs belongs to uid \d+, not to this user \(uid {me}\)"):
+        join.check_token_mode(theirs, "--token-file")
+

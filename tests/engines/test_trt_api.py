@@ -1208,6 +1208,13 @@ def test_dla_on_each_version(exercised, version):
     build, info = ex.builds["fp16 on DLA 1, GPU fallback"], ex.infos["fp16 on DLA 1, GPU fallback"]
     assert build["dla_core"] == 1 and "GPU_FALLBACK" in build["flags"]
     assert info["dla_core"] == 1 and info["gpu_layers"] == ["Cast_0", "Cast_2"]  # the casts around the conv
+    from types import SimpleNamespace
+
+    from trt_ray_bench.cluster.node_run import engine_line
+
+    line = engine_line(SimpleNamespace(name="m", engine=info, engine_path="/c/m-fp16.engine"))
+    assert line.startswith("engine   m: m-fp16.engine (") and line.endswith(
+        "typing, DLA core 1, 2 layer(s) on the GPU: Cast_0, Cast_2)"), line  # the run's log says where it ran
     assert "run fp16 on DLA 1, GPU fallback" not in ex.outcomes  # the engine ran, on a runtime set to core 1
     assert ex.messages["fp16 on DLA 0, no DLA here"] == (
         "models[0].options.dla_core: 0: Stand-in Orin has no DLA (TensorRT's builder counts 0 DLA cores; Jetson "

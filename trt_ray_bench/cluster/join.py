@@ -63,7 +63,10 @@ def make_token(path: Path) -> bool:
     if path.is_file() and path.read_text().strip():
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    if path.is_symlink():  # the key goes where the user named it, not where a link points
+        raise UserError(str(path), "is a symbolic link: the Ray token is written only to a file of its own")
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                 stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as f:
         os.fchmod(f.fileno(), stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to a file that was there
         f.write(secrets.token_hex(32))
@@ -71,13 +74,17 @@ def make_token(path: Path) -> bool:
 
 
 def check_token_mode(path: Path, where: str) -> None:
-    """Refuse a token file that group or others may read or write, as ssh refuses such a
-    private key: one line naming the file, its mode and the fix. On the mode bits, not on
-    access (root can read any file)."""
+    """Refuse a token file that group or others may read or write, or that another user
+    owns (root excepted), as ssh refuses such a private key: one line naming the file, its
+    mode or owner and the fix. On the mode bits, not on access (root can read any file)."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.stat()
     except OSError:
         return  # missing or unreadable: the caller's own message says so
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.geteuid() and os.geteuid() != 0:
+        raise UserError(where, f"{path} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}): the "
+                               f"cluster's Ray token must be your own file, as an ssh key is")
     if mode & 0o077:
         raise UserError(where, f"{path} has mode {mode:04o}: group or others may read the cluster's Ray token "
                                f"(anyone who has it can run code on every node); it must be its owner's alone, as "

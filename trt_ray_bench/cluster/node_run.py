@@ -151,11 +151,23 @@ def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Say, env: Optiona
             log.info(f"convert  {m.name}: {Path(c['path']).name} ({'cached' if c.get('cached') else 'converted'}; "
                 f"{c.get('converter')})")
         if e:
-            how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
-            log.info(f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
-                f"{e.get('gpu')}, {e.get('typing', 'weak')} typing)")
+            log.info(engine_line(m))
     if wanted:
         log.info(f"prepared models in {time.perf_counter() - t0:.1f} s")
+
+
+def engine_line(m) -> str:
+    """The run log's line for a model's engine: built or cached, by which TensorRT, for
+    which GPU, its typing, and on a DLA core the layers that fell back to the GPU."""
+    e = m.engine or {}
+    how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
+    dla = ""
+    if e.get("dla_core") is not None:  # where the DLA could not run a layer, the GPU did
+        layers = list(e.get("gpu_layers") or [])
+        dla = (f", DLA core {e['dla_core']}, {len(layers)} layer(s) on the GPU"
+               + (f": {', '.join(layers[:5])}{', ...' if len(layers) > 5 else ''}" if layers else ""))
+    return (f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
+            f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla})")
 
 
 def _reason(exc: BaseException) -> str:

@@ -132,7 +132,8 @@ def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bo
     are checked on the node.
     """
     if m.path is not None and not Path(m.path).is_file():
-        raise UserError(f"{where}.path", f"{m.path}: no such file")
+        raise UserError(f"{where}.path", f"{m.path}: " + ("a folder, not a model file" if Path(m.path).is_dir()
+                                                          else "no such file"))
     common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=m.precision)
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
     if not uses_onnx or _is_engine(m.path):
