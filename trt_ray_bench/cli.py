@@ -150,6 +150,15 @@ def _join(a) -> None:
     client_auth(a.address, a.token_file)
 
 
+def _selected(res, a):
+    """The runs ``--run`` names, every run with ``--all``, else the latest of each tree."""
+    if a.run:
+        if a.run not in res.run_ids:
+            raise UserError("--run", f"{a.run!r} not found under {', '.join(a.dir)} (have {', '.join(res.run_ids)})")
+        return res.only(a.run)
+    return res if a.all else res.latest()
+
+
 def _cmd_compare(a) -> int:
     import pandas as pd
 
@@ -161,20 +170,13 @@ def _cmd_compare(a) -> int:
         a.format = "json"
     a.format = a.format or "md"
     dirs = a.dir if len(a.dir) > 1 else a.dir[0]  # several trees load as one (results.load([...]))
-    where = ", ".join(a.dir)
     if a.baseline and a.by in ("mode", "stage", "gap"):
         raise UserError("--baseline", f"not used by --by {a.by}: --baseline names the baseline model (alone vs "
                         "together per model) or, with --by COLUMN, the baseline value of that column")
     # the runs carry their statistics; the samples (left on disk) are read only for rows of
     # trees written before the intervals respected the dependence between inferences: a row,
     # and its host / GPU times, at a time (Results.filled), for the runs shown only
-    res = load(dirs, samples=True, telemetry=False, fill=False)
-    if a.run:
-        if a.run not in res.run_ids:
-            raise UserError("--run", f"{a.run!r} not found under {where} (have {', '.join(res.run_ids)})")
-        res = res.only(a.run)
-    elif not a.all:
-        res = res.latest()
+    res = _selected(load(dirs, samples=True, telemetry=False, fill=False), a)
     if a.by == "gap":  # the seed 001 attribution study: every run under DIR (its sweep's points)
         from .results.attribution import attribute
 
@@ -256,14 +258,7 @@ def _cmd_explain(a) -> int:
     from .results import load
     from .results.explain import explain
 
-    dirs = a.dir if len(a.dir) > 1 else a.dir[0]
-    res = load(dirs, samples=True, telemetry=True, fill=False)
-    if a.run:
-        if a.run not in res.run_ids:
-            raise UserError("--run", f"{a.run!r} not found under {', '.join(a.dir)} (have {', '.join(res.run_ids)})")
-        res = res.only(a.run)
-    elif not a.all:
-        res = res.latest()
+    res = _selected(load(a.dir if len(a.dir) > 1 else a.dir[0], samples=True, telemetry=True, fill=False), a)
     from .results.compare import check_by
 
     runs = res.runs

@@ -701,11 +701,13 @@ def results_page() -> str:
 # ====================================================================== diagnostics
 DIAGNOSTIC_TEXT: Dict[str, str] = {
     "cv": "latency is unstable: its standard deviation is a large share of its mean",
-    "drift": "the median of the second half of the measured inferences differs from the first half's",
+    "drift": "the median of the second half of the measured inferences differs from the first half's, beyond "
+             "the noise of either",
     "few_samples": "too few inferences for a distribution-free interval of a percentile: that percentile is "
                    "not given (NaN)",
     "autocorrelated": "consecutive inferences are dependent: the row is worth `n_eff` independent ones (its "
-                      "intervals account for it, or are not given); says how long a run would give one",
+                      "intervals account for it, or are not given); says how long a run would give one, and when "
+                      "a slower wander (the medians of consecutive tenths) exceeds what the intervals allow for",
     "warmup_short": "latency was still falling when measuring began: more warm-up",
     "clock_changed": "the GPU (SM) clock moved inside the window",
     "throttle": "NVML clock-event reasons were active (named; `sync_boost` and `display_clock_setting` do not "

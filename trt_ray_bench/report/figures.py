@@ -25,7 +25,8 @@ MAX_BARS = 40       # bars in one stage figure
 #: ``results.explain`` reads it (NVML or tegrastats, whichever the run has; power in W; the
 #: temperature the GPU's, on a Jetson without a GPU sensor the junction's, the hottest)
 TRACES = (("GPU clock (MHz)", "gpu_freq_mhz"), ("GPU utilization (%)", "gpu_util_pct"),
-          ("GPU power (W)", "power_w"), ("GPU or board temperature (°C)", "temp_c"), ("CPU utilization (%)", "cpu_util_pct"))
+          ("GPU power (W)", "power_w"), ("GPU or board temperature (°C)", "temp_c"),
+          ("CPU utilization (%)", "cpu_util_pct"))
 
 PIPELINE_STAGES = tuple(f"{s}_p50_ms" for s in STAGES)
 GPU_STAGES = ("h2d_p50_ms", "compute_p50_ms", "d2h_p50_ms")

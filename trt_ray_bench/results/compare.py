@@ -16,12 +16,13 @@ them: the repeats of one process combined first), with its Student's t interval 
 logarithms across those processes (``p50_lo_ms`` .. ``p50_hi_ms``): one quantity for the
 point and its interval, the p50 a run of this condition typically has. Repeats that all
 shared one process (``repeat_isolation: actor``) give that process's own: the interval
-across its repeats, which knows nothing of the noise between processes (``k`` is 1). Tail percentiles are never averaged nor pooled into a mixture:
-a pooled row's ``p90_ms`` .. ``p99_ms`` are NaN and its ``p99_ms_repeats`` lists each
-row's. ``fps`` is the latency-bound rate of all the inferences (batch x 1000 over their
-mean latency: their summed latencies, not a mean of the rows' fps), ``throughput_ips``
-the achieved rate over the pooled span (all inferences over the sum of the rows'
-measured spans); min and max are the extremes, std and cv those of all inferences.
+across its repeats, which knows nothing of the noise between processes (``k`` is 1).
+Tail percentiles are never averaged nor pooled into a mixture: a pooled row's
+``p90_ms`` .. ``p99_ms`` are NaN and its ``p99_ms_repeats`` lists each row's. ``fps`` is
+the latency-bound rate of all the inferences (batch x 1000 over their mean latency: their
+summed latencies, not a mean of the rows' fps), ``throughput_ips`` the achieved rate over
+the pooled span (all inferences over the sum of the rows' measured spans); min and max are
+the extremes, std and cv those of all inferences.
 
 **A difference** between two conditions is tested by ``results.verdict`` on their runs
 (units of evidence: a process each), Welch's or the paired t on log p50: the Δ % is the
@@ -197,7 +198,8 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
     (``p99_ms_repeats`` and the like listing each row's), fps, cv, ``throughput_ips``, and
     the stage medians of ``medians`` (``load_ms`` -> ``load_p50_ms``: a single row's, else
     the geometric mean over the processes, as p50's), and where a row has an energy
-    (``results.energy``) ``mj_per_inf`` (the rows' energy over their inferences: ``_energy``)
+    (``results.energy``) ``mj_per_inf`` (the rows' energy over their inferences:
+    ``pooled_energy``)
     and ``inf_per_j``. ``_rows`` holds each group's row labels in ``ok``. ``samples``,
     where given, fills the statistics of rows written without them (``with_row_stats``)."""
     if samples is not None and len(samples):
@@ -253,7 +255,7 @@ def pooled(ok: pd.DataFrame, keys: List[str], samples: Optional[pd.DataFrame] = 
             have = tput.notna() & (tput > 0) & (n > 0)
             span = (n[have] * batch / tput[have]).sum()
             rec["throughput_ips"] = float(n[have].sum() * batch / span) if span > 0 else np.nan
-        mj = _num(rows, "energy_mj_per_inf")  # energy per inference (results.energy): pooled by count
+        mj = _num(rows, "energy_mj_per_inf")  # energy per inference (results.energy): summed energy / inferences
         if mj.notna().any():
             rec["mj_per_inf"] = pooled_energy(rows, "energy_mj_per_inf")
             rec["inf_per_j"] = 1e3 / rec["mj_per_inf"] if rec["mj_per_inf"] > 0 else np.nan

@@ -169,7 +169,8 @@ class CooldownSpec(_Strict):
 
     temp_c: float = Field(gt=0, le=150, description="the temperature (°C) each phase waits for: the GPU's (NVML), "
                           "else the board's hottest thermal zone")
-    timeout_s: float = Field(600.0, gt=0, le=86400, description="the longest wait before a phase; past it the phase runs and "
+    timeout_s: float = Field(600.0, gt=0, le=86400, description="the longest wait before a phase; past it the "
+                             "phase runs and "
                              "the row says how hot it began")
 
 
@@ -194,7 +195,8 @@ class TimingSpec(_Strict):
         "periodic: frames arrive every 1/rate_hz (a camera); poisson: at random, rate_hz on average (requests). "
         "An open loop (periodic, poisson) times each frame from its arrival too: a slow inference delays the "
         "frames behind it")
-    rate_hz: Optional[float] = Field(None, ge=MIN_RATE_HZ, le=1e6, description="open loop: frames per second (needed by periodic "
+    rate_hz: Optional[float] = Field(None, ge=MIN_RATE_HZ, le=1e6, description="open loop: frames per second "
+                                     "(needed by periodic "
                                      "and poisson; refused with closed)")
     jitter_ms: Optional[float] = Field(None, ge=0, description="periodic: each arrival moved by a uniform draw "
                                        "in [-jitter_ms, +jitter_ms] (below half the period)")
@@ -205,7 +207,8 @@ class TimingSpec(_Strict):
         "queue", description="open loop, a frame that arrives while the model is busy: queue (served in turn, "
         "late) or drop (when the model is free it serves the newest frame arrived; the older ones are skipped "
         "and counted in dropped)")
-    deadline_ms: Optional[float] = Field(None, gt=0, le=MAX_S * 1e3, description="each frame's result is due this long after "
+    deadline_ms: Optional[float] = Field(None, gt=0, le=MAX_S * 1e3, description="each frame's result is due this "
+                                         "long after "
                                          "its arrival (closed: after its start): runs columns deadline_miss and "
                                          "its interval")
     start_lead_s: float = Field(0.05, ge=0.001, le=10, description="coordinator: start instant this far after the last arrival")

@@ -122,8 +122,9 @@ class SearchSpec(BaseModel):
         if self.high <= self.low:
             raise ValueError(f"high {self.high:g} must be above low {self.low:g}")
         if self.resolution < (self.high - self.low) / 2 ** 20:  # a bisection of at most 20 steps
+            floor = (self.high - self.low) / 2 ** 20
             raise ValueError(f"resolution {self.resolution:g} is finer than a 20-step bisection of "
-                             f"[{self.low:g}, {self.high:g}] can reach: at least {(self.high - self.low) / 2 ** 20:.3g}")
+                             f"[{self.low:g}, {self.high:g}] can reach: at least {floor:.3g}")
         return self
 
     def criterion(self):
