@@ -30,6 +30,11 @@ def test_a_pooled_conditions_point_and_interval_are_across_its_processes():
     # one process, several repeats: that process's own p50, its interval across its repeats
     point, lo, hi = condition_interval(_rows([1.0, 1.01, 0.99], "a"), "p50_ms", 0.95)
     assert lo < point < hi and hi / lo < 1.1
+    # rows of frames concatenated without a new index (repeated labels) pool the same
+    three = pd.concat([_rows([1.0], r, iso="process") for r in "abc"]).assign(p50_ms=[1.0, 2.0, 1.5])
+    assert list(three.index) == [0, 0, 0]
+    assert condition_interval(three, "p50_ms", 0.95) == condition_interval(three.reset_index(drop=True), "p50_ms",
+                                                                          0.95)
     # the stages of pooled rows are pooled as their p50 is, so they do not add up to more than it
     stage = _rows([1.0, 3.0], "a", iso="process", col="infer_p50_ms")
     assert pooled_stage(stage, "infer_p50_ms") == pytest.approx(np.sqrt(3.0))  # the mean would be 2.0

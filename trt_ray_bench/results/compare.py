@@ -103,15 +103,16 @@ def condition_interval(rows: pd.DataFrame, stat: str = "p50_ms", confidence: Opt
     values and its interval across them. One process: its own, a single row's interval,
     or, for repeats that shared the process, the interval across those repeats."""
     c = confidence_of(rows) if confidence is None else confidence
-    v = _num(rows, stat).dropna()
-    units = unit_values(rows.loc[v.index], stat) if len(v) >= 2 else v
+    have = _num(rows, stat).notna().to_numpy()  # (a mask: the labels of a concatenated frame may repeat)
+    v = _num(rows, stat)[have]
+    units = unit_values(rows[have], stat) if len(v) >= 2 else v
     if len(units) >= 2:
         return (geometric_mean(units.to_numpy()), *geometric_interval(units.to_numpy(), c))
     if len(v) >= 2:
         return (geometric_mean(v.to_numpy()), *geometric_interval(v.to_numpy(), c))
     base = stat[:-3]
     if len(v) == 1:
-        r = rows.loc[v.index[0]]
+        r = rows[have].iloc[0]
         lo, hi = r.get(f"{base}_ci_lo_ms", np.nan), r.get(f"{base}_ci_hi_ms", np.nan)
         return (float(v.iloc[0]), float(lo) if _finite(lo) else np.nan, float(hi) if _finite(hi) else np.nan)
     return (np.nan, np.nan, np.nan)
@@ -121,12 +122,13 @@ def pooled_stage(rows: pd.DataFrame, col: str) -> float:
     """A stage's median over pooled rows, as their p50 is pooled (``condition_interval``:
     the geometric mean over the processes) where every value is positive, else (a stage
     that took no measurable time) the mean of the processes' values."""
-    v = _num(rows, col).dropna()
+    have = _num(rows, col).notna().to_numpy()
+    v = _num(rows, col)[have]
     if not len(v):
         return np.nan
     if (v > 0).all():
-        return condition_interval(rows.loc[v.index], col)[0]
-    return float(v.groupby(unit_keys(rows.loc[v.index]).map(str)).mean().mean())
+        return condition_interval(rows[have], col)[0]
+    return float(v.groupby(unit_keys(rows[have]).map(str).to_numpy()).mean().mean())
 
 
 def settings_labels(rows: pd.DataFrame) -> pd.Series:
@@ -293,7 +295,7 @@ def _open_loop(rec: dict, rows: pd.DataFrame, conf: float, one: bool) -> None:
         rec["deadline_miss_lo"] = float(r.get("deadline_miss_lo", np.nan))
         rec["deadline_miss_hi"] = float(r.get("deadline_miss_hi", np.nan))
     elif have.any():  # one rate per process (its repeats' mean), the interval across processes
-        per = miss[have].groupby(unit_keys(rows[have]).map(str)).mean()
+        per = miss[have].groupby(unit_keys(rows[have]).map(str).to_numpy()).mean()
         per = per if len(per) >= 2 else miss[have]
         rec["deadline_miss"] = float(per.mean())
         lo, hi = across_interval(per.to_numpy(), conf)
