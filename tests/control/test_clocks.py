@@ -77,6 +77,25 @@ def test_fixed_clock_locked_read_back_and_reset(fake_nvidia):
     assert query == ["-i", "0", "--query-gpu=" + ",".join(QUERY), "--format=csv,noheader,nounits"]
 
 
+def test_a_lock_is_noted_before_nvidia_smi_runs(fake_nvidia):
+    """A signal that arrives while ``nvidia-smi -lgc`` runs restores (the handler calls
+    ``restore``): the lock must be known by then, or the reset is skipped, the journal
+    cleared, and the GPU stays locked. What restore would see at that moment is read from
+    the stand-in's own call (the real nvidia-smi stand-in runs underneath)."""
+    c = NvidiaSmiClocks(0)
+    real, seen = c._smi, {}
+
+    def smi(flag, *rest):
+        seen.setdefault(flag, dict(c.locked))
+        return real(flag, *rest)
+
+    c._smi = smi
+    c.apply(c.check("max"))
+    assert seen["-lgc"] == {"gpu": (1980, 1980)}  # noted before the tool ran
+    c.restore()
+    assert fake_nvidia.locks() == {"locked_gpu": None, "locked_mem": None} and c.locked == {}
+
+
 def test_a_lower_memory_clock_is_locked_too(fake_nvidia):
     with MachineControls({"gpu_mhz": 1410, "mem_mhz": 1593}) as m:
         assert fake_nvidia.locks() == {"locked_gpu": [1410, 1410], "locked_mem": [1593, 1593]}

@@ -100,3 +100,32 @@ def test_another_users_planted_file_is_reported_not_obeyed_and_blocks_no_run(fak
     os.chown(junk, 0, 0)
     with pytest.raises(UserError, match=r"zz\.json cannot be read \(not valid JSON"):
         journal.left_behind()
+
+
+def test_each_user_journals_in_a_file_of_their_own_and_another_users_is_restored_in_place(fake_nvidia, tmp_path,
+                                                                                            monkeypatch):
+    """Two users' runs of one GPU: the files are per user (the sticky folder lets neither
+    replace nor remove the other's), a run finds every user's file of its GPU, and restores
+    another user's killed run without failing on the file it may not remove (the sticky
+    bit's refusal is raised here by a stand-in ``unlink``: these tests run as root, whom the
+    bit does not stop)."""
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))
+    mine = journal.Journal("GPU-1")
+    assert mine.path.name == f"GPU-1.u{os.geteuid()}.json"
+    theirs = _plant(tmp_path / "journal", f"GPU-1.u{NOBODY}.json",
+                    [{"kind": "nvidia-smi-clocks", "gpu": 0, "reset": ["gpu"]}])
+    assert [Path(j["path"]).name for j in journal.found("GPU-1")] == [theirs.name]
+    real_unlink = Path.unlink
+
+    def sticky(self, *a, **k):
+        if self == theirs:
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", sticky)
+    [line] = journal.restore_left_behind("GPU-1")
+    assert line.startswith("restored what a killed run left: GPU 0 clocks locked")
+    assert f"its journal {theirs} is another user's (uid " in line and "each run restores it again" in line
+    assert "-rgc" in fake_nvidia.smi() and theirs.exists()
+    mine.write([{"kind": "nvidia-smi-clocks", "gpu": 0, "reset": ["gpu"]}])  # beside theirs, not over it
+    assert sorted(p.name for p in (tmp_path / "journal").glob("*.json")) == sorted([theirs.name, mine.path.name])

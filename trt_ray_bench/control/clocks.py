@@ -162,7 +162,13 @@ class NvidiaSmiClocks:
         return state
 
     def _lock(self, which_clock: str, flag: str, mhz: int) -> None:
+        # noted before the tool runs: a signal that arrives while it does must still reset it
+        # (a reset of a clock that was not locked is harmless), and the journal be kept till then
+        self.locked[which_clock] = (mhz, mhz)
         a = self._smi(flag, f"{mhz},{mhz}")
+        refused = a.rc in (RC_NO_PERMISSION, RC_NOT_SUPPORTED) or a.says("permission") or a.says("not supported")
+        if refused or not a.ok:
+            del self.locked[which_clock]  # (nothing locked)
         what = "graphics" if which_clock == "gpu" else "memory"
         if a.rc == RC_NO_PERMISSION or a.says("permission"):
             raise UserError("clocks", f"no permission to lock GPU clocks (nvidia-smi {flag}: {a.first_line()}); "
@@ -176,7 +182,6 @@ class NvidiaSmiClocks:
                                       f"{a.first_line()}); use clocks: default")
         if not a.ok:
             raise UserError("clocks", f"nvidia-smi {flag} {mhz},{mhz} failed: {a.first_line()}")
-        self.locked[which_clock] = (mhz, mhz)
 
     def restore(self) -> None:
         """Reset what ``apply`` locked, and only that. Every reset is tried; a failed one

@@ -90,7 +90,9 @@ class Journal:
 
     def __init__(self, key: str):
         self.key = _SAFE.sub("_", key)
-        self.path = journal_dir() / f"{self.key}.json"
+        # one file per user: in the shared, sticky folder another user's file of the same GPU
+        # (a run of theirs that was killed) can be neither replaced nor removed by this one
+        self.path = journal_dir() / f"{self.key}.u{os.geteuid()}.json"
 
     def write(self, entries: List[dict], info: Optional[dict] = None) -> None:
         """Atomically: how to undo ``entries`` (in the order they will be applied)."""
@@ -280,8 +282,13 @@ def found(key: Optional[str] = None) -> List[dict]:
     UserError."""
     d = journal_dir()
     if key:
-        paths = [d / f"{_SAFE.sub('_', key)}.json"]
-        paths = [p for p in paths if os.path.lexists(str(p))]
+        k = _SAFE.sub("_", key)
+        mine = re.compile(rf"^{re.escape(k)}(\.u\d+)?\.json$")  # every user's file of this key
+        try:
+            names = sorted(os.listdir(str(d))) if d.is_dir() else []
+        except OSError:
+            names = []
+        paths = [d / n for n in names if mine.match(n)]
     else:
         try:
             names = sorted(os.listdir(str(d))) if d.is_dir() else []
@@ -386,6 +393,8 @@ def restore(journal: dict) -> List[str]:
             Path(journal["path"]).unlink()
         except (KeyError, FileNotFoundError):
             pass
+        except PermissionError:  # another user's, in the sticky folder: restored, left for them
+            journal["kept"] = True
     return problems
 
 
@@ -399,5 +408,7 @@ def restore_left_behind(key: Optional[str] = None) -> List[str]:
         if problems:
             raise UserError("journal", f"a run killed on this node left it changed and it could not be restored: "
                                        f"{'; '.join(problems)} ({j['path']}); fix it by hand, then remove that file")
-        lines.append(f"restored what a killed run left: {describe(j)}")
+        lines.append(f"restored what a killed run left: {describe(j)}" + (
+            f"; its journal {j['path']} is another user's (uid {j.get('owner')}): they or root remove it (each run "
+            "restores it again until then)" if j.get("kept") else ""))
     return lines

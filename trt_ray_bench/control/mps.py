@@ -172,10 +172,11 @@ class MpsDaemon:
         if self.gpu:
             for d in (self.pipe_dir, self.log_dir):
                 os.makedirs(d, exist_ok=True)
+        self.ours = True  # before the tool runs: a signal while it does must still quit what it starts
         a = run([CONTROL, "-d"], env=self._env())
         if not a.ok:
+            self.ours = False
             raise UserError("mps", f"could not start the MPS control daemon ({CONTROL} -d: {a.first_line()})")
-        self.ours = True
         self.client_pipe_dir = self.pipe_dir
         if not _wait(until_running=True, timeout_s=5.0, pids=self._own_pids if self.gpu else daemon_pids):
             self.notes.append(f"mps: {CONTROL} -d returned but no daemon process is visible in /proc")
@@ -186,7 +187,7 @@ class MpsDaemon:
         if not self.ours:
             return
         a = run([CONTROL], input="quit\n", timeout_s=60.0, env=self._env())  # it waits for its clients to finish
-        if not a.ok:
+        if not a.ok and (self._own_pids() if self.gpu else daemon_pids()):  # (none running: it never started)
             raise RuntimeError(f"MPS control daemon not stopped ({CONTROL} quit: {a.first_line()})")
         self.ours = False
         if not _wait(until_running=False, timeout_s=10.0, pids=self._own_pids if self.gpu else daemon_pids):
