@@ -850,8 +850,8 @@ def by_mode(runs: pd.DataFrame, stat: str = "mean_ms", base=("inference", "alone
 
 def stages(runs: pd.DataFrame, samples: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Where the time of each pipeline / validation row goes: one row per model, mode and
-    phase (and MPS or clocks where they vary), the p50 of every stage (one row's, or the
-    mean of its repeats'), their sum, the measured p50 per image and the GPU time, in ms.
+    phase (and MPS or clocks where they vary), the p50 of every stage (one row's, or pooled
+    over its repeats as the p50 is: ``pooled_stage``), their sum, the measured p50 per image and the GPU time, in ms.
     Answers seed 002's "why is X slower without the metric work": the stage that moved is
     named by its column. ``vs_first_p50_pct`` is the measured p50's change over the
     model's first row (modes in their usual order), tested on the runs (``verdict``)."""

@@ -356,7 +356,9 @@ class ExperimentSpec(_Strict):
     clocks: Clocks = Field("default", description="GPU clock mode during the run; restored afterwards")
     mps: bool = Field(False, description="run under the CUDA MPS daemon (started and stopped if not running)")
     power_mode: Optional[StrictInt] = Field(None, ge=0, description="Jetson: nvpmodel mode during the run; restored afterwards")
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of every interval (per-row bootstrap, across repeats) and of the comparisons' significance")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of every interval (a row's, under the dependence "
+                              "between its inferences; a condition's, across its processes) and of the comparisons' "
+                              "significance")
     output: str = "results"
 
     @field_validator("clocks", mode="before")
