@@ -60,6 +60,26 @@ def _stop(signum, frame) -> None:
     raise stop
 
 
+_held: dict = {}
+
+
+def hold_further() -> None:
+    """After the first stop: a second Ctrl-C (or TERM / HUP) must not cut short the restore
+    of the machine (SIGKILL still can; the journal covers it) until ``release``. In the
+    main thread only."""
+    if threading.current_thread() is not threading.main_thread() or _held:
+        return
+    for sig in (signal.SIGINT,) + STOP_SIGNALS:
+        _held[sig] = signal.signal(sig, signal.SIG_IGN)
+
+
+def release() -> None:
+    """The handlers ``hold_further`` replaced, back."""
+    while _held:
+        sig, handler = _held.popitem()
+        signal.signal(sig, handler)
+
+
 def _detach_terminal() -> None:
     """The terminal is gone: what is printed from here on must not fail (EIO) and skip
     the restore."""

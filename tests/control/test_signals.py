@@ -178,6 +178,30 @@ def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeyp
                                            for x in w)).all()
 
 
+def test_a_second_ctrl_c_does_not_cut_the_restore_short(tmp_path, cls_onnx, fake_nvidia):
+    """Ctrl-C, then Ctrl-C again while the clocks are being reset (the stand-in
+    nvidia-smi's reset takes 4 s, as a busy driver's can): the second is ignored until the
+    machine is restored, and what was measured is written."""
+    fake_nvidia.configure(reset_delay_s=4)
+    proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        t_end = time.time() + 60
+        while "-rgc" not in fake_nvidia.smi() and time.time() < t_end:  # the reset under way
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = err.read_text()
+    assert code == 128 + signal.SIGINT, (code, stderr[-3000:])
+    assert "a second Ctrl-C is ignored until the machine is restored" in stderr
+    assert fake_nvidia.locks()["locked_gpu"] is None and not list((tmp_path / "journal").glob("*.json"))
+    assert set(results.load(tmp_path / "results" / "signalled").runs.status) == {"interrupted"}
+
+
 def test_ctrl_c_after_a_phase_keeps_that_phase(tmp_path, cls_onnx):
     """A run is written as it goes: Ctrl-C in its second phase leaves the first phase's rows
     and samples (its row group, written when it ended) and the rest ``interrupted``."""

@@ -409,9 +409,11 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
                      f"({time.perf_counter() - t_phase:.1f} s)")
             done = []  # the phase's raw samples: not held while the next phase runs
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
+        interrupt.hold_further()
         interrupted = interrupt.why(exc)
         why = interrupted.name if isinstance(interrupted, interrupt.Stopped) else "Ctrl-C"
-        log.warning(f"interrupted ({why}): writing what was measured")
+        log.warning(f"interrupted ({why}): restoring the machine and writing what was measured (a second Ctrl-C "
+                    "is ignored until the machine is restored)")
         have = {(o["phase"], o["model"]) for o in outcomes}
         for ph in plan.phases:
             left = [n for n in ph.models if (ph, n) not in have]
@@ -426,6 +428,7 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
         except Exception as exc:  # noqa: BLE001
             telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc)}"]}
         ray.kill(monitor)
+        interrupt.release()
     return {"outcomes": outcomes, "info": info, "provenance": provenance, "telemetry": telemetry,
             "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted, "idle": idle}
 

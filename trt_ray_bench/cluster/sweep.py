@@ -367,6 +367,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
             from .. import interrupt
 
+            interrupt.hold_further()
             stop = interrupt.why(exc)
             why = stop.name if isinstance(stop, interrupt.Stopped) else "Ctrl-C"
             log.warning(f"interrupted ({why}): stopping {len(running)} running point(s)")
@@ -376,6 +377,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
             for ref, (job, nid, t_sub) in running.items():
                 rec = _record(sweep, job, nodes[nid], "interrupted", why, t_sub.isoformat(), _now().isoformat(), None)
                 keep(rec)
+            interrupt.release()
             raise
         finally:
             line.close()

@@ -166,6 +166,8 @@ def main(args):
             print("Treating as warning and moving on.")
             print("All done.")
             return 0
+        if flag in ("-rgc", "-rmc") and cfg.get("reset_delay_s"):  # a busy driver takes its time
+            time.sleep(float(cfg["reset_delay_s"]))
         if flag in ("-rgc", "-rmc") and cfg.get("reset_fails"):
             print(f"Unable to reset the locked clocks for GPU {bus}: Unknown Error")
             return 15
