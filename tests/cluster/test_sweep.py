@@ -270,3 +270,27 @@ def test_cli_sweep_set_and_output_run_quietly(tmp_path, cls_onnx, cluster, trb):
     runs = results.load(tmp_path / "other" / "clisweep", samples=False, telemetry=False).runs
     assert len(runs) == 2 and set(runs["n"]) == {7} and set(runs["gap_s"]) == {0, 0.01}
     assert not (tmp_path / "results").exists()
+
+
+def _install_in(cache: str, data: bytes):
+    os.environ["TRB_CACHE_DIR"] = cache
+    from trt_ray_bench.cluster.sweep import _install
+
+    return _install({"engines/m.engine": data})
+
+
+def test_two_points_on_one_node_install_the_same_engine_at_once(tmp_path):
+    """Two points of a kind start together on a node of two GPUs and install the kind's
+    prepared files into its one cache: each through a file of its own, so neither's rename
+    finds the other's gone, and the engine ends whole."""
+    import multiprocessing
+
+    data = os.urandom(32 * 2 ** 20)
+    ctx = multiprocessing.get_context("spawn")
+    for trial in range(3):
+        cache = tmp_path / f"cache{trial}"
+        with ctx.Pool(2) as pool:
+            done = pool.starmap(_install_in, [(str(cache), data)] * 2)
+        assert all(d in ([], ["engines/m.engine"]) for d in done)
+        assert (cache / "engines" / "m.engine").read_bytes() == data
+        assert not list((cache / "engines").glob("*.part"))

@@ -85,6 +85,20 @@ def holder_alive(journal: dict) -> bool:
     return bool(f) and len(f) > 19 and f[19] == journal.get("pid_start") and f[0] not in EXITED
 
 
+def _fsync_dir(d: Path) -> None:
+    """A rename in ``d`` on disk (where the file system lets a folder be synced)."""
+    try:
+        fd = os.open(str(d), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class Journal:
     """One GPU's (or board's) journal file, written by the process that changes it."""
 
@@ -101,12 +115,16 @@ class Journal:
                "pid_start": _start_time(os.getpid()), "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                "entries": entries, **(info or {})}
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
-        tmp.write_text(json.dumps(doc, indent=1))
+        with open(tmp, "w") as f:
+            f.write(json.dumps(doc, indent=1))
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the change it records is made: a power cut keeps it
         try:  # readable by every user of the board, whatever the writer's umask: theirs refuse one they cannot read
             tmp.chmod(0o644)
         except OSError:
             pass
         os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
 
     def clear(self) -> None:
         try:
