@@ -190,6 +190,23 @@ def test_a_failed_reset_is_a_warning_and_retried(fake_nvidia):
     assert fake_nvidia.smi().count("-rgc") == 2
 
 
+def test_a_partly_failed_restore_leaves_in_the_journal_only_what_is_still_changed(fake_mps):
+    """Clocks locked and an MPS daemon started; the clocks' reset fails, MPS quits: the
+    journal keeps the clocks' entry alone, so the next run (or trb doctor --restore) does
+    not replay what was put back already (the stand-ins record what is run)."""
+    from trt_ray_bench.control import journal
+
+    c = MachineControls({"gpu_mhz": 1410}, mps=True, journal_key="GPU-j")
+    c.apply()
+    assert [e["kind"] for e in c.journal.read()["entries"]] == ["nvidia-smi-clocks", "mps"]
+    fake_mps.configure(reset_fails=True)
+    c.restore()
+    assert [e["kind"] for e in c.journal.read()["entries"]] == ["nvidia-smi-clocks"]
+    fake_mps.configure(reset_fails=False)
+    c.restore()
+    assert c.journal.read() is None or not journal.found("GPU-j")
+
+
 def test_clocks_control_alone_has_the_pyperf_shape(fake_nvidia):
     c = NvidiaSmiClocks(0)
     assert c.available()

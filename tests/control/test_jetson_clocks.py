@@ -94,6 +94,9 @@ def test_the_settings_are_stored_in_a_private_folder_removed_after(fake_jetson):
     c.apply("max")
     store = Path(fake_jetson.stored_files()[0])
     assert store.exists() and store.parent.name.startswith("trb-jetson-clocks-")
+    from trt_ray_bench.control import journal
+
+    assert store.parent.parent == journal.journal_dir()  # kept across reboots, as the journal is (not /tmp)
     assert oct(store.parent.stat().st_mode & 0o777) == "0o700"
     assert store.read_text().splitlines()[-3].endswith("/17000000.ga10b/max_freq:816000000")  # path:value lines
     c.restore()

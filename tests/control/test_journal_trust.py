@@ -129,3 +129,25 @@ def test_each_user_journals_in_a_file_of_their_own_and_another_users_is_restored
     assert "-rgc" in fake_nvidia.smi() and theirs.exists()
     mine.write([{"kind": "nvidia-smi-clocks", "gpu": 0, "reset": ["gpu"]}])  # beside theirs, not over it
     assert sorted(p.name for p in (tmp_path / "journal").glob("*.json")) == sorted([theirs.name, mine.path.name])
+
+
+def test_jetson_clocks_settings_gone_with_a_reboot_are_taken_as_undone(fake_jetson, tmp_path, monkeypatch):
+    """jetson_clocks lasts until a reboot: a journal from before this boot whose stored
+    settings are gone leaves nothing of jetson_clocks to put back, and its other entries
+    (the power mode, which a reboot keeps) are still restored. From this boot, gone settings
+    are a journal trb cannot restore (refused, as any)."""
+    d = tmp_path / "journal"
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(d))
+    gone = str(d / "trb-jetson-clocks-abc" / "l4t_dfs.conf")
+    entries = [{"kind": "nvpmodel", "previous": 3}, {"kind": "jetson_clocks", "stored": gone}]
+    p = _plant(d, "gpu0.json", entries)
+    doc = json.loads(p.read_text())
+    p.write_text(json.dumps({**doc, "written_at": "2000-01-01T00:00:00+00:00"}))
+    [line] = journal.restore_left_behind()
+    assert line.startswith("restored what a killed run left: power mode changed (was mode 3); jetson_clocks "
+                           "(undone by the reboot since)")
+    assert "nvpmodel -m 3" in fake_jetson.sequence() and "jetson_clocks --restore" not in fake_jetson.sequence()
+    p = _plant(d, "gpu0.json", entries)
+    p.write_text(json.dumps({**json.loads(p.read_text()), "written_at": "2999-01-01T00:00:00+00:00"}))
+    with pytest.raises(UserError, match=r"entries\[1\] \(jetson_clocks\): the stored settings .* are gone"):
+        journal.restore_left_behind()

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 from ..errors import UserError
 from ._command import which
 from ._privilege import check_root, run_as_root
+from .journal import stored_settings_dir
 
 TOOL = "jetson_clocks"
 _KV = re.compile(r"(\w+)=(\S+)")
@@ -123,7 +124,8 @@ class JetsonClocks:
     def _store(self) -> None:
         if self.stored is not None:
             return
-        self._dir = tempfile.mkdtemp(prefix="trb-jetson-clocks-")
+        # beside the node's journal, not in /tmp: a board that loses power keeps what to put back
+        self._dir = tempfile.mkdtemp(prefix="trb-jetson-clocks-", dir=str(stored_settings_dir()))
         store = Path(self._dir) / "l4t_dfs.conf"
         a = run_as_root([TOOL, "--store", str(store)])
         if not a.ok:

@@ -49,6 +49,22 @@ def _ensure_dir() -> Path:
     return d
 
 
+def stored_settings_dir() -> Path:
+    """Where ``jetson_clocks --store`` keeps the settings a journal's restore puts back: the
+    journal's own folder (kept across reboots, as the journal is), in a private folder each."""
+    return _ensure_dir()
+
+
+def _booted_after(written_at: Optional[str]) -> bool:
+    """Whether this machine started after ``written_at`` (a journal's ISO time)."""
+    try:
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return btime > _dt.datetime.fromisoformat(str(written_at)).timestamp()
+    except (OSError, StopIteration, ValueError, IndexError):
+        return False
+
+
 def _stat(pid: int) -> Optional[List[str]]:
     """/proc/PID/stat's fields after the command name (field 3 onwards), or None."""
     try:
@@ -197,14 +213,17 @@ def _devfreq_devices() -> List[str]:
 
 def _stored_problem(stored: str) -> Optional[str]:
     """Why ``stored`` is not settings that ``jetson_clocks --store`` wrote for trb (run as
-    root, into a folder trb made that nobody else can write), or None. ``jetson_clocks
-    --restore`` writes, as root, whatever values to whatever paths the file holds."""
+    root, into a folder trb made that nobody else can write), ``"gone"`` where no such file
+    is there, or None. ``jetson_clocks --restore`` writes, as root, whatever values to
+    whatever paths the file holds."""
     p = Path(stored)
     if not p.is_absolute() or ".." in p.parts or p.name != "l4t_dfs.conf" \
             or not p.parent.name.startswith("trb-jetson-clocks-"):
         return f"stored {stored!r:.80} is not a file trb's jetson_clocks control writes"
     try:
         d, f = os.lstat(str(p.parent)), os.lstat(str(p))
+    except FileNotFoundError:
+        return "gone"
     except OSError as exc:
         return f"stored settings {stored} cannot be checked ({exc.strerror or exc})"
     if not stat.S_ISDIR(d.st_mode) or stat.S_IMODE(d.st_mode) & 0o022:
@@ -226,7 +245,11 @@ def target_problem(doc: dict) -> Optional[str]:
                 return f"entries[{i}] (devfreq) names {e['node']!r:.80}, not a devfreq device of this machine"
         elif e["kind"] == "jetson_clocks":
             why = _stored_problem(e["stored"])
-            if why:
+            if why == "gone" and _booted_after(doc.get("written_at")):
+                e["gone"] = True  # jetson_clocks lasts until a reboot, and the board has rebooted since
+            elif why == "gone":
+                return f"entries[{i}] (jetson_clocks): the stored settings {e['stored']} are gone"
+            elif why:
                 return f"entries[{i}] (jetson_clocks): {why}"
     return None
 
@@ -352,6 +375,8 @@ def entry_text(entry: dict) -> str:
     if kind == "nvidia-smi-clocks":
         return f"GPU {entry.get('gpu')} clocks locked ({', '.join(entry.get('reset', []))}; nvidia-smi -rgc/-rmc resets)"
     if kind == "jetson_clocks":
+        if entry.get("gone"):
+            return "jetson_clocks (undone by the reboot since)"
         return f"jetson_clocks in force (settings stored in {entry.get('stored')})"
     if kind == "devfreq":
         lo, hi = entry.get("previous", [0, 0])
@@ -376,6 +401,8 @@ def control_of(entry: dict):
         from .jetson_clocks import JetsonClocks
 
         c = JetsonClocks()
+        if entry.get("gone"):  # nothing to put back: restore() does nothing
+            return c
         c.stored, c._dir = Path(entry["stored"]), entry.get("dir")
         return c
     if kind == "devfreq":

@@ -69,6 +69,7 @@ class MachineControls:
             "power_mode_before": None, "power_mode_in_force": None, "power_mode_after": None, "warnings": [],
         }
         self._entries: List[dict] = []  # the journal's entries so far
+        self._entry_of: Dict[int, dict] = {}  # id(control) -> its entry
         self._checked = False
         self._armed = False
         self._previous: Dict[int, object] = {}
@@ -143,12 +144,13 @@ class MachineControls:
         hooks armed so they are retried) rather than hiding the run's own outcome."""
         if not self._armed:
             return dict(self.record)
-        problems = []
+        problems, left = [], []
         for control in reversed(self._controls()):
             try:
                 control.restore()
             except Exception as exc:  # noqa: BLE001 - every control gets its chance
                 problems.append(f"{control.name}: {exc}")
+                left.append(id(control))
         for control, key in ((self.clocks, "clocks_after"), (self.nvpmodel, "power_mode_after")):
             if control is not None:
                 try:
@@ -158,6 +160,9 @@ class MachineControls:
         self._collect_notes()
         if problems:
             self.record["warnings"].extend(f"not restored: {p}" for p in problems)
+            if self.journal is not None and self._entries:  # what is left to undo, and only that
+                self._entries = [e for e in self._entries if id(e) in {id(self._entry_of.get(c)) for c in left}]
+                self.journal.write(self._entries)
         else:
             if self.journal is not None:
                 self.journal.clear()
@@ -172,6 +177,7 @@ class MachineControls:
         entry = control.journal_entry(mode)
         if entry:
             self._entries.append(entry)
+            self._entry_of[id(control)] = entry
             self.journal.write(self._entries)
 
     def __enter__(self) -> "MachineControls":
