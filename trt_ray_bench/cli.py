@@ -118,7 +118,7 @@ def _run_summary(a, out) -> int:
 
     runs = out["tables"]["runs"]
     bad = runs[runs["status"] != "ok"]
-    code = EXIT_FAILED if len(bad) else EXIT_OK
+    code = EXIT_FAILED if len(bad) or out.get("failed") else EXIT_OK
     table = _run_table(runs)
     if a.json:
         print(dumps(run_summary(out, table, code)))
@@ -138,6 +138,8 @@ def _run_summary(a, out) -> int:
             progress.LOGGER.warning(summary)
     for _, r in bad.iterrows():
         progress.LOGGER.error(f"FAILED   {r['model']} {r['phase']} r{r['repeat']}: {r['error']}")
+    if out.get("failed"):
+        progress.LOGGER.error(f"FAILED   {out['failed']} (the phases measured before are written)")
     return code
 
 

@@ -202,6 +202,34 @@ def test_a_second_ctrl_c_does_not_cut_the_restore_short(tmp_path, cls_onnx, fake
     assert set(results.load(tmp_path / "results" / "signalled").runs.status) == {"interrupted"}
 
 
+def test_a_monitor_killed_mid_run_fails_the_run_and_its_journal_restores_the_machine(tmp_path, cls_onnx, fake_nvidia):
+    """The Monitor holds the machine's controls; the OOM killer's SIGKILL leaves no handler
+    to restore them. The run goes on to record the failure (not a crash), and a task on the
+    node restores the clocks from the Monitor's journal (the stand-in nvidia-smi records the
+    reset)."""
+    proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
+    try:
+        monitor = [p for p in _descendants(proc.pid)
+                   if Path(f"/proc/{p}/cmdline").exists()
+                   and Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::Monitor")]
+        assert len(monitor) == 1, monitor
+        os.kill(monitor[0], signal.SIGKILL)
+        code = proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = err.read_text()
+    assert code == 1, (code, stderr[-3000:])
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert "the Monitor died during the run" in stderr
+    assert fake_nvidia.locks()["locked_gpu"] is None and "-rgc" in fake_nvidia.smi()
+    assert not list((tmp_path / "journal").glob("*.json"))
+    assert "FAILED   the Monitor died during the run" in stderr.splitlines()[-1]
+    runs = results.load(tmp_path / "results" / "signalled").runs  # the phase measured before is written
+    assert set(runs.status) <= {"failed", "ok"}
+    assert runs.error.dropna().str.startswith("the Monitor died during the run").all()
+
+
 def test_ctrl_c_after_a_phase_keeps_that_phase(tmp_path, cls_onnx):
     """A run is written as it goes: Ctrl-C in its second phase leaves the first phase's rows
     and samples (its row group, written when it ended) and the rest ``interrupted``."""

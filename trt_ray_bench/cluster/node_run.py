@@ -170,9 +170,9 @@ def engine_line(m) -> str:
             f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla})")
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, actor: str = "model actor") -> str:
     if isinstance(exc, ray.exceptions.RayActorError):
-        return "model actor died (killed or crashed) during the run"
+        return f"{actor} died (killed or crashed) during the run"
     if isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         text = str(cause).strip().splitlines()
@@ -223,6 +223,19 @@ def _get(ref, timeout: Optional[float] = None):
         if isinstance(getattr(exc, "cause", None), UserError):
             raise exc.cause from None
         raise
+
+
+class MonitorDied(RuntimeError):
+    """The run's Monitor (telemetry, the machine's controls) died mid-run (the OOM killer)."""
+
+
+def _mon(ref, timeout: Optional[float] = None):
+    """``_get`` of a Monitor call: its death is ``MonitorDied``, the run's failure (its
+    measured phases are written, the machine restored from its journal), not a crash."""
+    try:
+        return _get(ref, timeout)
+    except ray.exceptions.RayActorError as exc:
+        raise MonitorDied(f"the Monitor died during the run (killed or crashed): {type(exc).__name__}") from None
 
 
 def _start_monitor(spec, place, node_gpus: float, driver: Optional[dict] = None):
@@ -281,12 +294,38 @@ def _log_controls(rec: dict, log: Say) -> None:
         log.info(f"mps      {rec.get('mps_state')}")
 
 
-def _restore_controls(monitor, controls: dict, log: Say) -> dict:
-    """Restore before the Monitor is killed: ``ray.kill`` ends it without exit hooks."""
+def _journal_key(gpu: Optional[dict]) -> str:
+    """The journal key the Monitor's controls use (``Monitor.check_controls``)."""
+    return (gpu.get("uuid") or f"gpu{gpu.get('index')}") if gpu else "node"
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _restore_from_journal(key: str) -> List[str]:
+    """On the node whose Monitor died: what its journal says to undo (its writer is gone)."""
+    from ..control.journal import restore_left_behind
+
+    return restore_left_behind(key)
+
+
+def _restore_controls(monitor, controls: dict, log: Say, node_id: Optional[str] = None,
+                      key: Optional[str] = None) -> dict:
+    """Restore before the Monitor is killed: ``ray.kill`` ends it without exit hooks. A
+    Monitor that died (the OOM killer) left its journal: a task on its node restores it."""
     try:
         after = _get(monitor.restore_controls.remote(), timeout=120)
     except Exception as exc:  # noqa: BLE001 - the run's own outcome still gets written
-        after = {**controls, "warnings": list(controls.get("warnings", [])) + [f"not restored: {_reason(exc)}"]}
+        why = _reason(exc, "the Monitor") if isinstance(exc, ray.exceptions.RayActorError) else _reason(exc)
+        warnings = list(controls.get("warnings", []))
+        if isinstance(exc, ray.exceptions.RayActorError) and node_id and key:
+            try:
+                done = ray.get(_restore_from_journal.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    node_id=node_id, soft=False)).remote(key), timeout=180)
+                warnings += [f"{why}; from its journal: {line}" for line in done] or [f"{why}; its journal held nothing"]
+            except Exception as exc2:  # noqa: BLE001
+                warnings.append(f"not restored: {why}; from its journal: {_reason(exc2)}")
+        else:
+            warnings.append(f"not restored: {why}")
+        after = {**controls, "warnings": warnings}
     for w in after.get("warnings", []):
         if w.startswith("not restored"):
             log.warning(f"WARNING  machine controls {w}")
@@ -330,6 +369,7 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
     info: Dict[str, dict] = {}
     outcomes: List[dict] = []
     interrupted: Optional[BaseException] = None
+    monitor_died: Optional[str] = None
     idle: Optional[tuple] = None  # the idle window (telemetry.idle_s) on the node's clock
 
     def emit(outs: List[dict]) -> Optional[str]:
@@ -380,7 +420,7 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
         start_actors(0)
         if spec.telemetry.idle_s > 0:  # the baseline: the models loaded, nothing running
             with progress.spinner(f"idle     measuring the node at rest for {spec.telemetry.idle_s:g} s", log=log):
-                idle = _get(monitor.idle.remote(spec.telemetry.idle_s))
+                idle = _mon(monitor.idle.remote(spec.telemetry.idle_s))
         lp = _loop_plans(plan)
         cool = spec.timing.cooldown
         for ph in plan.phases:
@@ -398,10 +438,16 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
             label = f"repeat {ph.repeat}  {mode}{var}{ph.phase:<8}"
             log.info(f"{label} {', '.join(names)}")
             cooled = _cooldown(monitor, cool, log) if cool is not None else None
-            oc_before = _get(monitor.oc_events.remote())
+            oc_before = _mon(monitor.oc_events.remote())
             t_phase = time.perf_counter()
             done = _run_phase(ph, names, actors, lp, spec, failed, plan.run_id, view=_PhaseView(label, names, actors))
-            oc = oc_delta(oc_before, _get(monitor.oc_events.remote()))
+            try:
+                oc = oc_delta(oc_before, _mon(monitor.oc_events.remote()))
+            except MonitorDied:  # the phase was measured: kept, then the run stops
+                for o in done:
+                    o.update(cooldown=cooled, oc=None)
+                emit(done)
+                raise
             for o in done:
                 o.update(cooldown=cooled, oc=oc)
             line = emit(done)
@@ -419,25 +465,34 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
             left = [n for n in ph.models if (ph, n) not in have]
             if left:
                 emit([{"phase": ph, "model": n, "status": "interrupted", "error": why} for n in left])
+    except MonitorDied as exc:  # the Monitor (telemetry, the machine's controls) died
+        why = monitor_died = str(exc)
+        log.error(f"FAILED   {why}")
+        have = {(o["phase"], o["model"]) for o in outcomes}
+        for ph in plan.phases:
+            left = [n for n in ph.models if (ph, n) not in have]
+            if left:
+                emit([{"phase": ph, "model": n, "status": "failed", "error": why} for n in left])
     finally:
         for a in actors.values():  # the GPU's (and MPS's) clients go first
             ray.kill(a)
-        controls = _restore_controls(monitor, controls, log)
+        controls = _restore_controls(monitor, controls, log, node_id, _journal_key(gpu))
         try:
             telemetry = ray.get(monitor.stop.remote(), timeout=30)
         except Exception as exc:  # noqa: BLE001
-            telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc)}"]}
+            telemetry = {"rows": {}, "errors": [f"monitor: {_reason(exc, 'the Monitor')}"]}
         ray.kill(monitor)
         interrupt.release()
     return {"outcomes": outcomes, "info": info, "provenance": provenance, "telemetry": telemetry,
-            "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted, "idle": idle}
+            "started_at": started_at, "controls": controls, "gpu": gpu, "interrupted": interrupted, "idle": idle,
+            "monitor_died": monitor_died}
 
 
 def _cooldown(monitor, cool, log: Say) -> dict:
     """Wait for the node to cool to ``timing.cooldown.temp_c`` (at most its ``timeout_s``)
     before a phase; what the wait found, for the phase's rows."""
     with progress.spinner(f"cooldown waiting for {cool.temp_c:g} °C (at most {cool.timeout_s:g} s)", log=log):
-        got = _get(monitor.cooldown.remote(cool.temp_c, cool.timeout_s))
+        got = _mon(monitor.cooldown.remote(cool.temp_c, cool.timeout_s))
     c = got.get("c")
     said = f"{got.get('what')} at {c:.0f} °C" if c is not None else "no temperature"
     if got.get("reached"):
@@ -1019,7 +1074,7 @@ def run_plan(plan: Plan, log: Optional[Log] = None) -> dict:
             log.warning(f"warning  telemetry: {e}")
         if result.get("interrupted") is not None:  # written, restored: now the caller stops too
             raise result["interrupted"]
-        return {"run_dir": path, "tables": out}
+        return {"run_dir": path, "tables": out, "failed": result.get("monitor_died")}
     finally:
         if started:
             ray.shutdown()

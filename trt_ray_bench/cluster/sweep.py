@@ -180,7 +180,8 @@ def _run_point(spec, meta: dict, files: Optional[Dict[str, bytes]] = None, drive
     return {"tables": tables, "samples_parquet": samples.getvalue(), "spec_yaml": plan.spec_yaml,
             "run_dir": str(plan.run_dir), "run_id": plan.run_id,
             "log": lines, "installed": installed, "started_at": started.isoformat(), "ended_at": ended.isoformat(),
-            "telemetry_errors": result["telemetry"].get("errors", []), "gpu": result.get("gpu")}
+            "telemetry_errors": result["telemetry"].get("errors", []), "gpu": result.get("gpu"),
+            "failed": result.get("monitor_died")}
 
 
 @dataclass
@@ -349,8 +350,8 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                                             out.get("samples_parquet"))
                         bad = out["tables"]["runs"]
                         bad = bad[bad["status"] != "ok"]
-                        status = "ok" if bad.empty else "failed"
-                        reason = None if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}"
+                        status = "ok" if bad.empty and not out.get("failed") else "failed"
+                        reason = (out.get("failed") if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}")
                         t0, t1 = out["started_at"], out["ended_at"]
                         installed = out["installed"]
                         gpu = out.get("gpu")
