@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Set
 
@@ -87,6 +88,16 @@ def _exiting_agent(pid: int) -> bool:
         return not Path(f"/proc/{pid}").exists()
 
 
+@contextmanager
+def _killed_after(proc):
+    """Whatever happens in the block, the run does not outlive the test."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _start(tmp_path, spec, fake_nvidia):
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as fo, open(err, "w") as fe:
@@ -108,15 +119,12 @@ def test_a_run_stopped_by_a_signal(sig, tmp_path, cls_onnx, fake_nvidia, monkeyp
     proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
     family = _descendants(proc.pid)  # the local Ray this run started, and its workers
     assert len(family) >= 4
-    try:
+    with _killed_after(proc):
         if sig == "SIGINT":
             os.killpg(proc.pid, signum)  # Ctrl-C in a terminal: the foreground process group
         else:
             os.kill(proc.pid, signum)
         code = proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     stderr = err.read_text()
     journals = list((tmp_path / "journal").glob("*.json"))
     if sig == "SIGKILL":
@@ -184,7 +192,7 @@ def test_a_second_ctrl_c_does_not_cut_the_restore_short(tmp_path, cls_onnx, fake
     machine is restored, and what was measured is written."""
     fake_nvidia.configure(reset_delay_s=4)
     proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
-    try:
+    with _killed_after(proc):
         os.killpg(proc.pid, signal.SIGINT)
         t_end = time.time() + 60
         while "-rgc" not in fake_nvidia.smi() and time.time() < t_end:  # the reset under way
@@ -192,9 +200,6 @@ def test_a_second_ctrl_c_does_not_cut_the_restore_short(tmp_path, cls_onnx, fake
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     stderr = err.read_text()
     assert code == 128 + signal.SIGINT, (code, stderr[-3000:])
     assert "a second Ctrl-C is ignored until the machine is restored" in stderr
@@ -208,16 +213,13 @@ def test_a_monitor_killed_mid_run_fails_the_run_and_its_journal_restores_the_mac
     node restores the clocks from the Monitor's journal (the stand-in nvidia-smi records the
     reset)."""
     proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
-    try:
+    with _killed_after(proc):
         monitor = [p for p in _descendants(proc.pid)
                    if Path(f"/proc/{p}/cmdline").exists()
                    and Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::Monitor")]
         assert len(monitor) == 1, monitor
         os.kill(monitor[0], signal.SIGKILL)
         code = proc.wait(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     stderr = err.read_text()
     assert code == 1, (code, stderr[-3000:])
     assert "internal error" not in stderr and "Traceback" not in stderr, stderr[-3000:]
@@ -242,16 +244,13 @@ def test_ctrl_c_after_a_phase_keeps_that_phase(tmp_path, cls_onnx):
     with open(err, "w") as fe:
         proc = subprocess.Popen([sys.executable, "-m", "trt_ray_bench.cli", "-v", "run", str(spec)],
                                 stdout=subprocess.DEVNULL, stderr=fe, start_new_session=True)
-    try:
+    with _killed_after(proc):
         t_end = time.time() + 120
         while "alone    b" not in err.read_text() and time.time() < t_end and proc.poll() is None:
             time.sleep(0.2)  # a's alone phase is done (written), b's 300 s one has begun
         time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert code == 128 + signal.SIGINT, err.read_text()[-3000:]
     root = tmp_path / "results" / "signalled"
     assert not [p for p in root.glob(".*") if p.is_dir()]
