@@ -177,7 +177,7 @@ def test_a_search_on_the_cpu_finds_rates_alone_and_together(tmp_path, cls_onnx, 
     runs = results.load(tmp_path / "out" / "s", samples=False, telemetry=False).runs
     for m in ("cls", "det"):
         a = t.loc[m, "alone_max_rate_hz"]
-        assert LOW <= a < HIGH
+        assert LOW <= a <= HIGH  # (HIGH: a machine quick enough that the 64-px classifier kept up at every rate)
         service = runs[(runs.model == m) & (runs.phase == "alone")].p50_ms.median()
         # keeps up below 1/service; above it the queue grows through the probe (lengthened to
         # what the resolution needs) and the median passes the deadline a little above it

@@ -24,6 +24,27 @@ def sysfs_path(path: str) -> Path:
     return Path(root) / path.lstrip("/")
 
 
+def journal_dir() -> Path:
+    """The node's journal of machine changes (``control.journal``): ``$TRB_JOURNAL_DIR``,
+    else ``/var/tmp/trt_ray_bench/journal`` under ``TRB_ROOT``."""
+    return Path(os.environ.get("TRB_JOURNAL_DIR") or system_path("/var/tmp/trt_ray_bench/journal"))
+
+
+def ensure_journal_dir() -> Path:
+    """``journal_dir``, made where missing: sticky and world-writable, like /tmp (every user
+    of the board may journal; each removes only their own files). ``jetson_clocks --store``
+    keeps its settings there too, each in a private folder: kept across reboots, as the
+    journal is."""
+    d = journal_dir()
+    if not d.is_dir():
+        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.chmod(0o1777)
+        except OSError:
+            pass
+    return d
+
+
 def read_text(path: Path) -> str:
     """A small system file's text without the device tree's trailing NUL; "" if unreadable."""
     try:

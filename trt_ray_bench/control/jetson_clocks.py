@@ -31,8 +31,8 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from ._command import which
+from ._paths import ensure_journal_dir
 from ._privilege import check_root, run_as_root
-from .journal import stored_settings_dir
 
 TOOL = "jetson_clocks"
 _KV = re.compile(r"(\w+)=(\S+)")
@@ -125,7 +125,7 @@ class JetsonClocks:
         if self.stored is not None:
             return
         # beside the node's journal, not in /tmp: a board that loses power keeps what to put back
-        self._dir = tempfile.mkdtemp(prefix="trb-jetson-clocks-", dir=str(stored_settings_dir()))
+        self._dir = tempfile.mkdtemp(prefix="trb-jetson-clocks-", dir=str(ensure_journal_dir()))
         store = Path(self._dir) / "l4t_dfs.conf"
         a = run_as_root([TOOL, "--store", str(store)])
         if not a.ok:

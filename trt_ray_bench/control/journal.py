@@ -28,31 +28,11 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import UserError
-from ._paths import sysfs_path, system_path
+from ._paths import ensure_journal_dir as _ensure_dir
+from ._paths import journal_dir, sysfs_path
 
 VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def journal_dir() -> Path:
-    return Path(os.environ.get("TRB_JOURNAL_DIR") or system_path("/var/tmp/trt_ray_bench/journal"))
-
-
-def _ensure_dir() -> Path:
-    d = journal_dir()
-    if not d.is_dir():
-        d.mkdir(parents=True, exist_ok=True)
-        try:
-            d.chmod(0o1777)  # every user of the board may journal; each removes only its own files
-        except OSError:
-            pass
-    return d
-
-
-def stored_settings_dir() -> Path:
-    """Where ``jetson_clocks --store`` keeps the settings a journal's restore puts back: the
-    journal's own folder (kept across reboots, as the journal is), in a private folder each."""
-    return _ensure_dir()
 
 
 def _booted_after(written_at: Optional[str]) -> bool:
