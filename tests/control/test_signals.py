@@ -211,8 +211,8 @@ def test_a_monitor_killed_mid_run_fails_the_run_and_its_journal_restores_the_mac
     """The Monitor holds the machine's controls; the OOM killer's SIGKILL leaves no handler
     to restore them. The run goes on to record the failure (not a crash), and a task on the
     node restores the clocks from the Monitor's journal (the stand-in nvidia-smi records the
-    reset)."""
-    proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx), fake_nvidia)
+    reset). Killed during a together phase of 15 s."""
+    proc, out, err = _start(tmp_path, _spec(tmp_path, cls_onnx, timing="{duration_s: 15, warmup: 1}"), fake_nvidia)
     with _killed_after(proc):
         monitor = [p for p in _descendants(proc.pid)
                    if Path(f"/proc/{p}/cmdline").exists()
