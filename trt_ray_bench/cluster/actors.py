@@ -269,6 +269,14 @@ class Coordinator:
                 "window_start_ns": self.window_start_ns}
 
 
+def journal_key(uuid: Optional[str], index: Optional[int]) -> str:
+    """The node journal's key for a run's machine controls: one journal per GPU (its UUID,
+    else its index), ``node`` where the run leases none."""
+    if uuid is None and index is None:
+        return "node"
+    return uuid or f"gpu{index}"
+
+
 @ray.remote(num_cpus=0)
 class Monitor:
     """Telemetry of the node, sampled in a thread, on the same clock as the samples; the
@@ -359,7 +367,7 @@ class Monitor:
 
         gpu = self.lease.gpu if self.lease is not None else None
         daemon = MpsDaemon(gpu.cuda_id) if gpu is not None and self.host_gpus > 1 else None
-        key = (gpu.uuid or f"gpu{gpu.index}") if gpu is not None else "node"  # one journal per GPU
+        key = journal_key(gpu.uuid, gpu.index) if gpu is not None else journal_key(None, None)
         self.controls = MachineControls.from_spec(spec, gpu.index if gpu is not None else 0, mps_daemon=daemon,
                                                   journal_key=key)
         return self.controls.check()

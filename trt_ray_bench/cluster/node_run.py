@@ -31,7 +31,7 @@ from ..telemetry.foreign import driver_identity
 from ..telemetry.thermal import oc_delta
 from ..timing import LoopPlan, common_window, open_loop_stats, summarize
 from ..engines import has_build_step, needs_gpu
-from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, prepare_models
+from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, journal_key, prepare_models
 from .plan import Phase, Plan
 
 Log = Callable[[str], None]
@@ -294,9 +294,13 @@ def _log_controls(rec: dict, log: Say) -> None:
         log.info(f"mps      {rec.get('mps_state')}")
 
 
-def _journal_key(gpu: Optional[dict]) -> str:
-    """The journal key the Monitor's controls use (``Monitor.check_controls``)."""
-    return (gpu.get("uuid") or f"gpu{gpu.get('index')}") if gpu else "node"
+def _emit_left(plan: Plan, outcomes: List[dict], emit, status: str, why: str) -> None:
+    """Rows for every model of every phase not run yet, ``status`` and ``why``."""
+    have = {(o["phase"], o["model"]) for o in outcomes}
+    for ph in plan.phases:
+        left = [n for n in ph.models if (ph, n) not in have]
+        if left:
+            emit([{"phase": ph, "model": n, "status": status, "error": why} for n in left])
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -460,23 +464,16 @@ def execute(plan: Plan, log: Optional[Log] = None, driver: Optional[dict] = None
         why = interrupted.name if isinstance(interrupted, interrupt.Stopped) else "Ctrl-C"
         log.warning(f"interrupted ({why}): restoring the machine and writing what was measured (a second Ctrl-C "
                     "is ignored until the machine is restored)")
-        have = {(o["phase"], o["model"]) for o in outcomes}
-        for ph in plan.phases:
-            left = [n for n in ph.models if (ph, n) not in have]
-            if left:
-                emit([{"phase": ph, "model": n, "status": "interrupted", "error": why} for n in left])
+        _emit_left(plan, outcomes, emit, "interrupted", why)
     except MonitorDied as exc:  # the Monitor (telemetry, the machine's controls) died
         why = monitor_died = str(exc)
         log.error(f"FAILED   {why}")
-        have = {(o["phase"], o["model"]) for o in outcomes}
-        for ph in plan.phases:
-            left = [n for n in ph.models if (ph, n) not in have]
-            if left:
-                emit([{"phase": ph, "model": n, "status": "failed", "error": why} for n in left])
+        _emit_left(plan, outcomes, emit, "failed", why)
     finally:
         for a in actors.values():  # the GPU's (and MPS's) clients go first
             ray.kill(a)
-        controls = _restore_controls(monitor, controls, log, node_id, _journal_key(gpu))
+        key = journal_key(gpu.get("uuid"), gpu.get("index")) if gpu else journal_key(None, None)
+        controls = _restore_controls(monitor, controls, log, node_id, key)
         try:
             telemetry = ray.get(monitor.stop.remote(), timeout=30)
         except Exception as exc:  # noqa: BLE001

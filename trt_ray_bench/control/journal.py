@@ -30,6 +30,7 @@ from typing import List, Optional
 from ..errors import UserError
 from ._paths import ensure_journal_dir as _ensure_dir
 from ._paths import journal_dir, sysfs_path
+from .devfreq import DEVFREQ
 
 VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -186,7 +187,7 @@ def shape_problem(doc) -> Optional[str]:
 def _devfreq_devices() -> List[str]:
     """The real paths of this machine's devfreq devices (what a devfreq entry may name)."""
     try:
-        return [str(e.resolve()) for e in sysfs_path("/sys/class/devfreq").iterdir()]
+        return [str(e.resolve()) for e in sysfs_path(DEVFREQ).iterdir()]
     except OSError:
         return []
 

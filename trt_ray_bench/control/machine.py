@@ -161,7 +161,8 @@ class MachineControls:
         if problems:
             self.record["warnings"].extend(f"not restored: {p}" for p in problems)
             if self.journal is not None and self._entries:  # what is left to undo, and only that
-                self._entries = [e for e in self._entries if id(e) in {id(self._entry_of.get(c)) for c in left}]
+                still = {id(self._entry_of[c]) for c in left if c in self._entry_of}
+                self._entries = [e for e in self._entries if id(e) in still]
                 self.journal.write(self._entries)
         else:
             if self.journal is not None:
