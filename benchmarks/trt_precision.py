@@ -3,7 +3,7 @@ each engine's outputs are from the FP32 engine's.
 
     python benchmarks/trt_precision.py [--onnx PATH | --model yolov8n:640] [--calib-images DIR]
         [--eval-images DIR] [--images 8] [--iterations 1000] [--tactics none --opt-level 0]
-        [--cuda cuda-python|pycuda]
+        [--cuda cuda-python|pycuda] [--jobs N]
 
 Engines (rows), each built by the framework (``prepare_model``) with these options:
   FP32               precision fp32
@@ -19,6 +19,10 @@ detection model the same on the class-score channels (``output[:, 4:]``): with r
 weights (the cached exports) the raw output is dominated by the box grid, which does not
 depend on the input. Give a trained model with --onnx for figures that mean accuracy.
 
+With --jobs N the engines (and their conversions) are built first, N processes at once,
+then measured one by one: builds take minutes each on TensorRT 8.5, which has no
+optimization level to lower, and a build keeps about one CPU core busy.
+
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
 evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none (and --opt-level 0 from 8.6 to build faster).
 """
@@ -29,7 +33,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -136,6 +139,44 @@ def _lively(args, calib: str, work: Path) -> Optional[str]:
     return str(out)
 
 
+def _build_one(spec, label: str, trb_cuda: Optional[str]):
+    """Build (or find cached) one row's engine in a worker process: its build and conversion
+    seconds, or the one-line refusal."""
+    if trb_cuda:
+        os.environ["TRB_CUDA"] = trb_cuda
+    from trt_ray_bench.engines import prepare_model, resolve_model
+    from trt_ray_bench.errors import UserError
+
+    try:
+        m = prepare_model(resolve_model(spec, label), label)
+    except UserError as exc:
+        return label, None, str(exc)
+    if m.engine.get("cached"):
+        return label, None, ""   # found in the cache: the measuring loop says "cached"
+    c = m.converted or {}
+    return label, (m.engine.get("build_s"), None if c.get("cached") else c.get("convert_s")), ""
+
+
+def prebuild(args, rows: list, jobs: int) -> Dict[str, tuple]:
+    """Every row's engine built at once, ``jobs`` processes (spawned: no CUDA state is
+    inherited); ``{label: (build_s, convert_s)}`` of those built here."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    done = {}
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_build_one, _model_spec(args, precision, options), label, os.environ.get("TRB_CUDA"))
+                   for label, precision, options in rows if options is not None]
+        for f in cf.as_completed(futures):
+            label, times, refused = f.result()
+            how = f"refused: {refused}" if refused else "cached" if times is None else (
+                f"{times[0] or 0:.1f} s" + (f" (+{times[1]:.1f} s convert)" if times[1] else ""))
+            print(f"  built {label}: {how}", file=sys.stderr)
+            if times:
+                done[label] = times
+    return done
+
+
 def _fmt(v: Optional[float], spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
@@ -153,6 +194,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--tactics", default="default", choices=("default", "none"))
     ap.add_argument("--opt-level", type=int, default=None)
+    ap.add_argument("--work", help="folder for the images, the LSUV model and the calibration cache "
+                    "(default: trt_precision in the model cache)")
+    ap.add_argument("--jobs", type=int, default=1, help="build the engines first, this many at once")
     ap.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default=None,
                     help="the CUDA binding (sets TRB_CUDA)")
     args = ap.parse_args(argv)
@@ -164,18 +208,24 @@ def main(argv=None) -> int:
         print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
         return 0
     from trt_ray_bench.engines import _cuda, prepare_model
+    from trt_ray_bench.models import cache_dir
     from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.errors import UserError
     from trt_ray_bench.engines import resolve_model
 
-    work = Path(tempfile.mkdtemp(prefix="trt_precision-"))
+    # kept between runs (images, the LSUV model, the calibrator's cache): a second run finds
+    # every engine in the cache, where a fresh folder would make new keys and build again
+    work = Path(args.work) if args.work else cache_dir() / "trt_precision"
+    work.mkdir(parents=True, exist_ok=True)
     calib, evaluation = _image_sets(args, work)
     if not args.random_weights:
         args.onnx = _lively(args, calib, work)
     cuda = _cuda.load(None)
     major = int(trt.__version__.split(".")[0])
     rows, ref, ref_scores = [], None, None
-    for label, precision, options in engines(major, calib, str(work / "calib.cache")):
+    variants = engines(major, calib, str(work / "calib.cache"))
+    built = prebuild(args, variants, args.jobs) if args.jobs > 1 else {}
+    for label, precision, options in variants:
         if options is None:
             rows.append((label, "—", "—", "—", f"not on TensorRT {trt.__version__} (no weak typing)", None))
             continue
@@ -192,8 +242,12 @@ def main(argv=None) -> int:
         agree = agreement(ref, y)
         agree_s = agreement(ref_scores, scores) if scores is not None and ref_scores is not None else None
         e, c = m.engine, m.converted or {}
-        build = ("cached" if e.get("cached") else f"{e.get('build_s', 0):.1f}") + (
-            f" (+{c.get('convert_s', 0):.1f} convert)" if c and not c.get("cached") else "")
+        if label in built:   # built here by prebuild, in parallel with the others
+            b_s, c_s = built[label]
+            build = f"{b_s or 0:.1f}" + (f" (+{c_s:.1f} convert)" if c_s else "") + " ∥"
+        else:
+            build = ("cached" if e.get("cached") else f"{e.get('build_s', 0):.1f}") + (
+                f" (+{c.get('convert_s', 0):.1f} convert)" if c and not c.get("cached") else "")
         p50 = gpu_p50(m, args.iterations, args.warmup)
         rows.append((label, e.get("typing") or "", build, f"{p50:.4f}", "", (agree, agree_s)))
         print(f"  {label}: {m.engine_path}" + (f" from {c['path']} ({c.get('converter')})" if c else ""),
@@ -202,6 +256,8 @@ def main(argv=None) -> int:
     print(f"\n{src}, TensorRT {trt.__version__}, {cuda.device_name()} (sm "
           f"{'.'.join(map(str, cuda.compute_capability()))}), via {cuda.name} {cuda.version}; "
           f"GPU p50 over {args.iterations} iterations; agreement on {args.images} images of {evaluation}\n")
+    if built:
+        print(f"∥: built {args.jobs} at once, so each build took longer than it would alone\n")
     print("| engine | typing | build s | GPU p50 ms | cos | rel. L2 | scores cos | scores rel. L2 |")
     print("|---|---|---|---|---|---|---|---|")
     for label, typing, build, p50, note, agree in rows:

@@ -606,15 +606,17 @@ class Sim:
                                           "dla_core": values.get("DLA_core") if dla else None}).encode()
 
     def _calibrate(self, cal, info) -> None:
-        """TensorRT calling the calibrator back, as the builder does."""
+        """TensorRT calling the calibrator back, as the builder does: scales the cache holds
+        are used as they are (no batch asked, nothing written)."""
         with self.record.quiet():
             batch = cal.get_batch_size()
-            cal.read_calibration_cache()
+            if cal.read_calibration_cache():
+                return
             names = [info["inputs"][0][0]]
             n = 0
             while cal.get_batch(names) is not None and n < 100:
                 n += 1
-            assert n > 0 or cal.read_calibration_cache(), "the calibrator gave no batch"
+            assert n > 0, "the calibrator gave no batch"
             cal.write_calibration_cache(b"stand-in calibration table")
             assert batch >= 1
 
@@ -1754,3 +1756,34 @@ def test_tensorrt_runner_with_sync_none_is_never_waited_for_inside_the_stretch(t
     assert all(np.isnan(np.asarray(v)[w + 1024:]).all() and len(v) == len(g) for v in s.stages.values())
     assert len(records) - n_records == 4 * (w + 1024)  # transfers on: 4 events an inference with a slot
     runner.close()
+
+
+@pytest.mark.parametrize("version", ["8.5", "10.13"])
+def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, version):
+    """The first build calibrates and writes the scales to ``calib_cache``; every later run
+    finds that file, so the engine is stored under the key that names it. Keyed by the file's
+    absence instead, the second run built the engine again (minutes a build on TensorRT 8.5)."""
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+
+    onnx = tiny_onnx(tmp_path / "m.onnx")
+    cache = tmp_path / "m.calib"
+    opts = BuildOptions(precision="int8", typing="weak", tactics="none", calib_images=str(calib_folder(tmp_path / "c")),
+                        calib_cache=str(cache))
+    with standin(version) as trt:
+        builds = object.__getattribute__(trt, "_s_sim").builds
+
+        def build():
+            return build_engine(onnx, opts, "Stand-in Orin", out=tmp_path / "engines", where="models[0]", hw=(32, 32),
+                                cc=(8, 7))
+
+        first = build()
+        assert cache.is_file() and not first.cached and len(builds) == 1 and builds[0]["calibrated"]
+        for _ in range(2):
+            again = build()
+            assert again.cached and again.path == first.path and len(builds) == 1
+        cache.write_bytes(b"other scales")  # another calibration: another engine
+        other = build()
+        assert not other.cached and other.path != first.path and len(builds) == 2
+    assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == sorted(
+        [Path(first.path).name, Path(first.path).with_suffix(".json").name,
+         Path(other.path).name, Path(other.path).with_suffix(".json").name])  # no temporary file left

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .. import progress
+from .._atomic import write_atomic
 from ..errors import UserError
 from ..results import write_run
 from ..results.write import SamplesBuffer
@@ -146,16 +145,7 @@ def _install(files: Optional[Dict[str, bytes]]) -> List[str]:
         dest = root / rel
         if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # a name of its own: two points starting at once on one node install the same files
-        fd, tmp = tempfile.mkstemp(dir=str(dest.parent), prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(dest, data)  # two points starting at once on one node install the same files
         done.append(rel)
     return done
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .._atomic import write_atomic
 from ..control.platform import on_jetson
 from ..errors import MissingExtra, UserError, lazy_import
 from ..models import cache_dir
@@ -301,12 +301,17 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         raise UserError(str(onnx_path), "TensorRT could not build an engine: " + " | ".join(logger.errors)[-400:])
     build_s = time.perf_counter() - t0
     facts = engine_facts(trt, trt.Runtime(logger), blob, str(onnx_path))  # before writing: a refusal leaves no file
-    _write_atomic(path, blob)
+    if calibrator is not None and opts.calib_cache:
+        # the calibrator has just written the cache (it was not there: the key had no scales);
+        # the next run finds the file and keys by it, so the engine is stored under that key
+        path = _cache_path(onnx_path, onnx_sha, opts, trt, gpu_name, out)
+        meta = path.with_suffix(".json")
+    write_atomic(path, blob)
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
                       compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
                       gpu_layers=on_gpu, **facts)
-    meta.write_text(json.dumps(asdict(info), indent=1))
+    write_atomic(meta, json.dumps(asdict(info), indent=1).encode())
     return info
 
 
@@ -323,14 +328,6 @@ def _add_profile(trt, builder, network, config, opts: BuildOptions, hw, calibrat
     config.add_optimization_profile(profile)
     if calibrating:
         _trt_api.set_calibration_profile(trt, config, profile)
-
-
-def _write_atomic(path: Path, blob) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as f:
-        f.write(memoryview(blob))
-    os.replace(tmp, path)
 
 
 def engine_facts(trt, runtime, data, where: str = "engine") -> dict:

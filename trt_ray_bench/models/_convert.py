@@ -63,7 +63,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +70,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._atomic import write_atomic
 from ..errors import UserError, lazy_import
 from ._export import cache_dir
 from ._inputs import list_images, load_images
@@ -441,20 +441,6 @@ def _settings(precision: str) -> Dict:
             "extra_options": int8_extra_options([]), "max_calib_images": MAX_CALIB_IMAGES}
 
 
-def _write_atomic(target: Path, write) -> None:
-    """``write(path)`` into a private ``.part`` beside ``target``, then one rename: two
-    processes converting the same model at once never see each other's half file."""
-    fd, part = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=str(target.parent))
-    os.close(fd)
-    try:
-        write(Path(part))
-        os.replace(part, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(part)
-        raise
-
-
 def _stamp(model, source, extra: Dict[str, str]) -> None:
     """The source's metadata (Ultralytics' names, imgsz, task, stride, kpt_shape, and
     trb_weights) on the converted model, plus ``extra``."""
@@ -554,11 +540,11 @@ def convert_model(src, precision: str, *, hw, task: Optional[str] = None, calib_
                      f"{CALIBRATE_METHOD} symmetric activations on {images}), "
                      f"{len(quantized)} of {n_nodes} nodes quantized")
     _stamp(converted, source, {PRECISION_KEY: precision, CONVERTER_KEY: converter, SOURCE_KEY: src_sha})
-    _write_atomic(target, lambda p: _onnx().save(converted, str(p)))
+    write_atomic(target, lambda p: _onnx().save(converted, str(p)))
     record = {"path": str(target.resolve()), "precision": precision, "converter": converter,
               "converter_version": ", ".join(f"{k} {v}" for k, v in versions.items()),
               "source_sha256": src_sha, "calib_sha256": calib_sha, "n_calib": len(files),
               "sha256": sha256_file(target), "cached": False, "convert_s": round(time.perf_counter() - t0, 3)}
     side = dict(record, key=key_inputs, **detail)
-    _write_atomic(target.with_suffix(".json"), lambda p: p.write_text(json.dumps(side, indent=1, sort_keys=True)))
+    write_atomic(target.with_suffix(".json"), json.dumps(side, indent=1, sort_keys=True).encode())
     return record

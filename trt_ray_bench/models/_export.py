@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
+from .._atomic import write_atomic
 from ..errors import UserError, lazy_import
 from ..spec import TASK_SUFFIX
 
@@ -103,9 +104,7 @@ def export_onnx(
         if random_weights:
             props["trb_weights_seed"] = str(RANDOM_SEED)
         _stamp(exported, props)
-        partial = target.with_suffix(".part")
-        shutil.move(str(exported), partial)
-        os.replace(partial, target)
+        write_atomic(target, lambda part: shutil.move(str(exported), str(part)))  # whole, even with two exporters
     return target, False
 
 
