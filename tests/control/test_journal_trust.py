@@ -151,3 +151,42 @@ def test_jetson_clocks_settings_gone_with_a_reboot_are_taken_as_undone(fake_jets
     p.write_text(json.dumps({**json.loads(p.read_text()), "written_at": "2999-01-01T00:00:00+00:00"}))
     with pytest.raises(UserError, match=r"entries\[1\] \(jetson_clocks\): the stored settings .* are gone"):
         journal.restore_left_behind()
+
+
+def test_two_restorers_of_one_journal_restore_it_once_and_spare_a_new_runs(fake_nvidia, tmp_path, monkeypatch):
+    """Two restorers read the same dead journal (two runs starting at once, or a run and
+    ``trb doctor --restore``). The second waits for the first's lock on the file, then finds
+    it gone, or another run's journal written there since: it restores nothing, so it never
+    resets the clocks that new run locked. The second restorer's earlier reading is replayed
+    by a substituted ``left_behind``; the lock is held by a thread of this process (flock
+    locks of two opens exclude each other, as two processes' do)."""
+    import fcntl
+    import threading
+    import time
+
+    monkeypatch.setenv("TRB_JOURNAL_DIR", str(tmp_path / "journal"))
+    mine = journal.Journal("GPU-1")
+    _plant(tmp_path / "journal", mine.path.name, [{"kind": "nvidia-smi-clocks", "gpu": 0, "reset": ["gpu"]}])
+    stale = journal.left_behind("GPU-1")
+    assert len(stale) == 1
+
+    # the first restorer holds the file's lock: the second waits for it
+    fd = os.open(str(mine.path), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    out = {}
+    second = threading.Thread(target=lambda: out.setdefault("lines", journal.restore_left_behind("GPU-1")))
+    second.start()
+    time.sleep(0.5)
+    assert second.is_alive() and "-rgc" not in fake_nvidia.smi()
+    os.close(fd)
+    second.join(10)
+    assert len(out["lines"]) == 1 and fake_nvidia.smi().count("-rgc") == 1 and not mine.path.exists()
+
+    # a new run of this GPU has since locked its clocks and written its journal at that path
+    mine.write([{"kind": "nvidia-smi-clocks", "gpu": 0, "reset": ["gpu"]}])
+    monkeypatch.setattr(journal, "left_behind", lambda key=None: stale)
+    assert journal.restore_left_behind("GPU-1") == []
+    assert fake_nvidia.smi().count("-rgc") == 1 and mine.path.exists()
+    mine.path.unlink()
+    assert journal.restore_left_behind("GPU-1") == []  # gone: restored by the other, nothing to do
+    assert fake_nvidia.smi().count("-rgc") == 1

@@ -18,14 +18,16 @@ names otherwise, and another user's file that is not such a journal is reported,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import re
 import socket
 import stat
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from ..errors import UserError
 from ._paths import ensure_journal_dir as _ensure_dir
@@ -424,13 +426,46 @@ def restore(journal: dict) -> List[str]:
     return problems
 
 
+#: what tells one journal from another written at the same path after it
+_IDENTITY = ("pid", "pid_start", "written_at", "entries")
+
+
+@contextlib.contextmanager
+def _held(journal: dict) -> Iterator[bool]:
+    """Whether ``journal`` is still at its path, unchanged and left behind, under an
+    exclusive lock on its file: two restorers (two runs starting at once, a run and
+    ``trb doctor --restore``) that both read it restore it once, and neither undoes the
+    changes of a run that wrote its own journal there since. The other waits for the
+    lock, then finds the file gone or another run's."""
+    path = journal["path"]
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        yield False  # restored and removed by another restorer since it was read
+        return
+    except OSError:
+        yield True  # as it was read (another user's file this one may open no more): no lock to take
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        now = _read(Path(path))
+        yield ("error" not in now and all(now.get(k) == journal.get(k) for k in _IDENTITY)
+               and not holder_alive(now))
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
 def restore_left_behind(key: Optional[str] = None) -> List[str]:
     """Restore every journal left behind (of ``key``); returns one line per journal, what
     was done or what failed. A journal that cannot be restored raises UserError; one that
-    cannot be read raises UserError before anything is restored."""
+    cannot be read raises UserError before anything is restored. Each is restored under
+    a lock on its file, once (``_held``)."""
     lines = []
     for j in left_behind(key):  # every journal read first: an unreadable one refuses before any change
-        problems = restore(j)
+        with _held(j) as still:
+            problems = restore(j) if still else None
+        if problems is None:
+            continue
         if problems:
             raise UserError("journal", f"a run killed on this node left it changed and it could not be restored: "
                                        f"{'; '.join(problems)} ({j['path']}); fix it by hand, then remove that file")
