@@ -92,3 +92,30 @@ def test_without_sudo_rights_clocks_default_still_runs(tmp_path, cls_onnx, ray_l
     assert set(runs.status) == {"ok"} and (runs.clocks_mode == "default").all()
     assert not any(c["tool"] in ("sudo", "jetson_clocks") for c in fake_jetson.calls())
     assert not any(c["argv"][:1] == ["-m"] for c in fake_jetson.calls())
+
+
+def test_a_second_run_changing_the_boards_clocks_is_refused_while_one_measures(tmp_path, cls_onnx, released_run,
+                                                                                 fake_jetson, monkeypatch):
+    """No GPU is leased here (the local Ray node counts none, as a Jetson's may), yet
+    clocks and power mode are the board's: a run that changes them holds GPU 0's lease
+    (the same lock a GPU run takes), and a second run asking for another clock mode meanwhile
+    is refused in one line before it changes anything."""
+    from trt_ray_bench.cluster import node_run
+
+    monkeypatch.setattr(node_run, "LEASE_WAIT_S", 0.5)
+    first = released_run(make_plan(_spec(tmp_path, cls_onnx, schedule="together", clocks="max",
+                                         timing={"iterations": 3000, "warmup": 1})))
+    before = _changes(fake_jetson)
+    with pytest.raises(UserError, match=r"^clocks: gpu_mhz=612: changes GPU 0's settings \(on a Jetson, the whole "
+                                        r"board's\), which another experiment on this node holds \(pid \d+\)") as err:
+        run_plan(make_plan(_spec(tmp_path / "b", cls_onnx, schedule="alone", clocks={"gpu_mhz": 612})),
+                 log=lambda s: None)
+    assert "\n" not in str(err.value)
+    assert _changes(fake_jetson) == before == ["jetson_clocks --store", "jetson_clocks"]  # nothing of the second
+    first.kill("cls2")  # end the first run early
+    first.join()
+    assert _changes(fake_jetson) == ["jetson_clocks --store", "jetson_clocks", "jetson_clocks --restore"]
+    # the lease is given back with the restore: the next run changes the clocks
+    out = run_plan(make_plan(_spec(tmp_path / "c", cls_onnx, schedule="alone", clocks={"gpu_mhz": 612})),
+                   log=lambda s: None)
+    assert set(out["tables"]["runs"].status) == {"ok"} and "write max_freq 612000000" in _changes(fake_jetson)

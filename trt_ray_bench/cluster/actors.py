@@ -307,6 +307,8 @@ class Monitor:
         self.init_error: Optional[UserError] = None
         self.lease = None
         self.lease_note: Optional[str] = None
+        self.lease_wait_s = lease_wait_s
+        self.board_lease = None  # where no GPU is leased but the controls change the machine (check_controls)
         self.host_gpus = 0  # the machine's GPUs, visible or not: several means a daemon per GPU for MPS
         if lease > 0:
             try:
@@ -370,7 +372,30 @@ class Monitor:
         key = journal_key(gpu.uuid, gpu.index) if gpu is not None else journal_key(None, None)
         self.controls = MachineControls.from_spec(spec, gpu.index if gpu is not None else 0, mps_daemon=daemon,
                                                   journal_key=key)
+        if self.lease is None and self.controls.changes():
+            self._hold_machine()
         return self.controls.check()
+
+    def _hold_machine(self) -> None:
+        """A run that leases no GPU (a Jetson whose node counts none for Ray) but changes
+        the clocks, the power mode or MPS takes GPU 0's lease all the same: those settings
+        are GPU 0's, and on a Jetson the whole board's, so two runs never change them at once,
+        nor one under another's measurement. Refused in one line naming the setting."""
+        from ..control.gpus import Gpu, GpuLease, holder_text, list_gpus, lock_dir
+
+        c = self.controls
+        where, asked = (("clocks", c.record["clocks_mode"]) if c.clocks is not None else
+                        ("power_mode", c.power_mode) if c.nvpmodel is not None else ("mps", "true"))
+        gpus = [g for g in list_gpus() if g.index == 0][:1] or [Gpu(0)]
+        try:
+            self.board_lease = GpuLease.acquire(gpus, wait_s=self.lease_wait_s)
+        except UserError as exc:
+            lock = lock_dir() / f"{gpus[0].key}.lock"
+            if not lock.exists():  # not held: the lock folder itself failed, which the message says
+                raise
+            board = " (on a Jetson, the whole board's)" if c.kind == "jetson" else ""
+            raise UserError(where, f"{asked}: changes GPU 0's settings{board}, which another experiment on this node "
+                                   f"holds{holder_text(lock)}; waited {self.lease_wait_s:g} s for it (lock {lock})") from None
 
     def apply_controls(self) -> dict:
         """The controls' record, and ``mps_pipe_dir``: the folder the model processes must
@@ -380,7 +405,11 @@ class Monitor:
         return rec
 
     def restore_controls(self) -> dict:
-        return self.controls.restore() if self.controls is not None else {}
+        try:
+            return self.controls.restore() if self.controls is not None else {}
+        finally:
+            if self.board_lease is not None:  # restored: another run may change them now
+                self.board_lease.release()
 
     def provenance(self) -> dict:
         """The node's provenance; first call after creation, so it raises what the

@@ -220,7 +220,7 @@ def _open_lock(path: Path) -> int:
     return fd
 
 
-def _holder(path: Path) -> str:
+def holder_text(path: Path) -> str:
     try:
         text = path.read_text().split()
     except OSError:
@@ -276,7 +276,7 @@ class GpuLease:
             if time.monotonic() >= t_end:
                 break
             time.sleep(0.05)
-        held = ", ".join(f"GPU {g.index}{_holder(folder / f'{g.key}.lock')}" for g in gpus)
+        held = ", ".join(f"GPU {g.index}{holder_text(folder / f'{g.key}.lock')}" for g in gpus)
         raise UserError("gpu", f"no free GPU on this node: {held} each run another experiment (waited {wait_s:g} s "
                                f"for one to be given back; locks in {folder})")
 

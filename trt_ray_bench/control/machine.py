@@ -84,6 +84,10 @@ class MachineControls:
         return cls(get("clocks", "default"), get("mps", False), gpu_index, power_mode=get("power_mode", None),
                    mps_daemon=mps_daemon, journal_key=journal_key)
 
+    def changes(self) -> bool:
+        """Whether ``apply`` changes the machine: a clock mode, a power mode or MPS asked."""
+        return self.clocks is not None or self.nvpmodel is not None or self.mps
+
     def _controls(self) -> List[object]:
         """In the order they are applied (and restored in reverse)."""
         return [c for c in (self.nvpmodel, self.clocks, self.daemon) if c is not None]
