@@ -402,3 +402,29 @@ def test_run_on_a_terminal_draws_a_live_display_and_fits_its_table(tmp_path, cls
     lines = [x for x in text.replace("\r\n", "\n").split("\n") if x.startswith("|")]
     assert lines and all(len(x) <= 80 for x in lines), lines
     assert "alone_p50" in lines[0] or "p50" in lines[0]
+
+
+def test_a_file_the_machine_cannot_write_is_one_line_not_an_internal_error(trb, tmp_path, monkeypatch):
+    """A full disk (ENOSPC, raised here by a substituted ``results.load``, as a tree on a
+    failing disk would) is the machine's, not a bug: one line naming the file, exit 2, no
+    crash log. Any other OSError is still an internal error."""
+    import errno
+
+    from trt_ray_bench import results
+
+    monkeypatch.setenv("TRB_LOG_DIR", str(tmp_path / "logs"))
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/mnt/lab/results/x/runs.parquet")
+
+    monkeypatch.setattr(results, "load", full)
+    code, out, err = trb("compare", str(tmp_path))
+    assert (code, _one_line(err)) == (2, "trb: error: /mnt/lab/results/x/runs.parquet: No space left on device")
+    assert not (tmp_path / "logs").exists()
+
+    def other(*a, **k):
+        raise OSError(errno.ECONNRESET, "Connection reset by peer")
+
+    monkeypatch.setattr(results, "load", other)
+    code, out, err = trb("compare", str(tmp_path))
+    assert code == 3 and _one_line(err).startswith("trb: internal error: ConnectionResetError: ")

@@ -7,6 +7,7 @@ exit 2; every exit status is in ``errors.EXIT_CODES`` (``trb --help`` lists them
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -944,8 +945,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         except (OSError, ValueError):
             pass
         return 128 + 13  # SIGPIPE
+    except OSError as exc:
+        if exc.errno not in _MACHINE_ERRNOS:
+            return internal_error(exc, argv)
+        # the machine's, not a bug: a full disk, a read-only or foreign folder (the run's writer
+        # has removed what it had begun, and the machine was restored on the way out)
+        print(f"trb: error: {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback in a file
         return internal_error(exc, argv)
+
+
+#: errors of the machine's files that no code of trb causes (``main`` says them in one line)
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE,
+                   errno.ENFILE}
 
 
 if __name__ == "__main__":  # pragma: no cover

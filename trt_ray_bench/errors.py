@@ -103,7 +103,8 @@ EXIT_CODES = (
     ("1", "measured and written, but a model (trb run) or a sweep point (trb sweep) failed: the FAILED lines "
           "and the results say why"),
     ("2", "a user error (bad option, spec or file; a cluster that does not answer), in one line: nothing "
-          "measured or written"),
+          "measured or written; or a file this machine cannot write or read (a full disk, a read-only folder), in "
+          "one line: nothing written"),
     ("3", "an internal error (a bug): one line naming the log file that holds the traceback"),
     ("4", "trb doctor printed a FIX:, MISSING or BROKEN line"),
     ("128+N", "stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP): the machine restored, what was "

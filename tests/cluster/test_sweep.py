@@ -294,3 +294,45 @@ def test_two_points_on_one_node_install_the_same_engine_at_once(tmp_path):
         assert all(d in ([], ["engines/m.engine"]) for d in done)
         assert (cache / "engines" / "m.engine").read_bytes() == data
         assert not list((cache / "engines").glob("*.part"))
+
+
+@pytest.mark.ray
+def test_a_point_whose_results_cannot_be_written_fails_alone(tmp_path, cls_onnx, cluster, monkeypatch):
+    """The driver's disk fills up while a point's results are written (the write is made to
+    fail with ENOSPC by a substituted ``write_run``, the first time only): that point is
+    recorded failed with the reason, nothing half-written is left, and the other points run
+    and are written. Where the sweep log itself cannot be written, the sweep stops in one
+    line naming it."""
+    import errno
+
+    from trt_ray_bench.cluster import sweep as sweep_mod
+
+    real, calls = sweep_mod.write_run, []
+
+    def full_once(run_dir, *a, **k):
+        calls.append(run_dir)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
+        return real(run_dir, *a, **k)
+
+    monkeypatch.setattr(sweep_mod, "write_run", full_once)
+    sw = _sweep(tmp_path, cls_onnx, axes={"timing.gap_s": [0, 0.01]})
+    out = sweep_mod.run_sweep(sw, log=lambda s: None, poll_s=0.1)
+    recs = pd.DataFrame(out["records"])
+    assert sorted(recs.status) == ["failed", "ok", "ok"] and len(calls) == 3
+    lost = recs[recs.status == "failed"].iloc[0]
+    assert lost.reason.startswith("its results could not be written to ") and "(No space left on device)" in lost.reason
+    assert pd.isna(lost.run_dir) and not os.path.exists(str(calls[0]))
+    # retried as any failed point is (retries: 1), and written then
+    again = recs[(recs.point_id == lost.point_id) & (recs.status == "ok")]
+    assert list(again.attempt) == [2] and all(os.path.isdir(d) for d in recs[recs.status == "ok"].run_dir)
+
+    def log_full(path, rec):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sweep_mod, "_append", log_full)
+    sw = _sweep(tmp_path / "again", cls_onnx, axes={"timing.gap_s": [0]})
+    with pytest.raises(UserError, match=r"^output: the sweep log .*sweep-log.jsonl cannot be written \(No space left "
+                                        r"on device\); 1 attempt\(s\) ended, the last not logged") as err:
+        sweep_mod.run_sweep(sw, log=lambda s: None, poll_s=0.1)
+    assert "\n" not in str(err.value)

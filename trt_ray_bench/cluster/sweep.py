@@ -270,7 +270,12 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
 
     def keep(rec: dict) -> None:  # every attempt: returned, and logged as it ends
         records.append(rec)
-        _append(root / "sweep-log.jsonl", rec)
+        try:
+            _append(root / "sweep-log.jsonl", rec)
+        except OSError as exc:  # the driver's disk: nothing more can be recorded, so the sweep stops here
+            raise UserError("output", f"the sweep log {root / 'sweep-log.jsonl'} cannot be written "
+                                      f"({exc.strerror}); {len(records)} attempt(s) ended, the last not logged: free "
+                                      "space, then trb sweep --resume runs what is left") from None
     try:
         picked = sweep_nodes(sweep)
         nodes = {n.node_id: n.name for n in picked}
@@ -336,12 +341,19 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                         if not isinstance(exc, ray.exceptions.RayTaskError) and nid not in _alive_ids():
                             reason = f"node {nodes[nid]} died: {reason}"
                     else:
-                        run_dir = write_run(Path(out["run_dir"]), out["tables"], out["spec_yaml"],
-                                            out.get("samples_parquet"))
+                        unwritten = None
+                        try:
+                            run_dir = write_run(Path(out["run_dir"]), out["tables"], out["spec_yaml"],
+                                                out.get("samples_parquet"))
+                        except OSError as exc:  # the driver's disk (full, read-only): this point is lost, not the sweep
+                            unwritten = (f"its results could not be written to {out['run_dir']} ({exc.strerror}); "
+                                         "nothing of it was kept")
+                            run_dir = None
                         bad = out["tables"]["runs"]
                         bad = bad[bad["status"] != "ok"]
-                        status = "ok" if bad.empty and not out.get("failed") else "failed"
-                        reason = (out.get("failed") if bad.empty else f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}")
+                        status = "ok" if bad.empty and not out.get("failed") and not unwritten else "failed"
+                        reason = unwritten or (out.get("failed") if bad.empty else
+                                               f"{bad.iloc[0]['model']}: {bad.iloc[0]['error']}")
                         t0, t1 = out["started_at"], out["ended_at"]
                         installed = out["installed"]
                         gpu = out.get("gpu")
@@ -362,6 +374,11 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                 line.update(n_done + n_failed, f"running {len(running)}, failed {n_failed}"
                             + (f", eta {_eta(t_run, n_done + n_failed, total - n_done - n_failed)}"
                                if n_done + n_failed else ""))
+        except UserError:  # the sweep log cannot be written (keep): the running points stop and restore first
+            for ref in running:
+                ray.cancel(ref)
+            ray.wait(list(running), num_returns=len(running), timeout=60)
+            raise
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
             from .. import interrupt
 
