@@ -354,28 +354,22 @@ plan85steps() {
 # stop it there): the tests of those engines on each binding and fidelity on them, then the
 # tests that build engines of their own, all at once, and the precision table:
 #   PLAN85="cached85 pycuda85 fidelity85 par85 precision85" bash benchmarks/gpu_proof.sh plan85
+# (builds one at a time: TensorRT 8.5's builds started together made no progress, see par85)
 CACHED85='not int8 and not fp16_engine and not dynamic and not own_size and not pipeline'
 cached85() { GPUTESTS=tests/gpu/test_tensorrt.py GPUTESTS_K="$CACHED85" gputests85; }
 pycuda85() { TRB_CUDA=pycuda cached85; }
 fidelity85() { FID_MODELS="yolov8n-cls:64 yolov8n:96" ROUNDS=5 fidelity2; }
 par85() {
-  # the TensorRT tests that build engines of their own, each in its own process, all at once:
-  # a build keeps one core busy, and none of these tests times anything. The 96-px detector's
-  # FP32 engine, which three of them compare against after building their own, is built
-  # beside them from the start (same options as the tests: tactics none, no level on 8.5).
-  local k det
-  det=$(exports /tmp/trbcache/models/yolov8n-96x96-b1-*.onnx | head -1)
-  [ -n "$det" ] && trb engine build "$det" --precision fp32 "${EB[@]}" "${OPTL[@]}" > "$OUT/par85-fp32.log" 2>&1 &
-  for k in ${PAR85_K:-through_the_calibrator mixed_precision builder_flag dynamic own_size after_pycuda}; do
-    pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1 &
+  # the TensorRT tests that build engines of their own, one after the other: on an H100
+  # (2026-12-06) these six tests and the precision table's five builds started at once (12
+  # processes) finished no build in 14 minutes, where a 96-px FP32 build alone takes about one
+  local k
+  for k in ${PAR85_K:-after_pycuda builder_flag mixed_precision through_the_calibrator dynamic own_size}; do
+    pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1
+    grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT/par85-$k.log"
   done
-  wait
-  grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT"/par85-*.log
 }
-precision85() { PREC_MODEL=yolov8n:320 PREC_ARGS="--jobs 5" precision; }
-# par85 and the precision table's five builds at once (16 cores); the table's GPU p50s are then
-# measured again, every engine cached, once nothing else runs (precision85 a second time)
-both85() { par85 & { precision85 > /dev/null 2>&1; cp "$OUT/precision.md" "$OUT/precision-builds.md"; }; wait; precision85; }
+precision85() { PREC_MODEL=yolov8n:320 precision; }
 energy() {
   # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown
   # to COOL_C (default 60 °C) before each phase, then without either; each row's energy (NVML's

@@ -20,8 +20,11 @@ weights (the cached exports) the raw output is dominated by the box grid, which 
 depend on the input. Give a trained model with --onnx for figures that mean accuracy.
 
 With --jobs N the engines (and their conversions) are built first, N processes at once,
-then measured one by one: builds take minutes each on TensorRT 8.5, which has no
-optimization level to lower, and a build keeps about one CPU core busy.
+then measured one by one. That pays where builds are short: on an NVIDIA H100 (2026-12-06)
+TensorRT 8.6 at optimization level 0 built five YOLOv8n engines at once in 41-106 s each.
+On TensorRT 8.5, builds started together slowed each other so that none of twelve (this
+benchmark's five and the GPU tests') finished in 14 minutes on the same GPU, where one alone
+takes 1-6 minutes: build one at a time there (the default).
 
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
 evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none (and --opt-level 0 from 8.6 to build faster).
