@@ -395,7 +395,8 @@ class Monitor:
                 raise
             board = " (on a Jetson, the whole board's)" if c.kind == "jetson" else ""
             raise UserError(where, f"{asked}: changes GPU 0's settings{board}, which another experiment on this node "
-                                   f"holds{holder_text(lock)}; waited {self.lease_wait_s:g} s for it (lock {lock})") from None
+                                   f"holds{holder_text(lock)}; waited {self.lease_wait_s:g} s for it "
+                                   f"(lock {lock})") from None
 
     def apply_controls(self) -> dict:
         """The controls' record, and ``mps_pipe_dir``: the folder the model processes must
