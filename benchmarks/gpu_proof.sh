@@ -362,8 +362,8 @@ pycuda85() { TRB_CUDA=pycuda cached85; }
 fidelity85() { FID_MODELS="yolov8n-cls:64 yolov8n:96" ROUNDS=5 fidelity2; }
 par85() {
   # the TensorRT tests that build engines of their own, one after the other: on an H100
-  # (2026-12-06) these six tests and the precision table's five builds started at once (12
-  # processes) finished no build in 14 minutes, where a 96-px FP32 build alone takes about one
+  # (2026-12-06) these six tests, a 96-px FP32 build and the precision table's five builds started at
+  # once (eleven builds) finished none in 14 minutes, where a 96-px FP32 build alone takes about one
   local k
   for k in ${PAR85_K:-after_pycuda builder_flag mixed_precision through_the_calibrator dynamic own_size}; do
     pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1

@@ -22,7 +22,7 @@ depend on the input. Give a trained model with --onnx for figures that mean accu
 With --jobs N the engines (and their conversions) are built first, N processes at once,
 then measured one by one. That pays where builds are short: on an NVIDIA H100 (2026-12-06)
 TensorRT 8.6 at optimization level 0 built five YOLOv8n engines at once in 41-106 s each.
-On TensorRT 8.5, builds started together slowed each other so that none of twelve (this
+On TensorRT 8.5, builds started together slowed each other so that none of eleven (this
 benchmark's five and the GPU tests') finished in 14 minutes on the same GPU, where one alone
 takes 1-6 minutes: build one at a time there (the default).
 
