@@ -30,7 +30,7 @@ PKG = "trt_ray_bench"
 LAYERS: Sequence[Sequence[str]] = (
     # the ground floor; the package's own name means its __init__ only (a new top-level
     # module must be placed here by name)
-    (PKG, f"{PKG}.errors", f"{PKG}.interrupt", f"{PKG}.progress"),
+    (PKG, f"{PKG}.errors", f"{PKG}.interrupt", f"{PKG}.progress", f"{PKG}._atomic"),
     (f"{PKG}.spec",),  # the spec: pydantic models of what a user writes
     (f"{PKG}.timing",),  # the loop and its statistics: no Ray, no GPU
     (f"{PKG}.telemetry",),  # samplers
