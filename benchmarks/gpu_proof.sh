@@ -119,9 +119,7 @@ fidelity2() {
 }
 precision() {
   step "FP32 / FP16 (flag, converted) / INT8 (Q/DQ, calibrator), yolov8n 640"
-  # shellcheck disable=SC2086
-  "$PY" benchmarks/trt_precision.py --tactics none "${OPTL[@]}" --images 8 --model ${PREC_MODEL:-yolov8n:640} \
-      ${PREC_ARGS:-} 2>&1 \
+  "$PY" benchmarks/trt_precision.py --tactics none "${OPTL[@]}" --images 8 --model ${PREC_MODEL:-yolov8n:640} 2>&1 \
       | tee "$OUT/precision.md"
 }
 noise() {

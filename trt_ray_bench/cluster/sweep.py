@@ -375,9 +375,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
                             + (f", eta {_eta(t_run, n_done + n_failed, total - n_done - n_failed)}"
                                if n_done + n_failed else ""))
         except UserError:  # the sweep log cannot be written (keep): the running points stop and restore first
-            for ref in running:
-                ray.cancel(ref)
-            ray.wait(list(running), num_returns=len(running), timeout=60)
+            _stop(running)
             raise
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
             from .. import interrupt
@@ -386,9 +384,7 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
             stop = interrupt.why(exc)
             why = stop.name if isinstance(stop, interrupt.Stopped) else "Ctrl-C"
             log.warning(f"interrupted ({why}): stopping {len(running)} running point(s)")
-            for ref in running:
-                ray.cancel(ref)
-            ray.wait(list(running), num_returns=len(running), timeout=60)
+            _stop(running)
             for ref, (job, nid, t_sub) in running.items():
                 rec = _record(sweep, job, nodes[nid], "interrupted", why, t_sub.isoformat(), _now().isoformat(), None)
                 keep(rec)
@@ -400,6 +396,14 @@ def run_sweep(sweep: SweepSpec, address: Optional[str] = None, resume: bool = Fa
         if started:
             ray.shutdown()
     return {"root": root, "records": records, "points": points, "skipped": skip}
+
+
+def _stop(running: Dict[object, tuple]) -> None:
+    """Cancel the running points (each restores its node's machine as it stops) and wait
+    up to a minute for them."""
+    for ref in running:
+        ray.cancel(ref)
+    ray.wait(list(running), num_returns=len(running), timeout=60)
 
 
 def _eta(t0: _dt.datetime, finished: int, left: int) -> str:
