@@ -366,13 +366,14 @@ def _cmd_engine_build(a) -> int:
     asks for it, the engine cache, one-line refusals naming the flag."""
     import shutil
 
-    from .engines import check_model, prepare_model, require_backend, resolve_model
+    from .engines import check_model, prepare_model, require_backend, resolve_model, timing_cache_text
 
-    _not_empty(a, "--out-dir")
+    _not_empty(a, "--out-dir", "--timing-cache")
     onnx = _onnx_file(a.model)
     flags = {"workspace_gb": a.workspace_gb, "opt_level": a.opt_level, "max_batch": a.max_batch,
              "tactics": a.tactics, "calib_images": a.calib_images, "calib_cache": a.calib_cache,
-             "typing": a.typing, "convert": {"true": True, "false": False}.get(a.convert, a.convert)}
+             "typing": a.typing, "convert": {"true": True, "false": False}.get(a.convert, a.convert),
+             "timing_cache": a.timing_cache}
     options = {k: v for k, v in flags.items() if v is not None}
     spec = _model_spec(a.model, path=str(onnx), backend="tensorrt", precision=a.precision, batch=a.batch,
                        options=options)
@@ -396,7 +397,9 @@ def _cmd_engine_build(a) -> int:
         path = out / path.name
     how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
     made = f"; from {Path(c['path']).name} ({c['converter']})" if c else ""
-    print(f"{path}  ({how}; TensorRT {e['trt_version']}, {e['gpu']}, {a.precision}, {e.get('typing')} typing{made})")
+    timing = "" if e.get("cached") else timing_cache_text(e.get("timing_cache")).replace(",", ";", 1)
+    print(f"{path}  ({how}; TensorRT {e['trt_version']}, {e['gpu']}, {a.precision}, {e.get('typing')} typing{made}"
+          f"{timing})")
     return 0
 
 
@@ -760,6 +763,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="none: no cuBLAS/cuDNN tactics")
     eb.add_argument("--calib-images", help="int8: folder of calibration images")
     eb.add_argument("--calib-cache", help="int8: calibration cache file (read if present, else written)")
+    eb.add_argument("--timing-cache", metavar="FILE", help="TensorRT's timing cache file (trtexec's "
+                    "--timingCacheFile): created by the first build, read and updated by later ones")
     eb.add_argument("--typing", choices=("weak", "strong"), help="weak: builder precision flags (TensorRT < 11); "
                     "strong: the precision is in the ONNX (TensorRT >= 10); default: weak below 11, strong from 11")
     eb.add_argument("--convert", choices=("auto", "true", "false"), help="convert the ONNX to the precision first "

@@ -23,7 +23,15 @@ back, and the serialized "engine" carries the network's inputs and outputs so th
 deserialization, the runner and ``prepare`` of an engine file work on it. DLA: the builder
 counts ``Sim.dla_cores`` cores (0, as on every desktop GPU, unless a test gives it some), a
 DLA build needs FP16 or INT8 and refuses layers the DLA cannot run (only ``Conv`` here)
-without ``GPU_FALLBACK``, and a DLA engine loads only on a runtime set to its core.
+without ``GPU_FALLBACK``, and a DLA engine loads only on a runtime set to its core. The
+timing cache: a build adds an entry per layer (its op, input shape and precision) to the
+cache set on its config; a cache serializes to a header (TensorRT version, GPU) and its
+entries; ``combine`` merges two of one version; a cache of another TensorRT version (or
+bytes that are none) is not created (an error logged, None returned), and one of another
+GPU is refused by ``set_timing_cache(cache, ignore_mismatch=False)``, which returns False
+(TensorRT's docstring: "A failure will be reported if the CUDA device property in the
+provided cache is different from current environment"; "returns: A BOOL indicating whether
+the operation is done successfully").
 
 The REAL code runs through it (``build_engine`` for fp32/fp16/int8 x weak/strong x
 converted or not, engine deserialization, ``prepare`` of an engine file without imgsz,
@@ -58,7 +66,9 @@ STUBS = DATA / "tensorrt-stubs-10.13"
 README = DATA / "README.md"
 VERSIONS = ("8.5.2.2", "8.6.1.6", "10.0.1.6", "10.13.0.35", "11.4.0.10")
 ENGINE_MAGIC = b"TRT-STAND-IN\n"
+TIMING_MAGIC = b"TRT-STAND-IN-TIMING-CACHE\n"
 DEVICE_MEMORY = 4096
+GPU = "Stand-in Orin"
 
 
 def vt(version: str) -> Tuple[int, int]:
@@ -480,6 +490,9 @@ class Sim:
         self.networks: List[dict] = []  # per create_network: flags, strong
         self.builds: List[dict] = []  # per build: flags set, calibrated, strong
         self.dla_cores = 0  # what Builder/Runtime.num_DLA_cores count: 0 on a desktop GPU
+        self.device = GPU  # the GPU a timing cache is recorded on, and checked against
+        self.during_build = None  # called inside each build (a test's barrier)
+        self.fail_build: Optional[str] = None  # a build that times its layers, then fails with this error
 
     def classes(self) -> Dict[str, type]:
         return object.__getattribute__(self.mod, "_s_classes")
@@ -544,7 +557,72 @@ class Sim:
     def Builder__create_builder_config(self, obj):
         cfg = self.classes()["IBuilderConfig"]()
         cfg._s_flags, cfg._s_profiles, cfg._s_calib_profile = set(), [], None
+        cfg._s_logger, cfg._s_timing = obj._s_args[0], None
         return cfg
+
+    # ---- the timing cache
+    def version(self) -> str:
+        return object.__getattribute__(self.mod, "__version__")
+
+    def _timing_cache(self, trt_version: str, device: str, entries=()):
+        cache = self.classes()["ITimingCache"]()
+        cache._s_header, cache._s_entries = {"trt": trt_version, "device": device}, set(entries)
+        return cache
+
+    def IBuilderConfig__create_timing_cache(self, obj, serialized_timing_cache):
+        data = bytes(serialized_timing_cache)
+        if not data:
+            return self._timing_cache(self.version(), self.device)
+        try:
+            assert data.startswith(TIMING_MAGIC)
+            saved = json.loads(data[len(TIMING_MAGIC):].decode())
+        except (AssertionError, ValueError):
+            self._log_to(obj._s_logger, "timing cache: magic tag does not match")
+            return None
+        if saved["trt"] != self.version():
+            self._log_to(obj._s_logger, f"timing cache: version tag does not match ({saved['trt']})")
+            return None
+        return self._timing_cache(saved["trt"], saved["device"], saved["entries"])
+
+    def IBuilderConfig__set_timing_cache(self, obj, cache, ignore_mismatch):
+        assert isinstance(cache, self.classes()["ITimingCache"]) and isinstance(ignore_mismatch, bool)
+        if cache._s_header["device"] != self.device and not ignore_mismatch:
+            self._log_to(obj._s_logger, f"timing cache: recorded on {cache._s_header['device']}, not {self.device}")
+            return False
+        obj._s_timing = cache
+        return True
+
+    def IBuilderConfig__get_timing_cache(self, obj):
+        return obj._s_timing
+
+    def ITimingCache__serialize(self, obj):
+        return TIMING_MAGIC + json.dumps({**obj._s_header, "entries": sorted(obj._s_entries)}).encode()
+
+    def ITimingCache__combine(self, obj, input_cache, ignore_mismatch):
+        assert isinstance(input_cache, self.classes()["ITimingCache"]) and isinstance(ignore_mismatch, bool)
+        theirs = input_cache._s_header
+        if theirs["trt"] != obj._s_header["trt"] or (theirs["device"] != obj._s_header["device"]
+                                                     and not ignore_mismatch):
+            return False
+        obj._s_entries |= input_cache._s_entries
+        return True
+
+    def ITimingCache__reset(self, obj):
+        obj._s_entries.clear()
+        return True
+
+    def _time_layers(self, config, info, flags) -> Tuple[int, int]:
+        """What a build does with its config's timing cache: each layer's timing found there
+        or measured and added. (found, measured)."""
+        cache = config._s_timing
+        if cache is None:
+            return 0, 0
+        precision = "+".join(sorted(flags & {"FP16", "INT8"})) or ("strong" if info["strong"] else "fp32")
+        shape = "x".join(str(d) for d in info["inputs"][0][1]) if info["inputs"] else ""
+        keys = {f"{op}:{shape}:{precision}" for _, op in info.get("layers", [])}
+        found = keys & cache._s_entries
+        cache._s_entries |= keys
+        return len(found), len(keys - found)
 
     def Builder__create_optimization_profile(self, obj):
         profile = self.classes()["IOptimizationProfile"]()
@@ -598,10 +676,17 @@ class Sim:
                 self._log(obj, "calibrating a dynamic network needs a calibration profile")
                 return None
             self._calibrate(calibrator, info)
+        if self.during_build is not None:
+            self.during_build()
+        found, measured = self._time_layers(config, info, flags)
+        if self.fail_build:
+            self._log(obj, self.fail_build)
+            return None
         self.builds.append({"flags": sorted(flags), "calibrated": calibrator is not None, "strong": info["strong"],
                             "network_flags": info["flags"],
                             "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()],
-                            "dla_core": values.get("DLA_core") if dla else None})
+                            "dla_core": values.get("DLA_core") if dla else None,
+                            "timings_found": found, "timings_measured": measured})
         return ENGINE_MAGIC + json.dumps({"inputs": info["inputs"], "outputs": info["outputs"],
                                           "dla_core": values.get("DLA_core") if dla else None}).encode()
 
@@ -621,7 +706,9 @@ class Sim:
             assert batch >= 1
 
     def _log(self, builder, msg: str) -> None:
-        logger = builder._s_args[0]
+        self._log_to(builder._s_args[0], msg)
+
+    def _log_to(self, logger, msg: str) -> None:
         with self.record.quiet():
             logger.log(self.enum("ILogger.Severity", "ERROR"), msg)
 
@@ -779,7 +866,7 @@ class FakeCuda:
         return 1
 
     def device_name(self, device: int = 0) -> str:
-        return "Stand-in Orin"
+        return GPU
 
     def compute_capability(self, device: int = 0):
         return self._cc
@@ -877,6 +964,18 @@ def tiny_onnx(path: Path, precision: str = "fp32", hw=(32, 32), dynamic: bool = 
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def timing_cache_bytes(version: str, device: str = GPU, entries=()) -> bytes:
+    """A timing cache file as the stand-in of ``version`` on ``device`` writes it."""
+    return TIMING_MAGIC + json.dumps({"trt": version, "device": device, "entries": sorted(entries)}).encode()
+
+
+def timing_entries(path: Path) -> Set[str]:
+    """The entries of a timing cache file the stand-in wrote."""
+    data = Path(path).read_bytes()
+    assert data.startswith(TIMING_MAGIC), data[:40]
+    return set(json.loads(data[len(TIMING_MAGIC):].decode())["entries"])
 
 
 def calib_folder(path: Path, n: int = 2) -> Path:
@@ -1008,7 +1107,8 @@ def exercise(version: str, tmp: Path) -> Exercise:
             opts = BuildOptions(precision=precision, typing=typing, opt_level=opt_level, tactics="none",
                                 max_batch=4 if dynamic else None,
                                 onnx_precision=carried, calib_images=str(images) if precision == "int8" else None,
-                                calib_cache=str(tmp / f"{label}.cache") if precision == "int8" else None)
+                                calib_cache=str(tmp / f"{label}.cache") if precision == "int8" else None,
+                                timing_cache=str(tmp / "timing.cache"))
             n = len(sim.builds)
             info = _attempt(ex, label, lambda: build_engine(src, opts, "Stand-in Orin", out=tmp / "engines",
                                                             where="models[0]", hw=(32, 32), cc=(8, 7),
@@ -1036,6 +1136,17 @@ def exercise(version: str, tmp: Path) -> Exercise:
                                             engine=ex.infos[label])
                 _attempt(ex, f"run {label}", lambda: _run(backend, model, run_loop, LoopPlan))
         sim.dla_cores = 0
+        # another build wrote the timing cache while this one built: both builds' timings are kept
+        timing = tmp / "timing.cache"
+        if timing.is_file():
+            sim.during_build = lambda: timing.write_bytes(timing_cache_bytes(version, GPU, ["Elsewhere:1:fp32"]))
+            opts = BuildOptions(precision="fp32", tactics="none", opt_level=None, max_batch=4,
+                                timing_cache=str(timing))
+            info = _attempt(ex, "timing cache merged", lambda: build_engine(
+                onnx["fp32-dynamic"], opts, GPU, out=tmp / "engines", where="models[0]", hw=(32, 32), cc=(8, 7)))
+            sim.during_build = None
+            if info is not None:
+                ex.outcomes["timing cache merged"] = sorted(timing_entries(timing))
         built = [label for label, outcome in ex.outcomes.items() if outcome == "built" and "DLA" not in label]
         for label in built[:1]:  # load and run one engine, then an engine file without imgsz
             path = Path(ex.infos[label]["path"])
@@ -1192,6 +1303,13 @@ def test_build_and_run_on_each_version(exercised, version):
         assert (info["converted"] is None) == (carried == "fp32")
         assert [list(t) for t in info["inputs"]] == [["images", [-1 if dynamic else 1, 3, 32, 32], "float32"]]
         assert build["profiles"] == ([[[1, 3, 32, 32], [1, 3, 32, 32], [4, 3, 32, 32]]] if dynamic else [])
+        timing = info["timing_cache"]  # one file for every build of the version: made by the first, read by the rest
+        assert timing["path"].endswith("timing.cache") and timing["bytes_after"] >= timing["bytes_before"], timing
+        assert timing["existed"] == (timing["bytes_before"] > 0) and build["timings_found"] + build[
+            "timings_measured"] > 0, (label, timing, build)
+    merged = ex.outcomes["timing cache merged"]  # every build's timings, and those another build wrote meanwhile
+    assert "Elsewhere:1:fp32" in merged and "Conv:-1x3x32x32:" + ("strong" if vt(version)[0] >= 11 else "fp32") \
+        in merged and any(e.startswith("Conv:1x3x32x32:") for e in merged), merged
     assert ex.outcomes["engine file without imgsz"] == "hw 32x32"
     assert ex.infos["engine file without imgsz"]["given"]
     assert f"{version} (default typing: {expected_typing(version)})" in ex.outcomes["doctor"]
@@ -1787,3 +1905,214 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
     assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == sorted(
         [Path(first.path).name, Path(first.path).with_suffix(".json").name,
          Path(other.path).name, Path(other.path).with_suffix(".json").name])  # no temporary file left
+
+
+# -------------------------------------------------------------------- the timing cache (options.timing_cache)
+def _sim(trt) -> Sim:
+    return object.__getattribute__(trt, "_s_sim")
+
+
+def _build(src: Path, out: Path, **options):
+    """``build_engine`` as a run's model calls it, for the stand-in GPU."""
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine
+
+    return build_engine(src, BuildOptions(**{"tactics": "none", **options}), GPU, out=out, where="models[0]",
+                        hw=(32, 32), cc=(8, 7))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_timing_cache_is_made_by_the_first_build_and_read_by_the_next(tmp_path, monkeypatch, version):
+    """A study's FP32 then FP16 build of one model, through ``prepare`` (the FP16 ONNX is
+    converted first on 11.x): the first build makes the file (``~`` expanded), the second
+    reads it and adds its own timings; each engine's record says so."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("trt_ray_bench.models._convert")
+    from trt_ray_bench.engines import tensorrt as backend
+
+    monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    with standin(version) as trt:
+        builds = _sim(trt).builds
+        first = backend.prepare(resolved(src, "fp32", tactics="none", timing_cache="~/timing.cache"), "models[0]")
+        timed = timing_entries(file)
+        second = backend.prepare(resolved(src, "fp16", tactics="none", timing_cache="~/timing.cache"), "models[0]")
+    a, b = first.engine["timing_cache"], second.engine["timing_cache"]
+    assert a == {"path": str(file), "existed": False, "bytes_before": 0, "bytes_after": len(timing_cache_bytes(
+        version, GPU, timed))} and timed and builds[0]["timings_measured"] == len(timed)
+    assert b["existed"] and b["bytes_before"] == a["bytes_after"] and b["bytes_after"] >= b["bytes_before"]
+    assert b["bytes_after"] == file.stat().st_size and timing_entries(file) > timed  # both builds' timings
+    assert json.loads(Path(second.engine_path).with_suffix(".json").read_text())["timing_cache"] == b
+    assert "timing_cache" not in first.engine["options"]
+    from types import SimpleNamespace
+
+    from trt_ray_bench.cluster.node_run import engine_line
+
+    line = engine_line(SimpleNamespace(name="m", engine=second.engine, engine_path=second.engine_path))
+    assert line.endswith(f"typing, timing cache timing.cache (read {b['bytes_before']} bytes, wrote "
+                         f"{b['bytes_after']}))"), line
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_timing_cache_is_not_part_of_the_engine_cache_key(tmp_path, version):
+    """The same engine is wanted with or without a timing cache: an engine built without one
+    is found in the cache by a build that names one (and used as is: the file is not made),
+    and the other way round."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.engines._trt_build import BuildOptions
+
+    assert BuildOptions(precision="fp16", timing_cache="t.cache").key() == BuildOptions(precision="fp16").key()
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    with standin(version) as trt:
+        builds = _sim(trt).builds
+        plain = _build(src, tmp_path / "a")
+        again = _build(src, tmp_path / "a", timing_cache=str(file))
+        assert again.cached and again.path == plain.path and len(builds) == 1 and not file.exists()
+        made = _build(src, tmp_path / "b", timing_cache=str(file))
+        assert not made.cached and Path(made.path).name == Path(plain.path).name and file.is_file()
+        assert _build(src, tmp_path / "b").cached and len(builds) == 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("other", ["another GPU", "another TensorRT", "not a timing cache"])
+def test_a_timing_cache_this_tensorrt_refuses_is_one_line_before_building(tmp_path, version, other):
+    """A file written on another GPU (``set_timing_cache`` returns False), by another
+    TensorRT version or not a timing cache at all (none is created): refused in one line
+    naming the option and the file, before the build; nothing built, the file untouched."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.errors import UserError
+
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    file.write_bytes({"another GPU": timing_cache_bytes(version, "Jetson AGX Xavier", ["Conv:1x3x32x32:fp32"]),
+                      "another TensorRT": timing_cache_bytes("7.1.3.0", GPU, ["Conv:1x3x32x32:fp32"]),
+                      "not a timing cache": b"\x00" * 64}[other])
+    before = file.read_bytes()
+    with standin(version) as trt:
+        with pytest.raises(UserError) as e:
+            _build(src, tmp_path / "engines", timing_cache=str(file))
+        assert _sim(trt).builds == []
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"models[0].options.timing_cache: {file} was written by another GPU "
+                                              f"or TensorRT version, or is no timing cache (TensorRT {version} on {GPU}"
+                                              " refuses it: timing cache: "), msg
+    assert msg.endswith("): delete it or name another file"), msg
+    assert file.read_bytes() == before and not (tmp_path / "engines").exists()
+    assert not file.with_name("timing.cache.lock").exists()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_failed_build_leaves_the_timing_cache_as_it_was(tmp_path, version):
+    """TensorRT timed the layers (its cache in memory grew), then the build failed: the file
+    keeps what the last successful build wrote."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.errors import UserError
+
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    with standin(version) as trt:
+        _build(src, tmp_path / "engines", timing_cache=str(file))
+        before = file.read_bytes()
+        _sim(trt).fail_build = "out of device memory"
+        with pytest.raises(UserError, match="TensorRT could not build an engine: out of device memory"):
+            _build(tiny_onnx(tmp_path / "m48.onnx", hw=(48, 48)), tmp_path / "engines", timing_cache=str(file),
+                   max_batch=2)
+    assert file.read_bytes() == before
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_bad_timing_cache_path_is_one_line_before_building(tmp_path, version):
+    """Not a path, a folder, a file in a folder that does not exist: one line naming the
+    option, on the driver (``check``) and on the node (``prepare``) before any build."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    src = tiny_onnx(tmp_path / "m.onnx")
+    (tmp_path / "cache.d").mkdir()
+    cases = [(str(tmp_path / "missing" / "t.cache"), f"{tmp_path / 'missing' / 't.cache'}: no such folder "
+              f"{tmp_path / 'missing'}, expected a file path"),
+             (str(tmp_path / "cache.d"), f"{tmp_path / 'cache.d'} is a folder, expected a file path"),
+             (5, "5, expected a file path"), ("", "'', expected a file path"),
+             (["t.cache"], "['t.cache'], expected a file path")]
+    with standin(version) as trt:
+        for value, says in cases:
+            model = resolved(src, "fp16", tactics="none", timing_cache=value)
+            for step in (backend.check, backend.prepare):
+                with pytest.raises(UserError) as e:
+                    step(model, "models[1]")
+                assert str(e.value).startswith("models[1].options.timing_cache: " + says), str(e.value)
+                assert "\n" not in str(e.value)
+        assert _sim(trt).builds == []
+    backend.check(resolved(src, "fp16", timing_cache=str(tmp_path / "new.cache")), "models[1]")  # made by the build
+
+
+def test_a_timing_cache_folder_that_cannot_be_written_is_refused(tmp_path):
+    import os
+
+    from trt_ray_bench.engines import tensorrt as backend
+    from trt_ray_bench.errors import UserError
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes any folder")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match=r"^models\[0\]\.options\.timing_cache: .*: the folder .* cannot be "
+                                            r"written"):
+            backend.check(resolved(tmp_path / "m.onnx", "fp16", timing_cache=str(folder / "t.cache")), "models[0]")
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_two_builds_at_once_keep_both_builds_timings(tmp_path, version):
+    """Two builds (threads, as sweep points on one node are processes) with one timing cache
+    file, both reading it before either writes: the second to write merges what the first
+    wrote (under the file's lock), so the file holds both builds' timings."""
+    pytest.importorskip("onnx")
+    file = tmp_path / "timing.cache"
+    sources = {hw: tiny_onnx(tmp_path / f"m{hw}.onnx", hw=(hw, hw)) for hw in (32, 48)}
+    barrier = threading.Barrier(2, timeout=30)
+    infos, errors = {}, []
+
+    def build(hw):
+        try:
+            infos[hw] = _build(sources[hw], tmp_path / f"engines{hw}", timing_cache=str(file))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+            barrier.abort()
+
+    with standin(version) as trt:
+        _sim(trt).during_build = barrier.wait  # both have read the file (not there yet) before either writes
+        threads = [threading.Thread(target=build, args=(hw,)) for hw in sources]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    shapes = {e.split(":")[1] for e in timing_entries(file)}
+    assert shapes == {"1x3x32x32", "1x3x48x48"}, timing_entries(file)
+    records = sorted((i.timing_cache for i in infos.values()), key=lambda r: r["bytes_after"])
+    assert [r["existed"] for r in records] == [False, False] and records[-1]["bytes_after"] == file.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir() if "timing" in p.name) == ["timing.cache", "timing.cache.lock"]
+
+
+def test_trb_engine_build_takes_a_timing_cache(tmp_path, monkeypatch, capsys):
+    """``trb engine build --timing-cache FILE``: the build's line says what it read and wrote;
+    a bad path is one line naming the flag, exit 2."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.cli import main
+
+    monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / "cache"))
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    with standin("8.5.2.2"):
+        for precision, says in (("fp32", "new"), ("fp16", "read ")):
+            assert main(["engine", "build", str(src), "--precision", precision, "--tactics", "none",
+                         "--timing-cache", str(file)]) == 0
+            out = capsys.readouterr().out
+            assert f"weak typing; timing cache timing.cache ({says}" in out and out.rstrip().endswith(
+                f"wrote {file.stat().st_size}))"), out
+        assert main(["engine", "build", str(src), "--timing-cache", str(tmp_path / "no" / "t.cache")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"trb: error: --timing-cache: {tmp_path / 'no' / 't.cache'}: no such folder") and \
+        "\n" not in err, err

@@ -59,6 +59,35 @@ def test_build_is_cached_and_recorded(cls_onnx):
     assert fp32.engine_path != m.engine_path
 
 
+def test_timing_cache_is_written_then_reused(cls_onnx, tmp_path, monkeypatch):
+    """``options.timing_cache``: the classifier's FP32 build writes the file, its FP16 build
+    reads it and adds its own timings, and the FP32 build again (another engine cache) finds
+    every timing there. Each build's time is printed: the effect on this GPU. Built at the
+    default optimization level, not FAST's 0: level 0 picks the first tactic that runs and
+    does not use a timing cache (TensorRT's ``builder_optimization_level`` docs)."""
+    file = tmp_path / "timing.cache"
+    options = {**{k: v for k, v in FAST.items() if k != "opt_level"}, "timing_cache": str(file)}
+
+    def build(precision, cache):
+        monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / cache))  # an empty engine cache: built, not found
+        m = resolve_model(ModelSpec(path=str(cls_onnx), backend="tensorrt", precision=precision, options=options),
+                          "models[0]")
+        e = prepare_model(m, "models[0]").engine
+        assert not e["cached"]
+        return e, e["timing_cache"]
+
+    fp32, a = build("fp32", "first")
+    assert file.is_file() and file.stat().st_size > 0
+    assert not a["existed"] and a["bytes_before"] == 0 and a["bytes_after"] == file.stat().st_size
+    fp16, b = build("fp16", "first")
+    assert b["existed"] and b["bytes_before"] == a["bytes_after"] and b["bytes_after"] >= b["bytes_before"]
+    again, c = build("fp32", "again")
+    assert c["existed"] and c["bytes_before"] == b["bytes_after"]
+    print(f"timing cache: fp32 built in {fp32['build_s']:.1f} s (new cache, {a['bytes_after']} bytes), fp16 in "
+          f"{fp16['build_s']:.1f} s (read {b['bytes_before']}, wrote {b['bytes_after']}), fp32 again in "
+          f"{again['build_s']:.1f} s (read {c['bytes_before']}, wrote {c['bytes_after']})")
+
+
 def test_gpu_time_host_time_and_stages(cls_onnx):
     m = _model(cls_onnx)
     s, stages = _timed(m)

@@ -30,7 +30,7 @@ from ..results.energy import window_energy
 from ..telemetry.foreign import driver_identity
 from ..telemetry.thermal import oc_delta
 from ..timing import LoopPlan, common_window, open_loop_stats, summarize
-from ..engines import has_build_step, needs_gpu
+from ..engines import has_build_step, needs_gpu, timing_cache_text
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, journal_key, prepare_models
 from .plan import Phase, Plan
 
@@ -158,7 +158,8 @@ def _prepare_on_node(plan: Plan, place, node_gpus: float, log: Say, env: Optiona
 
 def engine_line(m) -> str:
     """The run log's line for a model's engine: built or cached, by which TensorRT, for
-    which GPU, its typing, and on a DLA core the layers that fell back to the GPU."""
+    which GPU, its typing, on a DLA core the layers that fell back to the GPU, and the
+    timing cache a build read and wrote (``options.timing_cache``)."""
     e = m.engine or {}
     how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
     dla = ""
@@ -166,8 +167,9 @@ def engine_line(m) -> str:
         layers = list(e.get("gpu_layers") or [])
         dla = (f", DLA core {e['dla_core']}, {len(layers)} layer(s) on the GPU"
                + (f": {', '.join(layers[:5])}{', ...' if len(layers) > 5 else ''}" if layers else ""))
+    timing = "" if e.get("cached") else timing_cache_text(e.get("timing_cache"))
     return (f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
-            f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla})")
+            f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla}{timing})")
 
 
 def _reason(exc: BaseException, actor: str = "model actor") -> str:

@@ -20,7 +20,7 @@ from ..errors import MissingExtra, UserError, lazy_import
 from ..models import cache_dir
 from ..models._inputs import list_images, load_images
 from ..models._resolve import sha256_file
-from . import _trt_api
+from . import _trt_api, _trt_timing_cache
 
 #: options.convert's values (YAML gives booleans; ``--set`` overrides may give the words)
 CONVERT = {"auto": "auto", True: True, False: False, "true": True, "false": False}
@@ -80,6 +80,9 @@ class BuildOptions:
     #: may fall back to the GPU
     dla_core: Optional[int] = None
     gpu_fallback: bool = False
+    #: TensorRT's timing cache file (``_trt_timing_cache``; None: none): read before the
+    #: build, updated after; not part of the engine's identity
+    timing_cache: Optional[str] = None
 
     def calibrates(self) -> bool:
         """Whether the build runs TensorRT's INT8 calibrator: weak int8 from an ONNX without
@@ -90,6 +93,7 @@ class BuildOptions:
         d = asdict(self)
         d.pop("calib_images")  # the cache file (calibrator) or the converted ONNX (Q/DQ) holds the scales
         d.pop("convert")
+        d.pop("timing_cache")  # the same engine is wanted with or without it
         if not self.calibrates():
             d.pop("calib_cache")
         if self.dla_core is None:  # a GPU engine's key as it always was
@@ -119,6 +123,9 @@ class EngineInfo:
     #: the DLA core it was built for (None: the GPU), and the layers that fell back to the GPU
     dla_core: Optional[int] = None
     gpu_layers: List[str] = field(default_factory=list)
+    #: the timing cache the build used (``_trt_timing_cache.Attached.record``: path, whether
+    #: it existed, its bytes before and after), or None
+    timing_cache: Optional[Dict] = None
 
 
 def engine_cache_dir() -> Path:
@@ -204,6 +211,7 @@ def check_build_options(opts: BuildOptions, where: str) -> None:
     """Everything that can be refused without TensorRT or a GPU."""
     _check_typing_options(opts, where)
     check_dla_options(opts, where)
+    _trt_timing_cache.check(opts.timing_cache, where)
     if opts.precision in ("fp16", "int8") and opts.typing == "strong" and opts.onnx_precision == "fp32" \
             and CONVERT[opts.convert] is False:
         raise UserError(f"{where}.options.convert", f"false builds the ONNX as given, which carries fp32: a strongly "
@@ -284,6 +292,9 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
             raise UserError(f"{where}.options.gpu_fallback", f"false, but {len(on_gpu)} of {network.num_layers} "
                             f"layers cannot run on DLA core {opts.dla_core} ({', '.join(on_gpu[:3])}"
                             f"{', ...' if len(on_gpu) > 3 else ''}): gpu_fallback: true runs them on the GPU")
+    # a timing cache this TensorRT refuses is refused now, before the build's long part
+    timing = _trt_timing_cache.attach(config, opts.timing_cache, logger, where, f"TensorRT {trt.__version__} on "
+                                      f"{gpu_name}")
     calibrator = None
     if opts.calibrates():
         calibrator = make_calibrator(trt, network, opts, hw, task)
@@ -306,11 +317,12 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         # the next run finds the file and keys by it, so the engine is stored under that key
         path = _cache_path(onnx_path, onnx_sha, opts, trt, gpu_name, out)
         meta = path.with_suffix(".json")
+    timing_record = _trt_timing_cache.save(config, timing, where) if timing is not None else None
     write_atomic(path, blob)
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
                       compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
-                      gpu_layers=on_gpu, **facts)
+                      gpu_layers=on_gpu, timing_cache=timing_record, **facts)
     write_atomic(meta, json.dumps(asdict(info), indent=1).encode())
     return info
 

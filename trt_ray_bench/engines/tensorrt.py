@@ -25,6 +25,9 @@ Options (``models[].options``), named after trtexec's where they mean the same:
                        only); refused where TensorRT counts no such core (every desktop GPU)
   gpu_fallback: false  with dla_core: layers the DLA cannot run go to the GPU
                        (``--allowGPUFallback``); false refuses an engine that needs it
+  timing_cache: FILE   TensorRT's timing cache (``--timingCacheFile``): created by the first
+                       build, read and updated by every later one (``_trt_timing_cache``);
+                       not part of the engine cache's key
 The CUDA binding: ``TRB_CUDA=auto | cuda-python | pycuda`` (``_cuda``).
 """
 
@@ -40,7 +43,7 @@ import numpy as np
 from ..errors import BrokenExtra, MissingExtra, UserError
 from ..models import convert_model, onnx_precision
 from ..timing import BaseRunner, EventRing
-from . import _cuda, _trt_api
+from . import _cuda, _trt_api, _trt_timing_cache
 from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, check_dla,
                          check_dla_options, converts, deserialize, io_tensors, split_ultralytics_header, trt_module)
 
@@ -48,7 +51,7 @@ NAME = "tensorrt"
 USES_ONNX = True
 
 _BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert",
-          "dla_core", "gpu_fallback"}
+          "dla_core", "gpu_fallback", "timing_cache"}
 _RUN = {"transfers", "cuda_graph", "sync_wait"}
 _KNOWN = _BUILD | _RUN
 _ENGINE_SUFFIXES = (".engine", ".plan")
@@ -100,6 +103,7 @@ def build_options(model, onnx_precision: Optional[str] = "fp32") -> BuildOptions
         calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"), typing=o.get("typing"),
         convert=o.get("convert", "auto"), onnx_precision=onnx_precision,
         dla_core=o.get("dla_core"), gpu_fallback=o.get("gpu_fallback", False),
+        timing_cache=_trt_timing_cache.expand(o.get("timing_cache")),
     )
 
 
@@ -239,7 +243,7 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
             "typing": "strong" if _trt_api.version_tuple(trt)[0] >= _trt_api.WEAK_BEFORE else "unknown",
             "device_memory_bytes": _trt_api.engine_device_memory(engine),
             "compute_capability": f"{cc[0]}.{cc[1]}" if cc else "", "metadata": meta,
-            "dla_core": core, "gpu_layers": []}
+            "dla_core": core, "gpu_layers": [], "timing_cache": None}
     if model.task is None and meta and meta.get("task"):
         model = dataclasses.replace(model, task=str(meta["task"]))
     return _with(model, engine_path=str(path), engine=info)
