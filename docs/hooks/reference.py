@@ -265,6 +265,11 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
                     "FP16 or INT8 only; refused where TensorRT counts no such core (every desktop GPU)",
         "gpu_fallback": "with `dla_core`: the layers the DLA cannot run go to the GPU (`--allowGPUFallback`; runs "
                         "column `dla_gpu_layers`); `false` (default) refuses an engine that needs it",
+        "timing_cache": "a file for TensorRT's timing cache (trtexec's `--timingCacheFile`; `~` expanded, a relative "
+                        "path is the current folder's): made by the first build, read and added to by every later "
+                        "one, so that other precisions and sizes of a model reuse its layers' timings. Not part of "
+                        "the engine cache's key; each engine's `.json` records its `timing_cache` (whether the file "
+                        "existed, its bytes before and after). `opt_level: 0` does not use it",
     },
     "torch": {
         "device": "`auto` (default: the GPU where there is one), `cuda` or `cpu`",
