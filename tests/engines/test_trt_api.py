@@ -2019,6 +2019,30 @@ def test_a_failed_build_leaves_the_timing_cache_as_it_was(tmp_path, version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_a_timing_cache_that_cannot_be_written_keeps_the_engine(tmp_path, monkeypatch, version):
+    """The disk refuses the timing cache's write after the build: one line naming the option
+    and the file, and the engine just built is kept (the next run finds it, nothing rebuilt)."""
+    import errno
+
+    pytest.importorskip("onnx")
+    from trt_ray_bench.engines import _trt_timing_cache
+    from trt_ray_bench.errors import UserError
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    src, file = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    with standin(version) as trt:
+        with monkeypatch.context() as m:
+            m.setattr(_trt_timing_cache, "write_atomic", full)
+            with pytest.raises(UserError) as e:
+                _build(src, tmp_path / "engines", timing_cache=str(file))
+        assert str(e.value) == f"models[0].options.timing_cache: {file} cannot be written (No space left on device)"
+        again = _build(src, tmp_path / "engines", timing_cache=str(file))
+        assert again.cached and len(_sim(trt).builds) == 1 and not file.exists()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_a_bad_timing_cache_path_is_one_line_before_building(tmp_path, version):
     """Not a path, a folder, a file in a folder that does not exist: one line naming the
     option, on the driver (``check``) and on the node (``prepare``) before any build."""

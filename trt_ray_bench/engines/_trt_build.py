@@ -317,13 +317,22 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         # the next run finds the file and keys by it, so the engine is stored under that key
         path = _cache_path(onnx_path, onnx_sha, opts, trt, gpu_name, out)
         meta = path.with_suffix(".json")
-    timing_record = _trt_timing_cache.save(config, timing, where) if timing is not None else None
+    # the timing cache is written before the engine's record names it; a cache that cannot
+    # be written does not lose the engine: it is kept, and the error raised after
+    timing_record, timing_error = None, None
+    if timing is not None:
+        try:
+            timing_record = _trt_timing_cache.save(config, timing, where)
+        except UserError as exc:
+            timing_error = exc
     write_atomic(path, blob)
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
                       compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
                       gpu_layers=on_gpu, timing_cache=timing_record, **facts)
     write_atomic(meta, json.dumps(asdict(info), indent=1).encode())
+    if timing_error is not None:
+        raise timing_error
     return info
 
 
