@@ -359,11 +359,12 @@ cached85() { GPUTESTS=tests/gpu/test_tensorrt.py GPUTESTS_K="$CACHED85" gputests
 pycuda85() { TRB_CUDA=pycuda cached85; }
 fidelity85() { FID_MODELS="yolov8n-cls:64 yolov8n:96" ROUNDS=5 fidelity2; }
 par85() {
-  # the TensorRT tests that build engines of their own, one after the other: on an H100
-  # (2026-12-06) these six tests, a 96-px FP32 build and the precision table's five builds started at
-  # once (eleven builds) finished none in 14 minutes, where a 96-px FP32 build alone takes about one
+  # the TensorRT tests that build engines of their own, one after the other, those not yet
+  # run on 8.5 first: on an H100 (2026-12-06) six of these tests, a 96-px FP32 build and the
+  # precision table's five builds started at once (eleven builds) finished none in 14 minutes;
+  # one at a time (2026-12-07) own_size took 219 s, dynamic 229 s, builder_flag 492 s (two builds)
   local k
-  for k in ${PAR85_K:-after_pycuda builder_flag mixed_precision through_the_calibrator dynamic own_size}; do
+  for k in ${PAR85_K:-mixed_precision through_the_calibrator timing_cache builder_flag dynamic own_size after_pycuda}; do
     pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1
     grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT/par85-$k.log"
   done
