@@ -267,7 +267,8 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
                         "column `dla_gpu_layers`); `false` (default) refuses an engine that needs it",
         "timing_cache": "a file for TensorRT's timing cache (trtexec's `--timingCacheFile`; `~` expanded, a relative "
                         "path is the current folder's): made by the first build, read and added to by every later "
-                        "one, so that other precisions and sizes of a model reuse its layers' timings. Not part of "
+                        "one, so that other precisions of a model reuse its layers' timings (another input size "
+                        "is new). Not part of "
                         "the engine cache's key; each engine's `.json` records its `timing_cache` (whether the file "
                         "existed, its bytes before and after). `opt_level: 0` does not use it",
     },

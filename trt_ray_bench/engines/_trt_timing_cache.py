@@ -2,7 +2,8 @@
 ``--timingCacheFile``): the tactic timings one build measured, read by the next build on
 the same GPU and TensorRT, which then times only the layers it has not seen. On TensorRT
 8.5 (JetPack 5), where a build takes minutes, a study's builds of one model at other
-precisions or input sizes reuse the timings of the layers they share.
+precisions reuse the timings of the layers they share (an entry holds the layer's shapes:
+another input size is timed anew).
 
 The file is read before the build and written after a build that succeeded, never after
 one that failed. Writers (sweep points on one node, builds in threads) hold an exclusive
