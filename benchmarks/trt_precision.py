@@ -3,7 +3,7 @@ each engine's outputs are from the FP32 engine's.
 
     python benchmarks/trt_precision.py [--onnx PATH | --model yolov8n:640] [--calib-images DIR]
         [--eval-images DIR] [--images 8] [--iterations 1000] [--tactics none --opt-level 0]
-        [--cuda cuda-python|pycuda] [--jobs N]
+        [--cuda cuda-python|pycuda] [--jobs N] [--timing-cache FILE]
 
 Engines (rows), each built by the framework (``prepare_model``) with these options:
   FP32               precision fp32
@@ -24,7 +24,10 @@ then measured one by one. That pays where builds are short: on an NVIDIA H100 (2
 TensorRT 8.6 at optimization level 0 built five YOLOv8n engines at once in 41-106 s each.
 On TensorRT 8.5, builds started together slowed each other so that none of eleven (this
 benchmark's five and the GPU tests') finished in 14 minutes on the same GPU, where one alone
-takes 1-6 minutes: build one at a time there (the default).
+takes 1-6 minutes: build one at a time there (the default). With --timing-cache FILE every
+build reads and adds to TensorRT's timing cache (options.timing_cache): the FP16 and INT8
+builds then reuse the FP32 timings of the rows before them, and their build times say less
+about a build alone.
 
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
 evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none (and --opt-level 0 from 8.6 to build faster).
@@ -98,6 +101,8 @@ def _model_spec(args, precision: str, options: dict):
     options = {**options, "tactics": args.tactics}
     if args.opt_level is not None:
         options["opt_level"] = args.opt_level
+    if args.timing_cache:
+        options["timing_cache"] = args.timing_cache
     if args.onnx:
         return ModelSpec(path=args.onnx, backend="tensorrt", precision=precision, options=options)
     arch, size = args.model.split(":")
@@ -200,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", help="folder for the images, the LSUV model and the calibration cache "
                     "(default: trt_precision in the model cache)")
     ap.add_argument("--jobs", type=int, default=1, help="build the engines first, this many at once")
+    ap.add_argument("--timing-cache", metavar="FILE", help="TensorRT's timing cache for every build (options."
+                    "timing_cache): a later row's build reuses the timings the earlier rows measured")
     ap.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default=None,
                     help="the CUDA binding (sets TRB_CUDA)")
     args = ap.parse_args(argv)
@@ -261,6 +268,9 @@ def main(argv=None) -> int:
           f"GPU p50 over {args.iterations} iterations; agreement on {args.images} images of {evaluation}\n")
     if built:
         print(f"∥: built {args.jobs} at once, so each build took longer than it would alone\n")
+    if args.timing_cache:
+        print(f"builds shared the timing cache {args.timing_cache}: a build reused the timings that the builds "
+              "before it measured, so its time is shorter than alone\n")
     print("| engine | typing | build s | GPU p50 ms | cos | rel. L2 | scores cos | scores rel. L2 |")
     print("|---|---|---|---|---|---|---|---|")
     for label, typing, build, p50, note, agree in rows:
