@@ -30,7 +30,8 @@ builds then reuse the FP32 timings of the rows before them, and their build time
 about a build alone.
 
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
-evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none (and --opt-level 0 from 8.6 to build faster).
+evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none
+(and --opt-level 0 from 8.6 to build faster).
 """
 
 from __future__ import annotations
