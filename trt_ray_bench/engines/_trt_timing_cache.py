@@ -28,11 +28,6 @@ from ..errors import UserError
 EXPECTED = "expected a file path (TensorRT's timing cache: created by the first build, updated by every build)"
 
 
-def expand(value: Any) -> Any:
-    """A path with ``~`` expanded; any other value as given (``check`` refuses it)."""
-    return os.path.expanduser(value) if isinstance(value, str) and value else value
-
-
 def check(value: Any, where: str) -> None:
     """Refuse, in one line naming ``WHERE.options.timing_cache``, what cannot be a timing
     cache file, before anything is built: not a path, a folder, a file in a folder that
@@ -56,22 +51,25 @@ def check(value: Any, where: str) -> None:
         raise UserError(name, f"{value} cannot be read as a file, {EXPECTED}")
 
 
-def _stamp(path: Path) -> Optional[Tuple[int, int, int]]:
+def _version(st: os.stat_result) -> Tuple[int, int, int]:
     """What tells one version of the file from another (each write renames a new file over
-    it: a new inode); None where there is no file."""
+    it: a new inode)."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _stamp(path: Path) -> Optional[Tuple[int, int, int]]:
+    """The version of the file there now; None where there is no file."""
     try:
-        st = os.stat(path)
+        return _version(os.stat(path))
     except FileNotFoundError:
         return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _read(path: Path) -> Tuple[bytes, Optional[tuple]]:
     """The file's bytes (b"" where there is none) and the stamp of the version read."""
     try:
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            return f.read(), (st.st_ino, st.st_size, st.st_mtime_ns)
+            return f.read(), _version(os.fstat(f.fileno()))
     except FileNotFoundError:
         return b"", None
 

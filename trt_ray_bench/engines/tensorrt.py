@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import BrokenExtra, MissingExtra, UserError
 from ..models import convert_model, onnx_precision
 from ..timing import BaseRunner, EventRing
-from . import _cuda, _trt_api, _trt_timing_cache
+from . import _cuda, _trt_api
 from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, check_dla,
                          check_dla_options, converts, deserialize, io_tensors, split_ultralytics_header, trt_module)
 
@@ -103,7 +103,7 @@ def build_options(model, onnx_precision: Optional[str] = "fp32") -> BuildOptions
         calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"), typing=o.get("typing"),
         convert=o.get("convert", "auto"), onnx_precision=onnx_precision,
         dla_core=o.get("dla_core"), gpu_fallback=o.get("gpu_fallback", False),
-        timing_cache=_trt_timing_cache.expand(o.get("timing_cache")),
+        timing_cache=o.get("timing_cache"),  # ~ expanded where it is read (_trt_timing_cache)
     )
 
 
