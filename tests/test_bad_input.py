@@ -401,6 +401,23 @@ def test_bad_backend_options(trb, tmp_path, cls_onnx, options, expect):
     run_refused(trb, tmp_path, data, OPTIONS, *expect)
 
 
+@pytest.mark.parametrize("options", [{"timing_cache": "tc.bin"}, {"workspace_gb": 2, "opt_level": 3},
+                                     {"calib_images": "calib"}, {"transfers": True, "calib_cache": "c.cache"}])
+def test_build_options_with_an_engine_file(trb, tmp_path, cls_onnx, options):
+    """An engine file is run as it was built: a build option beside it would be ignored
+    (a timing cache or a workspace the engine never saw), so it is refused, in one line
+    naming the first, on the driver (no TensorRT needed to say so: here, where none is
+    installed, the dry run shows it; a real run on a TensorRT node refuses the same way)."""
+    engine = tmp_path / "given.engine"
+    engine.write_bytes(b"not read before the refusal")
+    data = base_spec(tmp_path, cls_onnx)
+    data["models"] = [{"name": "cls", "path": str(engine), "backend": "tensorrt", "options": options}]
+    first = sorted(set(options) - {"transfers"})[0]
+    err = run_refused(trb, tmp_path, data, f"models[0].options.{first}", "given with an engine file (given.engine)",
+                      "build from the ONNX to use them", args=("--dry-run",))
+    assert "transfers" not in err
+
+
 def test_unavailable_provider(trb, tmp_path, cls_onnx):
     data = set_path(base_spec(tmp_path, cls_onnx), "models.0.options", {"providers": ["NoSuchExecutionProvider"]})
     run_refused(trb, tmp_path, data, OPTIONS, "providers", "NoSuchExecutionProvider", "not available")

@@ -28,6 +28,8 @@ Options (``models[].options``), named after trtexec's where they mean the same:
   timing_cache: FILE   TensorRT's timing cache (``--timingCacheFile``): created by the first
                        build, read and updated by every later one (``_trt_timing_cache``);
                        not part of the engine cache's key
+An ``.engine`` file is run as it was built: beside it only the run options, ``dla_core`` and
+``gpu_fallback`` are taken; a build option is refused.
 The CUDA binding: ``TRB_CUDA=auto | cuda-python | pycuda`` (``_cuda``).
 """
 
@@ -53,6 +55,9 @@ USES_ONNX = True
 _BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert",
           "dla_core", "gpu_fallback", "timing_cache"}
 _RUN = {"transfers", "cuda_graph", "sync_wait"}
+#: what an engine file given as ``path`` also takes: the core it loads on (and its fallback,
+#: checked with it); the other build options would be ignored, so they are refused
+_FOR_ENGINE_FILES = {"dla_core", "gpu_fallback"}
 _KNOWN = _BUILD | _RUN
 _ENGINE_SUFFIXES = (".engine", ".plan")
 _DTYPES = ("float32", "float16", "uint8")
@@ -134,6 +139,11 @@ def check(model, where: str = "") -> None:
         _refuse_graph(where)
     _check_types(o, where)
     if model.engine_path or _is_engine_file(model):
+        unused = sorted(set(o) & (_BUILD - _FOR_ENGINE_FILES)) if _is_engine_file(model) else []
+        if unused:
+            raise UserError(f"{where}.options.{unused[0]}",
+                            f"build option(s) {unused} given with an engine file ({Path(str(model.source)).name}), "
+                            "which is run as it was built: build from the ONNX to use them")
         check_dla_options(BuildOptions(precision=model.precision, dla_core=o.get("dla_core"),
                                        gpu_fallback=o.get("gpu_fallback", False)), where)
         return
