@@ -468,9 +468,12 @@ def spec_page() -> str:
         out.append(_table(["option", "what"], [[_code(k), OPTION_TEXT[backend][k]] for k in known]))
         out.append("")
         if backend == "tensorrt":
-            out.append("An `.engine` file given as `path` is run as it was built: beside it only `transfers`, "
-                       "`cuda_graph`, `sync_wait`, `dla_core` and `gpu_fallback` are taken, and a build option "
-                       "is refused in one line.\n")
+            from trt_ray_bench.engines import backend_module
+
+            trt = backend_module(backend)
+            taken = ", ".join(_code(k) for k in sorted(trt._RUN | trt._FOR_ENGINE_FILES))
+            out.append(f"An `.engine` file given as `path` is run as it was built: beside it only {taken} are "
+                       "taken, and a build option is refused in one line.\n")
     out += ["## Sweep spec {#sweep-spec}\n",
             "A sweep is one experiment spec (`base` or `base_file`) and axes of values; each point of their "
             "product, less `exclude`, plus `include`, is one experiment. Every point is resolved and validated "
