@@ -18,6 +18,7 @@ from .._atomic import write_atomic
 from ..control.platform import on_jetson
 from ..errors import MissingExtra, UserError, lazy_import
 from ..models import cache_dir
+from ..models._engine_file import split_ultralytics_header
 from ..models._inputs import list_images, load_images
 from ..models._resolve import sha256_file
 from . import _trt_api, _trt_timing_cache
@@ -359,19 +360,6 @@ def engine_facts(trt, runtime, data, where: str = "engine") -> dict:
         return {}
     ins, outs = io_tensors(trt, engine, where)
     return {"inputs": ins, "outputs": outs, "device_memory_bytes": _trt_api.engine_device_memory(engine)}
-
-
-def split_ultralytics_header(data: bytes) -> Tuple[Optional[dict], bytes]:
-    """Ultralytics writes its metadata before the engine (4-byte little-endian length, then
-    JSON): (that metadata, the engine's bytes); (None, data) for a bare engine (trtexec's)."""
-    if len(data) > 8 and data[4:5] == b"{":
-        n = int.from_bytes(data[:4], "little", signed=True)
-        if 0 < n < len(data) - 4:
-            try:
-                return json.loads(data[4:4 + n].decode("utf-8")), data[4 + n:]
-            except ValueError:
-                pass
-    return None, data
 
 
 def deserialize(trt, runtime, logger, path: Path, where: str):

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
 from ..spec import DEFAULT_IMGSZ, ModelSpec, TASKS
+from ._engine_file import exported_precision, read_metadata
 from ._export import WEIGHTS_KEY, export_onnx, yaml_name
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
@@ -117,6 +118,28 @@ def _is_engine(path: Optional[str]) -> bool:
     return (path or "").lower().endswith((".engine", ".plan"))
 
 
+def _engine_labels(m: ModelSpec, meta: Optional[dict], where: str) -> Tuple[Optional[str], str]:
+    """(task, precision) of an engine file: an Ultralytics engine's from its metadata (the task
+    it records; the precision of the export arguments it records) where the spec gives none,
+    and a spec's value that contradicts them is refused. A bare engine (trtexec's) says
+    nothing: the spec's values label it (precision default fp32)."""
+    if not meta:
+        return m.task, m.precision
+    task = m.task
+    if meta.get("task") in TASKS:
+        if m.task and meta["task"] != m.task:
+            raise UserError(f"{where}.task", f"{m.path} is a {meta['task']} model (its metadata says so), not {m.task}")
+        task = meta["task"]
+    said = exported_precision(meta)
+    if said is None:
+        return task, m.precision
+    precision, words = said
+    if "precision" in m.model_fields_set and m.precision != precision:
+        raise UserError(f"{where}.precision", f"{m.precision}, but {Path(m.path).name} was exported as {precision} "
+                        f"(its Ultralytics metadata: {words}): give precision: {precision}, or leave it out")
+    return task, precision
+
+
 def _file_sha(path: str) -> str:
     return sha256_file(Path(path)) if Path(path).is_file() else ""
 
@@ -134,12 +157,13 @@ def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bo
     if m.path is not None and not Path(m.path).is_file():
         raise UserError(f"{where}.path", f"{m.path}: " + ("a folder, not a model file" if Path(m.path).is_dir()
                                                           else "no such file"))
-    common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=m.precision)
+    task, precision = _engine_labels(m, read_metadata(m.path), where) if _is_engine(m.path) else (m.task, m.precision)
+    common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=precision)
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
     if not uses_onnx or _is_engine(m.path):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
         weights = "random" if yaml_src else ("unknown" if source.endswith((".engine", ".plan")) else "file")
-        return ResolvedModel(task=m.task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
+        return ResolvedModel(task=task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
                              hw=tuple(_default_hw(m, where)), **common)
     if m.arch is not None or not m.path.lower().endswith(".onnx"):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path

@@ -76,7 +76,7 @@ class ModelSpec(_Strict):
     imgsz: Optional[Union[StrictInt, Tuple[StrictInt, StrictInt]]] = None
     batch: StrictInt = Field(1, ge=1)
     backend: str = "onnxruntime"
-    precision: Literal["fp32", "fp16", "int8"] = Field("fp32", description="numeric precision: builder flags or a converted model (tensorrt), a converted model (onnxruntime), the module's dtype (torch: fp32, fp16)")
+    precision: Literal["fp32", "fp16", "int8"] = Field("fp32", description="numeric precision: builder flags or a converted model (tensorrt), a converted model (onnxruntime), the module's dtype (torch: fp32, fp16); an Ultralytics .engine's own, from its metadata, where not given")
     options: Dict[str, Any] = Field(default_factory=dict, description="backend options")
     timing: Optional[TimingOverride] = Field(None, description="per-model changes to the experiment's timing")
 
