@@ -9,9 +9,9 @@ from trt_ray_bench.models import export_onnx, yaml_name
 
 NEEDED = [
     # (arch, task, imgsz, batch, dynamic): the tests' small models, the five tasks at
-    # their usual sizes, the dynamic-batch test model
+    # their usual sizes, the dynamic-batch test model, the 320-px detector (INT8 head, precision table)
     ("yolov8n", "classify", 64, 1, False), ("yolov8n", "detect", 96, 1, False),
-    ("yolov8n", "classify", 64, 4, True),
+    ("yolov8n", "classify", 64, 4, True), ("yolov8n", "detect", 320, 1, False),
     ("yolov8n", "classify", 224, 1, False), ("yolov8n", "detect", 640, 1, False),
     ("yolov8n", "pose", 640, 1, False), ("yolov8n", "segment", 640, 1, False), ("yolov8n", "obb", 1024, 1, False),
 ]

@@ -366,7 +366,7 @@ par85() {
   # the precision tests' FP32 reference is now the ONNX on ONNX Runtime, no engine: one build each;
   # through_the_calibrator 479 s, mixed_precision 355 s, timing_cache 230 s, 2026-12-07)
   local k
-  for k in ${PAR85_K:-through_the_calibrator mixed_precision timing_cache builder_flag dynamic own_size after_pycuda}; do
+  for k in ${PAR85_K:-keeps_the_class_scores through_the_calibrator mixed_precision timing_cache builder_flag dynamic own_size after_pycuda}; do
     pytest85 tests/gpu/test_tensorrt.py -s -k "$k" --durations=5 > "$OUT/par85-$k.log" 2>&1
     grep -E "(PASSED|FAILED|SKIPPED|ERROR)|(passed|failed|skipped) in " "$OUT/par85-$k.log"
   done

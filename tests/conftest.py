@@ -79,6 +79,12 @@ def det_onnx(_cache_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def det320_onnx(_cache_dir) -> Path:
+    """yolov8n detect exported at 320x320: large enough that TensorRT picks INT8 kernels."""
+    return _export("yolov8n", "detect", 320)
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """One real local Ray for the tests that drive actors directly (not through the CLI)."""
     import ray

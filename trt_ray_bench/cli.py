@@ -366,7 +366,7 @@ def _cmd_engine_build(a) -> int:
     asks for it, the engine cache, one-line refusals naming the flag."""
     import shutil
 
-    from .engines import check_model, prepare_model, require_backend, resolve_model, timing_cache_text
+    from .engines import check_model, kept_out_text, prepare_model, require_backend, resolve_model, timing_cache_text
 
     _not_empty(a, "--out-dir", "--timing-cache")
     onnx = _onnx_file(a.model)
@@ -398,8 +398,9 @@ def _cmd_engine_build(a) -> int:
     how = "cached" if e.get("cached") else f"built in {e.get('build_s', 0):.1f} s"
     made = f"; from {Path(c['path']).name} ({c['converter']})" if c else ""
     timing = "" if e.get("cached") else timing_cache_text(e.get("timing_cache")).replace(",", ";", 1)
+    kept = kept_out_text(e.get("int8_kept_out")).replace(",", ";", 1)
     print(f"{path}  ({how}; TensorRT {e['trt_version']}, {e['gpu']}, {a.precision}, {e.get('typing')} typing{made}"
-          f"{timing})")
+          f"{kept}{timing})")
     return 0
 
 

@@ -260,7 +260,10 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
         "convert": "`auto` (default): convert the ONNX to the precision first where the typing needs it; `true`: "
                    "always (with weak typing, TensorRT 8.x's route from a Q/DQ or mixed-precision ONNX); `false`: never",
         "calib_images": "int8: a folder of calibration images (the calibrator, or the Q/DQ conversion)",
-        "calib_cache": "int8 with the calibrator: the file that keeps its scales (read if present, else written)",
+        "calib_cache": "int8 with the calibrator: the file that keeps its scales (read if present, else written). "
+                       "The calibrator's build keeps an Ultralytics head's Sigmoid layers in FP32 and its output "
+                       "convolutions and DFL in FP16 (as Ultralytics' exporter does); the engine's `.json` lists "
+                       "them (`int8_kept_out`), and the run log's engine line counts them",
         "dla_core": "build for and run on this DLA core of a Jetson (Xavier, Orin: 0 or 1; trtexec's `--useDLACore`), "
                     "FP16 or INT8 only; refused where TensorRT counts no such core (every desktop GPU)",
         "gpu_fallback": "with `dla_core`: the layers the DLA cannot run go to the GPU (`--allowGPUFallback`; runs "

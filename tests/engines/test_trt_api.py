@@ -547,12 +547,42 @@ class Sim:
         return len(obj._s_info["layers"])
 
     def INetworkDefinition__get_layer(self, obj, i):
-        layer = self.classes()["ILayer"]()
-        layer._s_layer = obj._s_info["layers"][i]
-        return layer
+        made = obj._s_info.setdefault("layer_objects", {})  # one object per layer: what is set on it stays
+        if i not in made:
+            made[i] = self.classes()["ILayer"]()
+            made[i]._s_layer = obj._s_info["layers"][i]
+        return made[i]
 
     def ILayer__name(self, obj):
         return obj._s_layer[0]
+
+    #: the layer types of the ONNX operators the parser meets in a YOLO export (others: ELEMENTWISE)
+    _LAYER_TYPES = {"Conv": "CONVOLUTION", "Sigmoid": "ACTIVATION", "Relu": "ACTIVATION", "Concat": "CONCATENATION",
+                    "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Softmax": "SOFTMAX", "MaxPool": "POOLING",
+                    "Split": "SLICE", "Slice": "SLICE", "Resize": "RESIZE", "Gemm": "MATRIX_MULTIPLY",
+                    "MatMul": "MATRIX_MULTIPLY"}
+
+    def ILayer__type(self, obj):
+        return self.enum("LayerType", self._LAYER_TYPES.get(obj._s_layer[1], "ELEMENTWISE"))
+
+    def ILayer__num_outputs(self, obj):
+        return 1
+
+    def ILayer__set_output_type(self, obj, index, dtype):
+        assert isinstance(dtype, self.classes()["DataType"]) and 0 <= index < 1
+        obj._s_values.setdefault("_output_types", {})[index] = self.name_of("DataType", dtype)
+
+    def _constraints(self, network) -> Dict[str, str]:
+        """The layers' precision constraints a build sees: ``{name: DataType}``; each layer's
+        output type must agree with its precision."""
+        out = {}
+        for layer in network._s_info.get("layer_objects", {}).values():
+            values = object.__getattribute__(layer, "_s_values")
+            if "precision" in values:
+                dtype = self.name_of("DataType", values["precision"])
+                assert values.get("_output_types") == {0: dtype}, f"{layer._s_layer[0]}: output type not {dtype}"
+                out[layer._s_layer[0]] = dtype
+        return out
 
     def Builder__create_builder_config(self, obj):
         cfg = self.classes()["IBuilderConfig"]()
@@ -679,6 +709,8 @@ class Sim:
         if self.during_build is not None:
             self.during_build()
         found, measured = self._time_layers(config, info, flags)
+        constraints = self._constraints(network)
+        assert not constraints or "OBEY_PRECISION_CONSTRAINTS" in flags, "layer precisions without the flag to obey"
         if self.fail_build:
             self._log(obj, self.fail_build)
             return None
@@ -686,7 +718,7 @@ class Sim:
                             "network_flags": info["flags"],
                             "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()],
                             "dla_core": values.get("DLA_core") if dla else None,
-                            "timings_found": found, "timings_measured": measured})
+                            "timings_found": found, "timings_measured": measured, "constraints": constraints})
         return ENGINE_MAGIC + json.dumps({"inputs": info["inputs"], "outputs": info["outputs"],
                                           "dla_core": values.get("DLA_core") if dla else None}).encode()
 
@@ -929,9 +961,12 @@ class FakeCuda:
 # Models, ONNX files, the exercise
 # =====================================================================================
 
-def tiny_onnx(path: Path, precision: str = "fp32", hw=(32, 32), dynamic: bool = False) -> Path:
+def tiny_onnx(path: Path, precision: str = "fp32", hw=(32, 32), dynamic: bool = False,
+              conv_name: str = "/model.0/cv3.0/cv3.0.2/Conv") -> Path:
     """A real 1-conv ONNX: fp32, mixed fp16 (Casts to float16 around the conv, float32 IO),
-    or Q/DQ int8 (QuantizeLinear/DequantizeLinear on the input and the weight)."""
+    or Q/DQ int8 (QuantizeLinear/DequantizeLinear on the input and the weight). The conv is
+    named as Ultralytics' exporter names a detection head's output convolution, which INT8
+    by the calibrator keeps in FP16 (``_trt_api.keep_head_out_of_int8``)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -953,7 +988,7 @@ def tiny_onnx(path: Path, precision: str = "fp32", hw=(32, 32), dynamic: bool = 
         nodes.append(helper.make_node("Cast", ["images"], ["x16"], to=TensorProto.FLOAT16))
         x = "x16"
     conv_out = "y16" if precision == "fp16" else "output0"
-    nodes.append(helper.make_node("Conv", [x, weight], [conv_out], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Conv", [x, weight], [conv_out], name=conv_name, pads=[1, 1, 1, 1]))
     if precision == "fp16":
         nodes.append(helper.make_node("Cast", ["y16"], ["output0"], to=TensorProto.FLOAT))
     n = "N" if dynamic else 1
@@ -1293,12 +1328,15 @@ def test_build_and_run_on_each_version(exercised, version):
         major = vt(version)[0]
         want_net = 1 if major < 10 else (2 if (typing == "strong" and major == 10) else 0)
         assert build["network_flags"] == want_net, (label, build)
+        calibrated = typing == "weak" and precision == "int8" and carried == "fp32"
         if typing == "weak":
             want = {"fp32": [], "fp16": ["FP16"], "int8": ["FP16", "INT8"]}[precision]
-            assert build["flags"] == want, (label, build)
+            # the calibrator's build keeps the head's output conv (the tiny model's one conv) in FP16
+            assert build["flags"] == sorted(want + ["OBEY_PRECISION_CONSTRAINTS"] * calibrated), (label, build)
         else:
             assert build["flags"] == [], (label, build)
-        assert build["calibrated"] == (typing == "weak" and precision == "int8" and carried == "fp32")
+        assert build["calibrated"] == calibrated
+        assert build["constraints"] == ({"/model.0/cv3.0/cv3.0.2/Conv": "HALF"} if calibrated else {}), (label, build)
         assert info["typing"] == typing and info["device_memory_bytes"] == DEVICE_MEMORY
         assert (info["converted"] is None) == (carried == "fp32")
         assert [list(t) for t in info["inputs"]] == [["images", [-1 if dynamic else 1, 3, 32, 32], "float32"]]
@@ -1905,6 +1943,56 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
     assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == sorted(
         [Path(first.path).name, Path(first.path).with_suffix(".json").name,
          Path(other.path).name, Path(other.path).with_suffix(".json").name])  # no temporary file left
+
+
+#: the detection head of a yolov8n export (``/model.22/``): its Sigmoid layers (the SiLUs'
+#: and the class scores') and its output convolutions (box and class branches of each
+#: scale) and DFL, as the parser names them after the ONNX nodes
+_HEAD_FP32 = {f"/model.22/cv{b}.{s}/cv{b}.{s}.{i}/act/Sigmoid" for b in (2, 3) for s in range(3) for i in (0, 1)} | {
+    "/model.22/Sigmoid"}
+_HEAD_FP16 = {f"/model.22/cv{b}.{s}/cv{b}.{s}.2/Conv" for b in (2, 3) for s in range(3)} | {"/model.22/dfl/conv/Conv"}
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if int(v.split(".")[0]) < 11])
+def test_int8_by_the_calibrator_keeps_the_detection_head_out_of_int8(tmp_path, det_onnx, cls_onnx, version):
+    """On a real yolov8n detect export parsed layer by layer: INT8 by the calibrator keeps
+    the head's Sigmoid layers (the class scores) in FP32 and its output convolutions and DFL
+    in FP16, each layer's output type too, under OBEY_PRECISION_CONSTRAINTS (the stand-in
+    builder refuses constraints without it); the engine's record lists them, and its key is
+    not the key of an engine built before the rule. An FP16 build and INT8 from a Q/DQ ONNX
+    constrain nothing. A classifier's head (``/model.9/``) has one Sigmoid, its SiLU's."""
+    from trt_ray_bench.engines._trt_build import BuildOptions
+
+    calib = str(calib_folder(tmp_path / "c"))
+    with standin(version) as trt:
+        builds = _sim(trt).builds
+        e = _build(det_onnx, tmp_path / "e", precision="int8", typing="weak", calib_images=calib,
+                   calib_cache=str(tmp_path / "det.calib"))
+        want = {**{n: "FLOAT" for n in _HEAD_FP32}, **{n: "HALF" for n in _HEAD_FP16}}
+        assert builds[-1]["calibrated"] and builds[-1]["constraints"] == want
+        assert "OBEY_PRECISION_CONSTRAINTS" in builds[-1]["flags"]
+        assert sorted(e.int8_kept_out) == sorted(f"{n}: {'fp32' if d == 'FLOAT' else 'fp16'}" for n, d in want.items())
+        assert e.options["int8_head"] == "ultralytics head: sigmoid fp32, output convolutions and dfl fp16"
+        _build(det_onnx, tmp_path / "e", precision="fp16", typing="weak")
+        _build(det_onnx, tmp_path / "e", precision="int8", typing="weak", onnx_precision="int8")  # Q/DQ: no calibrator
+        assert [b["constraints"] for b in builds[-2:]] == [{}, {}] and not builds[-1]["calibrated"]
+        assert all("OBEY_PRECISION_CONSTRAINTS" not in b["flags"] for b in builds[-2:])
+        _build(cls_onnx, tmp_path / "e", precision="int8", typing="weak", calib_images=calib,
+               calib_cache=str(tmp_path / "cls.calib"))
+        assert builds[-1]["constraints"] == {"/model.9/conv/act/Sigmoid": "FLOAT"}
+    # the key of a calibrated engine names the rule; the keys of the others are as they were
+    assert "int8_head" not in BuildOptions(precision="fp16").key()
+    assert "int8_head" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()
+
+
+def test_a_network_without_module_names_is_left_as_it_is(tmp_path):
+    """An ONNX whose layers are not named ``/model.N/...`` (not Ultralytics'): no head is
+    known, so nothing is constrained, and the builder flag to obey is not set."""
+    with standin("8.5.2.2") as trt:
+        e = _build(tiny_onnx(tmp_path / "m.onnx", conv_name="conv"), tmp_path / "e", precision="int8", typing="weak",
+                   calib_images=str(calib_folder(tmp_path / "c")), calib_cache=str(tmp_path / "m.calib"))
+        assert _sim(trt).builds[-1]["constraints"] == {} and e.int8_kept_out == []
+        assert "OBEY_PRECISION_CONSTRAINTS" not in _sim(trt).builds[-1]["flags"]
 
 
 # -------------------------------------------------------------------- the timing cache (options.timing_cache)

@@ -30,7 +30,7 @@ from ..results.energy import window_energy
 from ..telemetry.foreign import driver_identity
 from ..telemetry.thermal import oc_delta
 from ..timing import LoopPlan, common_window, open_loop_stats, summarize
-from ..engines import has_build_step, needs_gpu, timing_cache_text
+from ..engines import has_build_step, kept_out_text, needs_gpu, timing_cache_text
 from .actors import NAMESPACE, Coordinator, ModelActor, Monitor, journal_key, prepare_models
 from .plan import Phase, Plan
 
@@ -169,7 +169,7 @@ def engine_line(m) -> str:
                + (f": {', '.join(layers[:5])}{', ...' if len(layers) > 5 else ''}" if layers else ""))
     timing = "" if e.get("cached") else timing_cache_text(e.get("timing_cache"))
     return (f"engine   {m.name}: {Path(m.engine_path).name} ({how}, TensorRT {e.get('trt_version')}, "
-            f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla}{timing})")
+            f"{e.get('gpu')}, {e.get('typing', 'weak')} typing{dla}{kept_out_text(e.get('int8_kept_out'))}{timing})")
 
 
 def _reason(exc: BaseException, actor: str = "model actor") -> str:

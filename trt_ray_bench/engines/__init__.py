@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..models import ResolvedModel, resolve_onnx
 from ..models._inputs import load_images, make_inputs
 from ..spec import BACKENDS, ModelSpec
+from ._trt_api import kept_out_text
 from ._trt_timing_cache import describe as timing_cache_text
 
 assert len(set(BACKENDS)) == len(BACKENDS)
@@ -156,4 +157,4 @@ def backend_versions() -> dict:
 
 __all__ = ["backend_lines", "backend_module", "check_model", "exports_dynamic", "has_build_step", "load_runner", "made_files",
            "needs_gpu", "prepare_model", "require_backend", "resolve_model", "uses_onnx", "make_inputs", "load_images",
-           "backend_versions", "timing_cache_text"]
+           "backend_versions", "kept_out_text", "timing_cache_text"]

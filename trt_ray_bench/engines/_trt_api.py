@@ -21,6 +21,7 @@ Nothing here imports TensorRT: the functions take the module (or its objects).
 
 from __future__ import annotations
 
+import re
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import UserError
@@ -76,6 +77,52 @@ def set_precision_flags(trt, config, precision: str) -> None:
         config.set_flag(trt.BuilderFlag.FP16)  # int8 engines fall back to fp16, not fp32, where int8 has no kernel
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
+
+
+#: the rule ``keep_head_out_of_int8`` applies (part of a calibrated engine's cache key)
+HEAD_RULE = "ultralytics head: sigmoid fp32, output convolutions and dfl fp16"
+_MODULE = re.compile(r"/model\.(\d+)/")
+
+
+def keep_head_out_of_int8(trt, network, config) -> List[str]:
+    """INT8 by the calibrator (weak typing): keep an Ultralytics detection head's Sigmoid
+    layers (its class scores) in FP32 and its output convolutions and DFL in FP16, under
+    ``OBEY_PRECISION_CONSTRAINTS`` (every version from 8.2 has it), as Ultralytics'
+    exporter does for its TensorRT INT8 engines (8.4.91 and later): calibrated INT8 there
+    compresses the confidence scores. The head is the last ``/model.N/`` module of the
+    parsed network's layer names; a network without such names is left as it is.
+    The layers constrained, each ``name: fp32|fp16``."""
+    names = [network.get_layer(i).name for i in range(network.num_layers)]
+    found = [int(m.group(1)) for m in (_MODULE.search(n) for n in names) if m]
+    if not found:
+        return []
+    head = f"/model.{max(found)}/"
+    kept = []
+    for i, name in enumerate(names):
+        if head not in name:
+            continue
+        layer = network.get_layer(i)
+        if layer.type == trt.LayerType.ACTIVATION and "sigmoid" in name.lower():
+            dtype, word = trt.DataType.FLOAT, "fp32"
+        elif layer.type == trt.LayerType.CONVOLUTION and (name.endswith(".2/Conv") or "/dfl/" in name):
+            dtype, word = trt.DataType.HALF, "fp16"
+        else:
+            continue
+        layer.precision = dtype
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, dtype)
+        kept.append(f"{name}: {word}")
+    if kept:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return kept
+
+
+def kept_out_text(kept: Optional[List[str]]) -> str:
+    """The engine line's words for ``keep_head_out_of_int8``'s layers ("" for none)."""
+    if not kept:
+        return ""
+    fp32 = sum(k.endswith(": fp32") for k in kept)
+    return f", {len(kept)} head layer(s) kept out of INT8 ({fp32} in FP32, {len(kept) - fp32} in FP16)"
 
 
 def set_opt_level(trt, config, level: Optional[int], where: str) -> None:

@@ -97,6 +97,8 @@ class BuildOptions:
         d.pop("timing_cache")  # the same engine is wanted with or without it
         if not self.calibrates():
             d.pop("calib_cache")
+        else:  # the layers kept out of INT8 make another engine
+            d["int8_head"] = _trt_api.HEAD_RULE
         if self.dla_core is None:  # a GPU engine's key as it always was
             d.pop("dla_core")
             d.pop("gpu_fallback")
@@ -127,6 +129,9 @@ class EngineInfo:
     #: the timing cache the build used (``_trt_timing_cache.Attached.record``: path, whether
     #: it existed, its bytes before and after), or None
     timing_cache: Optional[Dict] = None
+    #: INT8 by the calibrator: the head layers kept out of INT8 (``name: fp32|fp16``,
+    #: ``_trt_api.keep_head_out_of_int8``)
+    int8_kept_out: List[str] = field(default_factory=list)
 
 
 def engine_cache_dir() -> Path:
@@ -296,10 +301,11 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     # a timing cache this TensorRT refuses is refused now, before the build's long part
     timing = _trt_timing_cache.attach(config, opts.timing_cache, logger, where, f"TensorRT {trt.__version__} on "
                                       f"{gpu_name}")
-    calibrator = None
+    calibrator, kept_out = None, []
     if opts.calibrates():
         calibrator = make_calibrator(trt, network, opts, hw, task)
         config.int8_calibrator = calibrator
+        kept_out = _trt_api.keep_head_out_of_int8(trt, network, config)
     _add_profile(trt, builder, network, config, opts, hw, calibrator is not None)
     from .. import progress
 
@@ -330,7 +336,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     info = EngineInfo(path=str(path), trt_version=trt.__version__, gpu=gpu_name, onnx_sha256=onnx_sha,
                       options=opts.key(), build_s=build_s, typing=opts.typing, converted=converted,
                       compute_capability=f"{cc[0]}.{cc[1]}" if cc else "", dla_core=opts.dla_core,
-                      gpu_layers=on_gpu, timing_cache=timing_record, **facts)
+                      gpu_layers=on_gpu, timing_cache=timing_record, int8_kept_out=kept_out, **facts)
     write_atomic(meta, json.dumps(asdict(info), indent=1).encode())
     if timing_error is not None:
         raise timing_error
