@@ -1980,6 +1980,12 @@ def test_int8_by_the_calibrator_keeps_the_detection_head_out_of_int8(tmp_path, d
         _build(cls_onnx, tmp_path / "e", precision="int8", typing="weak", calib_images=calib,
                calib_cache=str(tmp_path / "cls.calib"))
         assert builds[-1]["constraints"] == {"/model.9/conv/act/Sigmoid": "FLOAT"}
+    from types import SimpleNamespace
+
+    from trt_ray_bench.cluster.node_run import engine_line
+
+    line = engine_line(SimpleNamespace(name="det", engine=dataclasses.asdict(e), engine_path=e.path))
+    assert ", 20 head layer(s) kept out of INT8 (13 in FP32, 7 in FP16)" in line, line
     # the key of a calibrated engine names the rule; the keys of the others are as they were
     assert "int8_head" not in BuildOptions(precision="fp16").key()
     assert "int8_head" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()
