@@ -290,6 +290,8 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
         config.set_tactic_sources(0)  # an int: TacticSource's cuBLAS/cuDNN names are gone in 11.x
     if opts.typing == "weak":
         _trt_api.set_precision_flags(trt, config, opts.precision)
+    # before the DLA's layer check: a layer kept in FP32 is one the DLA cannot run
+    kept_out = _trt_api.keep_head_out_of_int8(trt, network, config) if opts.calibrates() else []
     on_gpu: List[str] = []
     if opts.dla_core is not None:
         _trt_api.set_dla(trt, config, opts.dla_core, opts.gpu_fallback)
@@ -301,11 +303,10 @@ def build_engine(onnx_path: Path, opts: BuildOptions, gpu_name: str, out: Option
     # a timing cache this TensorRT refuses is refused now, before the build's long part
     timing = _trt_timing_cache.attach(config, opts.timing_cache, logger, where, f"TensorRT {trt.__version__} on "
                                       f"{gpu_name}")
-    calibrator, kept_out = None, []
+    calibrator = None
     if opts.calibrates():
         calibrator = make_calibrator(trt, network, opts, hw, task)
         config.int8_calibrator = calibrator
-        kept_out = _trt_api.keep_head_out_of_int8(trt, network, config)
     _add_profile(trt, builder, network, config, opts, hw, calibrator is not None)
     from .. import progress
 

@@ -4,7 +4,6 @@ before the engine (a 4-byte little-endian length, then JSON), trtexec writes non
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Optional, Tuple
 
 #: the most of an engine file read for its metadata (class names make it a few KB)
