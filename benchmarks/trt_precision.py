@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     except ImportError:
         print("no TensorRT here: this benchmark needs a GPU with TensorRT; nothing measured")
         return 0
-    from trt_ray_bench.engines import _cuda, prepare_model
+    from trt_ray_bench.engines import _cuda, kept_out_text, prepare_model
     from trt_ray_bench.models import cache_dir
     from trt_ray_bench.models._inputs import list_images, load_images
     from trt_ray_bench.errors import UserError
@@ -261,8 +261,8 @@ def main(argv=None) -> int:
                 f" (+{c.get('convert_s', 0):.1f} convert)" if c and not c.get("cached") else "")
         p50 = gpu_p50(m, args.iterations, args.warmup)
         rows.append((label, e.get("typing") or "", build, f"{p50:.4f}", "", (agree, agree_s)))
-        print(f"  {label}: {m.engine_path}" + (f" from {c['path']} ({c.get('converter')})" if c else ""),
-              file=sys.stderr)
+        print(f"  {label}: {m.engine_path}" + (f" from {c['path']} ({c.get('converter')})" if c else "")
+              + kept_out_text(e.get("int8_kept_out")), file=sys.stderr)
     src = args.onnx or args.model
     print(f"\n{src}, TensorRT {trt.__version__}, {cuda.device_name()} (sm "
           f"{'.'.join(map(str, cuda.compute_capability()))}), via {cuda.name} {cuda.version}; "
