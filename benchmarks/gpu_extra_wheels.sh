@@ -23,7 +23,8 @@ if [ "$PYV" = 3.8 ]; then
   [ -f "$D/bundle/trt85.tar.zst" ] || PYV=3.8 TRTV=8.5.3.1 OUT=.device38 bash ../shared/device/make_bundle.sh scipy matplotlib pillow tqdm onnx
 else
   D="$ROOT/.device"; NUMPY="numpy<2.3"
-  [ -f "$D/bundle/trt86.tar.zst" ] || bash ../shared/device/make_bundle.sh   # CPython 3.10 + TRT 8.6 + wheels
+  # CPython 3.10 + TRT 8.6 + wheels, with the project's core dependencies the bundle lacks
+  [ -f "$D/bundle/trt86.tar.zst" ] || bash ../shared/device/make_bundle.sh scipy matplotlib pillow tqdm onnx
 fi
 W="$D/extra-wheels"; T="$D/pycuda-build"
 mkdir -p "$W" "$T"
