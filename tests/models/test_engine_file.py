@@ -55,3 +55,16 @@ def test_a_spec_that_contradicts_an_ultralytics_engine_is_refused(tmp_path, fiel
     path = _ultralytics_engine(tmp_path / "m.engine", {"task": "segment", "args": args})
     with pytest.raises(UserError, match=expect):
         resolve_model(ModelSpec(path=path, backend="tensorrt", **{field: value}), "models[0]")
+
+
+def test_an_ultralytics_dla_engine_runs_on_its_core_unless_the_spec_names_one(tmp_path):
+    """Ultralytics records the DLA core an engine was built for (``"dla": "1"``) and its
+    loader runs it there; so does a run where the spec names no core. A core the spec
+    names is kept (either core runs a DLA engine: GPU + DLA0 + DLA1 from one file)."""
+    path = _ultralytics_engine(tmp_path / "d.engine", {"task": "detect", "dla": "1", "args": {"quantize": 16}})
+    r = resolve_model(ModelSpec(path=path, backend="tensorrt"), "m")
+    assert (r.options, r.precision) == ({"dla_core": 1}, "fp16")
+    named = resolve_model(ModelSpec(path=path, backend="tensorrt", options={"dla_core": 0, "gpu_fallback": True}), "m")
+    assert named.options == {"dla_core": 0, "gpu_fallback": True}
+    gpu = _ultralytics_engine(tmp_path / "g.engine", {"task": "detect", "args": {"quantize": 16}})
+    assert resolve_model(ModelSpec(path=gpu, backend="tensorrt"), "m").options == {}

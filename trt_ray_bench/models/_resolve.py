@@ -157,8 +157,15 @@ def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bo
     if m.path is not None and not Path(m.path).is_file():
         raise UserError(f"{where}.path", f"{m.path}: " + ("a folder, not a model file" if Path(m.path).is_dir()
                                                           else "no such file"))
-    task, precision = _engine_labels(m, read_metadata(m.path), where) if _is_engine(m.path) else (m.task, m.precision)
-    common = dict(name=m.name, batch=m.batch, backend=m.backend, options=dict(m.options), precision=precision)
+    task, precision, options = m.task, m.precision, dict(m.options)
+    if _is_engine(m.path):
+        meta = read_metadata(m.path)
+        task, precision = _engine_labels(m, meta, where)
+        # an engine Ultralytics built for a DLA core runs there unless the spec names another
+        # (its loader sets the runtime's core so; either core can run a DLA engine)
+        if str((meta or {}).get("dla")) in ("0", "1") and "dla_core" not in options:
+            options["dla_core"] = int(meta["dla"])
+    common = dict(name=m.name, batch=m.batch, backend=m.backend, options=options, precision=precision)
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
     if not uses_onnx or _is_engine(m.path):
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
