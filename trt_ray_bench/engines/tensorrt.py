@@ -44,10 +44,11 @@ import numpy as np
 
 from ..errors import BrokenExtra, MissingExtra, UserError
 from ..models import convert_model, onnx_precision
+from ..models._engine_file import read_metadata
 from ..timing import BaseRunner, EventRing
 from . import _cuda, _trt_api
 from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_build_options, check_dla,
-                         check_dla_options, converts, deserialize, io_tensors, split_ultralytics_header, trt_module)
+                         check_dla_options, converts, deserialize, io_tensors, trt_module)
 
 NAME = "tensorrt"
 USES_ONNX = True
@@ -246,7 +247,7 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
     engine = deserialize(trt, runtime, logger, path, f"{where}.path")
     ins, outs = io_tensors(trt, engine, f"{where}.path")
     model = _with_engine_input(model, ins, where, path)
-    meta, _ = split_ultralytics_header(path.read_bytes()[:65536])
+    meta = read_metadata(path)
     info = {"path": str(path), "trt_version": trt.__version__, "gpu": gpu, "cached": True, "given": True,
             "build_s": 0.0, "inputs": ins, "outputs": outs, "options": {}, "converted": None,
             # 11.x builds strongly typed networks only; an older engine does not say how it was built
@@ -254,8 +255,6 @@ def _prepare_engine_file(trt, model, gpu: str, cc, where: str):
             "device_memory_bytes": _trt_api.engine_device_memory(engine),
             "compute_capability": f"{cc[0]}.{cc[1]}" if cc else "", "metadata": meta,
             "dla_core": core, "gpu_layers": [], "timing_cache": None}
-    if model.task is None and meta and meta.get("task"):
-        model = dataclasses.replace(model, task=str(meta["task"]))
     return _with(model, engine_path=str(path), engine=info)
 
 

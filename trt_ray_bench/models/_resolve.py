@@ -118,26 +118,35 @@ def _is_engine(path: Optional[str]) -> bool:
     return (path or "").lower().endswith((".engine", ".plan"))
 
 
-def _engine_labels(m: ModelSpec, meta: Optional[dict], where: str) -> Tuple[Optional[str], str]:
-    """(task, precision) of an engine file: an Ultralytics engine's from its metadata (the task
-    it records; the precision of the export arguments it records) where the spec gives none,
-    and a spec's value that contradicts them is refused. A bare engine (trtexec's) says
-    nothing: the spec's values label it (precision default fp32)."""
+def _metadata_task(m: ModelSpec, meta: dict, path, where: str) -> Optional[str]:
+    """The spec's task, else the one the file's metadata records; a contradiction is refused."""
+    said = meta.get("task") if meta.get("task") in TASKS else None
+    if m.task and said and said != m.task:
+        raise UserError(f"{where}.task", f"{path} is a {said} model (its metadata says so), not {m.task}")
+    return m.task or said
+
+
+def _engine_labels(m: ModelSpec, where: str) -> Tuple[Optional[str], str, dict]:
+    """(task, precision, options) of an engine file: an Ultralytics engine's from its metadata
+    where the spec gives none (the task it records; the precision of the export arguments it
+    records; the DLA core it was built for, which its loader runs it on, as here unless the
+    spec names another: either core runs a DLA engine), and a spec's task or precision that
+    contradicts them is refused. A bare engine (trtexec's) says nothing: the spec's values
+    label it (precision default fp32)."""
+    meta, options = read_metadata(m.path), dict(m.options)
     if not meta:
-        return m.task, m.precision
-    task = m.task
-    if meta.get("task") in TASKS:
-        if m.task and meta["task"] != m.task:
-            raise UserError(f"{where}.task", f"{m.path} is a {meta['task']} model (its metadata says so), not {m.task}")
-        task = meta["task"]
+        return m.task, m.precision, options
+    if str(meta.get("dla")) in ("0", "1") and "dla_core" not in options:
+        options["dla_core"] = int(meta["dla"])
+    task = _metadata_task(m, meta, m.path, where)
     said = exported_precision(meta)
     if said is None:
-        return task, m.precision
+        return task, m.precision, options
     precision, words = said
     if "precision" in m.model_fields_set and m.precision != precision:
         raise UserError(f"{where}.precision", f"{m.precision}, but {Path(m.path).name} was exported as {precision} "
                         f"(its Ultralytics metadata: {words}): give precision: {precision}, or leave it out")
-    return task, precision
+    return task, precision, options
 
 
 def _file_sha(path: str) -> str:
@@ -157,17 +166,11 @@ def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bo
     if m.path is not None and not Path(m.path).is_file():
         raise UserError(f"{where}.path", f"{m.path}: " + ("a folder, not a model file" if Path(m.path).is_dir()
                                                           else "no such file"))
-    task, precision, options = m.task, m.precision, dict(m.options)
-    if _is_engine(m.path):
-        meta = read_metadata(m.path)
-        task, precision = _engine_labels(m, meta, where)
-        # an engine Ultralytics built for a DLA core runs there unless the spec names another
-        # (its loader sets the runtime's core so; either core can run a DLA engine)
-        if str((meta or {}).get("dla")) in ("0", "1") and "dla_core" not in options:
-            options["dla_core"] = int(meta["dla"])
+    engine = _is_engine(m.path)
+    task, precision, options = _engine_labels(m, where) if engine else (m.task, m.precision, dict(m.options))
     common = dict(name=m.name, batch=m.batch, backend=m.backend, options=options, precision=precision)
     yaml_src = m.arch is not None or m.path.lower().endswith((".yaml", ".yml"))
-    if not uses_onnx or _is_engine(m.path):
+    if not uses_onnx or engine:
         source = yaml_name(m.arch, m.task) if m.arch is not None else m.path
         weights = "random" if yaml_src else ("unknown" if source.endswith((".engine", ".plan")) else "file")
         return ResolvedModel(task=task, onnx_path="", sha256=_file_sha(source), weights=weights, source=source,
@@ -187,9 +190,7 @@ def resolve_onnx(m: ModelSpec, where: str, export: bool = True, *, uses_onnx: bo
         path, exported, source = Path(m.path), False, m.path
     info = inspect_onnx(Path(path), f"{where}.path")
     meta = info["meta"]
-    task = m.task or (meta.get("task") if meta.get("task") in TASKS else None)
-    if m.task and meta.get("task") in TASKS and meta["task"] != m.task:
-        raise UserError(f"{where}.task", f"{path} is a {meta['task']} model (its metadata says so), not {m.task}")
+    task = _metadata_task(m, meta, path, where)
     shape = info["input_shape"]
     hw = m.hw or _meta_imgsz(meta)
     if hw is None:
