@@ -3,7 +3,7 @@ each engine's outputs are from the FP32 engine's.
 
     python benchmarks/trt_precision.py [--onnx PATH | --model yolov8n:640] [--calib-images DIR]
         [--eval-images DIR] [--images 8] [--iterations 1000] [--tactics none --opt-level 0]
-        [--cuda cuda-python|pycuda] [--jobs N] [--timing-cache FILE]
+        [--cuda cuda-python|pycuda] [--jobs N] [--timing-cache FILE] [--rows int8-calibrator,...]
 
 Engines (rows), each built by the framework (``prepare_model``) with these options:
   FP32               precision fp32
@@ -29,6 +29,9 @@ build reads and adds to TensorRT's timing cache (options.timing_cache): the FP16
 builds then reuse the FP32 timings of the rows before them, and their build times say less
 about a build alone.
 
+--rows picks the rows after FP32 (the reference, always built): fp16-flag, fp16-converted,
+int8-qdq, int8-calibrator (default: all).
+
 Calibration images default to 64 synthetic detection images (``validation.make_synthetic``),
 evaluation images to 8 others (another seed). Where TensorRT lacks cuBLAS / cuDNN: --tactics none
 (and --opt-level 0 from 8.6 to build faster).
@@ -46,11 +49,15 @@ from typing import Dict, List, Optional
 import numpy as np
 
 
-def engines(trt_major: int, calib: str, cache: str) -> List[tuple]:
-    """(label, precision, options) of each row; None options: not on this TensorRT."""
+ROWS = ("fp16-flag", "fp16-converted", "int8-qdq", "int8-calibrator")
+
+
+def engines(trt_major: int, calib: str, cache: str, rows: Optional[List[str]] = None) -> List[tuple]:
+    """(label, precision, options) of each row (FP32 and ``rows``, default all); None
+    options: not on this TensorRT."""
     in_onnx = "strong" if trt_major >= 10 else "weak"
     weak = None if trt_major >= 11 else "weak"
-    return [
+    every = [
         ("FP32", "fp32", {}),
         ("FP16 (flag)", "fp16", weak and {"typing": "weak", "convert": False}),
         ("FP16 (converted)", "fp16", {"typing": in_onnx, "convert": True, "calib_images": calib}),
@@ -58,6 +65,8 @@ def engines(trt_major: int, calib: str, cache: str) -> List[tuple]:
         ("INT8 (calibrator)", "int8", weak and {"typing": "weak", "convert": False, "calib_images": calib,
                                                 "calib_cache": cache}),
     ]
+    keep = ("fp32", *ROWS) if rows is None else ("fp32", *rows)
+    return [row for key, row in zip(("fp32", *ROWS), every) if key in keep]
 
 
 def outputs(model, x: np.ndarray) -> np.ndarray:
@@ -210,7 +219,12 @@ def main(argv=None) -> int:
                     "timing_cache): a later row's build reuses the timings the earlier rows measured")
     ap.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default=None,
                     help="the CUDA binding (sets TRB_CUDA)")
+    ap.add_argument("--rows", help=f"the rows after FP32, comma-separated: {','.join(ROWS)} (default: all)")
     args = ap.parse_args(argv)
+    rows_wanted = args.rows.split(",") if args.rows else None
+    unknown = sorted(set(rows_wanted or ()) - set(ROWS))
+    if unknown:
+        ap.error(f"--rows: {', '.join(unknown)} is not one of {', '.join(ROWS)}")
     if args.cuda:
         os.environ["TRB_CUDA"] = args.cuda
     try:
@@ -234,7 +248,7 @@ def main(argv=None) -> int:
     cuda = _cuda.load(None)
     major = int(trt.__version__.split(".")[0])
     rows, ref, ref_scores = [], None, None
-    variants = engines(major, calib, str(work / "calib.cache"))
+    variants = engines(major, calib, str(work / "calib.cache"), rows_wanted)
     built = prebuild(args, variants, args.jobs) if args.jobs > 1 else {}
     for label, precision, options in variants:
         if options is None:

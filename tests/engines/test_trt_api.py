@@ -551,6 +551,7 @@ class Sim:
         if i not in made:
             made[i] = self.classes()["ILayer"]()
             made[i]._s_layer = obj._s_info["layers"][i]
+            made[i]._s_outputs = {o[0] for o in obj._s_info["outputs"]}
         return made[i]
 
     def ILayer__name(self, obj):
@@ -560,17 +561,31 @@ class Sim:
     _LAYER_TYPES = {"Conv": "CONVOLUTION", "Sigmoid": "ACTIVATION", "Relu": "ACTIVATION", "Concat": "CONCATENATION",
                     "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Softmax": "SOFTMAX", "MaxPool": "POOLING",
                     "Split": "SLICE", "Slice": "SLICE", "Resize": "RESIZE", "Gemm": "MATRIX_MULTIPLY",
-                    "MatMul": "MATRIX_MULTIPLY"}
+                    "MatMul": "MATRIX_MULTIPLY", "Constant": "CONSTANT", "Flatten": "SHUFFLE"}
 
     def ILayer__type(self, obj):
         return self.enum("LayerType", self._LAYER_TYPES.get(obj._s_layer[1], "ELEMENTWISE"))
 
     def ILayer__num_outputs(self, obj):
-        return 1
+        return len(obj._s_layer[2])
+
+    def ILayer__get_output(self, obj, index):
+        assert 0 <= index < len(obj._s_layer[2])
+        t = self.classes()["ITensor"]()
+        name, dtype = obj._s_layer[2][index]
+        t._s_io = [name, [], dtype]
+        t._s_network_output = name in obj._s_outputs
+        return t
 
     def ILayer__set_output_type(self, obj, index, dtype):
-        assert isinstance(dtype, self.classes()["DataType"]) and 0 <= index < 1
+        assert isinstance(dtype, self.classes()["DataType"]) and 0 <= index < len(obj._s_layer[2])
         obj._s_values.setdefault("_output_types", {})[index] = self.name_of("DataType", dtype)
+
+    def ITensor__dtype(self, obj):
+        return self.enum("DataType", obj._s_io[2])
+
+    def ITensor__is_network_output(self, obj):
+        return getattr(obj, "_s_network_output", False)
 
     def _constraints(self, network) -> Dict[str, str]:
         """The layers' precision constraints a build sees: ``{name: DataType}``; each layer's
@@ -580,7 +595,8 @@ class Sim:
             values = object.__getattribute__(layer, "_s_values")
             if "precision" in values:
                 dtype = self.name_of("DataType", values["precision"])
-                assert values.get("_output_types") == {0: dtype}, f"{layer._s_layer[0]}: output type not {dtype}"
+                want = {j: dtype for j in range(len(layer._s_layer[2]))}
+                assert values.get("_output_types") == want, f"{layer._s_layer[0]}: output type not {dtype}"
                 out[layer._s_layer[0]] = dtype
         return out
 
@@ -649,7 +665,7 @@ class Sim:
             return 0, 0
         precision = "+".join(sorted(flags & {"FP16", "INT8"})) or ("strong" if info["strong"] else "fp32")
         shape = "x".join(str(d) for d in info["inputs"][0][1]) if info["inputs"] else ""
-        keys = {f"{op}:{shape}:{precision}" for _, op in info.get("layers", [])}
+        keys = {f"{op}:{shape}:{precision}" for _, op, _ in info.get("layers", [])}
         found = keys & cache._s_entries
         cache._s_entries |= keys
         return len(found), len(keys - found)
@@ -695,7 +711,7 @@ class Sim:
             if core >= self.dla_cores:
                 self._log(obj, f"DLA core {core} does not exist")
                 return None
-            off = [name for name, op in info["layers"] if op != "Conv"]
+            off = [name for name, op, _ in info["layers"] if op != "Conv"]
             if off and "GPU_FALLBACK" not in flags:
                 self._log(obj, f"layers cannot run on DLA without GPU fallback: {off}")
                 return None
@@ -778,7 +794,17 @@ class Sim:
         info["inputs"] = [io(v) for v in g.input if v.name not in inits]
         info["outputs"] = [io(v) for v in g.output]
         info["qdq"] = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node)
-        info["layers"] = [(n.name or f"{n.op_type}_{i}", n.op_type) for i, n in enumerate(g.node)]
+        # a layer per node: (name, operator, its outputs as (tensor, data type)); the types from
+        # ONNX's shape inference (a shape computation's are integers, as in the real network)
+        types = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.output, *g.value_info)}
+        try:
+            types.update((v.name, v.type.tensor_type.elem_type)
+                         for v in onnx.shape_inference.infer_shapes(model).graph.value_info)
+        except Exception:  # noqa: BLE001 - a model ONNX cannot infer keeps float outputs
+            pass
+        info["layers"] = [(n.name or f"{n.op_type}_{i}", n.op_type,
+                           [(o, _ONNX_TYPES.get(types.get(o, 1), "FLOAT")) for o in n.output])
+                          for i, n in enumerate(g.node)]
         return True
 
     def OnnxParser__num_errors(self, obj):
@@ -1950,6 +1976,12 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
 #: scale) and DFL, as the parser names them after the ONNX nodes
 _HEAD_FP32 = {f"/model.22/cv{b}.{s}/cv{b}.{s}.{i}/act/Sigmoid" for b in (2, 3) for s in range(3) for i in (0, 1)} | {
     "/model.22/Sigmoid"}
+#: the head's decoding, from the output convolutions to the output (not its shape arithmetic,
+#: ``/model.22/Mul``, nor its constants)
+_HEAD_DECODE = {f"/model.22/{n}" for n in (
+    "Reshape", "Reshape_1", "Reshape_2", "Reshape_3", "Reshape_4", "Reshape_5", "Concat", "Concat_1", "dfl/Reshape",
+    "dfl/Transpose", "dfl/Softmax", "dfl/Reshape_1", "Slice", "Slice_1", "Sub", "Add_1", "Add_2", "Sub_1", "Div_1",
+    "Concat_2", "Mul_2", "Concat_3")}
 _HEAD_FP16 = {f"/model.22/cv{b}.{s}/cv{b}.{s}.2/Conv" for b in (2, 3) for s in range(3)} | {"/model.22/dfl/conv/Conv"}
 
 
@@ -1957,10 +1989,13 @@ _HEAD_FP16 = {f"/model.22/cv{b}.{s}/cv{b}.{s}.2/Conv" for b in (2, 3) for s in r
 def test_int8_by_the_calibrator_keeps_the_detection_head_out_of_int8(tmp_path, det_onnx, cls_onnx, version):
     """On a real yolov8n detect export parsed layer by layer: INT8 by the calibrator keeps
     the head's Sigmoid layers (the class scores) in FP32 and its output convolutions and DFL
-    in FP16, each layer's output type too, under OBEY_PRECISION_CONSTRAINTS (the stand-in
-    builder refuses constraints without it); the engine's record lists them, and its key is
-    not the key of an engine built before the rule. An FP16 build and INT8 from a Q/DQ ONNX
-    constrain nothing. A classifier's head (``/model.9/``) has one Sigmoid, its SiLU's."""
+    in FP16 (Ultralytics' rule), and its decoding up to the output in FP32, each layer's output
+    type too, under OBEY_PRECISION_CONSTRAINTS (the stand-in builder refuses constraints
+    without it); the engine's record lists them, and its key is not the key of an engine
+    built before the rule. The layers are those ``_int8_head.head_rule`` names on the ONNX
+    (``tests/engines/test_int8_head.py`` measures them on ONNX Runtime's INT8). An FP16 build
+    and INT8 from a Q/DQ ONNX constrain nothing. A classifier's head (``/model.9/``) keeps
+    its SiLU's Sigmoid, its Flatten and its Softmax (the output)."""
     from trt_ray_bench.engines._trt_build import BuildOptions
 
     calib = str(calib_folder(tmp_path / "c"))
@@ -1968,24 +2003,26 @@ def test_int8_by_the_calibrator_keeps_the_detection_head_out_of_int8(tmp_path, d
         builds = _sim(trt).builds
         e = _build(det_onnx, tmp_path / "e", precision="int8", typing="weak", calib_images=calib,
                    calib_cache=str(tmp_path / "det.calib"))
-        want = {**{n: "FLOAT" for n in _HEAD_FP32}, **{n: "HALF" for n in _HEAD_FP16}}
+        want = {**{n: "FLOAT" for n in _HEAD_FP32 | _HEAD_DECODE}, **{n: "HALF" for n in _HEAD_FP16}}
         assert builds[-1]["calibrated"] and builds[-1]["constraints"] == want
         assert "OBEY_PRECISION_CONSTRAINTS" in builds[-1]["flags"]
         assert sorted(e.int8_kept_out) == sorted(f"{n}: {'fp32' if d == 'FLOAT' else 'fp16'}" for n, d in want.items())
-        assert e.options["int8_head"] == "ultralytics head: sigmoid fp32, output convolutions and dfl fp16"
+        assert e.options["int8_head"] == ("ultralytics head: sigmoid fp32, output convolutions and dfl fp16; "
+                                          "its decoding and the layers writing the outputs fp32")
         _build(det_onnx, tmp_path / "e", precision="fp16", typing="weak")
         _build(det_onnx, tmp_path / "e", precision="int8", typing="weak", onnx_precision="int8")  # Q/DQ: no calibrator
         assert [b["constraints"] for b in builds[-2:]] == [{}, {}] and not builds[-1]["calibrated"]
         assert all("OBEY_PRECISION_CONSTRAINTS" not in b["flags"] for b in builds[-2:])
         _build(cls_onnx, tmp_path / "e", precision="int8", typing="weak", calib_images=calib,
                calib_cache=str(tmp_path / "cls.calib"))
-        assert builds[-1]["constraints"] == {"/model.9/conv/act/Sigmoid": "FLOAT"}
+        assert builds[-1]["constraints"] == {"/model.9/conv/act/Sigmoid": "FLOAT", "/model.9/Flatten": "FLOAT",
+                                             "/model.9/Softmax": "FLOAT"}
     from types import SimpleNamespace
 
     from trt_ray_bench.cluster.node_run import engine_line
 
     line = engine_line(SimpleNamespace(name="det", engine=dataclasses.asdict(e), engine_path=e.path))
-    assert ", 20 head layer(s) kept out of INT8 (13 in FP32, 7 in FP16)" in line, line
+    assert ", 42 head layer(s) kept out of INT8 (35 in FP32, 7 in FP16)" in line, line
     # the key of a calibrated engine names the rule; the keys of the others are as they were
     assert "int8_head" not in BuildOptions(precision="fp16").key()
     assert "int8_head" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()

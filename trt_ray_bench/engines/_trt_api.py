@@ -21,10 +21,10 @@ Nothing here imports TensorRT: the functions take the module (or its objects).
 
 from __future__ import annotations
 
-import re
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import UserError
+from . import _int8_head
 
 TYPINGS = ("weak", "strong")
 #: the TensorRT major version from which each typing exists / up to which it exists
@@ -79,42 +79,34 @@ def set_precision_flags(trt, config, precision: str) -> None:
         config.set_flag(trt.BuilderFlag.INT8)
 
 
-#: the rule ``keep_head_out_of_int8`` applies (part of a calibrated engine's cache key)
-HEAD_RULE = "ultralytics head: sigmoid fp32, output convolutions and dfl fp16"
-_MODULE = re.compile(r"/model\.(\d+)/")
-
-
 def keep_head_out_of_int8(trt, network, config) -> List[str]:
-    """INT8 by the calibrator (weak typing): keep an Ultralytics detection head's Sigmoid
-    layers (its class scores) in FP32 and its output convolutions and DFL in FP16, under
-    ``OBEY_PRECISION_CONSTRAINTS`` (every version from 8.2 has it), as Ultralytics'
-    exporter does for its TensorRT INT8 engines (8.4.91 and later): calibrated INT8 there
-    compresses the confidence scores. The head is the last ``/model.N/`` module of the
-    parsed network's layer names; a network without such names is left as it is.
-    The layers constrained, each ``name: fp32|fp16``."""
-    names = [network.get_layer(i).name for i in range(network.num_layers)]
-    found = [int(m.group(1)) for m in (_MODULE.search(n) for n in names) if m]
-    if not found:
-        return []
-    head = f"/model.{max(found)}/"
-    kept = []
-    for i, name in enumerate(names):
-        if head not in name:
-            continue
+    """INT8 by the calibrator (weak typing) on an Ultralytics network: the layers
+    ``_int8_head.head_rule`` picks run in FP32 or FP16 (precision and output types), under
+    ``OBEY_PRECISION_CONSTRAINTS`` (every version from 8.2 has it). The layers constrained,
+    each ``name: fp32|fp16``; none on a network without ``/model.N/`` layer names."""
+    layers, views = [], []
+    for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if layer.type == trt.LayerType.ACTIVATION and "sigmoid" in name.lower():
-            dtype, word = trt.DataType.FLOAT, "fp32"
-        elif layer.type == trt.LayerType.CONVOLUTION and (name.endswith(".2/Conv") or "/dfl/" in name):
-            dtype, word = trt.DataType.HALF, "fp16"
-        else:
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        kind = ("constant" if layer.type == trt.LayerType.CONSTANT else
+                "convolution" if layer.type == trt.LayerType.CONVOLUTION else
+                "sigmoid" if layer.type == trt.LayerType.ACTIVATION and "sigmoid" in layer.name.lower() else "other")
+        layers.append(layer)
+        views.append(_int8_head.Layer(layer.name, kind, bool(outputs) and all(t.dtype == trt.DataType.FLOAT
+                                                                              for t in outputs),
+                                      any(t.is_network_output for t in outputs)))
+    rule = _int8_head.head_rule(views)
+    for layer in layers:
+        word = rule.get(layer.name)
+        if word is None:
             continue
+        dtype = trt.DataType.FLOAT if word == "fp32" else trt.DataType.HALF
         layer.precision = dtype
         for j in range(layer.num_outputs):
             layer.set_output_type(j, dtype)
-        kept.append(f"{name}: {word}")
-    if kept:
+    if rule:
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    return kept
+    return [f"{name}: {word}" for name, word in rule.items()]
 
 
 def kept_out_text(kept: Optional[List[str]]) -> str:

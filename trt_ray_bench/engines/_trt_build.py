@@ -21,7 +21,7 @@ from ..models import cache_dir
 from ..models._engine_file import split_ultralytics_header
 from ..models._inputs import list_images, load_images
 from ..models._resolve import sha256_file
-from . import _trt_api, _trt_timing_cache
+from . import _int8_head, _trt_api, _trt_timing_cache
 
 #: options.convert's values (YAML gives booleans; ``--set`` overrides may give the words)
 CONVERT = {"auto": "auto", True: True, False: False, "true": True, "false": False}
@@ -98,7 +98,7 @@ class BuildOptions:
         if not self.calibrates():
             d.pop("calib_cache")
         else:  # the layers kept out of INT8 make another engine
-            d["int8_head"] = _trt_api.HEAD_RULE
+            d["int8_head"] = _int8_head.HEAD_RULE
         if self.dla_core is None:  # a GPU engine's key as it always was
             d.pop("dla_core")
             d.pop("gpu_fallback")
