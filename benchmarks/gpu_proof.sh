@@ -23,7 +23,7 @@
 # With no stage it runs them all. Everything it prints also lands in $OUT (logs, compare
 # tables, the results as a tar). Engines are cached in /tmp/trbcache between calls.
 set -uo pipefail
-. /tmp/trt_env.sh
+. ${TRT_ENV:-/tmp/trt_env.sh}   # the stack's environment (setup.sh writes it; TRT_ENV picks another)
 export TRB_CACHE_DIR=/tmp/trbcache TRB_TEST_CACHE=/tmp/trbcache PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 # kernels JIT-compiled for this GPU are kept for the next build (CUDA's default cache holds 256 MB)
 export CUDA_CACHE_PATH=/tmp/cuda-cache CUDA_CACHE_MAXSIZE=2147483648   # 2 GiB (CUDA states 4 GiB as the maximum)
@@ -374,6 +374,14 @@ par85() {
 # one build at a time, all five sharing one timing cache: the later rows reuse the timings of
 # the earlier ones (on an H100, 2026-12-07: 126, 365, 170, 322 and 325 s, 23 minutes in all)
 precision85() { PREC_MODEL=yolov8n:320 PREC_ARGS="--timing-cache /tmp/trbcache/precision85.cache" precision; }
+# INT8 by the calibrator on the 320-px LSUV detector: the head rule with the min-max and the
+# entropy calibrator, Ultralytics' layers only, no rule (INT8V: other variants); needs scipy in
+# the bundle (gpu_extra_wheels.sh). On an H100 with 8.6 (2026-12-07) a build took ~2.5 min.
+int8head() {
+  step "INT8 by the calibrator, variants ${INT8V:-rule-minmax,rule-entropy,ultralytics-minmax,none-minmax}"
+  "$PY" benchmarks/trt_int8_head.py --model yolov8n:320 --work /tmp/int8head \
+      --variants "${INT8V:-rule-minmax,rule-entropy,ultralytics-minmax,none-minmax}" 2>&1 | tee -a "$OUT/int8head.md"
+}
 energy() {
   # The five tasks alone and together, 5 s a phase: with a 3-s idle baseline and a cooldown
   # to COOL_C (default 60 °C) before each phase, then without either; each row's energy (NVML's

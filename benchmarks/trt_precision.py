@@ -11,7 +11,8 @@ Engines (rows), each built by the framework (``prepare_model``) with these optio
   FP16 (converted)   fp16, convert true: the mixed-precision ONNX (models.convert_model),
                      typing weak below TensorRT 10 (flag on the converted ONNX), strong from 10
   INT8 (Q/DQ)        int8, convert true: the Q/DQ ONNX calibrated on --calib-images, same typing
-  INT8 (calibrator)  int8, typing weak: TensorRT's entropy calibrator on --calib-images (not on 11.x)
+  INT8 (calibrator)  int8, typing weak: TensorRT's calibrator (min-max, options.calibrator) on
+                     --calib-images (not on 11.x)
 Columns: build (and conversion) time, GPU p50 (CUDA events around execute_async_v3, via
 the framework's ``run_loop``, device buffers only, sync device), and on --images images the
 cosine similarity and relative L2 error of the raw first output against FP32's; for a

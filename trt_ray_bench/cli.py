@@ -372,6 +372,7 @@ def _cmd_engine_build(a) -> int:
     onnx = _onnx_file(a.model)
     flags = {"workspace_gb": a.workspace_gb, "opt_level": a.opt_level, "max_batch": a.max_batch,
              "tactics": a.tactics, "calib_images": a.calib_images, "calib_cache": a.calib_cache,
+             "calibrator": a.calibrator,
              "typing": a.typing, "convert": {"true": True, "false": False}.get(a.convert, a.convert),
              "timing_cache": a.timing_cache}
     options = {k: v for k, v in flags.items() if v is not None}
@@ -764,6 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="none: no cuBLAS/cuDNN tactics")
     eb.add_argument("--calib-images", help="int8: folder of calibration images")
     eb.add_argument("--calib-cache", help="int8: calibration cache file (read if present, else written)")
+    eb.add_argument("--calibrator", choices=("minmax", "entropy"), help="int8 by TensorRT's calibrator: minmax "
+                    "(the default, as Ultralytics' exporter) or entropy (trtexec's)")
     eb.add_argument("--timing-cache", metavar="FILE", help="TensorRT's timing cache file (trtexec's "
                     "--timingCacheFile): created by the first build, read and updated by later ones")
     eb.add_argument("--typing", choices=("weak", "strong"), help="weak: builder precision flags (TensorRT < 11); "

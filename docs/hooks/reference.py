@@ -261,9 +261,13 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
                    "always (with weak typing, TensorRT 8.x's route from a Q/DQ or mixed-precision ONNX); `false`: never",
         "calib_images": "int8: a folder of calibration images (the calibrator, or the Q/DQ conversion)",
         "calib_cache": "int8 with the calibrator: the file that keeps its scales (read if present, else written). "
-                       "The calibrator's build keeps an Ultralytics head's Sigmoid layers in FP32 and its output "
-                       "convolutions and DFL in FP16 (as Ultralytics' exporter does); the engine's `.json` lists "
-                       "them (`int8_kept_out`), and the run log's engine line counts them",
+                       "The calibrator's build keeps an Ultralytics head out of INT8 (its Sigmoid layers, its "
+                       "decoding and the layers writing its outputs in FP32, its output and DFL convolutions in "
+                       "FP16); the engine's `.json` lists them (`int8_kept_out`), and the run log's engine line "
+                       "counts them",
+        "calibrator": "int8 with the calibrator: `minmax` (default; TensorRT's min-max calibrator, as Ultralytics' "
+                      "exporter) or `entropy` (its entropy calibrator, trtexec's), which clips the rare large "
+                      "activations a detector's class scores come from. Part of the engine cache's key",
         "dla_core": "build for and run on this DLA core of a Jetson (Xavier, Orin: 0 or 1; trtexec's `--useDLACore`), "
                     "FP16 or INT8 only; refused where TensorRT counts no such core (every desktop GPU)",
         "gpu_fallback": "with `dla_core`: the layers the DLA cannot run go to the GPU (`--allowGPUFallback`; runs "

@@ -730,7 +730,10 @@ class Sim:
         if self.fail_build:
             self._log(obj, self.fail_build)
             return None
-        self.builds.append({"flags": sorted(flags), "calibrated": calibrator is not None, "strong": info["strong"],
+        algo = next((a for a in ("IInt8MinMaxCalibrator", "IInt8EntropyCalibrator2")
+                     if calibrator is not None and isinstance(calibrator, self.classes()[a])), None)
+        self.builds.append({"flags": sorted(flags), "calibrated": calibrator is not None, "calibrator": algo,
+                            "strong": info["strong"],
                             "network_flags": info["flags"],
                             "profiles": [s for p in config._s_profiles for s in p._s_shapes.values()],
                             "dla_core": values.get("DLA_core") if dla else None,
@@ -740,17 +743,21 @@ class Sim:
 
     def _calibrate(self, cal, info) -> None:
         """TensorRT calling the calibrator back, as the builder does: scales the cache holds
-        are used as they are (no batch asked, nothing written)."""
+        are used as they are (no batch asked, nothing written), where another algorithm
+        wrote them, TensorRT calibrates again ("Calibration table does not match calibrator
+        algorithm type")."""
+        algo = "MinMax" if isinstance(cal, self.classes()["IInt8MinMaxCalibrator"]) else "Entropy2"
         with self.record.quiet():
             batch = cal.get_batch_size()
-            if cal.read_calibration_cache():
+            cached = cal.read_calibration_cache()
+            if cached and bytes(cached).endswith(algo.encode()):
                 return
             names = [info["inputs"][0][0]]
             n = 0
             while cal.get_batch(names) is not None and n < 100:
                 n += 1
             assert n > 0, "the calibrator gave no batch"
-            cal.write_calibration_cache(b"stand-in calibration table")
+            cal.write_calibration_cache(b"stand-in calibration table " + algo.encode())
             assert batch >= 1
 
     def _log(self, builder, msg: str) -> None:
@@ -1963,12 +1970,47 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
         for _ in range(2):
             again = build()
             assert again.cached and again.path == first.path and len(builds) == 1
-        cache.write_bytes(b"other scales")  # another calibration: another engine
+        cache.write_bytes(b"other scales MinMax")  # another calibration (the same algorithm's): another engine
         other = build()
         assert not other.cached and other.path != first.path and len(builds) == 2
     assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == sorted(
         [Path(first.path).name, Path(first.path).with_suffix(".json").name,
          Path(other.path).name, Path(other.path).with_suffix(".json").name])  # no temporary file left
+
+
+@pytest.mark.parametrize("version", ["8.5", "10.13"])
+def test_the_calibrator_is_min_max_unless_entropy_is_asked(tmp_path, version):
+    """``options.calibrator``: TensorRT's min-max calibrator by default (Ultralytics'
+    exporter's), its entropy calibrator (trtexec's) on request; another engine each (the
+    key names it), the key of an uncalibrated engine as it was. A calibration cache the other
+    algorithm wrote is calibrated again, as TensorRT does, and the engine keyed by the new
+    scales. A name TensorRT has no calibrator for is refused in one line."""
+    from trt_ray_bench.engines._trt_build import BuildOptions, build_engine, check_build_options
+    from trt_ray_bench.errors import UserError
+
+    onnx = tiny_onnx(tmp_path / "m.onnx")
+    cache = tmp_path / "m.calib"
+    base = dict(precision="int8", typing="weak", tactics="none", calib_images=str(calib_folder(tmp_path / "c")),
+                calib_cache=str(cache))
+    with standin(version) as trt:
+        builds = _sim(trt).builds
+
+        def build(**o):
+            return build_engine(onnx, BuildOptions(**{**base, **o}), GPU, out=tmp_path / "engines", where="models[0]",
+                                hw=(32, 32), cc=(8, 7))
+
+        minmax = build()
+        assert builds[-1]["calibrator"] == "IInt8MinMaxCalibrator" and minmax.options["calibrator"] == "minmax"
+        assert cache.read_bytes().endswith(b"MinMax")
+        entropy = build(calibrator="entropy")  # the min-max table in the cache: calibrated again
+        assert builds[-1]["calibrator"] == "IInt8EntropyCalibrator2" and len(builds) == 2
+        assert cache.read_bytes().endswith(b"Entropy2") and entropy.path != minmax.path
+        assert build(calibrator="entropy").cached and len(builds) == 2
+    assert "calibrator" not in BuildOptions(precision="fp16").key()
+    assert "calibrator" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()
+    with pytest.raises(UserError) as e:
+        check_build_options(BuildOptions(**{**base, "calibrator": "kl"}), "models[0]")
+    assert str(e.value) == "models[0].options.calibrator: 'kl', expected minmax or entropy"
 
 
 #: the detection head of a yolov8n export (``/model.22/``): its Sigmoid layers (the SiLUs'
@@ -2271,3 +2313,22 @@ def test_trb_engine_build_takes_a_timing_cache(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"trb: error: --timing-cache: {tmp_path / 'no' / 't.cache'}: no such folder") and \
         "\n" not in err, err
+
+
+def test_trb_engine_build_takes_a_calibrator(tmp_path, monkeypatch, capsys):
+    """``trb engine build --calibrator entropy``: the calibrator the build hands TensorRT is the
+    one asked for (min-max without the flag); an unknown name is argparse's one line, exit 2."""
+    pytest.importorskip("onnx")
+    from trt_ray_bench.cli import main
+
+    monkeypatch.setenv("TRB_CACHE_DIR", str(tmp_path / "cache"))
+    src, images = tiny_onnx(tmp_path / "m.onnx"), str(calib_folder(tmp_path / "c"))
+    with standin("8.5.2.2") as trt:
+        for flag, want in (([], "IInt8MinMaxCalibrator"), (["--calibrator", "entropy"], "IInt8EntropyCalibrator2")):
+            assert main(["engine", "build", str(src), "--precision", "int8", "--tactics", "none", "--typing", "weak",
+                         "--calib-images", images, "--calib-cache", str(tmp_path / f"{want}.calib"), *flag]) == 0
+            assert _sim(trt).builds[-1]["calibrator"] == want
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["engine", "build", str(src), "--calibrator", "kl"])
+    assert e.value.code == 2 and "--calibrator: invalid choice: 'kl'" in capsys.readouterr().err

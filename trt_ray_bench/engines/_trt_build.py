@@ -68,6 +68,9 @@ class BuildOptions:
     tactics: str = "default"  # default | none (no cuBLAS/cuDNN tactics)
     calib_images: Optional[str] = None
     calib_cache: Optional[str] = None
+    #: TensorRT's calibrator: minmax (IInt8MinMaxCalibrator, Ultralytics' exporter's) or
+    #: entropy (IInt8EntropyCalibrator2, trtexec's); part of a calibrated engine's key only
+    calibrator: str = "minmax"
     #: weak (builder precision flags) | strong (the precision is in the ONNX); None: this
     #: TensorRT's default, resolved where TensorRT is imported
     typing: Optional[str] = None
@@ -97,6 +100,7 @@ class BuildOptions:
         d.pop("timing_cache")  # the same engine is wanted with or without it
         if not self.calibrates():
             d.pop("calib_cache")
+            d.pop("calibrator")
         else:  # the layers kept out of INT8 make another engine
             d["int8_head"] = _int8_head.HEAD_RULE
         if self.dla_core is None:  # a GPU engine's key as it always was
@@ -155,11 +159,17 @@ def converts(opts: BuildOptions) -> bool:
     return convert is True or (convert == "auto" and opts.typing == "strong")
 
 
+#: ``options.calibrator``: the TensorRT class each name builds on
+CALIBRATORS = {"minmax": "IInt8MinMaxCalibrator", "entropy": "IInt8EntropyCalibrator2"}
+
+
 def _check_calibration(opts: BuildOptions, where: str) -> None:
     """int8's data: a folder of images for a Q/DQ conversion; images and/or a cache file
     for TensorRT's calibrator (weak typing); nothing for an ONNX that has Q/DQ nodes."""
     if opts.calib_images:  # a folder holding images, refused on the driver rather than on the node
         list_images(opts.calib_images, where=f"{where}.options.calib_images")
+    if opts.calibrator not in CALIBRATORS:
+        raise UserError(f"{where}.options.calibrator", f"{opts.calibrator!r}, expected {' or '.join(CALIBRATORS)}")
     if opts.precision != "int8" or opts.onnx_precision == "int8":
         return
     if converts(opts):
@@ -400,9 +410,12 @@ def io_tensors(trt, engine, where: str = "engine") -> Tuple[list, list]:
 
 
 def make_calibrator(trt, network, opts: BuildOptions, hw, task: Optional[str] = None):
-    """An entropy calibrator over a folder of images, preprocessed like the model's input.
-    Weak typing only: TensorRT 11 has no calibrators (``_trt_api.check_typing`` refuses
-    weak typing there before this is reached)."""
+    """TensorRT's calibrator (``opts.calibrator``: min-max by default, as Ultralytics'
+    exporter; entropy, as trtexec) over a folder of images, preprocessed like the model's
+    input. Min-max keeps each tensor's largest value: a detector's class scores live in a
+    few large activations, which the entropy calibrator's clipping can round away. Weak
+    typing only: TensorRT 11 has no calibrators (``_trt_api.check_typing`` refuses weak
+    typing there before this is reached)."""
     import numpy as np
 
     from . import _cuda
@@ -413,9 +426,11 @@ def make_calibrator(trt, network, opts: BuildOptions, hw, task: Optional[str] = 
     files = list_images(opts.calib_images, where="options.calib_images") if opts.calib_images else []
     cuda = _cuda.load()
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):
+    base = getattr(trt, CALIBRATORS[opts.calibrator])
+
+    class Calibrator(base):
         def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
+            base.__init__(self)
             self.batch = shape[0]
             self.files = files
             self.i = 0

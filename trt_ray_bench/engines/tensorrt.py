@@ -21,6 +21,8 @@ Options (``models[].options``), named after trtexec's where they mean the same:
                        route to an engine from a Q/DQ or mixed-precision ONNX.
   calib_images         int8: the calibration images (calibrator and Q/DQ conversion)
   calib_cache          int8 with the calibrator: the file that keeps its scales
+  calibrator: minmax   int8 with the calibrator: minmax (Ultralytics' exporter's) or entropy
+                       (trtexec's); part of the engine cache's key
   dla_core: N          build for and run on DLA core N (``--useDLACore``; FP16 or INT8
                        only); refused where TensorRT counts no such core (every desktop GPU)
   gpu_fallback: false  with dla_core: layers the DLA cannot run go to the GPU
@@ -53,8 +55,8 @@ from ._trt_build import (BuildOptions, CapturingLogger, build_engine, check_buil
 NAME = "tensorrt"
 USES_ONNX = True
 
-_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "typing", "convert",
-          "dla_core", "gpu_fallback", "timing_cache"}
+_BUILD = {"workspace_gb", "opt_level", "max_batch", "tactics", "calib_images", "calib_cache", "calibrator", "typing",
+          "convert", "dla_core", "gpu_fallback", "timing_cache"}
 _RUN = {"transfers", "cuda_graph", "sync_wait"}
 #: what an engine file given as ``path`` also takes: the core it loads on (and its fallback,
 #: checked with it); the other build options would be ignored, so they are refused
@@ -106,7 +108,8 @@ def build_options(model, onnx_precision: Optional[str] = "fp32") -> BuildOptions
     return BuildOptions(
         precision=model.precision, workspace_gb=float(o.get("workspace_gb", 4.0)), opt_level=o.get("opt_level"),
         max_batch=o.get("max_batch"), batch=model.batch, tactics=o.get("tactics", "default"),
-        calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"), typing=o.get("typing"),
+        calib_images=o.get("calib_images"), calib_cache=o.get("calib_cache"),
+        calibrator=o.get("calibrator", "minmax"), typing=o.get("typing"),
         convert=o.get("convert", "auto"), onnx_precision=onnx_precision,
         dla_core=o.get("dla_core"), gpu_fallback=o.get("gpu_fallback", False),
         timing_cache=o.get("timing_cache"),  # ~ expanded where it is read (_trt_timing_cache)
