@@ -267,7 +267,8 @@ OPTION_TEXT: Dict[str, Dict[str, str]] = {
                        "counts them",
         "calibrator": "int8 with the calibrator: `minmax` (default; TensorRT's min-max calibrator, as Ultralytics' "
                       "exporter) or `entropy` (its entropy calibrator, trtexec's), which clips the rare large "
-                      "activations a detector's class scores come from. Part of the engine cache's key",
+                      "activations a detector's class scores come from. Part of the engine cache's key. A "
+                      "`calib_cache` holding the other calibrator's scales is refused before the build",
         "dla_core": "build for and run on this DLA core of a Jetson (Xavier, Orin: 0 or 1; trtexec's `--useDLACore`), "
                     "FP16 or INT8 only; refused where TensorRT counts no such core (every desktop GPU)",
         "gpu_fallback": "with `dla_core`: the layers the DLA cannot run go to the GPU (`--allowGPUFallback`; runs "

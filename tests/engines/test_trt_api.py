@@ -746,18 +746,19 @@ class Sim:
         are used as they are (no batch asked, nothing written), where another algorithm
         wrote them, TensorRT calibrates again ("Calibration table does not match calibrator
         algorithm type")."""
-        algo = "MinMax" if isinstance(cal, self.classes()["IInt8MinMaxCalibrator"]) else "Entropy2"
+        header = "TRT-{}00-".format("".join(self.version().split(".")[:2])) + (
+            "MinMaxCalibration" if isinstance(cal, self.classes()["IInt8MinMaxCalibrator"]) else "EntropyCalibration2")
         with self.record.quiet():
             batch = cal.get_batch_size()
             cached = cal.read_calibration_cache()
-            if cached and bytes(cached).endswith(algo.encode()):
+            if cached and bytes(cached).split(b"\n")[0].endswith(header.split("-", 2)[2].encode()):
                 return
             names = [info["inputs"][0][0]]
             n = 0
             while cal.get_batch(names) is not None and n < 100:
                 n += 1
             assert n > 0, "the calibrator gave no batch"
-            cal.write_calibration_cache(b"stand-in calibration table " + algo.encode())
+            cal.write_calibration_cache(header.encode() + b"\nstand-in: 3f800000")
             assert batch >= 1
 
     def _log(self, builder, msg: str) -> None:
@@ -1970,7 +1971,7 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
         for _ in range(2):
             again = build()
             assert again.cached and again.path == first.path and len(builds) == 1
-        cache.write_bytes(b"other scales MinMax")  # another calibration (the same algorithm's): another engine
+        cache.write_bytes(b"TRT-8502-MinMaxCalibration\nother: 3f000000")  # another calibration: another engine
         other = build()
         assert not other.cached and other.path != first.path and len(builds) == 2
     assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == sorted(
@@ -1982,16 +1983,17 @@ def test_an_int8_calibrator_engine_is_cached_from_its_second_run(tmp_path, versi
 def test_the_calibrator_is_min_max_unless_entropy_is_asked(tmp_path, version):
     """``options.calibrator``: TensorRT's min-max calibrator by default (Ultralytics'
     exporter's), its entropy calibrator (trtexec's) on request; another engine each (the
-    key names it), the key of an uncalibrated engine as it was. A calibration cache the other
-    algorithm wrote is calibrated again, as TensorRT does, and the engine keyed by the new
-    scales. A name TensorRT has no calibrator for is refused in one line."""
+    key names it), the key of an uncalibrated engine as it was. A calibration cache holding
+    the other algorithm's scales (its first line names it, as TensorRT writes it: trtexec's
+    ``TRT-8601-EntropyCalibration2``) is refused in one line before the build: TensorRT
+    would calibrate again and overwrite the file. A name TensorRT has no calibrator for is
+    refused in one line."""
     from trt_ray_bench.engines._trt_build import BuildOptions, build_engine, check_build_options
     from trt_ray_bench.errors import UserError
 
     onnx = tiny_onnx(tmp_path / "m.onnx")
-    cache = tmp_path / "m.calib"
     base = dict(precision="int8", typing="weak", tactics="none", calib_images=str(calib_folder(tmp_path / "c")),
-                calib_cache=str(cache))
+                calib_cache=str(tmp_path / "minmax.calib"))
     with standin(version) as trt:
         builds = _sim(trt).builds
 
@@ -2001,11 +2003,21 @@ def test_the_calibrator_is_min_max_unless_entropy_is_asked(tmp_path, version):
 
         minmax = build()
         assert builds[-1]["calibrator"] == "IInt8MinMaxCalibrator" and minmax.options["calibrator"] == "minmax"
-        assert cache.read_bytes().endswith(b"MinMax")
-        entropy = build(calibrator="entropy")  # the min-max table in the cache: calibrated again
-        assert builds[-1]["calibrator"] == "IInt8EntropyCalibrator2" and len(builds) == 2
-        assert cache.read_bytes().endswith(b"Entropy2") and entropy.path != minmax.path
-        assert build(calibrator="entropy").cached and len(builds) == 2
+        assert (tmp_path / "minmax.calib").read_bytes().split(b"\n")[0].endswith(b"-MinMaxCalibration")
+        with pytest.raises(UserError) as e:
+            build(calibrator="entropy")
+        assert str(e.value) == (f"models[0].options.calib_cache: {tmp_path / 'minmax.calib'} holds the minmax "
+                                "calibrator's scales, and options.calibrator is entropy: give calibrator: minmax to "
+                                "use them, or another calib_cache") and len(builds) == 1
+        entropy = build(calibrator="entropy", calib_cache=str(tmp_path / "entropy.calib"))
+        assert builds[-1]["calibrator"] == "IInt8EntropyCalibrator2" and entropy.path != minmax.path
+        assert build(calibrator="entropy", calib_cache=str(tmp_path / "entropy.calib")).cached and len(builds) == 2
+    trtexec = tmp_path / "trtexec.calib"
+    trtexec.write_bytes(b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n")
+    with pytest.raises(UserError, match=r"holds the entropy calibrator's scales, and options.calibrator is minmax: "
+                                        r"give calibrator: entropy"):
+        check_build_options(BuildOptions(**{**base, "calib_cache": str(trtexec)}), "models[0]")
+    check_build_options(BuildOptions(**{**base, "calib_cache": str(trtexec), "calibrator": "entropy"}), "models[0]")
     assert "calibrator" not in BuildOptions(precision="fp16").key()
     assert "calibrator" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()
     with pytest.raises(UserError) as e:

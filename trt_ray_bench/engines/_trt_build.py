@@ -161,6 +161,22 @@ def converts(opts: BuildOptions) -> bool:
 
 #: ``options.calibrator``: the TensorRT class each name builds on
 CALIBRATORS = {"minmax": "IInt8MinMaxCalibrator", "entropy": "IInt8EntropyCalibrator2"}
+#: the algorithm a TensorRT calibration cache names in its first line (``TRT-8601-MinMaxCalibration``)
+_CACHE_ALGORITHMS = {"MinMaxCalibration": "minmax", "EntropyCalibration2": "entropy",
+                     "EntropyCalibration": "entropy (IInt8EntropyCalibrator)", "LegacyCalibration": "legacy"}
+
+
+def cache_calibrator(path: str) -> Optional[str]:
+    """The calibrator whose scales a calibration cache file holds (``minmax``, ``entropy``,
+    or another algorithm's words), from its first line; None where the file is absent or its
+    first line names none."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(200).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    parts = first.split("-", 2)
+    return _CACHE_ALGORITHMS.get(parts[2]) if len(parts) == 3 and parts[0] == "TRT" else None
 
 
 def _check_calibration(opts: BuildOptions, where: str) -> None:
@@ -194,6 +210,12 @@ def _check_calibration(opts: BuildOptions, where: str) -> None:
     if not opts.calib_images and not Path(opts.calib_cache).is_file():
         raise UserError(f"{where}.options.calib_images",
                         f"{opts.calib_cache} does not exist yet: give a folder of images to calibrate with")
+    held = cache_calibrator(opts.calib_cache)
+    if held is not None and held != opts.calibrator:
+        # TensorRT would calibrate again and the new scales would overwrite the file (trtexec's, say)
+        raise UserError(f"{where}.options.calib_cache", f"{opts.calib_cache} holds the {held} calibrator's scales, "
+                        f"and options.calibrator is {opts.calibrator}: give calibrator: {held.split()[0]} to use them, "
+                        "or another calib_cache")
 
 
 def check_dla_options(opts: BuildOptions, where: str) -> None:
