@@ -2018,11 +2018,17 @@ def test_the_calibrator_is_min_max_unless_entropy_is_asked(tmp_path, version):
                                         r"give calibrator: entropy"):
         check_build_options(BuildOptions(**{**base, "calib_cache": str(trtexec)}), "models[0]")
     check_build_options(BuildOptions(**{**base, "calib_cache": str(trtexec), "calibrator": "entropy"}), "models[0]")
+    trtexec.write_bytes(b"TRT-8601-LegacyCalibration\nimages: 3c010a14\n")
+    with pytest.raises(UserError, match=r"holds the IInt8LegacyCalibrator calibrator's scales, and options.calibrator "
+                                        r"is minmax: trt_ray_bench builds with none of that kind \(minmax or entropy\): "
+                                        r"give another calib_cache$"):
+        check_build_options(BuildOptions(**{**base, "calib_cache": str(trtexec)}), "models[0]")
     assert "calibrator" not in BuildOptions(precision="fp16").key()
     assert "calibrator" not in BuildOptions(precision="int8", typing="weak", onnx_precision="int8").key()
-    with pytest.raises(UserError) as e:
-        check_build_options(BuildOptions(**{**base, "calibrator": "kl"}), "models[0]")
-    assert str(e.value) == "models[0].options.calibrator: 'kl', expected minmax or entropy"
+    for bad in ("kl", ["minmax"]):
+        with pytest.raises(UserError) as e:
+            check_build_options(BuildOptions(**{**base, "calibrator": bad}), "models[0]")
+        assert str(e.value) == f"models[0].options.calibrator: {bad!r}, expected minmax or entropy"
 
 
 #: the detection head of a yolov8n export (``/model.22/``): its Sigmoid layers (the SiLUs'

@@ -163,13 +163,13 @@ def converts(opts: BuildOptions) -> bool:
 CALIBRATORS = {"minmax": "IInt8MinMaxCalibrator", "entropy": "IInt8EntropyCalibrator2"}
 #: the algorithm a TensorRT calibration cache names in its first line (``TRT-8601-MinMaxCalibration``)
 _CACHE_ALGORITHMS = {"MinMaxCalibration": "minmax", "EntropyCalibration2": "entropy",
-                     "EntropyCalibration": "entropy (IInt8EntropyCalibrator)", "LegacyCalibration": "legacy"}
+                     "EntropyCalibration": "IInt8EntropyCalibrator", "LegacyCalibration": "IInt8LegacyCalibrator"}
 
 
 def cache_calibrator(path: str) -> Optional[str]:
-    """The calibrator whose scales a calibration cache file holds (``minmax``, ``entropy``,
-    or another algorithm's words), from its first line; None where the file is absent or its
-    first line names none."""
+    """The calibrator whose scales a calibration cache file holds (``minmax``, ``entropy``, or
+    the class of another TensorRT calibrator), from its first line; None where the file is
+    absent or its first line names none."""
     try:
         with open(path, "rb") as f:
             first = f.readline(200).decode("ascii", "replace").strip()
@@ -184,7 +184,7 @@ def _check_calibration(opts: BuildOptions, where: str) -> None:
     for TensorRT's calibrator (weak typing); nothing for an ONNX that has Q/DQ nodes."""
     if opts.calib_images:  # a folder holding images, refused on the driver rather than on the node
         list_images(opts.calib_images, where=f"{where}.options.calib_images")
-    if opts.calibrator not in CALIBRATORS:
+    if not isinstance(opts.calibrator, str) or opts.calibrator not in CALIBRATORS:
         raise UserError(f"{where}.options.calibrator", f"{opts.calibrator!r}, expected {' or '.join(CALIBRATORS)}")
     if opts.precision != "int8" or opts.onnx_precision == "int8":
         return
@@ -213,9 +213,10 @@ def _check_calibration(opts: BuildOptions, where: str) -> None:
     held = cache_calibrator(opts.calib_cache)
     if held is not None and held != opts.calibrator:
         # TensorRT would calibrate again and the new scales would overwrite the file (trtexec's, say)
+        use = f"give calibrator: {held} to use them, or" if held in CALIBRATORS else "trt_ray_bench builds with none " \
+            f"of that kind ({' or '.join(CALIBRATORS)}): give"
         raise UserError(f"{where}.options.calib_cache", f"{opts.calib_cache} holds the {held} calibrator's scales, "
-                        f"and options.calibrator is {opts.calibrator}: give calibrator: {held.split()[0]} to use them, "
-                        "or another calib_cache")
+                        f"and options.calibrator is {opts.calibrator}: {use} another calib_cache")
 
 
 def check_dla_options(opts: BuildOptions, where: str) -> None:
