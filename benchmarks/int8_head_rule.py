@@ -40,17 +40,17 @@ TASKS = ("detect", "segment", "pose", "obb", "classify")
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+    from trt_ray_bench.models._convert import agreement
+
+    return agreement(a, b)[0]
 
 
 def measure(onnx_path: str, work: Path, imgsz: int):
     import onnx
     import onnxruntime as ort
-    from onnxruntime import quantization as q
 
     from trt_ray_bench.engines._int8_head import head_rule, onnx_layers
-    from trt_ray_bench.models._convert import lsuv_weights
+    from trt_ray_bench.models._convert import lsuv_weights, quantize_every_op
     from trt_ray_bench.models._inputs import list_images, load_images
 
     model = onnx.load(onnx_path)
@@ -63,7 +63,7 @@ def measure(onnx_path: str, work: Path, imgsz: int):
     lively = work / f"{Path(onnx_path).stem}-lively.onnx"
     onnx.save(model, str(lively))
     rule = head_rule(onnx_layers(model))
-    ultralytics = [n for n, w in rule.items() if w == "fp16" or "Sigmoid" in n]
+    ultralytics = sorted(head_rule(onnx_layers(model), ultralytics_only=True))
     name = model.graph.input[0].name
 
     def run(path):
@@ -71,22 +71,11 @@ def measure(onnx_path: str, work: Path, imgsz: int):
         outs = [s.run(None, {name: x[i:i + 1]}) for i in range(len(x))]
         return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
-    class Reader(q.CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            b = next(self.it, None)
-            return None if b is None else {name: b}
-
     ref = run(lively)
     rows = []
     for label, keep in (("all INT8", []), ("Ultralytics' rule", ultralytics), ("this rule", sorted(rule))):
         out = work / f"{Path(onnx_path).stem}-{len(keep)}.onnx"
-        q.quantize_static(str(lively), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, nodes_to_exclude=keep,
-                          calibrate_method=q.CalibrationMethod.Entropy,
-                          extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        quantize_every_op(lively, out, (calib[i:i + 1] for i in range(len(calib))), name, keep)
         y = run(out)
         r0, y0 = ref[0], y[0]
         if task == "classify":

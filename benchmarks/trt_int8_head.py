@@ -68,7 +68,7 @@ def one(onnx: str, work: Path, variant: str) -> None:
         _int8_head.head_rule = lambda layers: {}
     elif head == "ultralytics":
         rule = _int8_head.head_rule
-        _int8_head.head_rule = lambda layers: {k: v for k, v in rule(layers).items() if v == "fp16" or "Sigmoid" in k}
+        _int8_head.head_rule = lambda layers: rule(layers, ultralytics_only=True)
     set_opt_level = _trt_api.set_opt_level
 
     def detailed(trt_, config, level, where):  # called on every build's config: the inspector's verbosity

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from trt_ray_bench.engines._int8_head import head_rule, onnx_layers
+from trt_ray_bench.models._convert import agreement
 from trt_ray_bench.models._inputs import list_images, load_images
 
 pytestmark = pytest.mark.slow
@@ -33,9 +34,8 @@ def _int8(onnx_path: Path, folder: Path, task: str, hw, tmp_path: Path):
     quantized, then again with the rule's layers left in float; and the rule."""
     import onnx
     import onnxruntime as ort
-    from onnxruntime import quantization as q
 
-    from trt_ray_bench.models._convert import lsuv_weights
+    from trt_ray_bench.models._convert import lsuv_weights, quantize_every_op
 
     calib = load_images(list_images(str(folder / "calib")), hw, task)
     x = load_images(list_images(str(folder / "eval")), hw, task)
@@ -49,28 +49,16 @@ def _int8(onnx_path: Path, folder: Path, task: str, hw, tmp_path: Path):
         name = s.get_inputs()[0].name
         return np.concatenate([s.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
 
-    class Reader(q.CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            b = next(self.it, None)
-            return None if b is None else {model.graph.input[0].name: b}
-
     outs = {}
     for label, keep in (("all", []), ("rule", sorted(rule))):
         out = tmp_path / f"{label}.onnx"
-        q.quantize_static(str(lively), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, nodes_to_exclude=keep,
-                          calibrate_method=q.CalibrationMethod.Entropy,
-                          extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        quantize_every_op(lively, out, (calib[i:i + 1] for i in range(len(calib))), model.graph.input[0].name, keep)
         outs[label] = run(out)
     return run(lively), outs, rule
 
 
 def _cos(a, b) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+    return agreement(a, b)[0]
 
 
 def test_the_rule_keeps_a_detectors_class_scores(det_onnx, images, tmp_path):
@@ -105,3 +93,7 @@ def test_a_network_without_module_names_keeps_nothing_out():
               Layer("/model.3/cv2/Conv", "convolution", True, False), Layer("/model.3/Concat", "other", True, False),
               Layer("/model.1/Softmax", "other", True, True)]
     assert head_rule(layers) == {"/model.3/Concat": "fp32", "/model.1/Softmax": "fp32"}
+    # Ultralytics' part alone: the head's Sigmoid and output convolutions, not the decoding
+    layers += [Layer("/model.3/Sigmoid", "sigmoid", True, False), Layer("/model.3/cv3.0.2/Conv", "convolution", True,
+                                                                        False)]
+    assert head_rule(layers, ultralytics_only=True) == {"/model.3/Sigmoid": "fp32", "/model.3/cv3.0.2/Conv": "fp16"}

@@ -55,9 +55,10 @@ def _decodes(name: str, head: str) -> bool:
     return "/" not in rest
 
 
-def head_rule(layers: Sequence[Layer]) -> Dict[str, str]:
+def head_rule(layers: Sequence[Layer], ultralytics_only: bool = False) -> Dict[str, str]:
     """``{layer name: "fp32" | "fp16"}`` of the layers kept out of INT8, in network order;
-    empty for a network without ``/model.N/`` names."""
+    empty for a network without ``/model.N/`` names. ``ultralytics_only``: Ultralytics'
+    part alone (the benchmarks compare the two)."""
     found = [int(m.group(1)) for m in (_MODULE.search(x.name) for x in layers) if m]
     if not found:
         return {}
@@ -71,6 +72,8 @@ def head_rule(layers: Sequence[Layer]) -> Dict[str, str]:
             kept[x.name] = "fp32"
         elif inside and x.kind == "convolution" and (x.name.endswith(".2/Conv") or "/dfl/" in x.name):
             kept[x.name] = "fp16"  # Ultralytics' FP16, an output convolution writing the output too
+        elif ultralytics_only:
+            continue
         elif x.writes_output or (inside and x.kind != "convolution" and _decodes(x.name, head)):
             kept[x.name] = "fp32"
     return kept

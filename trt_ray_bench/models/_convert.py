@@ -301,15 +301,6 @@ def quantize_int8(src: Path, out: Path, batches: Iterator[np.ndarray], input_nam
     """``quantize_static`` of ``src`` into ``out`` (QDQ) calibrated on ``batches``."""
     model = _load(src, "")
     q = lazy_import("onnxruntime.quantization", "convert", _WHY)
-
-    class _Reader(q.CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(batches)
-
-        def get_next(self):
-            x = next(self._it, None)
-            return None if x is None else {input_name: x}
-
     ops = [n.op_type for n in model.graph.node]
     exclude = set(exclude) | set(_skipped_output_nodes(model, op_types))
     op_types = list(op_types)
@@ -323,7 +314,7 @@ def quantize_int8(src: Path, out: Path, batches: Iterator[np.ndarray], input_nam
         q.quantize_static(
             model_input=str(src),
             model_output=str(out),
-            calibration_data_reader=_Reader(),
+            calibration_data_reader=_reader(q, batches, input_name),
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=op_types,
             per_channel=True,
@@ -334,6 +325,33 @@ def quantize_int8(src: Path, out: Path, batches: Iterator[np.ndarray], input_nam
             calibrate_method=getattr(q.CalibrationMethod, CALIBRATE_METHOD),
             extra_options=int8_extra_options(ops),
         )
+
+
+def _reader(q, batches: Iterator[np.ndarray], input_name: str):
+    """``batches`` as ONNX Runtime's calibration data reader."""
+    class _Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            x = next(self._it, None)
+            return None if x is None else {input_name: x}
+
+    return _Reader()
+
+
+def quantize_every_op(src: Path, out: Path, batches: Iterator[np.ndarray], input_name: str,
+                      keep_float: Sequence[str] = ()) -> None:
+    """ONNX Runtime's INT8 as TensorRT's calibrator may make it: every operator ONNX Runtime
+    can quantize, outputs included (QDQ, symmetric, per-channel weights, entropy calibration),
+    the nodes ``keep_float`` left in float. Not a conversion users get: it measures which
+    layers a calibrated engine must keep out of INT8 (``engines._int8_head``)."""
+    q = lazy_import("onnxruntime.quantization", "convert", _WHY)
+    with _quiet():
+        q.quantize_static(str(src), str(out), _reader(q, batches, input_name), quant_format=q.QuantFormat.QDQ,
+                          per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                          nodes_to_exclude=list(keep_float), calibrate_method=q.CalibrationMethod.Entropy,
+                          extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
 def _quantized_nodes(model) -> List[str]:
