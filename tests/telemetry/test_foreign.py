@@ -173,7 +173,8 @@ def test_a_foreign_burner_is_counted_and_named_and_ours_is_not(reader):
             got += seen[-1]["foreign_cpu_pct:trbburn"] / 100 * (t - t_prev) / 1e9
             t_prev = t
         used = _cpu(burner) - before
-        assert used > 0.3  # it ran (2 s on a shared 2-core machine)
+        # it ran: 2 s of wall time, of which a loaded 2-core CI machine gave it 0.28 s once
+        assert used > 0.1
         assert got == pytest.approx(used, rel=0.1, abs=0.05)
         assert all(m["foreign_pid:trbburn"] == burner for m in seen)
         assert all(m["foreign_cpu_pct"] >= m["foreign_cpu_pct:trbburn"] for m in seen)
