@@ -69,8 +69,8 @@ rm -rf "$T/dl"
 python3 -m pip download -q -c "$T/bundle-constraints.txt" --only-binary=:all: --python-version $PYV \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$T/dl" pytools platformdirs mako onnx pillow exceptiongroup tomli 2>&1 | grep -v "is ignored" || true
-# (pillow: a core dependency of the project the bundle lacks; exceptiongroup and tomli:
+    -d "$T/dl" pytools platformdirs mako onnx pillow scipy matplotlib tqdm exceptiongroup tomli 2>&1 | grep -v "is ignored" || true
+# (pillow, scipy, matplotlib, tqdm: core dependencies of the project a bundle may lack; exceptiongroup and tomli:
 #  pytest's own on Python 3.10, which the bundle's pip download left out)
 for f in "$T"/dl/*.whl; do [ -f "$D/bundle/wheels/$(basename "$f")" ] || cp "$f" "$W/"; done
 dups=$(ls "$D"/bundle/wheels/*.whl "$W"/*.whl | xargs -n1 basename | awk -F- '{print tolower($1)}' | sort | uniq -d)

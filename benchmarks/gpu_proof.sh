@@ -376,7 +376,9 @@ par85() {
 precision85() { PREC_MODEL=yolov8n:320 PREC_ARGS="--timing-cache /tmp/trbcache/precision85.cache" precision; }
 # INT8 by the calibrator on the 320-px LSUV detector: the head rule with the min-max and the
 # entropy calibrator, Ultralytics' layers only, no rule (INT8V: other variants); needs scipy in
-# the bundle (gpu_extra_wheels.sh). On an H100 with 8.6 (2026-12-07) a build took ~2.5 min.
+# the bundle (gpu_extra_wheels.sh). On an H100 with 8.6 (2026-12-07) a build took ~2.5 min; on
+# 8.5 the GPU test of it (GPUTESTS_K=keeps_the_class_scores gputests85) took 472 s and the
+# precision table's row (PREC_MODEL=yolov8n:320 PREC_ARGS="--rows int8-calibrator" precision) 415 s.
 int8head() {
   step "INT8 by the calibrator, variants ${INT8V:-rule-minmax,rule-entropy,ultralytics-minmax,none-minmax}"
   "$PY" benchmarks/trt_int8_head.py --model yolov8n:320 --work /tmp/int8head \
