@@ -316,8 +316,9 @@ gputests85() {
   step "tests/gpu ${GPUTESTS:-} ${GPUTESTS_K:-} ${TRB_CUDA:-}"
   local n files; n=$(ls "$OUT"/pytest-gpu*.log 2>/dev/null | wc -l)
   read -ra files <<< "${GPUTESTS:-tests/gpu}"
-  # -v: a call cut at its 10 minutes still shows each test's outcome so far, and the one running
-  pytest85 "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} --durations=15 -rs 2>&1 | tee "$OUT/pytest-gpu$n.log"
+  # -v: a call cut at its 10 minutes still shows each test's outcome so far, and the one running;
+  # -s: the figures the tests print (agreement, build times)
+  pytest85 -s "${files[@]}" ${GPUTESTS_K:+-k "$GPUTESTS_K"} --durations=15 -rs 2>&1 | tee "$OUT/pytest-gpu$n.log"
   echo "pytest exit ${PIPESTATUS[0]}" | tee -a "$OUT/pytest-gpu$n.log"   # on pycuda: how the interpreter ended
 }
 # JetPack 5's proof as one run in the background, which goes on between device calls where
