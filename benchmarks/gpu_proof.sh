@@ -448,5 +448,35 @@ keepup() {
 }
 keepsearch() { KEEPUP_ARGS="--rates=" keepup; }
 
+# The studies' GPU specs on JetPack 5's TensorRT (8.5.3.1): the five tasks alone and together,
+# the idle-gap study, the timing pitfalls and five cameras at 30 FPS, every model in FP32
+# (PREC85=fp16: the specs' own precision). On an H100 (2026-12-07) an 8.5 build of a 320-px
+# detector took ~2 min in FP32 and ~6 min in FP16, so FP32 fits one device session. The five
+# engines are built first, one at a time (8.5's builds started together made no progress), with
+# the options the runs use, so that each run finds them cached. Needs the five exports
+# (.device38/mchunks2) beside the tests' (.device38/mchunks).
+#   PLAN85=studies85 bash benchmarks/gpu_proof.sh models plan85
+studies85() {
+  local p=${PREC85:-fp32} m=/tmp/trbcache/models f t0 log="$OUT/studies85.log"
+  local P=(--set "models.*.precision=$p")
+  step "the studies' GPU specs, every model in $p" | tee -a "$log"
+  for f in $(exports "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
+                     "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx); do
+    t0=$(date +%s); trb engine build "$f" --precision "$p" "${EB[@]}" "${OPTL[@]}" >> "$log" 2>&1
+    echo "built $(basename "$f") in $p: exit $?, $(( $(date +%s) - t0 )) s" | tee -a "$log"
+  done
+  run85() {   # SPEC NAME COMPARE-ARGS...: one study, then its table
+    local spec=$1 name=$2; shift 2
+    step "$name ($spec)" | tee -a "$log"
+    trb run "$spec" "${FAST[@]}" "${P[@]}" --set name="$name" "${RUN85[@]}" >> "$log" 2>&1; echo "trb run exit $?" | tee -a "$log"
+    trb compare "$R/$name" "$@" 2>&1 | tee -a "$log"
+  }
+  RUN85=(--set timing.iterations=300); run85 examples/02_alone_together_gpu/alone_together_gpu.yaml study85_alone_together
+  RUN85=(); run85 examples/03_idle_gap_slowdown/gap_study.yaml study85_gap --baseline gap-0
+  run85 examples/06_timing_pitfalls/timing_pitfalls.yaml study85_pitfalls --baseline warm-sync
+  RUN85=(--set timing.iterations=200); run85 examples/12_keep_up/keep_up_gpu.yaml study85_keep_up
+  tar -czf "$OUT/studies85.tgz" -C "$R" study85_alone_together study85_gap study85_pitfalls study85_keep_up 2>/dev/null
+}
+
 stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls pipeline seed002 skew tables)
 for s in "${stages[@]}"; do "$s"; done
