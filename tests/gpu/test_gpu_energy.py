@@ -58,3 +58,27 @@ def test_energy_from_nvmls_counter_agrees_with_its_power_over_the_same_windows(t
     assert (runs.cooldown_temp_c > 0).all() and (runs.cooldown_temp_c <= 95).all() and runs.oc_events.isna().all()
     assert sum(line.startswith("cooldown GPU at") for line in logs) == 3
     print(results.render(results.alone_vs_together(r.runs)))
+
+
+def test_a_cooldown_the_gpu_cannot_reach_waits_its_timeout_then_measures_and_says_so(tmp_path, cls_onnx):
+    """A real wait on the GPU's own temperature (NVML): no GPU is at 1 °C, so the phase waits
+    its 2-s timeout, measures anyway, and its row records the wait, the temperature it began
+    at and the ``cooldown_timeout`` diagnostic."""
+    spec = spec_from_dict({
+        "name": "cooldown", "output": str(tmp_path / "results"), "schedule": "alone",
+        "timing": {"iterations": 50, "warmup": 5, "cooldown": {"temp_c": 1, "timeout_s": 2}},
+        "telemetry": {"interval_s": 0.05},
+        # FP32: the quickest build on TensorRT 8.5 (about a minute on an H100); the wait is the point
+        "models": [{"path": str(cls_onnx), "name": "cls", "backend": "tensorrt", "precision": "fp32",
+                    "options": FAST}],
+    })
+    logs = []
+    out = run_plan(make_plan(spec), log=logs.append)
+    runs = results.load(out["run_dir"], samples=False).runs
+    assert list(runs.status) == ["ok"] and runs.n.iloc[0] == 50
+    waited, began = runs.cooldown_s.iloc[0], runs.cooldown_temp_c.iloc[0]
+    print(f"cooldown: waited {waited:.2f} s, the GPU at {began:.0f} °C")
+    assert 1.99 <= waited < 5 and 1 < began < 120
+    assert sum(f"warning  cooldown: GPU at {began:.0f} °C" in line for line in logs) == 1, logs
+    codes = {d["code"]: d["message"] for d in runs.diagnostics.iloc[0]}
+    assert "above the 1 °C" in codes.get("cooldown_timeout", ""), codes
