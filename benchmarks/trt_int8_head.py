@@ -27,7 +27,7 @@ substitutes them for the comparison. On an NVIDIA H100 (TensorRT 8.6.0, 2026-12-
 inspector showed the rule's layers in FP32 and FP16 as asked and the head's convolution
 branches in INT8; the rule-entropy engine of the GPU test lost the class scores (cosine
 0.027), which is why the default calibrator is min-max. With min-max, TensorRT 8.5.3.1 kept
-them (the same H100, 2026-12-07: 0.973 in ``benchmarks/trt_precision.py``'s calibrator row).
+them (an H100, 2026-12-07: 0.973 in ``benchmarks/trt_precision.py``'s calibrator row).
 """
 
 from __future__ import annotations
