@@ -5,9 +5,10 @@ ONNX Runtime's INT8 on this machine's CPU (no GPU needed).
 
 TensorRT's calibrator (implicit quantization) lets its builder run any layer in INT8. Here
 ONNX Runtime quantizes every operator the same way (``quantize_static`` in QDQ format with
-no operator list, symmetric INT8, per-channel weights, entropy calibration like TensorRT's
-calibrator) on 16 generated images, and the outputs on 4 others are compared with the float
-model's, as cosine similarity, for three sets of layers left in float:
+no operator list, symmetric INT8, per-channel weights, entropy calibration like trtexec's
+calibrator; trt_ray_bench's calibrated builds use min-max) on 16 generated images, and the
+outputs on 4 others are compared with the float model's, as cosine similarity, for three
+sets of layers left in float:
 
   all INT8           none
   Ultralytics' rule  the head's Sigmoid layers and its output and DFL convolutions

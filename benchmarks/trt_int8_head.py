@@ -118,11 +118,13 @@ def main(argv=None) -> int:
     if args.one:
         one(args.one[0], work, args.one[1])
         return 0
+    from trt_ray_bench.engines._trt_build import CALIBRATORS
+
     unknown = [v for v in args.variants.split(",") if v.split("-")[0] not in ("rule", "ultralytics", "none")
-               or v.split("-")[-1] not in ("entropy", "minmax") or v.count("-") != 1]
+               or v.split("-")[-1] not in CALIBRATORS or v.count("-") != 1]
     if unknown:
         ap.error(f"--variants: {', '.join(unknown)}: each is HEAD-CALIBRATOR, HEAD rule|ultralytics|none, "
-                 "CALIBRATOR entropy|minmax")
+                 f"CALIBRATOR {'|'.join(CALIBRATORS)}")
     try:
         import tensorrt
     except ImportError:
