@@ -451,32 +451,45 @@ keepsearch() { KEEPUP_ARGS="--rates=" keepup; }
 # The studies' GPU specs on JetPack 5's TensorRT (8.5.3.1): the five tasks alone and together,
 # the idle-gap study, the timing pitfalls and five cameras at 30 FPS, every model in FP32
 # (PREC85=fp16: the specs' own precision). On an H100 (2026-12-07) an 8.5 build of a 320-px
-# detector took ~2 min in FP32 and ~6 min in FP16, so FP32 fits one device session. The five
-# engines are built first, one at a time (8.5's builds started together made no progress), with
-# the options the runs use, so that each run finds them cached. Needs the five exports
-# (.device38/mchunks2) beside the tests' (.device38/mchunks).
+# detector took ~2 min in FP32 and ~6 min in FP16, so FP32 fits one device session. Engines are
+# built first, one at a time (8.5's builds started together made no progress), with the options
+# the runs use, so that each run finds them cached: the classifier, then the two studies of it
+# alone (studies85cls), then the other four and the two studies of all five (studies85five).
+# Needs the five exports (.device38/mchunks2) beside the tests' (.device38/mchunks).
 #   PLAN85=studies85 bash benchmarks/gpu_proof.sh models plan85
-studies85() {
-  local p=${PREC85:-fp32} m=/tmp/trbcache/models f t0 log="$OUT/studies85.log"
-  local P=(--set "models.*.precision=$p")
-  step "the studies' GPU specs, every model in $p" | tee -a "$log"
-  for f in $(exports "$m"/yolov8n-cls-224x224-b1-*.onnx "$m"/yolov8n-640x640-b1-*.onnx "$m"/yolov8n-pose-640x640-b1-*.onnx \
-                     "$m"/yolov8n-seg-640x640-b1-*.onnx "$m"/yolov8n-obb-1024x1024-b1-*.onnx); do
-    t0=$(date +%s); trb engine build "$f" --precision "$p" "${EB[@]}" "${OPTL[@]}" >> "$log" 2>&1
-    echo "built $(basename "$f") in $p: exit $?, $(( $(date +%s) - t0 )) s" | tee -a "$log"
+S85=/tmp/trbcache/models
+build85() {   # EXPORT...: each built in $PREC85, one at a time
+  local f t0
+  # the three 640-px networks share their backbone and neck: one timing cache lets the later
+  # builds reuse the earlier ones' timings (the cache is not part of the engine's key)
+  for f in $(exports "$@"); do
+    t0=$(date +%s)
+    trb engine build "$f" --precision "${PREC85:-fp32}" "${EB[@]}" "${OPTL[@]}" \
+        --timing-cache /tmp/trbcache/studies85.cache >> "$OUT/studies85.log" 2>&1
+    echo "built $(basename "$f") in ${PREC85:-fp32}: exit $?, $(( $(date +%s) - t0 )) s" | tee -a "$OUT/studies85.log"
   done
-  run85() {   # SPEC NAME COMPARE-ARGS...: one study, then its table
-    local spec=$1 name=$2; shift 2
-    step "$name ($spec)" | tee -a "$log"
-    trb run "$spec" "${FAST[@]}" "${P[@]}" --set name="$name" "${RUN85[@]}" >> "$log" 2>&1; echo "trb run exit $?" | tee -a "$log"
-    trb compare "$R/$name" "$@" 2>&1 | tee -a "$log"
-  }
-  RUN85=(--set timing.iterations=300); run85 examples/02_alone_together_gpu/alone_together_gpu.yaml study85_alone_together
+}
+run85() {   # SPEC NAME COMPARE-ARGS...: one study (RUN85: more --set), then its table
+  local spec=$1 name=$2 log="$OUT/studies85.log"; shift 2
+  step "$name ($spec), every model in ${PREC85:-fp32}" | tee -a "$log"
+  trb run "$spec" "${FAST[@]}" --set "models.*.precision=${PREC85:-fp32}" --set name="$name" "${RUN85[@]}" \
+      >> "$log" 2>&1
+  echo "trb run exit $?" | tee -a "$log"
+  trb compare "$R/$name" "$@" 2>&1 | tee -a "$log"
+  tar -czf "$OUT/$name.tgz" -C "$R" "$name" 2>/dev/null
+}
+studies85cls() {
+  build85 "$S85"/yolov8n-cls-224x224-b1-*.onnx
   RUN85=(); run85 examples/03_idle_gap_slowdown/gap_study.yaml study85_gap --baseline gap-0
   run85 examples/06_timing_pitfalls/timing_pitfalls.yaml study85_pitfalls --baseline warm-sync
-  RUN85=(--set timing.iterations=200); run85 examples/12_keep_up/keep_up_gpu.yaml study85_keep_up
-  tar -czf "$OUT/studies85.tgz" -C "$R" study85_alone_together study85_gap study85_pitfalls study85_keep_up 2>/dev/null
 }
+studies85five() {
+  build85 "$S85"/yolov8n-640x640-b1-*.onnx "$S85"/yolov8n-pose-640x640-b1-*.onnx "$S85"/yolov8n-seg-640x640-b1-*.onnx \
+          "$S85"/yolov8n-obb-1024x1024-b1-*.onnx
+  RUN85=(--set timing.iterations=300); run85 examples/02_alone_together_gpu/alone_together_gpu.yaml study85_alone_together
+  RUN85=(--set timing.iterations=200); run85 examples/12_keep_up/keep_up_gpu.yaml study85_keep_up
+}
+studies85() { studies85cls; studies85five; }
 
 stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(tests fidelity nvml together gap pitfalls pipeline seed002 skew tables)
 for s in "${stages[@]}"; do "$s"; done
