@@ -3,6 +3,7 @@ its yaml (random weights) at small input sizes; Ray is a real local instance."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -20,11 +21,58 @@ def pytest_configure(config):
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# ---------------------------------------------------------------- two workers at once
+# The README's test command runs the suite on two workers (pytest-xdist, ``-n 2``). A test
+# marked ``alone`` (every test of the measurement loop's timing, tests/timing, whose
+# wall-clock statistics must not share a core, and a few that need a quiet machine) runs
+# while the other worker waits between its tests: the other tests hold a shared lock, an
+# ``alone`` one the exclusive lock, and a gate taken first keeps the shared ones from
+# starving it. Without xdist nothing is locked.
+ALONE_DIRS = (ROOT / "tests" / "timing",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(d in Path(str(item.fspath)).parents for d in ALONE_DIRS):
+            item.add_marker("alone")
+
+
+@contextlib.contextmanager
+def _machine_share(where: Path, alone: bool):
+    import fcntl
+
+    with open(where / "trb-tests.gate", "a") as gate, open(where / "trb-tests.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)  # an alone test waiting here holds it: no shared one starts
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The whole of a test (its fixtures' setup and teardown too) under the workers' lock."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    # the workers' shared directory: each worker's base temp sits in it (popen-gwN)
+    with _machine_share(item.config._tmp_path_factory.getbasetemp().parent,
+                        alone=item.get_closest_marker("alone") is not None):
+        yield
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
     """Keep exports of the test session out of the user's cache, shared by all tests."""
-    d = os.environ.get("TRB_TEST_CACHE") or str(tmp_path_factory.mktemp("trb-cache"))
+    d = os.environ.get("TRB_TEST_CACHE")
+    if not d and os.environ.get("PYTEST_XDIST_WORKER"):  # one cache for both workers' exports
+        d = str(tmp_path_factory.getbasetemp().parent / "trb-cache")
+        os.makedirs(d, exist_ok=True)
+    d = d or str(tmp_path_factory.mktemp("trb-cache"))
     os.environ["TRB_CACHE_DIR"] = d
     yield d
 

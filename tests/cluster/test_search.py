@@ -146,6 +146,7 @@ def test_a_search_with_axes_is_refused():
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.alone  # its rates are the CPU's: under two workers (-n 2) the other one waits
 def test_a_search_on_the_cpu_finds_rates_alone_and_together(tmp_path, cls_onnx, det_onnx, trb):
     """Two real models on ONNX Runtime: the highest rate whose median from arrival stays within
     its deadline (5 ms, the detector 40). Below its service rate a model keeps up (from arrival
