@@ -106,6 +106,7 @@ def test_example_08_sweep_runs_on_the_cpu(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.alone  # frames on a clock, served by the CPU: under two workers (-n 2) the other one waits
 def test_example_12_keep_up_runs_on_the_cpu(tmp_path):
     """Shortened: 40 frames a model and phase; the table shows the open-loop columns the
     README shows."""
@@ -118,4 +119,7 @@ def test_example_12_keep_up_runs_on_the_cpu(tmp_path):
     rows = {_cells(line)[0]: _cells(line) for line in out.splitlines() if line.startswith("| yolov8n")}
     assert set(rows) == {"yolov8n-cls", "yolov8n"}
     missed = printed.index("alone_missed")
-    assert all(re.match(r"\d+\.\d% \[", rows[m][missed]) for m in rows)
+    # a rate, with its interval where the misses' dependence allows one (misses in a burst,
+    # as a busy machine makes them, leave 40 frames too few: then the rate alone)
+    assert all(re.fullmatch(r"\d+\.\d%( \[\d+\.\d, \d+\.\d\])?", rows[m][missed]) for m in rows), \
+        {m: rows[m][missed] for m in rows}

@@ -12,6 +12,7 @@ from trt_ray_bench.spec import spec_from_dict
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+@pytest.mark.alone  # frames on a clock (none dropped alone): under two workers (-n 2) the other one waits
 def test_frames_arrive_on_a_clock_alone_and_together(tmp_path, cls_onnx, det_onnx, ray_local):
     spec = spec_from_dict({
         "name": "keep_up",
