@@ -22,7 +22,7 @@ def pytest_configure(config):
 ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- two workers at once
-# The README's test command runs the suite on two workers (pytest-xdist, ``-n 2``). A test
+# On two workers (pytest-xdist, ``-n 2``: CI's Python 3.8 core suite), a test
 # marked ``alone`` (every test of the measurement loop's timing, tests/timing, whose
 # wall-clock statistics must not share a core, and a few that need a quiet machine) runs
 # while the other worker waits between its tests: the other tests hold a shared lock, an

@@ -19,7 +19,7 @@ from trt_ray_bench.results.diagnose import THRESHOLDS
 from trt_ray_bench.results.foreign import in_window
 from trt_ray_bench.telemetry.foreign import Accounting, driver_identity
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.alone]  # alone: a quiet machine
 
 
 def _run(tmp_path, onnx, name: str):
@@ -82,7 +82,6 @@ def _named_pids(tel):
     return pids | {int(m.split(":")[1]) for m in tel.metric if m.startswith("foreign_trb_run:")}
 
 
-@pytest.mark.alone  # a quiet machine: under two workers (-n 2) the other one waits
 def test_the_runs_own_processes_are_never_foreign_and_a_quiet_machine_flags_nothing(tmp_path, cls_onnx):
     row, tel, f, out, ours, seen = _run(tmp_path, cls_onnx, "quiet")
     print(f"\nforeign CPU in the window: {f['cpu_pct']:.1f} % of a core; {f['names'][:3]}; "
