@@ -53,14 +53,18 @@ def _machine_share(where: Path, alone: bool):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _workers_dir(tmp_path_factory) -> Path:
+    """The directory the workers share: each worker's base temp sits in it (popen-gwN)."""
+    return tmp_path_factory.getbasetemp().parent
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """The whole of a test (its fixtures' setup and teardown too) under the workers' lock."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         yield
         return
-    # the workers' shared directory: each worker's base temp sits in it (popen-gwN)
-    with _machine_share(item.config._tmp_path_factory.getbasetemp().parent,
+    with _machine_share(_workers_dir(item.config._tmp_path_factory),
                         alone=item.get_closest_marker("alone") is not None):
         yield
 
@@ -70,7 +74,7 @@ def _cache_dir(tmp_path_factory):
     """Keep exports of the test session out of the user's cache, shared by all tests."""
     d = os.environ.get("TRB_TEST_CACHE")
     if not d and os.environ.get("PYTEST_XDIST_WORKER"):  # one cache for both workers' exports
-        d = str(tmp_path_factory.getbasetemp().parent / "trb-cache")
+        d = str(_workers_dir(tmp_path_factory) / "trb-cache")
         os.makedirs(d, exist_ok=True)
     d = d or str(tmp_path_factory.mktemp("trb-cache"))
     os.environ["TRB_CACHE_DIR"] = d

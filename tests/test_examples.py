@@ -119,7 +119,7 @@ def test_example_12_keep_up_runs_on_the_cpu(tmp_path):
     rows = {_cells(line)[0]: _cells(line) for line in out.splitlines() if line.startswith("| yolov8n")}
     assert set(rows) == {"yolov8n-cls", "yolov8n"}
     missed = printed.index("alone_missed")
-    # a rate, with its interval where the misses' dependence allows one (misses in a burst,
-    # as a busy machine makes them, leave 40 frames too few: then the rate alone)
+    # a rate, with its interval where the misses' dependence allows one (where the misses are
+    # too dependent for 40 frames, the rate alone: timing._queueing.miss_interval)
     assert all(re.fullmatch(r"\d+\.\d%( \[\d+\.\d, \d+\.\d\])?", rows[m][missed]) for m in rows), \
         {m: rows[m][missed] for m in rows}
