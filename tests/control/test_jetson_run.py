@@ -103,8 +103,10 @@ def test_a_second_run_changing_the_boards_clocks_is_refused_while_one_measures(t
     from trt_ray_bench.cluster import node_run
 
     monkeypatch.setattr(node_run, "LEASE_WAIT_S", 0.5)
+    # enough inferences to outlast the second run's refusal (3000 had once ended before it on a
+    # 2-core machine), few enough that the model left runs out its count soon after the kill below
     first = released_run(make_plan(_spec(tmp_path, cls_onnx, schedule="together", clocks="max",
-                                         timing={"iterations": 3000, "warmup": 1})))
+                                         timing={"iterations": 20_000, "warmup": 1})))
     before = _changes(fake_jetson)
     with pytest.raises(UserError, match=r"^clocks: gpu_mhz=612: changes GPU 0's settings \(on a Jetson, the whole "
                                         r"board's\), which another experiment on this node holds \(pid \d+\)") as err:
